@@ -1,0 +1,29 @@
+"""Fixtures shared by the whole suite.
+
+``impl`` runs a test once against the Numba kernels (``numbaconv``) and once
+against the NumPy reference (``numbaconv.reference``): the contract holds for
+both.
+"""
+import numpy as np
+import pytest
+from hypothesis import settings
+
+import numbaconv
+import numbaconv.reference
+
+# First calls compile kernels (seconds), so no per-example deadline.
+settings.register_profile("numbaconv", deadline=None, max_examples=40, derandomize=True)
+settings.load_profile("numbaconv")
+
+IMPLS = {"numba": numbaconv, "reference": numbaconv.reference}
+
+
+@pytest.fixture(params=list(IMPLS), ids=list(IMPLS))
+def impl(request):
+    """The implementation under test: numbaconv or numbaconv.reference."""
+    return IMPLS[request.param]
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20261122)
