@@ -21,6 +21,8 @@ A backend provides these NHWC cores (``g`` is a ``_validate.Geometry``):
 Cores may assume validated arguments, must not modify their inputs and must
 return fresh arrays.
 """
+import numpy as np
+
 from . import _validate as v
 
 CORES = (
@@ -81,7 +83,7 @@ class Ops:
         return (
             v.from_nhwc(dx, a.data_format),
             v.filters_from_hwio(dw, a.data_format),
-            core["bias_backward"](a.dy),
+            np.ascontiguousarray(core["bias_backward"](a.dy)),
         )
 
     def conv2d_transpose(self, x, w, b=None, *, stride=1, padding=0, output_padding=0,
@@ -124,7 +126,7 @@ class Ops:
         return (
             v.from_nhwc(dx, a.data_format),
             v.filters_from_hwio(dw, a.data_format),
-            core["bias_backward"](a.dy),
+            np.ascontiguousarray(core["bias_backward"](a.dy)),
         )
 
     # ---------------------------------------------------------------- patches
@@ -136,7 +138,7 @@ class Ops:
         both data formats; padded positions read as zero.
         """
         a = v.im2col(x, kernel_size, stride, padding, dilation, data_format)
-        return self._core["im2col"](a.data, a.g)
+        return np.ascontiguousarray(self._core["im2col"](a.data, a.g))
 
     def col2im(self, cols, x_shape, kernel_size, *, stride=1, padding=0, dilation=1,
                data_format="NHWC"):

@@ -95,7 +95,7 @@ def data_format(value):
 
 def array(value, name):
     """An array-like of real numbers as an ndarray (no copy when it already is one)."""
-    arr = np.asarray(value)
+    arr = _asarray(value, name)
     if arr.dtype.kind not in "biuf":
         raise TypeError(
             f"{name} must hold real numbers (bool, int or float); got dtype {arr.dtype}"
@@ -103,6 +103,13 @@ def array(value, name):
     if arr.dtype.kind == "f" and arr.dtype.itemsize > 8:
         raise TypeError(f"{name} has dtype {arr.dtype}; cast it to float64 (the widest supported)")
     return arr
+
+
+def _asarray(value, name):
+    try:
+        return np.asarray(value)
+    except ValueError as err:  # ragged nested lists
+        raise ValueError(f"{name} is not a rectangular array: {err}") from None
 
 
 def compute_dtype(*arrays):
@@ -204,8 +211,8 @@ def to_nhwc(arr, fmt):
 
 
 def from_nhwc(arr, fmt):
-    """A result in the caller's layout, always C-contiguous."""
-    return arr if fmt == "NHWC" else np.ascontiguousarray(arr.transpose(0, 3, 1, 2))
+    """A result in the caller's layout, always C-contiguous (no copy if it already is)."""
+    return np.ascontiguousarray(arr if fmt == "NHWC" else arr.transpose(0, 3, 1, 2))
 
 
 def nhwc_shape(shape, fmt):
@@ -217,7 +224,7 @@ def filters_to_hwio(w, fmt):
 
 
 def filters_from_hwio(w, fmt):
-    return w if fmt == "NHWC" else np.ascontiguousarray(w.transpose(3, 2, 0, 1))
+    return np.ascontiguousarray(w if fmt == "NHWC" else w.transpose(3, 2, 0, 1))
 
 
 def _filter_name(fmt):
@@ -393,7 +400,7 @@ def max_pool2d(x, pool_size, stride, padding, fmt):
 def max_pool2d_backward(dy, argmax, x_shape, fmt):
     fmt = data_format(fmt)
     dy_arr = ndim4(array(dy, "dy"), "dy", fmt)
-    idx = np.asarray(argmax)
+    idx = _asarray(argmax, "argmax")
     if idx.dtype.kind not in "iu":
         raise TypeError(f"argmax must be an integer array (as max_pool2d_argmax returns), got dtype {idx.dtype}")
     if idx.shape != dy_arr.shape:
