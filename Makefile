@@ -33,6 +33,14 @@ bench: $(VENV)/.perf-installed
 
 bench-quick: $(VENV)/.perf-installed
 	$(BIN)/python perf/bench.py --quick
+	$(BIN)/python -m pytest -q perf/test_perf.py
+
+# Regression check between two commits, timed interleaved in one run:
+# `make compare A=main B=HEAD` (exit 1 on a slowdown beyond the measured noise).
+A ?= HEAD~1
+B ?= HEAD
+compare: $(VENV)/.perf-installed
+	$(BIN)/python perf/compare.py $(A) $(B)
 
 example: $(VENV)/.test-installed
 	$(BIN)/python examples/train_digits.py
