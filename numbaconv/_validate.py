@@ -394,6 +394,8 @@ def max_pool2d(x, pool_size, stride, padding, fmt):
                 f"padding (top, bottom, left, right)={pad}, pool_size=({kh}, {kw})"
             )
     _, h, w, _ = x_nhwc.shape
+    if h == 0 or w == 0:
+        raise ValueError(f"x has an empty (H, W) plane ({h}, {w}): every pooling window would be all padding")
     return PoolArgs(x_nhwc, window_geometry(h, w, kh, kw, stride, (1, 1), pad, "max_pool2d"), fmt)
 
 

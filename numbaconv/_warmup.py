@@ -28,4 +28,10 @@ def warmup(dtypes=(np.float32, np.float64)):
         nc.max_pool2d_backward(pooled, argmax, x.shape)
         nc.lrn_backward(x, x, depth_radius=1)
         nc.lrn(x, depth_radius=1)
+        # Channels-first kernels (pool backward, LRN) that NCHW calls reach.
+        x_nchw = x.transpose(0, 3, 1, 2)
+        pooled, argmax = nc.max_pool2d_argmax(x_nchw, 2, data_format="NCHW")
+        nc.max_pool2d_backward(pooled, argmax, x_nchw.shape, data_format="NCHW")
+        nc.lrn_backward(x_nchw, x_nchw, depth_radius=1, data_format="NCHW")
+        nc.lrn(x_nchw, depth_radius=1, data_format="NCHW")
     return time.perf_counter() - start

@@ -1,2 +1,19 @@
-"""Placeholder until the Numba kernels land: the NumPy reference cores."""
-from ..reference.patches import *  # noqa: F401,F403
+"""NHWC drivers of the im2col / col2im kernels."""
+import numpy as np
+
+from .._kernels import patches as k
+from .convolution import contiguous
+
+
+def im2col(x, g):
+    x = contiguous(x)
+    n, c = x.shape[0], x.shape[3]
+    cols = np.empty((n * g.oh * g.ow, g.kh * g.kw * c), x.dtype)
+    k.im2col_nhwc(x, cols, g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl)
+    return cols
+
+
+def col2im(cols, n, c, g):
+    x = np.empty((n, g.h, g.w, c), cols.dtype)
+    k.col2im_nhwc(contiguous(cols), x, g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl)
+    return x

@@ -1,2 +1,61 @@
-"""Placeholder until the Numba kernels land: the NumPy reference cores."""
-from ..reference.pooling import *  # noqa: F401,F403
+"""Max pooling drivers: contiguous inputs -> allocate -> one kernel.
+
+The cores receive NHWC arrays; an NCHW caller's array arrives as a
+transposed view whose memory is channels-first. The forward kernels
+vectorize over channels, so the driver copies such input to NHWC (measured
+on (128, 16, 28, 28) float32, one thread: a channels-first forward kernel,
+one channel per inner loop, took 11.4 ms against 2.1 ms for this copy, the
+NHWC kernel and the copies back). The backward scatter does not vectorize
+in either layout, so it has a channels-first kernel: it reads dy and argmax
+as they are and allocates dx channels-first, returned as an NHWC view of it
+(the Ops layer's transpose back to NCHW is then free).
+"""
+import numpy as np
+
+from .._kernels import pooling as kernels
+
+
+def _channels_first(a):
+    """True if the NHWC view ``a`` is an (N, C, H, W) C-contiguous array in memory."""
+    return a.shape[3] > 1 and a.transpose(0, 3, 1, 2).flags.c_contiguous
+
+
+def _pool(x, g, with_argmax):
+    x = np.ascontiguousarray(x)
+    shape = (x.shape[0], g.oh, g.ow, x.shape[3])
+    y = np.empty(shape, dtype=x.dtype)
+    geometry = (g.kh, g.kw, g.sh, g.sw, g.pt, g.pl)
+    if not with_argmax:
+        kernels.max_pool2d_nhwc(x, *geometry, x.dtype.type(1), y)
+        return y
+    argmax = np.empty(shape, dtype=np.int64)
+    kernels.max_pool2d_argmax_nhwc(x, *geometry, y, argmax)
+    return y, argmax
+
+
+def max_pool2d_argmax(x, g):
+    """(y, argmax) of shape (N, OH, OW, C); argmax is int64, flat h * W + w."""
+    return _pool(x, g, True)
+
+
+def max_pool2d(x, g):
+    """y of shape (N, OH, OW, C)."""
+    return _pool(x, g, False)
+
+
+def max_pool2d_backward(dy, argmax, h, w):
+    """dx of shape (N, H, W, C): each dy entry added at its argmax."""
+    n, oh, ow, c = dy.shape
+    if _channels_first(dy) and _channels_first(argmax):
+        planes = n * c
+        dx = np.empty((planes, h * w), dtype=dy.dtype)
+        kernels.max_pool2d_backward_nchw(
+            dy.transpose(0, 3, 1, 2).reshape(planes, oh * ow),
+            argmax.transpose(0, 3, 1, 2).reshape(planes, oh * ow), dx,
+        )
+        return dx.reshape(n, c, h, w).transpose(0, 2, 3, 1)
+    dy, argmax = np.ascontiguousarray(dy), np.ascontiguousarray(argmax)
+    dx = np.empty((n, h * w, c), dtype=dy.dtype)
+    kernels.max_pool2d_backward_nhwc(dy, argmax, dx)
+    return dx.reshape(n, h, w, c)
+

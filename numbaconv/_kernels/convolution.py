@@ -1,0 +1,415 @@
+"""Convolution kernels: direct forward, gather-form transpose, filter and bias gradients.
+
+Data (x, y, dy) reach the kernels as an :class:`Image`: a flat buffer plus
+the element step of each NHWC index, so one compiled kernel per dtype
+serves NHWC memory and NCHW memory alike (an NHWC-indexed view of an NCHW
+array would be a second Numba type, i.e. a second compilation of every
+kernel). Filters are HWIO and C-contiguous.
+
+Why the kernels go through channel planes
+-----------------------------------------
+Numba vectorizes only innermost loops (LLVM's loop vectorizer; its SLP
+vectorizer is off in Numba), and that vectorizer needs at least 32 float32
+iterations before its 8-lane x 4-way body runs at all. With NHWC data the
+contiguous axis is the channel axis, often 3 or 16 long: too short. So each
+prange iteration copies the rows it needs into *channel planes* (one
+zero-padded 2-D plane per channel and stride phase) and then runs long
+contiguous loops over output positions, several taps and channels per pass
+(``_accumulate_taps``, ``_correlate_taps``). At the end of the iteration the
+result planes are copied into the output (a transpose for NHWC memory, row
+copies for NCHW memory).
+
+Plane geometry (forward conv, one block of output rows ``oh0 <= oh < oh0 + rows``):
+the padded input row ``oh * sh + kh * dh`` is row ``oh + kh * dh // sh`` of the
+stride phase ``kh * dh % sh``. A phase plane therefore holds the padded rows
+``rh, rh + sh, ...`` and columns ``rw, rw + sw, ...``; output ``(oh, ow)`` sits
+at grid position ``(oh - oh0) * pitch + ow`` and tap ``(kh, kw, ci)`` reads the
+plane of ``(ci, kh * dh % sh, kw * dw % sw)`` at that position plus
+``(kh * dh // sh) * pitch + kw * dw // sw``. Grid columns ``ow >= OW`` are
+computed and thrown away (or read as zero where they feed a reduction).
+
+Tap lists are padded to a multiple of ``TAPS`` with taps of weight 0 that read a
+zero tail of the plane buffer, and dy planes (filter gradient) to a multiple
+of ``CHANNELS`` with zero planes, so the vector bodies need no remainder
+loops over taps.
+"""
+from typing import NamedTuple
+
+import numpy as np
+from numba import prange
+
+from .._numba import kernel
+
+TAPS = 4  # taps summed per pass over the grid
+CHANNELS = 2  # dy planes per pass of _correlate_taps
+
+
+class Image(NamedTuple):
+    """An NHWC-indexed batch in any memory order: ``[n, h, w, c]`` is ``data[n * n_step + ... + c * c_step]``."""
+
+    data: np.ndarray  # 1-D, C-contiguous
+    n: int
+    h: int
+    w: int
+    c: int
+    n_step: int
+    h_step: int
+    w_step: int
+    c_step: int
+
+
+def _round_up(value, multiple):
+    return -(-value // multiple) * multiple
+
+
+round_up = kernel(_round_up, parallel=False)
+
+
+@kernel(parallel=False)
+def _copy_block(dst, dst_start, dst_steps, src, src_start, src_steps, shape):
+    """dst[dst_start + r * dr + c * dc + i * di] = src[src_start + r * sr + c * sc + i * si].
+
+    For (r, c, i) < shape = (rows, channels, count), on 1-D C-contiguous
+    arrays, with steps ``(dr, dc, di)`` and ``(sr, sc, si)``. One side is
+    always plane rows (element step 1) and goes through a contiguous slice;
+    the other side is indexed with unsigned arithmetic (no negative-index
+    check per access, and no strided slice, whose length costs a division).
+    When both element steps are 1 (along w in NCHW memory) LLVM vectorizes
+    the copy and each channel's rows are copied in turn; otherwise (NHWC
+    memory) channels go inside rows, so that the cache lines a pixel's
+    channels share are finished while they are in L1.
+    """
+    rows, channels, count = shape
+    dst_row, dst_chan, dst_step = dst_steps
+    src_row, src_chan, src_step = src_steps
+    channels_inside = dst_step != 1 or src_step != 1
+    outer, inner = (rows, channels) if channels_inside else (channels, rows)
+    for a in range(outer):
+        for b in range(inner):
+            r, c = (a, b) if channels_inside else (b, a)
+            d0 = dst_start + r * dst_row + c * dst_chan
+            s0 = src_start + r * src_row + c * src_chan
+            if dst_step == 1 and src_step == 1:
+                dst_run = dst[d0:d0 + count]
+                src_run = src[s0:s0 + count]
+                for i in range(count):
+                    dst_run[i] = src_run[i]
+            elif dst_step == 1:
+                dst_run = dst[d0:d0 + count]
+                s0u, stepu = np.uint64(s0), np.uint64(src_step)
+                for i in range(count):
+                    dst_run[i] = src[s0u + np.uint64(i) * stepu]
+            else:
+                src_run = src[s0:s0 + count]
+                d0u, stepu = np.uint64(d0), np.uint64(dst_step)
+                for i in range(count):
+                    dst[d0u + np.uint64(i) * stepu] = src_run[i]
+
+
+def _first_row(j0, rh, sh, pt):
+    """The first ``local`` with ``(j0 + local) * sh + rh - pt >= 0``."""
+    return max(0, -(-(pt - rh - j0 * sh) // sh))
+
+
+first_row = kernel(_first_row, parallel=False)
+
+
+@kernel(parallel=False)
+def _fill_planes(planes, x, n, j0, rows, sh, sw, pt, pl, pitch, plane_len):
+    """Copy the part of image n of ``x`` (an Image) that plane rows ``j0 .. j0 + rows`` hold.
+
+    Plane ``(c * sh + rh) * sw + rw`` row ``j`` column ``k`` holds
+    ``x[n, j * sh + rh - pt, k * sw + rw - pl, c]``; positions outside the
+    image must already be zero. Columns past ``pitch`` are never read.
+    """
+    for rh in range(sh):
+        lo = first_row(j0, rh, sh, pt)  # ih = (j0 + local) * sh + rh - pt in [0, h)
+        hi = min(rows, (x.h - 1 + pt - rh) // sh - j0 + 1)
+        if hi <= lo:
+            continue
+        ih = (j0 + lo) * sh + rh - pt
+        for rw in range(sw):
+            k_lo = (pl - rw + sw - 1) // sw if pl > rw else 0  # first k with iw >= 0
+            k_hi = min(pitch, (x.w - 1 + pl - rw) // sw + 1)
+            if k_hi <= k_lo:
+                continue
+            dst_start = (rh * sw + rw) * plane_len + lo * pitch + k_lo
+            src_start = n * x.n_step + ih * x.h_step + (k_lo * sw + rw - pl) * x.w_step
+            _copy_block(planes, dst_start, (pitch, sh * sw * plane_len, 1),
+                        x.data, src_start, (sh * x.h_step, x.c_step, sw * x.w_step),
+                        (hi - lo, x.c, k_hi - k_lo))
+
+
+@kernel(parallel=False)
+def _accumulate_taps(acc, bias, planes, offset, weight, n_taps, length):
+    """acc[c, p] = bias[c] + sum(weight[c, t] * planes[offset[t] + p] for t < n_taps), p < length.
+
+    ``n_taps`` is a multiple of TAPS. Each pass over p reads TAPS shifted
+    source rows once for two output channels (the loads are shared; the sum
+    of the TAPS products stays in registers); an odd last channel gets a
+    pass of its own rather than a padded partner.
+    """
+    n_channels = acc.shape[0]
+    for c in range(0, n_channels - 1, 2):
+        out0 = acc[c]
+        out1 = acc[c + 1]
+        bias0, bias1 = bias[c], bias[c + 1]
+        for p in range(length):
+            out0[p] = bias0
+            out1[p] = bias1
+        for t in range(0, n_taps, TAPS):
+            src0 = planes[offset[t]:]
+            src1 = planes[offset[t + 1]:]
+            src2 = planes[offset[t + 2]:]
+            src3 = planes[offset[t + 3]:]
+            a0, a1, a2, a3 = weight[c, t], weight[c, t + 1], weight[c, t + 2], weight[c, t + 3]
+            b0, b1 = weight[c + 1, t], weight[c + 1, t + 1]
+            b2, b3 = weight[c + 1, t + 2], weight[c + 1, t + 3]
+            for p in range(length):
+                v0, v1, v2, v3 = src0[p], src1[p], src2[p], src3[p]
+                out0[p] += a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3
+                out1[p] += b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3
+    if n_channels % 2:
+        c = n_channels - 1
+        out0 = acc[c]
+        bias0 = bias[c]
+        for p in range(length):
+            out0[p] = bias0
+        for t in range(0, n_taps, TAPS):
+            src0 = planes[offset[t]:]
+            src1 = planes[offset[t + 1]:]
+            src2 = planes[offset[t + 2]:]
+            src3 = planes[offset[t + 3]:]
+            a0, a1, a2, a3 = weight[c, t], weight[c, t + 1], weight[c, t + 2], weight[c, t + 3]
+            for p in range(length):
+                out0[p] += a0 * src0[p] + a1 * src1[p] + a2 * src2[p] + a3 * src3[p]
+
+
+@kernel(parallel=False)
+def _correlate_taps(out, planes, offset, dy_planes, length):
+    """out[t, c] += sum(planes[offset[t] + p] * dy_planes[c, p] for p < length).
+
+    ``out.shape[0]`` is a multiple of TAPS and ``out.shape[1]`` of CHANNELS;
+    each pass over p keeps TAPS x CHANNELS running sums in registers.
+    """
+    for t in range(0, out.shape[0], TAPS):
+        src0 = planes[offset[t]:]
+        src1 = planes[offset[t + 1]:]
+        src2 = planes[offset[t + 2]:]
+        src3 = planes[offset[t + 3]:]
+        for c in range(0, out.shape[1], CHANNELS):
+            g0 = dy_planes[c]
+            g1 = dy_planes[c + 1]
+            s00 = s10 = s20 = s30 = s01 = s11 = s21 = s31 = out.dtype.type(0)
+            for p in range(length):
+                v0, v1, v2, v3 = src0[p], src1[p], src2[p], src3[p]
+                d0, d1 = g0[p], g1[p]
+                s00 += v0 * d0
+                s10 += v1 * d0
+                s20 += v2 * d0
+                s30 += v3 * d0
+                s01 += v0 * d1
+                s11 += v1 * d1
+                s21 += v2 * d1
+                s31 += v3 * d1
+            out[t, c] += s00
+            out[t + 1, c] += s10
+            out[t + 2, c] += s20
+            out[t + 3, c] += s30
+            out[t, c + 1] += s01
+            out[t + 1, c + 1] += s11
+            out[t + 2, c + 1] += s21
+            out[t + 3, c + 1] += s31
+
+
+@kernel(parallel=False)
+def _forward_taps(k_h, k_w, c_in, sh, sw, dh, dw, pitch, plane_len, zero_tail):
+    """Plane offsets of the forward taps (kh, kw, ci), padded to TAPS with the zero tail."""
+    n_taps = k_h * k_w * c_in
+    offset = np.full(round_up(max(n_taps, 1), TAPS), zero_tail, np.int64)
+    for kh in range(k_h):
+        for kw in range(k_w):
+            phase = (kh * dh % sh) * sw + kw * dw % sw
+            shift = (kh * dh // sh) * pitch + kw * dw // sw
+            for ci in range(c_in):
+                offset[(kh * k_w + kw) * c_in + ci] = (ci * sh * sw + phase) * plane_len + shift
+    return offset
+
+
+@kernel
+def conv2d_nhwc(x, w, b, y, rows_per_block, sh, sw, dh, dw, pt, pl):
+    """y[n, oh, ow, co] = b[co] + sum(x[n, ih, iw, ci] * w[kh, kw, ci, co]), direct (no im2col).
+
+    ``x`` and ``y`` are Images; ``ih = oh * sh - pt + kh * dh``,
+    ``iw = ow * sw - pl + kw * dw``; taps on padding add nothing. One prange
+    iteration owns one block of output rows ``y[n, oh0:oh0 + rows_per_block]``
+    and its own plane scratch.
+    """
+    k_h, k_w, c_in, c_out = w.shape
+    extra_rows = (k_h - 1) * dh // sh
+    pitch = y.w + (k_w - 1) * dw // sw
+    plane_len = (rows_per_block + extra_rows) * pitch + (k_w - 1) * dw // sw
+    length = rows_per_block * pitch
+    zero_tail = c_in * sh * sw * plane_len
+    offset = _forward_taps(k_h, k_w, c_in, sh, sw, dh, dw, pitch, plane_len, zero_tail)
+    weight = np.zeros((c_out, offset.size), w.dtype)
+    for kh in range(k_h):
+        for kw in range(k_w):
+            for ci in range(c_in):
+                for co in range(c_out):
+                    weight[co, (kh * k_w + kw) * c_in + ci] = w[kh, kw, ci, co]
+    blocks = (y.h + rows_per_block - 1) // rows_per_block
+    for unit in prange(y.n * blocks):
+        n = np.int64(unit) // blocks
+        oh0 = (np.int64(unit) - n * blocks) * rows_per_block
+        rows = min(rows_per_block, y.h - oh0)
+        planes = np.zeros(zero_tail + length, w.dtype)
+        _fill_planes(planes, x, n, oh0, rows + extra_rows, sh, sw, pt, pl, pitch, plane_len)
+        acc = np.empty((c_out, length), w.dtype)
+        _accumulate_taps(acc, b, planes, offset, weight, offset.size, rows * pitch)
+        _copy_block(y.data, n * y.n_step + oh0 * y.h_step, (y.h_step, y.c_step, y.w_step),
+                    acc.reshape(-1), 0, (pitch, length, 1), (rows, c_out, y.w))
+
+
+@kernel
+def conv2d_transpose_nhwc(x, w, b, y, rows_per_block, sh, sw, dh, dw, pt, pl):
+    """The adjoint of conv2d_nhwc in gather form; also conv2d's input gradient.
+
+    ``x`` (N, OH, OW, C_out) lives on the forward conv's output plane and
+    ``y`` (N, H, W, C_in) on its input plane (both Images):
+    ``y[n, ih, iw, ci] = b[ci] + sum(x[n, oh, ow, co] * w[kh, kw, ci, co])`` over
+    the (kh, kw, oh, ow) with ``oh * sh - pt + kh * dh == ih`` and
+    ``ow * sw - pl + kw * dw == iw``. Rows of y that no tap reaches
+    (output_padding, SAME) get only b.
+
+    Output rows split by stride phase: ``ih + pt = j * sh + r`` is reached by
+    the taps with ``kh * dh % sh == r``, from ``oh = j - kh * dh // sh``. So each
+    phase (r, c) of y is a stride-1 correlation of the x planes (padded by
+    ``(K - 1) * d // s`` rows/columns on top/left) with its own tap subset.
+    One prange iteration owns the rows ``j0 <= j < j0 + rows_per_block`` of
+    every phase of image n, i.e. a fixed set of y rows, and its own scratch.
+    """
+    k_h, k_w, c_in, c_out = w.shape
+    extra_rows = (k_h - 1) * dh // sh
+    extra_cols = (k_w - 1) * dw // sw
+    grid_rows = (y.h - 1 + pt) // sh + 1  # j reaches every output row
+    grid_cols = (y.w - 1 + pl) // sw + 1
+    pitch = grid_cols + extra_cols
+    plane_len = (rows_per_block + extra_rows) * pitch
+    length = rows_per_block * pitch
+    zero_tail = c_out * plane_len
+    n_phases = sh * sw
+    taps_per_phase = round_up(max(k_h * k_w * c_out, 1), TAPS)  # dilation can put every tap in one phase
+    offset = np.full((n_phases, taps_per_phase), zero_tail, np.int64)
+    weight = np.zeros((n_phases, c_in, taps_per_phase), w.dtype)
+    n_taps = np.zeros(n_phases, np.int64)
+    for kh in range(k_h):
+        for kw in range(k_w):
+            phase = (kh * dh % sh) * sw + kw * dw % sw
+            shift = (extra_rows - kh * dh // sh) * pitch + extra_cols - kw * dw // sw
+            for co in range(c_out):
+                t = n_taps[phase]
+                offset[phase, t] = co * plane_len + shift
+                for ci in range(c_in):
+                    weight[phase, ci, t] = w[kh, kw, ci, co]
+                n_taps[phase] = t + 1
+    blocks = (grid_rows + rows_per_block - 1) // rows_per_block
+    for unit in prange(y.n * blocks):
+        n = np.int64(unit) // blocks
+        j0 = (np.int64(unit) - n * blocks) * rows_per_block
+        rows = min(rows_per_block, grid_rows - j0)
+        planes = np.zeros(zero_tail + length, w.dtype)
+        _fill_planes(planes, x, n, j0, rows + extra_rows, 1, 1, extra_rows, extra_cols,
+                     pitch, plane_len)
+        acc = np.empty((c_in, length), w.dtype)
+        for r in range(sh):
+            for c in range(sw):
+                phase = r * sw + c
+                _accumulate_taps(acc, b, planes, offset[phase], weight[phase],
+                                 round_up(n_taps[phase], TAPS), rows * pitch)
+                lo = first_row(j0, r, sh, pt)  # ih = (j0 + local) * sh + r - pt in [0, H)
+                hi = min(rows, (y.h - 1 + pt - r) // sh - j0 + 1)
+                k_lo = (pl - c + sw - 1) // sw if pl > c else 0  # first k with iw >= 0
+                k_hi = min(grid_cols, (y.w - 1 + pl - c) // sw + 1)
+                if hi <= lo or k_hi <= k_lo:
+                    continue
+                ih = (j0 + lo) * sh + r - pt
+                start = n * y.n_step + ih * y.h_step + (k_lo * sw + c - pl) * y.w_step
+                _copy_block(y.data, start, (sh * y.h_step, y.c_step, sw * y.w_step),
+                            acc.reshape(-1), lo * pitch + k_lo, (pitch, length, 1),
+                            (hi - lo, c_in, k_hi - k_lo))
+
+
+@kernel
+def conv2d_backward_filter_nhwc(x, dy, dw_out, n_parts, rows_per_block, sh, sw, dh, dw, pt, pl):
+    """dw_out[kh, kw, ci, co] = sum(x[n, ih, iw, ci] * dy[n, oh, ow, co]) over n, oh, ow.
+
+    ``x`` and ``dy`` are Images. The work units (image n, block of output
+    rows) are split into n_parts contiguous ranges. One prange iteration owns
+    one range, its private partial sums and scratch; the partials are then
+    added in range order, so repeated calls with the same n_parts give
+    bit-identical results.
+    """
+    k_h, k_w, c_in, c_out = dw_out.shape
+    extra_rows = (k_h - 1) * dh // sh
+    pitch = dy.w + (k_w - 1) * dw // sw
+    plane_len = (rows_per_block + extra_rows) * pitch + (k_w - 1) * dw // sw
+    length = rows_per_block * pitch
+    zero_tail = c_in * sh * sw * plane_len
+    offset = _forward_taps(k_h, k_w, c_in, sh, sw, dh, dw, pitch, plane_len, zero_tail)
+    c_pad = round_up(c_out, CHANNELS)
+    blocks = (dy.h + rows_per_block - 1) // rows_per_block
+    units = dy.n * blocks
+    partial = np.zeros((n_parts, offset.size, c_pad), dw_out.dtype)
+    for part in prange(n_parts):
+        planes = np.empty(zero_tail + length, dw_out.dtype)
+        # Only columns < OW of dy's rows are ever written: the grid columns
+        # past OW and the padding planes stay zero, so they add nothing.
+        dy_planes = np.zeros((c_pad, length), dw_out.dtype)
+        for unit in range(units * np.int64(part) // n_parts, units * (np.int64(part) + 1) // n_parts):
+            n = unit // blocks
+            oh0 = (unit - n * blocks) * rows_per_block
+            rows = min(rows_per_block, dy.h - oh0)
+            planes[:] = 0
+            _fill_planes(planes, x, n, oh0, rows + extra_rows, sh, sw, pt, pl, pitch, plane_len)
+            _copy_block(dy_planes.reshape(-1), 0, (pitch, length, 1),
+                        dy.data, n * dy.n_step + oh0 * dy.h_step, (dy.h_step, dy.c_step, dy.w_step),
+                        (rows, c_out, dy.w))
+            _correlate_taps(partial[part], planes, offset, dy_planes, rows * pitch)
+    # Serial: a few thousand additions do not pay for a second parallel
+    # region (each is a barrier where a descheduled thread stalls the call).
+    for kh in range(k_h):
+        for kw in range(k_w):
+            for ci in range(c_in):
+                tap = (kh * k_w + kw) * c_in + ci
+                for co in range(c_out):
+                    dw_out[kh, kw, ci, co] = partial[0, tap, co]
+                for part in range(1, n_parts):
+                    for co in range(c_out):
+                        dw_out[kh, kw, ci, co] += partial[part, tap, co]
+
+
+@kernel
+def bias_backward_rows(rows, db, channel_step, n_parts):
+    """db[c] = sum of the entries of ``rows`` whose channel is c: ``q // channel_step % C`` for column q.
+
+    ``rows`` is dy's memory as (R, L): (N * OH, OW * C) for NHWC memory
+    (channel_step 1), (N, C * OH * OW) for NCHW memory (channel_step
+    OH * OW). One prange iteration owns one contiguous range of rows and its
+    private partial column sums (a long contiguous loop, unlike one over C);
+    they are folded into db in range order afterwards (bit-identical across
+    calls with the same n_parts).
+    """
+    n_rows, row_len = rows.shape
+    c_out = db.shape[0]
+    partial = np.zeros((n_parts, row_len), db.dtype)
+    for part in prange(n_parts):
+        acc = partial[part]
+        for r in range(n_rows * np.int64(part) // n_parts, n_rows * (np.int64(part) + 1) // n_parts):
+            src = rows[r]
+            for q in range(row_len):
+                acc[q] += src[q]
+    db[:] = 0
+    for part in range(n_parts):
+        for q in range(row_len):
+            db[q // channel_step % c_out] += partial[part, q]
