@@ -193,6 +193,13 @@ def test_max_pool_padding_not_smaller_than_window(guarded, op, padding):
     expect(guarded, op, ValueError, "padding", pool_size=pool, padding=padding)
 
 
+@pytest.mark.parametrize("shape", [(1, 0, 5, 2), (1, 5, 0, 2)], ids=ident)
+@pytest.mark.parametrize("op", POOL_OPS)
+def test_max_pool_empty_plane(guarded, op, shape):
+    # With padding the output would not be empty, but every window would be all padding.
+    expect(guarded, op, ValueError, "x has an empty", x=np.zeros(shape), pool_size=3, padding=2)
+
+
 @pytest.mark.parametrize("op", POOL_OPS)
 def test_max_pool_padding_just_below_window_is_accepted(impl, op):
     call(impl, op, pool_size=(3, 2), padding=((2, 2), (1, 1)), stride=1)
