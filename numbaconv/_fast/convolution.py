@@ -13,25 +13,12 @@ import numba
 import numpy as np
 
 from .._kernels import convolution as k
+from ._memory import contiguous, in_nchw_memory
 
 # Grid positions per work unit: the plane scratch of a unit stays cache-sized.
 MAX_GRID = 4096
 # Work units wanted per call, so that small batches still use every thread.
 MIN_UNITS = 8
-
-
-def contiguous(a):
-    """``a`` as a C-contiguous, writable array (a copy only when it is not one already).
-
-    Read-only arrays are a separate Numba type: passing one through would
-    compile every kernel a second time.
-    """
-    return np.ascontiguousarray(a) if a.flags.writeable else np.array(a, order="C")
-
-
-def in_nchw_memory(a):
-    """Is the NHWC-indexed ``a`` a view of a C-contiguous NCHW array (and not NHWC-contiguous too)?"""
-    return not a.flags.c_contiguous and a.transpose(0, 3, 1, 2).flags.c_contiguous
 
 
 def result_in_nchw_memory(x, w):

@@ -10,16 +10,12 @@ NHWC and back cost more than the NHWC kernel itself.
 import numpy as np
 
 from .._kernels import normalization as kernels
+from ._memory import contiguous, in_nchw_memory
 
 # Scratch elements per prange job: a few KB per buffer (stays in L1/L2) and
 # many jobs for the threads.
 _BLOCK_ELEMENTS = 2048
 _MIN_NCHW_BLOCK = 64  # pixels: long enough rows for the vector loops
-
-
-def _channels_first(a):
-    """True if the NHWC view ``a`` is an (N, C, H, W) C-contiguous array in memory."""
-    return a.shape[3] > 1 and a.transpose(0, 3, 1, 2).flags.c_contiguous
 
 
 def _scalars(dtype, depth_radius, c, bias, alpha, beta):
@@ -43,11 +39,11 @@ def lrn(x, depth_radius, bias, alpha, beta):
     if x.size == 0:
         return np.empty(x.shape, dtype=x.dtype)
     scalars = _scalars(x.dtype, depth_radius, c, bias, alpha, beta)
-    if _channels_first(x):
+    if in_nchw_memory(x):
         y = np.empty((n, c, h, w), dtype=x.dtype)
         kernels.lrn_nchw(_as_nchw(x), *scalars, _nchw_block(c), y.reshape(n, c, h * w))
         return y.transpose(0, 2, 3, 1)
-    x = np.ascontiguousarray(x)
+    x = contiguous(x)
     y = np.empty_like(x)
     kernels.lrn_nhwc(x.reshape(-1), c, *scalars, max(_BLOCK_ELEMENTS // c, 1), y.reshape(-1))
     return y
@@ -60,12 +56,12 @@ def lrn_backward(dy, x, depth_radius, bias, alpha, beta):
         return np.empty(x.shape, dtype=x.dtype)
     scalars = _scalars(x.dtype, depth_radius, c, bias, alpha, beta)
     two_alpha_beta = x.dtype.type(2 * alpha * beta)
-    if _channels_first(x) and _channels_first(dy):
+    if in_nchw_memory(x) and in_nchw_memory(dy):
         dx = np.empty((n, c, h, w), dtype=x.dtype)
         kernels.lrn_backward_nchw(_as_nchw(dy), _as_nchw(x), *scalars, two_alpha_beta,
                                   _nchw_block(c), dx.reshape(n, c, h * w))
         return dx.transpose(0, 2, 3, 1)
-    x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
+    x, dy = contiguous(x), contiguous(dy)
     dx = np.empty_like(x)
     kernels.lrn_backward_nhwc(dy.reshape(-1), x.reshape(-1), c, *scalars, two_alpha_beta,
                               max(_BLOCK_ELEMENTS // c, 1), dx.reshape(-1))

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .._kernels import patches as k
-from .convolution import contiguous
+from ._memory import contiguous
 
 
 def im2col(x, g):

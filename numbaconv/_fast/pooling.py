@@ -13,15 +13,11 @@ as they are and allocates dx channels-first, returned as an NHWC view of it
 import numpy as np
 
 from .._kernels import pooling as kernels
-
-
-def _channels_first(a):
-    """True if the NHWC view ``a`` is an (N, C, H, W) C-contiguous array in memory."""
-    return a.shape[3] > 1 and a.transpose(0, 3, 1, 2).flags.c_contiguous
+from ._memory import contiguous, in_nchw_memory
 
 
 def _pool(x, g, with_argmax):
-    x = np.ascontiguousarray(x)
+    x = contiguous(x)
     shape = (x.shape[0], g.oh, g.ow, x.shape[3])
     y = np.empty(shape, dtype=x.dtype)
     geometry = (g.kh, g.kw, g.sh, g.sw, g.pt, g.pl)
@@ -46,7 +42,7 @@ def max_pool2d(x, g):
 def max_pool2d_backward(dy, argmax, h, w):
     """dx of shape (N, H, W, C): each dy entry added at its argmax."""
     n, oh, ow, c = dy.shape
-    if _channels_first(dy) and _channels_first(argmax):
+    if in_nchw_memory(dy) and in_nchw_memory(argmax):
         planes = n * c
         dx = np.empty((planes, h * w), dtype=dy.dtype)
         kernels.max_pool2d_backward_nchw(
@@ -54,7 +50,7 @@ def max_pool2d_backward(dy, argmax, h, w):
             argmax.transpose(0, 3, 1, 2).reshape(planes, oh * ow), dx,
         )
         return dx.reshape(n, c, h, w).transpose(0, 2, 3, 1)
-    dy, argmax = np.ascontiguousarray(dy), np.ascontiguousarray(argmax)
+    dy, argmax = contiguous(dy), contiguous(argmax)
     dx = np.empty((n, h * w, c), dtype=dy.dtype)
     kernels.max_pool2d_backward_nhwc(dy, argmax, dx)
     return dx.reshape(n, h, w, c)
