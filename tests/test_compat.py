@@ -1,14 +1,16 @@
-"""numbaconv.compat.cs231n: the course's layer API, its known values and its notebook cells.
+"""numbaconv.compat.cs231n: the course's layer API, its known values, every fast-layer name.
 
 The course's checks are reproduced with the course's error measure
 (``rel_error``) and levels; every expected value is either the course's
-published ``correct_out`` or an explicit loop written here, independent of
-numbaconv.
+published ``correct_out``, an explicit loop written here, independent of
+numbaconv, or ``numbaconv.reference``. The course's notebook itself, run
+against a student's ``cs231n`` package, is in test_compat_notebook.py.
 """
 import numpy as np
 import pytest
 
 import numbaconv.compat.cs231n as cs
+import numbaconv.reference as ref
 from numbaconv.compat.cs231n import (
     conv_backward_fast, conv_backward_naive, conv_forward_fast, conv_forward_naive,
     eval_numerical_gradient, eval_numerical_gradient_array, max_pool_backward_fast,
@@ -310,14 +312,19 @@ def test_conv_cache_is_the_course_tuple_and_either_backward_accepts_either_cache
             np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)
 
 
-def test_pool_caches_round_trip_between_naive_and_fast(rng):
+def test_pool_caches_round_trip_between_every_forward_and_every_backward(rng):
     x = tie_free(rng, (2, 3, 6, 6))
     pool_param = {"pool_height": 2, "pool_width": 3, "stride": 1}
     out, cache_fast = max_pool_forward_fast(x, pool_param)
+    _, cache_im2col = cs.max_pool_forward_im2col(x, pool_param)
     _, cache_naive = max_pool_forward_naive(x, pool_param)
     assert len(cache_naive) == 2 and cache_naive[0] is x and cache_naive[1] is pool_param
-    assert len(cache_fast) == 3 and cache_fast[0] is x and cache_fast[1] is pool_param
-    argmax = cache_fast[2]
+    # The course's fast cache: (method, the cache of that method's forward).
+    method, inner = cache_fast
+    assert method == "im2col" and len(inner) == 3
+    assert inner[0] is x and inner[1] is pool_param
+    assert len(cache_im2col) == 3 and cache_im2col[0] is x and cache_im2col[1] is pool_param
+    argmax = inner[2]
     assert argmax.dtype == np.int64 and argmax.shape == out.shape
     # argmax indexes the (H, W) plane of the same sample and channel.
     np.testing.assert_array_equal(
@@ -326,9 +333,30 @@ def test_pool_caches_round_trip_between_naive_and_fast(rng):
     )
     dout = rng.standard_normal(out.shape)
     expected = loop_pool(x, 2, 3, 1, dout)[1]
-    for backward in (max_pool_backward_fast, max_pool_backward_naive):
-        for cache in (cache_fast, cache_naive):
+    backwards = (max_pool_backward_fast, cs.max_pool_backward_im2col,
+                 cs.max_pool_backward_reshape, max_pool_backward_naive)
+    for backward in backwards:
+        for cache in (cache_fast, cache_im2col, cache_naive):
             np.testing.assert_allclose(backward(dout, cache), expected, rtol=1e-14, atol=1e-14)
+
+
+def test_the_fast_pool_cache_names_the_course_path_it_stands_for():
+    tiled = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    assert max_pool_forward_fast(np.ones((1, 2, 4, 6)), tiled)[1][0] == "reshape"
+    for x_shape, pool_param in [
+        ((1, 2, 5, 6), tiled),                                          # H not a multiple
+        ((1, 2, 4, 6), {"pool_height": 2, "pool_width": 2, "stride": 1}),  # stride != size
+        ((1, 2, 6, 6), {"pool_height": 3, "pool_width": 2, "stride": 3}),  # not square
+        ((1, 2, 9, 9), {"pool_height": 3, "pool_width": 3, "stride": 2}),
+    ]:
+        assert max_pool_forward_fast(np.ones(x_shape), pool_param)[1][0] == "im2col", pool_param
+
+
+def test_an_unknown_method_in_a_fast_pool_cache_is_named():
+    x = np.ones((1, 1, 4, 4))
+    _, (_, inner) = max_pool_forward_fast(x, {"pool_height": 2, "pool_width": 2, "stride": 2})
+    with pytest.raises(ValueError, match="unrecognized method 'strides'"):
+        max_pool_backward_fast(np.ones((1, 1, 2, 2)), ("strides", inner))
 
 
 # ------------------------------------------------------------------- errors
@@ -357,9 +385,9 @@ def test_params_must_be_dicts_and_caches_must_come_from_the_forward():
         conv_forward_fast(x, w, b, (2, 1))
     with pytest.raises(TypeError, match="pool_param must be a dict"):
         max_pool_forward_fast(x, 2)
-    with pytest.raises(ValueError, match="cache must be the cache that conv_forward"):
+    with pytest.raises(ValueError, match=r"cache must be the cache that a conv forward \("):
         conv_backward_fast(np.ones((2, 3, 2, 2)), (x, w, b))
-    with pytest.raises(ValueError, match="cache must be the cache that max_pool_forward"):
+    with pytest.raises(ValueError, match=r"cache must be the cache that a max-pool forward \("):
         max_pool_backward_fast(np.ones((2, 3, 2, 2)), x)
 
 
@@ -381,212 +409,63 @@ def test_everything_else_is_validated_by_numbaconv(path):
         CONV[path][1](np.ones((2, 3, 3, 3)), cache)
 
 
-# ------------------------------------------- the course's notebook cells, unchanged
 
-NOTEBOOK_CELLS = {
-    "conv_forward_naive": """
-x_shape = (2, 3, 4, 4)
-w_shape = (3, 3, 4, 4)
-x = np.linspace(-0.1, 0.5, num=np.prod(x_shape)).reshape(x_shape)
-w = np.linspace(-0.2, 0.3, num=np.prod(w_shape)).reshape(w_shape)
-b = np.linspace(-0.1, 0.2, num=3)
-
-conv_param = {'stride': 2, 'pad': 1}
-out, _ = conv_forward_naive(x, w, b, conv_param)
-correct_out = np.array([[[[-0.08759809, -0.10987781],
-                           [-0.18387192, -0.2109216 ]],
-                          [[ 0.21027089,  0.21661097],
-                           [ 0.22847626,  0.23004637]],
-                          [[ 0.50813986,  0.54309974],
-                           [ 0.64082444,  0.67101435]]],
-                         [[[-0.98053589, -1.03143541],
-                           [-1.19128892, -1.24695841]],
-                          [[ 0.69108355,  0.66880383],
-                           [ 0.59480972,  0.56776003]],
-                          [[ 2.36270298,  2.36904306],
-                           [ 2.38090835,  2.38247847]]]])
-
-# Compare your output to ours; difference should be around e-8
-print('Testing conv_forward_naive')
-print('difference: ', rel_error(out, correct_out))
-""",
-    "conv_backward_naive": """
-np.random.seed(231)
-x = np.random.randn(4, 3, 5, 5)
-w = np.random.randn(2, 3, 3, 3)
-b = np.random.randn(2,)
-dout = np.random.randn(4, 2, 5, 5)
-conv_param = {'stride': 1, 'pad': 1}
-
-dx_num = eval_numerical_gradient_array(lambda x: conv_forward_naive(x, w, b, conv_param)[0], x, dout)
-dw_num = eval_numerical_gradient_array(lambda w: conv_forward_naive(x, w, b, conv_param)[0], w, dout)
-db_num = eval_numerical_gradient_array(lambda b: conv_forward_naive(x, w, b, conv_param)[0], b, dout)
-
-out, cache = conv_forward_naive(x, w, b, conv_param)
-dx, dw, db = conv_backward_naive(dout, cache)
-
-# Your errors should be around e-8 or less.
-print('Testing conv_backward_naive function')
-print('dx error: ', rel_error(dx, dx_num))
-print('dw error: ', rel_error(dw, dw_num))
-print('db error: ', rel_error(db, db_num))
-""",
-    "max_pool_forward_naive": """
-x_shape = (2, 3, 4, 4)
-x = np.linspace(-0.3, 0.4, num=np.prod(x_shape)).reshape(x_shape)
-pool_param = {'pool_width': 2, 'pool_height': 2, 'stride': 2}
-
-out, _ = max_pool_forward_naive(x, pool_param)
-
-correct_out = np.array([[[[-0.26315789, -0.24842105],
-                          [-0.20421053, -0.18947368]],
-                         [[-0.14526316, -0.13052632],
-                          [-0.08631579, -0.07157895]],
-                         [[-0.02736842, -0.01263158],
-                          [ 0.03157895,  0.04631579]]],
-                        [[[ 0.09052632,  0.10526316],
-                          [ 0.14947368,  0.16421053]],
-                         [[ 0.20842105,  0.22315789],
-                          [ 0.26736842,  0.28210526]],
-                         [[ 0.32631579,  0.34105263],
-                          [ 0.38526316,  0.4       ]]]])
-
-# Compare your output with ours. Difference should be on the order of e-8.
-print('Testing max_pool_forward_naive function:')
-print('difference: ', rel_error(out, correct_out))
-""",
-    "max_pool_backward_naive": """
-np.random.seed(231)
-x = np.random.randn(3, 2, 8, 8)
-dout = np.random.randn(3, 2, 4, 4)
-pool_param = {'pool_height': 2, 'pool_width': 2, 'stride': 2}
-
-dx_num = eval_numerical_gradient_array(lambda x: max_pool_forward_naive(x, pool_param)[0], x, dout)
-
-out, cache = max_pool_forward_naive(x, pool_param)
-dx = max_pool_backward_naive(dout, cache)
-
-# Your error should be on the order of e-12
-print('Testing max_pool_backward_naive function:')
-print('dx error: ', rel_error(dx, dx_num))
-""",
-    "conv_fast": """
-from time import time
-np.random.seed(231)
-x = np.random.randn(100, 3, 31, 31)
-w = np.random.randn(25, 3, 3, 3)
-b = np.random.randn(25,)
-dout = np.random.randn(100, 25, 16, 16)
-conv_param = {'stride': 2, 'pad': 1}
-
-t0 = time()
-out_naive, cache_naive = conv_forward_naive(x, w, b, conv_param)
-t1 = time()
-out_fast, cache_fast = conv_forward_fast(x, w, b, conv_param)
-t2 = time()
-
-print('Testing conv_forward_fast:')
-print('Naive: %fs' % (t1 - t0))
-print('Fast: %fs' % (t2 - t1))
-print('Difference: ', rel_error(out_naive, out_fast))
-
-t0 = time()
-dx_naive, dw_naive, db_naive = conv_backward_naive(dout, cache_naive)
-t1 = time()
-dx_fast, dw_fast, db_fast = conv_backward_fast(dout, cache_fast)
-t2 = time()
-
-print('\\nTesting conv_backward_fast:')
-print('Naive: %fs' % (t1 - t0))
-print('Fast: %fs' % (t2 - t1))
-print('dx difference: ', rel_error(dx_naive, dx_fast))
-print('dw difference: ', rel_error(dw_naive, dw_fast))
-print('db difference: ', rel_error(db_naive, db_fast))
-""",
-    "max_pool_fast": """
-np.random.seed(231)
-x = np.random.randn(100, 3, 32, 32)
-dout = np.random.randn(100, 3, 16, 16)
-pool_param = {'pool_height': 2, 'pool_width': 2, 'stride': 2}
-
-t0 = time()
-out_naive, cache_naive = max_pool_forward_naive(x, pool_param)
-t1 = time()
-out_fast, cache_fast = max_pool_forward_fast(x, pool_param)
-t2 = time()
-
-print('Testing pool_forward_fast:')
-print('Naive: %fs' % (t1 - t0))
-print('fast: %fs' % (t2 - t1))
-print('difference: ', rel_error(out_naive, out_fast))
-
-t0 = time()
-dx_naive = max_pool_backward_naive(dout, cache_naive)
-t1 = time()
-dx_fast = max_pool_backward_fast(dout, cache_fast)
-t2 = time()
-
-print('\\nTesting pool_backward_fast:')
-print('Naive: %fs' % (t1 - t0))
-print('fast: %fs' % (t2 - t1))
-print('dx difference: ', rel_error(dx_naive, dx_fast))
-""",
-}
+# ------------------------------- every name of the course's fast_layers.py vs the reference
 
 
-def run_cells(*names):
-    """Run notebook cells in order in one namespace set up as a student's notebook is."""
-    namespace = {}
-    exec("import numpy as np\nfrom numbaconv.compat.cs231n import *", namespace)
-    for name in names:
-        exec(compile(NOTEBOOK_CELLS[name], f"<cell {name}>", "exec"), namespace)
-    return namespace
+@pytest.mark.parametrize("path_name", ["fast", "strides", "im2col"])
+@pytest.mark.parametrize("x_shape, w_shape, stride, pad", CONV_GEOMETRIES)
+def test_every_conv_path_matches_the_reference_with_its_own_cache(
+        rng, path_name, x_shape, w_shape, stride, pad):
+    forward = getattr(cs, f"conv_forward_{path_name}")
+    backward = getattr(cs, f"conv_backward_{path_name}")
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[0])
+    geometry = {"stride": stride, "padding": pad, "data_format": "NCHW"}
+    out, cache = forward(x, w, b, {"stride": stride, "pad": pad})
+    assert out.dtype == np.float64
+    np.testing.assert_allclose(out, ref.conv2d(x, w, b, **geometry), rtol=1e-12, atol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    grads = backward(dout, cache)
+    for got, want in zip(grads, ref.conv2d_backward(dout, x, w, **geometry), strict=True):
+        assert got.dtype == np.float64 and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
-def printed_errors(text):
-    """{label: value} of every 'label:  value' line a cell printed about an error or difference."""
-    found = {}
-    for line in text.splitlines():
-        label, sep, value = line.rpartition(":")
-        if sep and label.strip().lower().endswith(("error", "difference")):
-            found[label.strip()] = float(value)
-    return found
-
-
-def test_star_import_gives_the_course_names():
-    namespace = {}
-    exec("from numbaconv.compat.cs231n import *", namespace)
-    assert set(namespace) - {"__builtins__"} == set(cs.__all__)
-    assert len(cs.__all__) == 11
-
-
-# The level each cell's comment asks for ("around e-8", "on the order of e-12", ...).
-CELL_LEVELS = [
-    ((), "conv_forward_naive", {"difference": 3e-8}),
-    ((), "conv_backward_naive", {"dx error": 1e-8, "dw error": 1e-8, "db error": 1e-8}),
-    ((), "max_pool_forward_naive", {"difference": 1e-7}),
-    ((), "max_pool_backward_naive", {"dx error": 1e-10}),
-    ((), "conv_fast", {"Difference": 1e-9, "dx difference": 1e-9,
-                       "dw difference": 1e-9, "db difference": 1e-9}),
-    (("conv_fast",), "max_pool_fast", {"difference": 1e-15, "dx difference": 1e-15}),
+TILED_POOL_GEOMETRIES = [
+    # (x shape, pool_height, pool_width, stride): the course's reshape path
+    ((2, 3, 8, 8), 2, 2, 2),
+    ((1, 2, 9, 6), 3, 3, 3),
+    ((2, 1, 4, 4), 4, 4, 4),  # one window per plane
 ]
 
 
-@pytest.mark.parametrize("before, cell, levels", CELL_LEVELS, ids=[c[1] for c in CELL_LEVELS])
-def test_the_course_notebook_cells_run_unchanged(capsys, before, cell, levels):
-    namespace = run_cells(*before)
-    capsys.readouterr()
-    exec(compile(NOTEBOOK_CELLS[cell], f"<cell {cell}>", "exec"), namespace)
-    errors = printed_errors(capsys.readouterr().out)
-    assert set(errors) == set(levels)
-    for label, level in levels.items():
-        assert errors[label] < level, (label, errors[label])
+@pytest.mark.parametrize("path_name, x_shape, ph, pw, stride", [
+    *[("fast", *g) for g in POOL_GEOMETRIES + TILED_POOL_GEOMETRIES],
+    *[("im2col", *g) for g in POOL_GEOMETRIES + TILED_POOL_GEOMETRIES],
+    *[("reshape", *g) for g in TILED_POOL_GEOMETRIES],
+])
+def test_every_pool_path_matches_the_reference_with_its_own_cache(
+        rng, path_name, x_shape, ph, pw, stride):
+    forward = getattr(cs, f"max_pool_forward_{path_name}")
+    backward = getattr(cs, f"max_pool_backward_{path_name}")
+    x = tie_free(rng, x_shape)
+    out, cache = forward(x, {"pool_height": ph, "pool_width": pw, "stride": stride})
+    want, argmax = ref.max_pool2d_argmax(x, (ph, pw), stride=stride, data_format="NCHW")
+    np.testing.assert_array_equal(out, want)  # a max is exact
+    dout = rng.standard_normal(out.shape)
+    np.testing.assert_allclose(
+        backward(dout, cache), ref.max_pool2d_backward(dout, argmax, x.shape, data_format="NCHW"),
+        rtol=1e-14, atol=1e-14)
 
 
-def test_the_notebook_cells_compute_what_they_print(capsys):
-    ns = run_cells("conv_backward_naive")
-    assert ns["dx"].shape == (4, 3, 5, 5) and ns["dw"].shape == (2, 3, 3, 3)
-    assert printed_errors(capsys.readouterr().out)["dx error"] == rel_error(ns["dx"], ns["dx_num"])
-    ns = run_cells("conv_fast", "max_pool_fast")
-    assert ns["out_fast"].shape == (100, 3, 16, 16) and ns["dx_fast"].shape == (100, 3, 32, 32)
-    assert ns["dx_naive"].dtype == ns["dx_fast"].dtype == np.float64
+@pytest.mark.parametrize("x_shape, pool_param", [
+    ((1, 2, 5, 6), {"pool_height": 2, "pool_width": 2, "stride": 2}),  # H not a multiple
+    ((1, 2, 4, 5), {"pool_height": 2, "pool_width": 2, "stride": 2}),  # W not a multiple
+    ((1, 2, 4, 6), {"pool_height": 2, "pool_width": 2, "stride": 1}),  # stride != size
+    ((1, 2, 6, 6), {"pool_height": 3, "pool_width": 2, "stride": 3}),  # not square
+])
+def test_the_reshape_pool_path_refuses_pools_that_do_not_tile_the_input(x_shape, pool_param):
+    with pytest.raises(ValueError, match=r"max_pool_forward_reshape needs pool_height == "
+                                         r"pool_width == stride.*x of shape \(1, 2, \d, \d\)"):
+        cs.max_pool_forward_reshape(np.ones(x_shape), pool_param)

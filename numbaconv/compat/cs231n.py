@@ -1,20 +1,50 @@
-"""The cs231n assignments' layer API on numbaconv, with no Cython build.
+"""The cs231n assignments' fast layers on numbaconv, with no Cython build.
 
-Code written against the course's ``cs231n.fast_layers`` and the naive layers
-of ``cs231n.layers`` (NCHW data, ``(F, C, HH, WW)`` filters, parameter dicts,
-``(out, cache)`` pairs) runs unchanged after::
+A star-import of this module gives exactly the names that the course's
+``cs231n/fast_layers.py`` defines, so code written against it (NCHW data,
+``(F, C, HH, WW)`` filters, parameter dicts, ``(out, cache)`` pairs) runs
+unchanged after either of these one-line changes::
 
+    # cs231n/fast_layers.py, its whole content (every importer then gets numbaconv):
     from numbaconv.compat.cs231n import *
 
-=========================  ====================================================
-``conv_forward_fast``      ``numbaconv.conv2d`` (Numba kernels)
-``conv_backward_fast``     ``numbaconv.conv2d_backward``
-``max_pool_forward_fast``  ``numbaconv.max_pool2d_argmax``
-``max_pool_backward_fast`` ``numbaconv.max_pool2d_backward``
-``*_naive``                the same four on ``numbaconv.reference`` (NumPy)
-``rel_error``, ``eval_numerical_gradient``, ``eval_numerical_gradient_array``
-                           the course's gradient-check helpers
-=========================  ====================================================
+    # or, in the notebook and in cs231n/layer_utils.py, instead of the course's import:
+    from numbaconv.compat.cs231n import *
+
+=================================  ==============================================
+``conv_forward_fast``              ``numbaconv.conv2d`` (Numba kernels); also
+                                   bound to ``conv_forward_strides`` and
+                                   ``conv_forward_im2col``
+``conv_backward_fast``             ``numbaconv.conv2d_backward``; also
+                                   ``conv_backward_strides``, ``conv_backward_im2col``
+``max_pool_forward_fast``          ``numbaconv.max_pool2d_argmax``; chooses the
+                                   ``reshape`` or ``im2col`` path as the course does
+``max_pool_forward_reshape``       the same, for square pools whose stride equals
+                                   their size and that tile the input
+``max_pool_forward_im2col``        the same, for any pool
+``max_pool_backward_fast``         ``numbaconv.max_pool2d_backward``; also
+                                   ``max_pool_backward_reshape``, ``max_pool_backward_im2col``
+=================================  ==============================================
+
+Your own work is never replaced
+-------------------------------
+The star-import brings in nothing that a student writes: the naive layers of
+``cs231n/layers.py`` (``conv_forward_naive``, ...) stay yours, and the
+notebook's checks keep testing them. To check your layers against numbaconv,
+import its versions by name, under names of their own::
+
+    from numbaconv.compat.cs231n import rel_error, conv_forward_naive as ref_conv_forward_naive
+    out_yours, _ = conv_forward_naive(x, w, b, conv_param)          # from cs231n.layers
+    out_ref, _ = ref_conv_forward_naive(x, w, b, conv_param)
+    print(rel_error(out_yours, out_ref))                            # ~1e-15 if you got it right
+
+Importable by name only: ``conv_forward_naive``, ``conv_backward_naive``,
+``max_pool_forward_naive``, ``max_pool_backward_naive`` (``numbaconv.reference``,
+vectorized NumPy), ``rel_error``, ``eval_numerical_gradient`` and
+``eval_numerical_gradient_array`` (the course's gradient-check helpers). The
+conv cache is the course's naive ``(x, w, b, conv_param)`` everywhere, so your
+``conv_backward_naive`` can consume the cache of ``conv_forward_fast`` and
+the other way round.
 
 ``conv_param = {"stride": s, "pad": p}``; ``pool_param = {"pool_height": ph,
 "pool_width": pw, "stride": s}``. Other keys are ignored, as in the course; a
@@ -24,48 +54,58 @@ shapes), before any kernel runs.
 
 Where numbaconv differs from the course code
 --------------------------------------------
+- **One computation per layer.** The course's ``_strides`` and ``_im2col``
+  conv paths, and its ``_reshape`` and ``_im2col`` pool paths, are different
+  NumPy/Cython algorithms; here each name runs numbaconv's kernels, so they all
+  give the same result.
 - **Max-pool ties.** The first maximum in row-major window order alone takes
   the gradient (as TensorFlow and PyTorch do, and as the course's im2col pool
-  path does through ``np.argmax``). The course's fast path for square pools
-  that tile the input (``max_pool_forward_reshape``) instead routes the
-  gradient to *every* tied maximum: the full ``dout`` to each in the course's
-  early releases, ``dout`` divided by the number of ties in later ones. The
-  results agree wherever a window has a unique maximum (always, for random
-  float inputs); gradient checks need tie-free inputs either way.
+  path does through ``np.argmax``). The course's reshape path instead routes
+  the gradient to *every* tied maximum: the full ``dout`` to each in the
+  course's early releases, ``dout`` divided by the number of ties in later
+  ones. The results agree wherever a window has a unique maximum (always, for
+  random float inputs); gradient checks need tie-free inputs either way.
 - **Max-pool NaN.** A NaN in a window makes that output NaN and the first NaN
   takes the gradient.
 - **Sizes that do not divide.** The output size is
   ``(H + 2 * pad - HH) // stride + 1``: trailing rows/columns that no window
   reaches are ignored (PyTorch's rule), where the course's im2col paths assert
   that ``(H + 2 * pad - HH) % stride == 0``.
+- **Preconditions** raise ``ValueError`` naming ``pool_param`` and the shape
+  (``max_pool_forward_reshape`` on a pool that does not tile the input), where
+  the course uses ``assert``.
 - **dtypes.** Results are in ``np.result_type(x, w, b, np.float32)``: float64
   inputs (the course's) give float64, float32 stays float32, and mixed
   float32/float64 inputs give float64. Integer inputs compute in floating
   point (float32 for 8/16-bit, float64 for 32/64-bit), never in integers.
-- **Caches.** The conv cache is ``(x, w, b, conv_param)`` for both the naive
-  and the fast path (the course's fast cache adds the im2col matrix ``x_cols``).
-  The pool cache is ``(x, pool_param)`` from the naive forward (as the course)
-  and ``(x, pool_param, argmax)`` from the fast one (the course keeps a
-  method tag and reshaped copies). Either backward accepts either cache of its
-  layer. Treat caches as opaque, as the course's own code does.
+- **Caches.** The conv cache is ``(x, w, b, conv_param)`` (the course's fast
+  cache adds the im2col matrix ``x_cols``). ``max_pool_forward_fast`` returns
+  ``(method, inner)`` with ``method`` ``"reshape"`` or ``"im2col"``, as the
+  course; the ``_reshape`` and ``_im2col`` forwards return ``inner = (x,
+  pool_param, argmax)`` (the course keeps reshaped copies instead), and the
+  naive one ``(x, pool_param)``, as the course. Every pool backward accepts
+  every pool forward's cache. Treat caches as opaque, as the course's own code
+  does.
 - **Extensions.** ``stride`` and ``pad`` may also be pairs ``(h, w)`` and
   ``pad`` may be ``"SAME"``/``"VALID"`` or ``((top, bottom), (left, right))``;
   ``b`` may be ``None``; any array-like is accepted. Inputs are never modified
   and results are fresh C-contiguous arrays.
 """
 from collections.abc import Mapping
+from numbers import Integral
 
 import numpy as np
 
 import numbaconv as _numba_ops
 import numbaconv.reference as _reference_ops
 
+# Exactly the functions of the course's cs231n/fast_layers.py: a star-import
+# must never bring in a name that a student writes (the naive layers).
 __all__ = [
-    "conv_forward_fast", "conv_backward_fast",
-    "max_pool_forward_fast", "max_pool_backward_fast",
-    "conv_forward_naive", "conv_backward_naive",
-    "max_pool_forward_naive", "max_pool_backward_naive",
-    "rel_error", "eval_numerical_gradient", "eval_numerical_gradient_array",
+    "conv_backward_fast", "conv_backward_im2col", "conv_backward_strides",
+    "conv_forward_fast", "conv_forward_im2col", "conv_forward_strides",
+    "max_pool_backward_fast", "max_pool_backward_im2col", "max_pool_backward_reshape",
+    "max_pool_forward_fast", "max_pool_forward_im2col", "max_pool_forward_reshape",
 ]
 
 _CONV_PARAM_EXAMPLE = "{'stride': 1, 'pad': 1}"
@@ -118,13 +158,17 @@ def _conv_forward(ops, x, w, b, conv_param):
 
 
 def _conv_backward(ops, dout, cache):
-    x, w, _, conv_param = _unpack(cache, (4,), "conv_forward_fast or conv_forward_naive")
+    x, w, _, conv_param = _unpack(cache, (4,), "a conv forward (conv_forward_fast, ...)")
     stride, pad = _conv_geometry(conv_param)
     return ops.conv2d_backward(dout, x, w, stride=stride, padding=pad, data_format="NCHW")
 
 
 def conv_forward_fast(x, w, b, conv_param):
     """Convolution layer forward pass (cross-correlation plus bias), Numba kernels.
+
+    Also bound to ``conv_forward_strides`` and ``conv_forward_im2col``, the
+    course's two fast conv paths (the course binds ``conv_forward_fast`` to
+    ``conv_forward_strides``).
 
     Parameters
     ----------
@@ -139,7 +183,8 @@ def conv_forward_fast(x, w, b, conv_param):
     -------
     out : ndarray of shape (N, F, H', W')
         ``H' = (H + 2 * pad - HH) // stride + 1`` (likewise W'); a geometry
-        that does not divide exactly is allowed (the course asserts it does).
+        that does not divide exactly is allowed (the course's im2col path
+        asserts it does).
     cache : tuple ``(x, w, b, conv_param)``, for :func:`conv_backward_fast`
     """
     return _conv_forward(_numba_ops, x, w, b, conv_param)
@@ -147,6 +192,8 @@ def conv_forward_fast(x, w, b, conv_param):
 
 def conv_backward_fast(dout, cache):
     """Convolution layer backward pass, Numba kernels.
+
+    Also bound to ``conv_backward_strides`` and ``conv_backward_im2col``.
 
     Parameters
     ----------
@@ -162,33 +209,69 @@ def conv_backward_fast(dout, cache):
     return _conv_backward(_numba_ops, dout, cache)
 
 
+# The course's conv paths are all one computation here (see the module docstring).
+conv_forward_strides = conv_forward_im2col = conv_forward_fast
+conv_backward_strides = conv_backward_im2col = conv_backward_fast
+
+
 def conv_forward_naive(x, w, b, conv_param):
-    """:func:`conv_forward_fast` on ``numbaconv.reference`` (vectorized NumPy)."""
+    """:func:`conv_forward_fast` on ``numbaconv.reference`` (vectorized NumPy).
+
+    Not star-exported: ``conv_forward_naive`` is the student's own function in
+    the course. Import it by name to check yours against it.
+    """
     return _conv_forward(_reference_ops, x, w, b, conv_param)
 
 
 def conv_backward_naive(dout, cache):
-    """:func:`conv_backward_fast` on ``numbaconv.reference`` (vectorized NumPy)."""
+    """:func:`conv_backward_fast` on ``numbaconv.reference``; not star-exported."""
     return _conv_backward(_reference_ops, dout, cache)
 
 
 # ------------------------------------------------------------------ pooling
 
-_POOL_CACHE = "max_pool_forward_fast or max_pool_forward_naive"
+_POOL_METHODS = ("reshape", "im2col")
+_POOL_CACHE = "a max-pool forward (max_pool_forward_fast, ...)"
+
+
+def _pool_cache_parts(cache):
+    """(x, pool_param, argmax or None) from the cache of any max-pool forward."""
+    if isinstance(cache, tuple) and len(cache) == 2 and isinstance(cache[0], str):
+        method, cache = cache  # max_pool_forward_fast's (method, inner), as the course's
+        if method not in _POOL_METHODS:
+            raise ValueError(
+                f"cache has the unrecognized method {method!r}: max_pool_forward_fast "
+                f"tags its cache with one of {_POOL_METHODS}"
+            )
+    x, pool_param, *kept = _unpack(cache, (2, 3), _POOL_CACHE)
+    return x, pool_param, (kept[0] if kept else None)
 
 
 def _max_pool_backward(ops, dout, cache):
-    x, pool_param, *kept = _unpack(cache, (2, 3), _POOL_CACHE)
-    if kept:
-        argmax = kept[0]
-    else:  # the naive cache keeps x alone, as the course's does
+    x, pool_param, argmax = _pool_cache_parts(cache)
+    if argmax is None:  # the naive cache keeps x alone, as the course's does
         size, stride = _pool_geometry(pool_param)
         argmax = ops.max_pool2d_argmax(x, size, stride=stride, data_format="NCHW")[1]
     return ops.max_pool2d_backward(dout, argmax, np.shape(x), data_format="NCHW")
 
 
-def max_pool_forward_fast(x, pool_param):
-    """Max pooling forward pass, Numba kernels.
+def _reshape_path_applies(x, pool_param):
+    """The course's condition for its reshape pool path.
+
+    A square pool whose stride equals its size and that tiles the input. False
+    for an x that is not 4-D, so that numbaconv's own validation reports it.
+    """
+    (pool_height, pool_width), stride = _pool_geometry(pool_param)
+    square = (isinstance(pool_height, Integral) and pool_height >= 1
+              and pool_height == pool_width == stride)
+    if not square or np.ndim(x) != 4:
+        return False
+    height, width = np.shape(x)[2:]
+    return height % pool_height == 0 and width % pool_width == 0
+
+
+def max_pool_forward_im2col(x, pool_param):
+    """Max pooling forward pass for any window and stride, Numba kernels.
 
     Parameters
     ----------
@@ -210,16 +293,66 @@ def max_pool_forward_fast(x, pool_param):
     return out, (x, pool_param, argmax)
 
 
+def max_pool_forward_reshape(x, pool_param):
+    """Max pooling forward pass for square pools that tile the input, Numba kernels.
+
+    The course's fast path for ``pool_height == pool_width == stride`` with
+    ``H`` and ``W`` multiples of it; the result and cache are those of
+    :func:`max_pool_forward_im2col`.
+
+    Raises
+    ------
+    ValueError
+        If ``pool_param`` and x's shape do not meet that condition (the course
+        asserts it).
+    """
+    if np.ndim(x) == 4 and not _reshape_path_applies(x, pool_param):
+        raise ValueError(
+            "max_pool_forward_reshape needs pool_height == pool_width == stride, with H and W "
+            f"multiples of it; got pool_param {dict(pool_param)} and x of shape {np.shape(x)}. "
+            "max_pool_forward_fast takes this path whenever it applies."
+        )
+    return max_pool_forward_im2col(x, pool_param)
+
+
+def max_pool_forward_fast(x, pool_param):
+    """Max pooling forward pass, Numba kernels.
+
+    Takes the ``"reshape"`` path when the course does (a square pool whose
+    stride equals its size and that tiles the input), else the ``"im2col"``
+    one; both run the same kernel.
+
+    Parameters
+    ----------
+    x : array_like of shape (N, C, H, W)
+    pool_param : dict
+        ``'pool_height'``, ``'pool_width'``: the window; ``'stride'``: the
+        step between windows. No padding.
+
+    Returns
+    -------
+    out : ndarray of shape (N, C, H', W')
+        ``H' = (H - pool_height) // stride + 1`` (likewise W').
+    cache : tuple ``(method, inner)``, for :func:`max_pool_backward_fast`
+        ``method`` is ``"reshape"`` or ``"im2col"``, ``inner`` the cache of
+        :func:`max_pool_forward_im2col`.
+    """
+    method = "reshape" if _reshape_path_applies(x, pool_param) else "im2col"
+    out, inner = max_pool_forward_im2col(x, pool_param)
+    return out, (method, inner)
+
+
 def max_pool_backward_fast(dout, cache):
     """Max pooling backward pass, Numba kernels.
 
+    Also bound to ``max_pool_backward_reshape`` and ``max_pool_backward_im2col``.
     Each ``dout`` entry goes to the first maximum of its window (ties: see the
     module docstring); overlapping windows add up.
 
     Parameters
     ----------
     dout : array_like of shape (N, C, H', W')
-    cache : what :func:`max_pool_forward_fast` (or ``_naive``) returned
+    cache : what any max-pool forward here returned (fast, reshape, im2col or naive)
 
     Returns
     -------
@@ -228,15 +361,22 @@ def max_pool_backward_fast(dout, cache):
     return _max_pool_backward(_numba_ops, dout, cache)
 
 
+max_pool_backward_reshape = max_pool_backward_im2col = max_pool_backward_fast
+
+
 def max_pool_forward_naive(x, pool_param):
-    """:func:`max_pool_forward_fast` on ``numbaconv.reference``; cache ``(x, pool_param)``."""
+    """:func:`max_pool_forward_im2col` on ``numbaconv.reference``; cache ``(x, pool_param)``.
+
+    Not star-exported: ``max_pool_forward_naive`` is the student's own
+    function in the course. Import it by name to check yours against it.
+    """
     size, stride = _pool_geometry(pool_param)
     out = _reference_ops.max_pool2d(x, size, stride=stride, data_format="NCHW")
     return out, (x, pool_param)
 
 
 def max_pool_backward_naive(dout, cache):
-    """:func:`max_pool_backward_fast` on ``numbaconv.reference`` (vectorized NumPy)."""
+    """:func:`max_pool_backward_fast` on ``numbaconv.reference``; not star-exported."""
     return _max_pool_backward(_reference_ops, dout, cache)
 
 
