@@ -1,4 +1,7 @@
-"""The README's API example runs as written and its comments tell the truth."""
+"""The README's examples (the API at a glance, the cs231n drop-in) run as written.
+
+And the shapes their comments state are the shapes they compute.
+"""
 import pathlib
 import re
 
@@ -26,3 +29,20 @@ def _coverage_counts(shape):
     rows = np.array([sum(1 for oh in range(h) if -1 <= i - oh <= 1) for i in range(h)])
     cols = np.array([sum(1 for ow in range(w) if -1 <= j - ow <= 1) for j in range(w)])
     return (rows[:, None] * cols[None, :])[None, :, :, None]
+
+
+def test_readme_cs231n_example_runs_and_imports_no_student_name(capsys):
+    section = README.read_text().split("### cs231n drop-in", 1)[1].split("\n## ", 1)[0]
+    one_line, example = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert one_line == "from numbaconv.compat.cs231n import *\n"
+    namespace = {}
+    exec(compile(example, str(README), "exec"), namespace)
+    # Shapes the README states in its comments ("out, cache = ...  # (100, 25, 16, 16)").
+    stated = re.findall(r"^(\w+)(?:, \w+)* = .*?# \(([\d, ]+)\)", example, re.M)
+    assert len(stated) == 3
+    for name, shape in stated:
+        assert namespace[name].shape == tuple(int(part) for part in shape.split(",")), name
+    # The star-import brought no naive layer: only the one imported under a name of its own.
+    assert not {"conv_forward_naive", "max_pool_backward_naive"} & set(namespace)
+    label, value = capsys.readouterr().out.split()
+    assert label == "difference:" and float(value) < 1e-9  # the notebook's level for this conv

@@ -8,8 +8,10 @@ unchanged after either of these one-line changes::
     # cs231n/fast_layers.py, its whole content (every importer then gets numbaconv):
     from numbaconv.compat.cs231n import *
 
-    # or, in the notebook and in cs231n/layer_utils.py, instead of the course's import:
+    # or, keeping that file, wherever it is imported (the notebook's cells,
+    # cs231n/layer_utils.py): numbaconv.compat.cs231n for cs231n.fast_layers
     from numbaconv.compat.cs231n import *
+    from numbaconv.compat.cs231n import conv_forward_fast, conv_backward_fast
 
 =================================  ==============================================
 ``conv_forward_fast``              ``numbaconv.conv2d`` (Numba kernels); also
