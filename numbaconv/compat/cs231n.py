@@ -3,14 +3,14 @@
 A star-import of this module gives exactly the names that the course's
 ``cs231n/fast_layers.py`` defines, so code written against it (NCHW data,
 ``(F, C, HH, WW)`` filters, parameter dicts, ``(out, cache)`` pairs) runs
-unchanged after either of these one-line changes::
+unchanged after one of these changes::
 
-    # cs231n/fast_layers.py, its whole content (every importer then gets numbaconv):
+    # Either: the whole content of cs231n/fast_layers.py (every importer then gets numbaconv)
     from numbaconv.compat.cs231n import *
 
-    # or, keeping that file, wherever it is imported (the notebook's cells,
-    # cs231n/layer_utils.py): numbaconv.compat.cs231n for cs231n.fast_layers
-    from numbaconv.compat.cs231n import *
+    # Or: keep that file and import this module wherever it is imported, in the
+    # notebook's setup and fast-layer cells and in cs231n/layer_utils.py
+    from numbaconv.compat.cs231n import *            # was: from cs231n.fast_layers import *
     from numbaconv.compat.cs231n import conv_forward_fast, conv_backward_fast
 
 =================================  ==============================================
@@ -19,8 +19,8 @@ unchanged after either of these one-line changes::
                                    ``conv_forward_im2col``
 ``conv_backward_fast``             ``numbaconv.conv2d_backward``; also
                                    ``conv_backward_strides``, ``conv_backward_im2col``
-``max_pool_forward_fast``          ``numbaconv.max_pool2d_argmax``; chooses the
-                                   ``reshape`` or ``im2col`` path as the course does
+``max_pool_forward_fast``          ``numbaconv.max_pool2d_argmax``; tags its cache
+                                   with the course's path, ``reshape`` or ``im2col``
 ``max_pool_forward_reshape``       the same, for square pools whose stride equals
                                    their size and that tile the input
 ``max_pool_forward_im2col``        the same, for any pool
@@ -38,7 +38,7 @@ import its versions by name, under names of their own::
     from numbaconv.compat.cs231n import rel_error, conv_forward_naive as ref_conv_forward_naive
     out_yours, _ = conv_forward_naive(x, w, b, conv_param)          # from cs231n.layers
     out_ref, _ = ref_conv_forward_naive(x, w, b, conv_param)
-    print(rel_error(out_yours, out_ref))                            # ~1e-15 if you got it right
+    print(rel_error(out_yours, out_ref))                            # tiny if yours is right
 
 Importable by name only: ``conv_forward_naive``, ``conv_backward_naive``,
 ``max_pool_forward_naive``, ``max_pool_backward_naive`` (``numbaconv.reference``,
