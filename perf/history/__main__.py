@@ -241,7 +241,8 @@ def cmd_bisect(args):
                 raise SystemExit(f"history: compare.py failed on {sha[:10]} (exit 2)")
             with open(out.name) as f:
                 row = next(r for r in json.load(f)["rows"] if r["op"] == args.op)
-        say(f"{sha[:10]}: {args.op} B/A {row['ratio']:.3f} {row['ci']}: {row['verdict']}")
+        say(f"{sha[:10]}: {args.op} B/A {row['ratio']:.3f} [{row['ci'][0]:.3f}, {row['ci'][1]:.3f}]: "
+            f"{row['verdict']}")
         return row["verdict"] == "REGRESSION"
 
     if not verdict(b):

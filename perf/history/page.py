@@ -10,6 +10,7 @@ latest table of each series and every step that is not ``same``.
 """
 import datetime
 import html
+import os
 import json
 
 import cases as C
@@ -121,7 +122,7 @@ SCRIPT = r"""
     });
     top = top * 1.1 || 1;
     var n = Math.max(D.commits.length - 1, 1);
-    var x = function (i) { return L + (W - L - R) * (D.commits.length > 1 ? i / n : 0.5); };
+    var x = function (i) { return L + 10 + (W - L - R - 20) * (D.commits.length > 1 ? i / n : 0.5); };
     var y = function (v) { return T + (H - T - B) * (1 - v / top); };
     el('rect', {x: L, y: T, width: W - L - R, height: H - T - B, fill: '#fafafa', stroke: '#bbb'}, svg);
     [0, 0.5, 1].forEach(function (f) {
@@ -194,7 +195,7 @@ td, th {{ border: 1px solid #ccc; padding: 2px 6px; text-align: left; }}
 </style></head>
 <body>
 <h1>numbaconv: performance history</h1>
-<p>Generated {generated} from <code>perf/history/results.jsonl</code> ({n_records} process results,
+<p>Generated {generated} from <code>{source}</code> ({n_records} process results,
 {n_commits} commits) by <code>python -m perf.history page</code>. Each dot: the median over the
 worker processes that timed the commit (each reports its op's median of several calls); whisker
 min-max, box quartiles. A dashed line marks a step: the commit is slower (red, REGRESSION) or faster
@@ -217,11 +218,11 @@ window.addEventListener('error', function (e) {{
 """
 
 
-def render(records, threshold=0.10):
+def render(records, threshold=0.10, source="perf/history/results.jsonl"):
     data = page_data(records, threshold)
     payload = json.dumps(data, sort_keys=True).replace("</", "<\\/")  # no early </script>
     return TEMPLATE.format(
-        generated=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), n_records=len(records),
+        source=html.escape(source), generated=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), n_records=len(records),
         n_commits=len(data["commits"]), threshold=threshold, latest=latest_table(data),
         steps=steps_table(data), data=payload, script=SCRIPT)
 
@@ -229,5 +230,5 @@ def render(records, threshold=0.10):
 def write(store_path, page_path, threshold=0.10):
     records = store.load(store_path)
     with open(page_path, "w") as f:
-        f.write(render(records, threshold))
+        f.write(render(records, threshold, os.path.relpath(store_path)))
     return records
