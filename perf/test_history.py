@@ -20,12 +20,12 @@ for _name in ("cases", "timing", "impls", "worker", "compare"):
     _mod = sys.modules.get(_name)
     if _mod is not None and os.path.dirname(getattr(_mod, "__file__", "") or "") != PERF:
         del sys.modules[_name]
-sys.path.insert(0, REPO)
+sys.path[:0] = [PERF, REPO]  # perf/'s modules by plain name; perf.history as a package
 
-from perf.history import browser, page, store  # noqa: E402
-from perf.history.__main__ import first_bad, select_commits  # noqa: E402
+import cases as C
 
-import cases as C  # noqa: E402
+from perf.history import browser, page, store
+from perf.history.__main__ import first_bad, select_commits
 
 MACHINE = {"cpu": "Test CPU", "cpus": 2}
 ENV = {"python": "3.11", "numpy": "2", "numba": "0.68", "llvmlite": "0.50", "threads": 2,
@@ -171,7 +171,8 @@ def test_page_renders_every_op_in_headless_chromium(tmp_path):
     png = os.path.join(PERF, "results", "test-history-page.png")
     if os.path.exists(png):
         os.remove(png)
-    problems, plots = browser.check(str(path), C.op_ids(), png)
+    problems, plots = browser.check(str(path), C.op_ids(), png,
+                                    expected={op: 10 for op in C.op_ids()})
     print(f"\nscreenshot of the history page: {png}")
     assert problems == []
     assert len(plots) == 2 * len(C.op_ids())
@@ -182,6 +183,21 @@ def test_page_renders_every_op_in_headless_chromium(tmp_path):
     from matplotlib.image import imread
     pixels = imread(png)
     assert pixels.shape[0] > 1000 and pixels.std() > 0.05  # not a blank page
+
+
+def test_check_page_cli_counts_every_commit(tmp_path):
+    store.append(tmp_path / "r.jsonl", fake_records(n_commits=3))
+    page.write(tmp_path / "r.jsonl", tmp_path / "index.html")
+    proc = subprocess.run([sys.executable, "-m", "perf.history", "check-page",
+                           str(tmp_path / "index.html")], cwd=REPO, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"{2 * len(C.op_ids())} plots rendered" in proc.stdout
+    # A page whose script drops a commit's dots fails the check.
+    text = (tmp_path / "index.html").read_text().replace("if (!p) return;", "if (!p || i === 1) return;")
+    (tmp_path / "index.html").write_text(text)
+    proc = subprocess.run([sys.executable, "-m", "perf.history", "check-page",
+                           str(tmp_path / "index.html")], cwd=REPO, capture_output=True, text=True, check=False)
+    assert proc.returncode == 1 and "2 dots, 3 expected" in proc.stdout
 
 
 def test_a_broken_script_is_reported(tmp_path):

@@ -31,13 +31,12 @@ import tempfile
 import uuid
 from types import SimpleNamespace
 
-from . import PAGE, REPO, STORE
+# perf/'s own modules, by plain name: the package's __init__ put perf/ on the path.
+import cases as C
+import compare
+import timing
 
-import cases as C  # noqa: E402  (perf/ is on the path: see __init__)
-import compare  # noqa: E402
-import timing  # noqa: E402
-
-from . import browser, page, store  # noqa: E402
+from . import PAGE, REPO, STORE, browser, page, store
 
 
 def say(msg):
@@ -53,7 +52,7 @@ def git(repo, *args):
 
 def has_package(repo, sha):
     return subprocess.run(["git", "-C", repo, "cat-file", "-e", f"{sha}:numbaconv/__init__.py"],
-                          capture_output=True).returncode == 0
+                          capture_output=True, check=False).returncode == 0
 
 
 def default_revs(repo):
@@ -62,7 +61,7 @@ def default_revs(repo):
     if not first:
         raise SystemExit("history: no commit has perf/compare.py: give a range")
     parent = subprocess.run(["git", "-C", repo, "rev-parse", "--verify", "--quiet", first[0] + "^"],
-                            capture_output=True, text=True).stdout.strip()
+                            capture_output=True, text=True, check=False).stdout.strip()
     return [f"{parent}..HEAD"] if parent else [first[0], f"{first[0]}..HEAD"]
 
 
@@ -297,7 +296,6 @@ def parse_args(argv):
 
     c = sub.add_parser("check-page", help="open the page in headless Chromium; every plot drawn?")
     c.add_argument("page", nargs="?", default=PAGE)
-    c.add_argument("--store", help="the store it was made from (default: the ops on the page)")
     c.add_argument("--screenshot", help="PNG file to write")
     args = p.parse_args(argv)
     if getattr(args, "rounds", 2) < 2:
@@ -316,8 +314,11 @@ def cmd_check_page(args):
         text = f.read()
     start = text.index('<script id="data" type="application/json">') + len(
         '<script id="data" type="application/json">')
-    ops = json.loads(text[start:text.index("</script>", start)])["ops"]
-    problems, plots = browser.check(args.page, ops, args.screenshot)
+    data = json.loads(text[start:text.index("</script>", start)])
+    ops = data["ops"]
+    # One dot per commit a series timed: the plot must show every one.
+    expected = {op: sum(len(s["ops"][op]["points"]) for s in data["series"]) for op in ops}
+    problems, plots = browser.check(args.page, ops, args.screenshot, expected)
     for problem in problems:
         print(f"check-page: {problem}")
     print(f"check-page: {len(plots)} plots rendered for {len(ops)} ops"

@@ -30,7 +30,7 @@ def _run(page, *flags, timeout=120):
     with tempfile.TemporaryDirectory(prefix="history-chromium-") as profile:
         proc = subprocess.run([chromium(), *FLAGS, f"--user-data-dir={profile}", *flags,
                                "file://" + os.path.abspath(page)],
-                              capture_output=True, text=True, timeout=timeout)
+                              capture_output=True, text=True, timeout=timeout, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"chromium exit code {proc.returncode}: {proc.stderr[-2000:]}")
     return proc.stdout
@@ -81,8 +81,9 @@ def screenshot(page, png, width=1400, height=2600):
     return png
 
 
-def check(page, ops, png=None):
-    """Problems with the rendered page (empty: every op has a time and a rate plot with dots)."""
+def check(page, ops, png=None, expected=None):
+    """Problems with the rendered page (empty: every op has a time and a rate plot with dots,
+    ``expected[op]`` of them when given)."""
     plots, errors, plotted = rendered_plots(page)
     problems = [f"script error on the page: {errors}"] if errors else []
     if plotted != str(len(ops)):
@@ -92,6 +93,8 @@ def check(page, ops, png=None):
             found = [p for p in plots if p["op"] == op and p["kind"] == kind]
             if not found or found[0]["circles"] == 0 or found[0]["circles"] != found[0]["points"]:
                 problems.append(f"{op} {kind}: no plot with dots rendered ({found})")
+            elif expected and found[0]["circles"] != expected[op]:
+                problems.append(f"{op} {kind}: {found[0]['circles']} dots, {expected[op]} expected")
     if png:
         screenshot(page, png)
     return problems, plots

@@ -10,8 +10,8 @@ latest table of each series and every step that is not ``same``.
 """
 import datetime
 import html
-import os
 import json
+import os
 
 import cases as C
 

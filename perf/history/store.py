@@ -9,13 +9,13 @@ size never share a curve. Steps between two commits are judged only on the
 rounds of a run that timed both, interleaved (compare.py's rule: a figure
 from another run is context, never a comparison).
 """
+import itertools
 import json
 import os
 from collections import defaultdict
 
-import numpy as np
-
 import compare
+import numpy as np
 
 KEY = ("commit", "run", "round")
 
@@ -109,7 +109,7 @@ def steps(records, op, threshold=0.10, confidence=0.95):
     order = [sha for sha, _ in commits_in_order(records)]
     rng = np.random.default_rng(0)
     out = []
-    for prev, cur in zip(order, order[1:]):
+    for prev, cur in itertools.pairwise(order):
         pairs = paired_rounds(records, prev, cur, op)
         entry = {"commit": cur, "previous": prev}
         if len(pairs) >= 2:
