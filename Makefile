@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test test-boundscheck bench bench-quick compare example clean
+.PHONY: test test-boundscheck bench bench-quick compare history history-smoke example clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,25 @@ A ?= HEAD~1
 B ?= HEAD
 compare: $(VENV)/.perf-installed
 	$(BIN)/python perf/compare.py $(A) $(B)
+
+# Performance history (perf/history/): every commit since perf/ landed (at most 10), or
+# `make history REVS="A..B"`, at the quick sizes, interleaved, into the store
+# perf/history/results.jsonl; rewrites the page perf/history/index.html.
+REVS ?=
+history: $(VENV)/.perf-installed
+	$(BIN)/python -m perf.history run $(REVS)
+
+# CI: the history tooling end to end on the last two commits (a throwaway store),
+# the page opened in headless Chromium, the tooling's tests. Never fails on timing.
+history-smoke: $(VENV)/.perf-installed
+	tmp=$$(mktemp -d) && \
+	$(BIN)/python -m perf.history run HEAD~1 HEAD --rounds 2 --runs 3 \
+		--store $$tmp/results.jsonl --page $$tmp/index.html && \
+	mkdir -p perf/results && \
+	$(BIN)/python -m perf.history check-page $$tmp/index.html \
+		--screenshot perf/results/history-smoke.png && \
+	rm -rf $$tmp
+	$(BIN)/python -m pytest -q -s perf/test_history.py
 
 example: $(VENV)/.test-installed
 	$(BIN)/python examples/train_digits.py

@@ -233,18 +233,28 @@ def analyse(a, b, args):
         pairs = [(ra[op], rb[op]) for ra, rb in zip(a.rounds, b.rounds) if op in ra and op in rb]
         if not pairs:
             continue
-        ta, tb = np.array(pairs).T
-        ratios = tb / ta
-        ratio = float(np.median(ratios))
-        lo, hi = bootstrap_ci(ratios, args.confidence, 4000, rng)
-        q1, q3 = (float(q) for q in np.quantile(ratios, [0.25, 0.75]))
-        rows.append({
-            "op": op, "a_ms": float(np.median(ta)), "b_ms": float(np.median(tb)),
-            "ratio": ratio, "ci": [lo, hi], "iqr": [q1, q3], "rounds": len(pairs),
-            "a_spread": float(np.std(ta) / np.mean(ta)), "b_spread": float(np.std(tb) / np.mean(tb)),
-            "verdict": verdict(ratio, lo, hi, args.threshold),
-        })
+        rows.append({"op": op, **judge(pairs, args.threshold, args.confidence, rng)})
     return rows
+
+
+def judge(pairs, threshold, confidence=0.95, rng=None):
+    """The verdict on B against A from per-round (A, B) times (the history's step rule too).
+
+    The median of the per-round ratios B/A, its bootstrap interval, their
+    IQR, each side's round-to-round spread, and :func:`verdict`.
+    """
+    rng = np.random.default_rng(0) if rng is None else rng
+    ta, tb = np.array(pairs, dtype=float).T
+    ratios = tb / ta
+    ratio = float(np.median(ratios))
+    lo, hi = bootstrap_ci(ratios, confidence, 4000, rng)
+    q1, q3 = (float(q) for q in np.quantile(ratios, [0.25, 0.75]))
+    return {
+        "a_ms": float(np.median(ta)), "b_ms": float(np.median(tb)),
+        "ratio": ratio, "ci": [lo, hi], "iqr": [q1, q3], "rounds": len(pairs),
+        "a_spread": float(np.std(ta) / np.mean(ta)), "b_spread": float(np.std(tb) / np.mean(tb)),
+        "verdict": verdict(ratio, lo, hi, threshold),
+    }
 
 
 def render(a, b, rows, args, differ, wall):
