@@ -8,6 +8,7 @@ chunk, deterministic tree-reduced dw/db, filters passed whole, rechunking
 warnings, and the eager validation at graph construction.
 """
 import inspect
+import logging
 import multiprocessing
 
 import numpy as np
@@ -245,3 +246,203 @@ def _backward(case, data, extra, fmt, split_every):
     geometry = CONV_BACK if case == "conv2d_backward" else TRANSPOSE
     return getattr(nd, case)(data["dy"], data["x"], extra["w"], **geometry, data_format=fmt,
                              split_every=split_every)
+
+
+# ------------------------------------------------------------ graph and inputs
+
+
+def test_filters_and_bias_are_one_chunk_each_shared_by_every_block(rng):
+    data, extra = make_conv(rng, "NHWC", np.float64)
+    x = chunk(data, CHUNKINGS["ones"])["x"]
+    y = nd.conv2d(x, extra["w"], extra["b"], padding=1)
+    deps = y.dask.dependencies[y.name]
+    assert x.name in deps and len(deps) == 3
+    for name in deps - {x.name}:  # w and b: one key each, not one per batch chunk
+        assert len(y.dask.layers[name]) == 1
+    # A Dask filter in several chunks is merged into one too.
+    w = da.from_array(extra["w"], chunks=1)
+    y2 = nd.conv2d(x, w, padding=1)
+    (w_layer,) = y2.dask.dependencies[y2.name] - {x.name}
+    assert len(dict(y2.dask.layers[w_layer])) == 1
+    np.testing.assert_allclose(y2.compute(scheduler="synchronous"),
+                               numbaconv.conv2d(data["x"], extra["w"], padding=1), rtol=1e-12)
+
+
+def test_the_graph_keeps_the_filters_of_the_call(rng):
+    data, extra = make_conv(rng, "NHWC", np.float64)
+    want = numbaconv.conv2d(data["x"], extra["w"], extra["b"])
+    y = nd.conv2d(chunk(data, (3, 4))["x"], extra["w"], extra["b"])
+    extra["w"] += 1  # as a training step updates its weights in place
+    extra["b"][:] = 0
+    np.testing.assert_array_equal(y.compute(scheduler="synchronous"), want)
+
+
+def test_array_likes_are_taken_as_one_chunk(rng):
+    data, extra = make_conv(rng, "NHWC", np.float64)
+    y = nd.conv2d(data["x"].tolist(), extra["w"].tolist(), list(extra["b"]))
+    assert isinstance(y, da.Array) and y.numblocks[0] == 1
+    np.testing.assert_allclose(y.compute(scheduler="synchronous"),
+                               numbaconv.conv2d(data["x"], extra["w"], extra["b"]), rtol=1e-12)
+
+
+def test_inputs_chunked_differently_along_the_batch_are_aligned(rng):
+    data, extra = make_conv_backward(rng, "NCHW", np.float64)
+    dy = da.from_array(data["dy"], chunks=(4,) + data["dy"].shape[1:])
+    x = da.from_array(data["x"], chunks=(2,) + data["x"].shape[1:])
+    dx, dw, db = nd.conv2d_backward(dy, x, extra["w"], **CONV_BACK, data_format="NCHW")
+    assert dx.chunks[0] == (2, 2, 2, 1)  # split wherever either input has a boundary
+    computed = dask.compute(dx, dw, db, scheduler="synchronous")
+    assert_matches(computed, numbaconv.conv2d_backward(data["dy"], data["x"], extra["w"],
+                                                       **CONV_BACK, data_format="NCHW"))
+
+
+def test_an_empty_batch_gives_empty_results(rng):
+    data, extra = make_conv_backward(rng, "NHWC", np.float64)
+    empty = {k: da.from_array(v[:0], chunks=-1) for k, v in data.items()}
+    dx, dw, db = dask.compute(*nd.conv2d_backward(empty["dy"], empty["x"], extra["w"],
+                                                  **CONV_BACK), scheduler="synchronous")
+    assert dx.shape == (0,) + data["x"].shape[1:]
+    np.testing.assert_array_equal(dw, np.zeros_like(extra["w"]))
+    np.testing.assert_array_equal(db, np.zeros(4))
+
+
+def test_other_axes_in_several_chunks_are_merged_with_a_warning(rng):
+    data, extra = make_lrn_backward(rng, "NCHW", np.float64)
+    x = da.from_array(data["x"], chunks=(2, 3, 2, 3))
+    with pytest.warns(da.PerformanceWarning, match="x is chunked along axes other than the"):
+        y = nd.lrn(x, **LRN, data_format="NCHW")
+    assert y.chunks == ((2, 2, 2, 1), (7,), (4,), (3,))
+    np.testing.assert_allclose(y.compute(scheduler="synchronous"),
+                               numbaconv.lrn(data["x"], **LRN, data_format="NCHW"), rtol=1e-12)
+
+
+def test_cols_split_inside_a_sample_are_rechunked_at_sample_boundaries(rng):
+    data, extra = make_col2im(rng, "NHWC", np.float64)
+    cols = data["cols"]
+    rows = cols.shape[0] // N
+    lazy = da.from_array(cols, chunks=(rows + 1, cols.shape[1]))
+    with pytest.warns(da.PerformanceWarning, match="split samples"):
+        x = nd.col2im(lazy, extra["x_shape"], (3, 2), **PATCH)
+    assert sum(x.chunks[0]) == N and x.numblocks[0] > 1
+    np.testing.assert_allclose(x.compute(scheduler="synchronous"),
+                               numbaconv.col2im(cols, extra["x_shape"], (3, 2), **PATCH),
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda d, e: nd.conv2d(d["x"], e["w"][:, :, :2]), ValueError, "w"),
+    (lambda d, e: nd.conv2d(d["x"], e["w"], e["b"][:3]), ValueError, "b"),
+    (lambda d, e: nd.conv2d(d["x"].astype(complex), e["w"]), TypeError, "x"),
+    (lambda d, e: nd.conv2d(d["x"][..., 0], e["w"]), ValueError, "x"),
+    (lambda d, e: nd.conv2d(d["x"], e["w"], stride=0), ValueError, "stride"),
+    (lambda d, e: nd.conv2d(d["x"], [[1, 2], [3]]), ValueError, "w"),
+    (lambda d, e: nd.conv2d_backward(d["x"][:, :, :, :1].repeat(4, axis=3)[:5], d["x"], e["w"],
+                                     padding="SAME"), ValueError, "dy and x"),
+    (lambda d, e: nd.conv2d_backward(d["x"][:, :, :, :1].repeat(4, axis=3), d["x"], e["w"]),
+     ValueError, "dy"),
+    (lambda d, e: nd.conv2d_backward(d["x"][:, :, :, :1].repeat(4, axis=3), d["x"], e["w"],
+                                     padding="SAME", split_every=1), ValueError, "split_every"),
+    (lambda d, e: nd.max_pool2d_backward(d["x"][:, ::2, ::2], d["x"][:, ::2, ::2].astype(int),
+                                         (6,) + d["x"].shape[1:]), ValueError, "x_shape"),
+    (lambda d, e: nd.max_pool2d_backward(d["x"], d["x"].astype(int), 5), TypeError, "x_shape"),
+    (lambda d, e: nd.col2im(nd.im2col(d["x"], 3), (N + 1,) + d["x"].shape[1:], 3),
+     ValueError, "cols"),
+    (lambda d, e: nd.lrn(d["x"], depth_radius=-1), ValueError, "depth_radius"),
+    (lambda d, e: nd.lrn(d["x"][d["x"][:, 0, 0, 0] > 0]), ValueError, "compute_chunk_sizes"),
+])
+def test_bad_input_raises_at_graph_construction_naming_the_argument(call, error, match, rng,
+                                                                    monkeypatch):
+    data, extra = make_conv(rng, "NHWC", np.float64)
+    for name in numbaconv.__all__:  # nothing may reach an eager function (or a kernel)
+        monkeypatch.setattr(numbaconv, name, None)
+    with pytest.raises(error, match=match):
+        call(chunk(data, (3, 4)), extra)
+
+
+def test_signatures_are_those_of_the_eager_functions():
+    """Every eager keyword (the backward convolutions add split_every)."""
+    ops = [name for name in numbaconv.__all__ if name != "warmup"]
+    assert sorted(ops) == sorted(name for name in nd.__all__ if name[0].islower()
+                                 and name != "local_cluster")
+    for name in ops:
+        lazy = inspect.signature(getattr(nd, name)).parameters
+        eager = inspect.signature(getattr(numbaconv, name)).parameters
+        extra = {"split_every"} if name.endswith("backward") and "conv" in name else set()
+        assert [p for p in lazy if p not in extra] == list(eager), name
+        for p in eager:
+            assert lazy[p].default == eager[p].default and lazy[p].kind == eager[p].kind
+
+
+# ---------------------------------------------------------- dask.distributed
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client
+
+    # The dashboard on a free port: a busy 8787 would warn (an error here).
+    cluster = nd.local_cluster(2, dashboard_address=":0", silence_logs=logging.ERROR)
+    try:
+        with Client(cluster, timeout=TIMEOUT) as client:
+            client.wait_for_workers(2, timeout=TIMEOUT)
+            yield client
+    finally:
+        cluster.close(timeout=30)
+
+
+def on_cluster(client, *arrays):
+    return tuple(f.result(timeout=TIMEOUT) for f in client.compute(list(arrays)))
+
+
+def _worker_setup():
+    import numba
+
+    return (multiprocessing.get_start_method(allow_none=True),
+            multiprocessing.parent_process() is not None, numba.get_num_threads())
+
+
+def test_the_cluster_spawns_single_threaded_workers_with_numba_threads_per_core_share(client):
+    assert dask.config.get("distributed.worker.multiprocessing-method") == "spawn"
+    info = client.scheduler_info(n_workers=-1)["workers"]
+    assert len(info) == 2 and all(w["nthreads"] == 1 for w in info.values())
+    # Run as tasks: Numba's thread count belongs to the thread that runs them.
+    futures = [client.submit(_worker_setup, pure=False, workers=[address])
+               for address in info]
+    expected = max(1, nd.available_cores() // 2)
+    for future in futures:
+        assert future.result(timeout=TIMEOUT) == ("spawn", True, expected)
+
+
+def test_local_cluster_refuses_fork():
+    with dask.config.set({"distributed.worker.multiprocessing-method": "fork"}), \
+            pytest.raises(ValueError, match="spawn"):
+        nd.local_cluster(1)
+
+
+@pytest.mark.parametrize("fmt", LAYOUTS)
+def test_a_forward_and_backward_pass_on_the_cluster_match_eager_and_synchronous(fmt, client,
+                                                                                rng):
+    data, extra = make_conv_backward(rng, fmt, np.float32, geometry={"padding": "SAME"})
+    lazy = chunk(data, (3, 3, 1))
+    y = nd.conv2d(lazy["x"], extra["w"], extra["b"], padding="SAME", data_format=fmt)
+    pooled, argmax = nd.max_pool2d_argmax(nd.lrn(y, **LRN, data_format=fmt), 2,
+                                          data_format=fmt)
+    grads = nd.conv2d_backward(lazy["dy"], lazy["x"], extra["w"], padding="SAME",
+                               data_format=fmt, split_every=2)
+    distributed = on_cluster(client, pooled, argmax, *grads)
+    again = on_cluster(client, *grads[1:])
+    eager_pooled, eager_argmax = numbaconv.max_pool2d_argmax(
+        numbaconv.lrn(numbaconv.conv2d(data["x"], extra["w"], extra["b"], padding="SAME",
+                                       data_format=fmt), **LRN, data_format=fmt),
+        2, data_format=fmt)
+    eager = (eager_pooled, eager_argmax, *numbaconv.conv2d_backward(
+        data["dy"], data["x"], extra["w"], padding="SAME", data_format=fmt))
+    for got, want in zip(distributed, eager):
+        assert got.dtype == want.dtype and got.shape == want.shape
+        scale = np.abs(want).max()
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * scale)
+    # Same chunking, same tree, same Numba threads per worker: the same bits.
+    # (Not those of the in-process run: the eager dw and db kernels sum
+    # per-thread partials, so their float32 bits follow the thread count.)
+    for got, repeat in zip(distributed[3:], again):
+        np.testing.assert_array_equal(got, repeat)
