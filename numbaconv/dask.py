@@ -226,8 +226,8 @@ def _blocks(kind, meta, name, func, arrays, letters, rows, to_samples):
     axes = [next(letters) for _ in sizes]
     if kind == SUM:
         adjust = 1
-    elif kind == SAMPLE_ROWS:
-        adjust = (lambda c: c * rows) if to_samples is None else (lambda c: c // rows * rows)
+    elif kind == SAMPLE_ROWS:  # from samples (im2col takes no cols)
+        adjust = lambda c: c * rows  # noqa: E731
     else:
         adjust = to_samples
     return da.blockwise(
