@@ -32,7 +32,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import train_digits  # noqa: E402  (the model: reused, not copied)
+import train_digits  # the model: reused, not copied
 
 # Worker processes are spawned: they import this module again as __mp_main__,
 # so the heavy imports (dask, distributed, numbaconv) wait until main().

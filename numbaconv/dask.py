@@ -50,7 +50,7 @@ import numbaconv.reference
 __all__ = [
     "conv2d", "conv2d_backward", "conv2d_transpose", "conv2d_transpose_backward",
     "im2col", "col2im", "max_pool2d", "max_pool2d_argmax", "max_pool2d_backward",
-    "lrn", "lrn_backward", "local_cluster", "NumbaThreads", "SPLIT_EVERY",
+    "lrn", "lrn_backward", "local_cluster", "NumbaThreads", "available_cores", "SPLIT_EVERY",
 ]
 
 # Partial sums combined per node of the batch reduction tree.
@@ -75,8 +75,8 @@ _LETTERS = "abcdefghijklmopqrstuvwxyz"  # array indices for blockwise; "n" is th
 def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, data_format="NHWC"):
     """Lazy :func:`numbaconv.conv2d`: ``y`` chunked like ``x``."""
     return _lazy("conv2d", [(BATCH, "x", x), (WHOLE, "w", w), (WHOLE, "b", b)],
-                 dict(stride=stride, padding=padding, dilation=dilation,
-                      data_format=data_format), (SAMPLE,))
+                 {"stride": stride, "padding": padding, "dilation": dilation,
+                  "data_format": data_format}, (SAMPLE,))
 
 
 def conv2d_backward(dy, x, w, *, stride=1, padding=0, dilation=1, data_format="NHWC",
@@ -84,16 +84,16 @@ def conv2d_backward(dy, x, w, *, stride=1, padding=0, dilation=1, data_format="N
     """Lazy :func:`numbaconv.conv2d_backward`: ``dx`` chunked like ``x``; ``dw``, ``db``
     summed over the batch chunks by a tree reduction (``split_every`` partials per node)."""
     return _lazy("conv2d_backward", [(BATCH, "dy", dy), (BATCH, "x", x), (WHOLE, "w", w)],
-                 dict(stride=stride, padding=padding, dilation=dilation,
-                      data_format=data_format), (SAMPLE, SUM, SUM), split_every=split_every)
+                 {"stride": stride, "padding": padding, "dilation": dilation,
+                  "data_format": data_format}, (SAMPLE, SUM, SUM), split_every=split_every)
 
 
 def conv2d_transpose(x, w, b=None, *, stride=1, padding=0, output_padding=0, dilation=1,
                      data_format="NHWC"):
     """Lazy :func:`numbaconv.conv2d_transpose`: ``y`` chunked like ``x``."""
     return _lazy("conv2d_transpose", [(BATCH, "x", x), (WHOLE, "w", w), (WHOLE, "b", b)],
-                 dict(stride=stride, padding=padding, output_padding=output_padding,
-                      dilation=dilation, data_format=data_format), (SAMPLE,))
+                 {"stride": stride, "padding": padding, "output_padding": output_padding,
+                  "dilation": dilation, "data_format": data_format}, (SAMPLE,))
 
 
 def conv2d_transpose_backward(dy, x, w, *, stride=1, padding=0, output_padding=0, dilation=1,
@@ -102,14 +102,15 @@ def conv2d_transpose_backward(dy, x, w, *, stride=1, padding=0, output_padding=0
     ``db`` summed over the batch chunks by a tree reduction (``split_every`` per node)."""
     return _lazy("conv2d_transpose_backward",
                  [(BATCH, "dy", dy), (BATCH, "x", x), (WHOLE, "w", w)],
-                 dict(stride=stride, padding=padding, output_padding=output_padding,
-                      dilation=dilation, data_format=data_format), (SAMPLE, SUM, SUM),
+                 {"stride": stride, "padding": padding, "output_padding": output_padding,
+                  "dilation": dilation, "data_format": data_format}, (SAMPLE, SUM, SUM),
                  split_every=split_every)
 
 
 def im2col(x, kernel_size, *, stride=1, padding=0, dilation=1, data_format="NHWC"):
     """Lazy :func:`numbaconv.im2col`: a chunk of ``n`` samples gives ``n * OH * OW`` rows."""
-    kwargs = dict(stride=stride, padding=padding, dilation=dilation, data_format=data_format)
+    kwargs = {"stride": stride, "padding": padding, "dilation": dilation,
+              "data_format": data_format}
     return _lazy("im2col", [(BATCH, "x", x), (None, "kernel_size", kernel_size)], kwargs,
                  (SAMPLE_ROWS,),
                  rows_per_sample=lambda shape: _rows_per_sample(shape, kernel_size, kwargs))
@@ -118,7 +119,8 @@ def im2col(x, kernel_size, *, stride=1, padding=0, dilation=1, data_format="NHWC
 def col2im(cols, x_shape, kernel_size, *, stride=1, padding=0, dilation=1, data_format="NHWC"):
     """Lazy :func:`numbaconv.col2im`: ``cols`` chunked at sample boundaries (``OH * OW``
     rows each, as :func:`im2col` gives them; rechunked with a warning otherwise)."""
-    kwargs = dict(stride=stride, padding=padding, dilation=dilation, data_format=data_format)
+    kwargs = {"stride": stride, "padding": padding, "dilation": dilation,
+              "data_format": data_format}
     return _lazy("col2im", [(ROWS, "cols", cols), (SHAPE, "x_shape", x_shape),
                             (None, "kernel_size", kernel_size)], kwargs, (SAMPLE,),
                  rows_per_sample=lambda shape: _rows_per_sample(shape, kernel_size, kwargs))
@@ -127,14 +129,14 @@ def col2im(cols, x_shape, kernel_size, *, stride=1, padding=0, dilation=1, data_
 def max_pool2d(x, pool_size, *, stride=None, padding=0, data_format="NHWC"):
     """Lazy :func:`numbaconv.max_pool2d`: ``y`` chunked like ``x``."""
     return _lazy("max_pool2d", [(BATCH, "x", x), (None, "pool_size", pool_size)],
-                 dict(stride=stride, padding=padding, data_format=data_format), (SAMPLE,))
+                 {"stride": stride, "padding": padding, "data_format": data_format}, (SAMPLE,))
 
 
 def max_pool2d_argmax(x, pool_size, *, stride=None, padding=0, data_format="NHWC"):
     """Lazy :func:`numbaconv.max_pool2d_argmax`: ``y`` and ``argmax`` chunked like ``x``
     (one kernel call per chunk for both)."""
     return _lazy("max_pool2d_argmax", [(BATCH, "x", x), (None, "pool_size", pool_size)],
-                 dict(stride=stride, padding=padding, data_format=data_format),
+                 {"stride": stride, "padding": padding, "data_format": data_format},
                  (SAMPLE, SAMPLE))
 
 
@@ -142,21 +144,21 @@ def max_pool2d_backward(dy, argmax, x_shape, *, data_format="NHWC"):
     """Lazy :func:`numbaconv.max_pool2d_backward`: ``dx`` chunked like ``dy``."""
     return _lazy("max_pool2d_backward", [(BATCH, "dy", dy), (BATCH, "argmax", argmax),
                                          (SHAPE, "x_shape", x_shape)],
-                 dict(data_format=data_format), (SAMPLE,))
+                 {"data_format": data_format}, (SAMPLE,))
 
 
 def lrn(x, *, depth_radius=5, bias=1.0, alpha=1.0, beta=0.5, data_format="NHWC"):
     """Lazy :func:`numbaconv.lrn`: ``y`` chunked like ``x``."""
     return _lazy("lrn", [(BATCH, "x", x)],
-                 dict(depth_radius=depth_radius, bias=bias, alpha=alpha, beta=beta,
-                      data_format=data_format), (SAMPLE,))
+                 {"depth_radius": depth_radius, "bias": bias, "alpha": alpha, "beta": beta,
+                  "data_format": data_format}, (SAMPLE,))
 
 
 def lrn_backward(dy, x, *, depth_radius=5, bias=1.0, alpha=1.0, beta=0.5, data_format="NHWC"):
     """Lazy :func:`numbaconv.lrn_backward`: ``dx`` chunked like ``x``."""
     return _lazy("lrn_backward", [(BATCH, "dy", dy), (BATCH, "x", x)],
-                 dict(depth_radius=depth_radius, bias=bias, alpha=alpha, beta=beta,
-                      data_format=data_format), (SAMPLE,))
+                 {"depth_radius": depth_radius, "bias": bias, "alpha": alpha, "beta": beta,
+                  "data_format": data_format}, (SAMPLE,))
 
 
 # -------------------------------------------------------------- the engine
@@ -227,7 +229,7 @@ def _blocks(kind, meta, name, func, arrays, letters, rows, to_samples):
     if kind == SUM:
         adjust = 1
     elif kind == SAMPLE_ROWS:  # from samples (im2col takes no cols)
-        adjust = lambda c: c * rows  # noqa: E731
+        adjust = lambda c: c * rows
     else:
         adjust = to_samples
     return da.blockwise(
