@@ -183,7 +183,8 @@ def main(argv=None):
         finally:
             for client in clients.values():
                 client.close()
-            for cluster in clusters.values():
+            # Last opened, first closed: each restores the log level it found.
+            for cluster in reversed(clusters.values()):
                 cluster.close()
     return status
 
