@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test test-boundscheck bench bench-quick compare history history-smoke example clean
+.PHONY: test test-boundscheck bench bench-quick compare history history-smoke example example-dask example-dask-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,15 @@ history-smoke: $(VENV)/.perf-installed
 
 example: $(VENV)/.test-installed
 	$(BIN)/python examples/train_digits.py
+
+# The digits CNN on a LocalCluster of 1 and 2 worker processes (inference over
+# a memory-mapped batch, one data-parallel training step checked against eager).
+example-dask: $(VENV)/.test-installed
+	$(BIN)/python examples/dask_digits.py
+
+# The same, small and quick (CI): exits 1 if the results differ from eager.
+example-dask-quick: $(VENV)/.test-installed
+	$(BIN)/python examples/dask_digits.py --images 4096 --chunk 512 --repeats 1 --train-epochs 0
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -89,14 +89,17 @@ def forward(ops, params, x):
 
 
 def softmax_cross_entropy(logits, y):
-    """Mean cross-entropy of softmax(logits) against labels y, and its gradient."""
+    """Mean cross-entropy of softmax(logits) against labels y, and its gradient.
+
+    Written with a one-hot mask and no in-place writes, so that it also builds
+    a lazy graph from Dask arrays (``examples/dask_digits.py``); the loss is a
+    0-d array.
+    """
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_prob = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    rows = np.arange(len(y))
-    loss = -log_prob[rows, y].mean()
-    dlogits = np.exp(log_prob)
-    dlogits[rows, y] -= 1
-    return float(loss), dlogits / np.float32(len(y))
+    onehot = y[:, None] == np.arange(logits.shape[1])
+    loss = -(log_prob * onehot).sum(axis=1).mean()
+    return loss, (np.exp(log_prob) - onehot) / np.float32(len(y))
 
 
 def loss_and_grads(ops, params, x, y):
@@ -128,7 +131,7 @@ def evaluate(ops, params, x, y, batch_size=512):
     for start in range(0, len(x), batch_size):
         logits = predict(ops, params, x[start:start + batch_size])
         labels = y[start:start + batch_size]
-        losses += softmax_cross_entropy(logits, labels)[0] * len(labels)
+        losses += float(softmax_cross_entropy(logits, labels)[0]) * len(labels)
         correct += int((logits.argmax(axis=1) == labels).sum())
     return losses / len(x), correct / len(x)
 
@@ -197,6 +200,7 @@ def train(backend_name="numba", epochs=8, batch_size=32, seed=0, lr=0.01, moment
                 break
             batch = order[step * batch_size:(step + 1) * batch_size]
             loss, grads = loss_and_grads(ops, params, x_train[batch], y_train[batch])
+            loss = float(loss)
             for name, grad in grads.items():
                 velocity[name] = momentum * velocity[name] - lr * grad
                 params[name] += velocity[name]
