@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test test-boundscheck bench bench-quick compare history history-smoke example example-dask example-dask-quick clean
+.PHONY: test test-boundscheck bench bench-quick compare history history-smoke example example-dask example-dask-quick sweep clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -75,3 +75,8 @@ example-dask-quick: $(VENV)/.test-installed
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+
+# The conv shape sweep (issue 8): 44 layer shapes of real networks, numbaconv
+# against NumPy, TensorFlow and PyTorch (NCHW and channels_last).
+sweep: $(VENV)/.perf-installed
+	$(BIN)/python perf/sweep.py

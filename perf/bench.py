@@ -38,11 +38,11 @@ PERF_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(PERF_DIR)
 # Order of the worker runs: each checks itself against the outputs saved by
 # the ones before it, so the reference and TensorFlow come before numbaconv.
-RUN_ORDER = ("reference", "tensorflow", "torch", "seed", "numbaconv")
-TABLE_ORDER = ("seed", "reference", "numbaconv", "tensorflow", "torch")
+RUN_ORDER = ("reference", "tensorflow", "torch", "torchcl", "seed", "numbaconv")
+TABLE_ORDER = ("seed", "reference", "numbaconv", "tensorflow", "torch", "torchcl")
 CHECK_AGAINST = {"numbaconv": ["reference", "tensorflow"], "tensorflow": ["reference"],
-                 "torch": ["reference"]}
-FRAMEWORK_MODULE = {"tensorflow": "tensorflow", "torch": "torch"}
+                 "torch": ["reference"], "torchcl": ["reference"]}
+FRAMEWORK_MODULE = {"tensorflow": "tensorflow", "torch": "torch", "torchcl": "torch"}
 WORKER_TIMEOUT_S = 1800
 # Between two implementations' turns: lets the previous one's OpenMP threads
 # stop spinning and go to sleep before the next one starts.
@@ -358,7 +358,8 @@ def plot(doc, path):
     present = [i for i in TABLE_ORDER if any(i in doc["by_op"][op] for op in ops)]
     height = 0.8 / max(len(present), 1)
     fig, ax = plt.subplots(figsize=(10, 0.16 * len(ops) * max(len(present), 2) + 1.5))
-    colors = dict(zip(TABLE_ORDER, ("#999999", "#4c72b0", "#dd8452", "#55a868", "#c44e52")))
+    colors = dict(zip(TABLE_ORDER, ("#999999", "#4c72b0", "#dd8452", "#55a868", "#c44e52",
+                                    "#8172b3")))
     for k, impl in enumerate(present):
         ys, xs = [], []
         for j, op in enumerate(ops):
@@ -412,8 +413,8 @@ def threads_summary(frameworks):
         elif impl == "tensorflow":
             parts.append(f"TF intra-op {rt.get('intra_op_threads')} (0 = all), "
                          f"oneDNN {rt.get('onednn_enabled')}")
-        elif impl == "torch":
-            parts.append(f"torch {rt.get('num_threads')}")
+        elif impl in ("torch", "torchcl"):
+            parts.append(f"{impl} {rt.get('num_threads')}")
         elif impl == "reference" and rt.get("blas"):
             parts.append("BLAS " + ",".join(f"{b['internal_api']} {b['num_threads']}" for b in rt["blas"]))
     return "; ".join(parts)

@@ -26,6 +26,7 @@ class Case(NamedTuple):
     w_shape: Optional[Tuple[int, int, int, int]] = None  # HWIO (conv)
     stride: int = 1
     padding: str = "VALID"  # TensorFlow's padding name; explicit pads follow from it
+    pad: Optional[int] = None  # explicit symmetric padding instead (conv), as every framework takes it
     pool: int = 2  # window = stride (pool)
     depth_radius: int = 5  # LRN parameters, TensorFlow's names
     bias: float = 1.0
@@ -44,6 +45,14 @@ CASES = (
     Case("conv8x16s5", "conv 4x28x46x128 * 8x16x128x2 S=5 VALID", "conv",
          (4, 28, 46, 128), 2, w_shape=(8, 16, 128, 2), stride=5, padding="VALID",
          seed_ran_it=True),
+    # A typical CNN layer (ResNet-18's first stage) and the batch-1 calls of
+    # issue 8: per-call overhead must not dominate small tensors.
+    Case("conv56x64", "conv 32x56x56x64 * 3x3x64x64 P=1 (ResNet stage 1)", "conv",
+         (32, 56, 56, 64), 2, w_shape=(3, 3, 64, 64), pad=1),
+    Case("conv1x28", "conv 1x28x28x3 * 3x3x3x16 P=1 (seed layer, batch 1)", "conv",
+         (1, 28, 28, 3), 1, w_shape=(3, 3, 3, 16), pad=1),
+    Case("conv1x7x512", "conv 1x7x7x512 * 3x3x512x512 P=1 (VGG/ResNet last stage, batch 1)",
+         "conv", (1, 7, 7, 512), 1, w_shape=(3, 3, 512, 512), pad=1),
     Case("maxpool", "max pool 2x2/2 on 128x28x28x16 (with argmax)", "pool",
          (128, 28, 28, 16), 16),
     Case("lrn", "LRN r=5 bias=1 alpha=1 beta=0.5 (TF defaults) on 128x28x28x16", "lrn",
@@ -51,7 +60,65 @@ CASES = (
     Case("lrn075", "LRN r=5 bias=1 alpha=1e-4 beta=0.75 on 128x28x28x16", "lrn",
          (128, 28, 28, 16), 16, alpha=1e-4, beta=0.75),
 )
-BY_NAME = {c.name: c for c in CASES}
+
+
+def _layer(net, n, hw, c_in, c_out, k, stride=1, pad=None):
+    """A conv layer of a real network: NHWC x (n, hw, hw, c_in), k x k filters, symmetric padding."""
+    pad = k // 2 if pad is None else pad
+    name = f"sw-{net}-{hw}x{c_in}-{k}x{k}s{stride}-{c_out}"
+    return Case(name, f"{net}: {n}x{hw}x{hw}x{c_in} * {k}x{k}x{c_in}x{c_out} S={stride} P={pad}",
+                "conv", (n, hw, hw, c_in), 1, w_shape=(k, k, c_in, c_out), stride=stride, pad=pad)
+
+
+# The shape sweep (perf/sweep.py): conv layers of real networks, with the
+# batch sizes they are trained and served at (quick: batch 1).
+SWEEP = (
+    _layer("lenet", 64, 28, 1, 6, 5, pad=0),
+    _layer("lenet", 64, 12, 6, 16, 5, pad=0),
+    _layer("alexnet", 8, 224, 3, 64, 11, 4, 2),
+    _layer("alexnet", 8, 27, 64, 192, 5),
+    _layer("alexnet", 8, 13, 192, 384, 3),
+    _layer("alexnet", 8, 13, 384, 256, 3),
+    _layer("alexnet", 8, 13, 256, 256, 3),
+    _layer("vgg", 2, 224, 3, 64, 3),
+    _layer("vgg", 2, 224, 64, 64, 3),
+    _layer("vgg", 2, 112, 64, 128, 3),
+    _layer("vgg", 2, 112, 128, 128, 3),
+    _layer("vgg", 2, 56, 128, 256, 3),
+    _layer("vgg", 2, 56, 256, 256, 3),
+    _layer("vgg", 2, 28, 256, 512, 3),
+    _layer("vgg", 2, 28, 512, 512, 3),
+    _layer("vgg", 2, 14, 512, 512, 3),
+    _layer("resnet18", 8, 224, 3, 64, 7, 2, 3),
+    _layer("resnet18", 8, 56, 64, 64, 3),
+    _layer("resnet18", 8, 56, 64, 128, 3, 2),
+    _layer("resnet18", 8, 56, 64, 128, 1, 2, 0),
+    _layer("resnet18", 8, 28, 128, 128, 3),
+    _layer("resnet18", 8, 28, 128, 256, 3, 2),
+    _layer("resnet18", 8, 14, 256, 256, 3),
+    _layer("resnet18", 8, 14, 256, 512, 3, 2),
+    _layer("resnet18", 8, 7, 512, 512, 3),
+    _layer("resnet18", 1, 7, 512, 512, 3),
+    _layer("resnet50", 8, 56, 64, 64, 1),
+    _layer("resnet50", 8, 56, 64, 256, 1),
+    _layer("resnet50", 8, 56, 256, 64, 1),
+    _layer("resnet50", 8, 28, 512, 128, 1),
+    _layer("resnet50", 8, 28, 128, 512, 1),
+    _layer("resnet50", 8, 14, 1024, 256, 1),
+    _layer("resnet50", 8, 14, 256, 1024, 1),
+    _layer("resnet50", 8, 7, 2048, 512, 1),
+    _layer("resnet50", 8, 7, 512, 2048, 1),
+    _layer("mobilenet", 8, 112, 32, 64, 1),
+    _layer("mobilenet", 8, 56, 128, 128, 1),
+    _layer("mobilenet", 8, 28, 256, 256, 1),
+    _layer("mobilenet", 8, 14, 512, 512, 1),
+    _layer("mobilenet", 8, 7, 1024, 1024, 1),
+    _layer("unet", 1, 256, 32, 32, 3),
+    _layer("unet", 1, 128, 64, 64, 3),
+    _layer("unet", 1, 256, 64, 32, 3),
+    _layer("unet", 1, 64, 128, 128, 3),
+)
+BY_NAME = {c.name: c for c in CASES + SWEEP}
 PASSES = ("fwd", "bwd")
 
 
@@ -60,10 +127,13 @@ def op_ids(cases=CASES):
 
 
 def select(patterns):
-    """The cases whose name matches one of ``patterns`` (exact or prefix); all if none."""
+    """The cases whose name matches one of ``patterns`` (exact or prefix); the main job's if none.
+
+    The sweep's cases (``sw-...``) are chosen only by a pattern that names them.
+    """
     if not patterns:
         return list(CASES)
-    chosen = [c for c in CASES if any(c.name == p or c.name.startswith(p) for p in patterns)]
+    chosen = [c for c in CASES + SWEEP if any(c.name == p or c.name.startswith(p) for p in patterns)]
     if not chosen:
         raise SystemExit(f"no case matches {patterns}; cases: {', '.join(BY_NAME)}")
     return chosen
@@ -83,9 +153,16 @@ def pads(case, x_shape=None):
     """Explicit ((top, bottom), (left, right)) of a conv case."""
     _, h, w, _ = x_shape or case.x_shape
     kh, kw = case.w_shape[:2]
+    if case.pad is not None:
+        return (case.pad, case.pad), (case.pad, case.pad)
     if case.padding == "VALID":
         return (0, 0), (0, 0)
     return same_pads(h, kh, case.stride), same_pads(w, kw, case.stride)
+
+
+def api_padding(case):
+    """The conv padding as numbaconv's API (and the reference) take it."""
+    return case.pad if case.pad is not None else case.padding
 
 
 def out_hw(case, x_shape):
