@@ -1,5 +1,5 @@
 """Convolution as a matrix product on im2col patches (NHWC data, HWIO filters)."""
-from .patches import col2im, im2col
+from ._patches import col2im, im2col
 
 
 def conv2d(x, w, b, g):

@@ -1,7 +1,7 @@
 """Max pooling with argmax routing (NHWC)."""
 import numpy as np
 
-from .patches import pad, windows
+from ._patches import pad, windows
 
 
 def max_pool2d_argmax(x, g):
