@@ -7,20 +7,23 @@ validates (``_validate``), calls the backend's cores on NHWC/HWIO arrays of
 the compute dtype and returns results in the caller's layout.
 
 The core interface (``g`` is a ``_validate.Geometry``; every array argument
-is indexed NHWC or HWIO; an NCHW caller's data arrive as NHWC-indexed views):
+is indexed NHWC or HWIO, and ``nchw`` says whether the caller's data format is
+NCHW, i.e. whether the NHWC-indexed data are views of NCHW arrays):
 
-- ``conv2d(x, w, b, g) -> y``: cross-correlation, ``b`` may be None.
-- ``conv2d_transpose(x, w, b, g) -> y``: its adjoint (also conv2d's dx).
-- ``conv2d_backward_filter(x, dy, g) -> dw``.
-- ``bias_backward(dy) -> db``: sum over N, H, W.
-- ``im2col(x, g) -> cols``; ``col2im(cols, n, c, g) -> x``.
-- ``max_pool2d(x, g) -> y``; ``max_pool2d_argmax(x, g) -> (y, argmax)``;
-  ``max_pool2d_backward(dy, argmax, h, w) -> dx``.
-- ``lrn(x, depth_radius, bias, alpha, beta) -> y``;
-  ``lrn_backward(dy, x, depth_radius, bias, alpha, beta) -> dx``.
+- ``conv2d(x, w, b, g, nchw) -> y``: cross-correlation, ``b`` may be None.
+- ``conv2d_transpose(x, w, b, g, nchw) -> y``: its adjoint (also conv2d's dx).
+- ``conv2d_backward_filter(x, dy, g, nchw) -> dw``.
+- ``bias_backward(dy, nchw) -> db``: sum over N, H, W.
+- ``im2col(x, g, nchw) -> cols``; ``col2im(cols, n, c, g, nchw) -> x``.
+- ``max_pool2d(x, g, nchw) -> y``; ``max_pool2d_argmax(x, g, nchw) -> (y, argmax)``;
+  ``max_pool2d_backward(dy, argmax, h, w, nchw) -> dx``.
+- ``lrn(x, depth_radius, bias, alpha, beta, nchw) -> y``;
+  ``lrn_backward(dy, x, depth_radius, bias, alpha, beta, nchw) -> dx``.
 
 Cores may assume validated arguments, must not modify their inputs and must
-return fresh arrays.
+return fresh arrays. ``nchw`` is the only layout information a core gets: the
+layout is decided here, once per call (:func:`_nchw`), and never re-detected
+from strides.
 """
 import inspect
 from collections.abc import Callable, Sequence
@@ -57,41 +60,48 @@ class Backend(NamedTuple):
     lrn_backward: Core
 
 
+def _nchw(args):
+    """The one layout decision of a call: are the caller's data NCHW?"""
+    return args.data_format == "NCHW"
+
+
 # ------------------------------------------------------------ convolution
 
 
 def conv2d(backend, x, w, b, stride, padding, dilation, data_format):
     a = v.conv2d(x, w, b, stride, padding, dilation, data_format)
-    return v.from_nhwc(backend.conv2d(a.x, a.w, a.b, a.g), a.data_format)
+    return v.from_nhwc(backend.conv2d(a.x, a.w, a.b, a.g, _nchw(a)), a.data_format)
 
 
 def conv2d_backward(backend, dy, x, w, stride, padding, dilation, data_format):
     a = v.conv2d(x, w, None, stride, padding, dilation, data_format, dy=dy)
-    dx = backend.conv2d_transpose(a.dy, a.w, None, a.g)
-    dw = backend.conv2d_backward_filter(a.x, a.dy, a.g)
+    nchw = _nchw(a)
+    dx = backend.conv2d_transpose(a.dy, a.w, None, a.g, nchw)
+    dw = backend.conv2d_backward_filter(a.x, a.dy, a.g, nchw)
     return (
         v.from_nhwc(dx, a.data_format),
         v.filters_from_hwio(dw, a.data_format),
-        np.ascontiguousarray(backend.bias_backward(a.dy)),
+        np.ascontiguousarray(backend.bias_backward(a.dy, nchw)),
     )
 
 
 def conv2d_transpose(backend, x, w, b, stride, padding, output_padding, dilation, data_format):
     a = v.conv2d_transpose(x, w, b, stride, padding, output_padding, dilation, data_format)
-    return v.from_nhwc(backend.conv2d_transpose(a.x, a.w, a.b, a.g), a.data_format)
+    return v.from_nhwc(backend.conv2d_transpose(a.x, a.w, a.b, a.g, _nchw(a)), a.data_format)
 
 
 def conv2d_transpose_backward(backend, dy, x, w, stride, padding, output_padding, dilation,
                               data_format):
     a = v.conv2d_transpose(x, w, None, stride, padding, output_padding, dilation,
                            data_format, dy=dy)
+    nchw = _nchw(a)
     # The forward conv of this geometry maps dy's plane onto x's plane.
-    dx = backend.conv2d(a.dy, a.w, None, a.g)
-    dw = backend.conv2d_backward_filter(a.dy, a.x, a.g)
+    dx = backend.conv2d(a.dy, a.w, None, a.g, nchw)
+    dw = backend.conv2d_backward_filter(a.dy, a.x, a.g, nchw)
     return (
         v.from_nhwc(dx, a.data_format),
         v.filters_from_hwio(dw, a.data_format),
-        np.ascontiguousarray(backend.bias_backward(a.dy)),
+        np.ascontiguousarray(backend.bias_backward(a.dy, nchw)),
     )
 
 
@@ -100,12 +110,12 @@ def conv2d_transpose_backward(backend, dy, x, w, stride, padding, output_padding
 
 def im2col(backend, x, kernel_size, stride, padding, dilation, data_format):
     a = v.im2col(x, kernel_size, stride, padding, dilation, data_format)
-    return np.ascontiguousarray(backend.im2col(a.data, a.g))
+    return np.ascontiguousarray(backend.im2col(a.data, a.g, _nchw(a)))
 
 
 def col2im(backend, cols, x_shape, kernel_size, stride, padding, dilation, data_format):
     a = v.col2im(cols, x_shape, kernel_size, stride, padding, dilation, data_format)
-    return v.from_nhwc(backend.col2im(a.data, a.n, a.c, a.g), a.data_format)
+    return v.from_nhwc(backend.col2im(a.data, a.n, a.c, a.g, _nchw(a)), a.data_format)
 
 
 # ---------------------------------------------------------------- pooling
@@ -113,18 +123,18 @@ def col2im(backend, cols, x_shape, kernel_size, stride, padding, dilation, data_
 
 def max_pool2d(backend, x, pool_size, stride, padding, data_format):
     a = v.max_pool2d(x, pool_size, stride, padding, data_format)
-    return v.from_nhwc(backend.max_pool2d(a.x, a.g), a.data_format)
+    return v.from_nhwc(backend.max_pool2d(a.x, a.g, _nchw(a)), a.data_format)
 
 
 def max_pool2d_argmax(backend, x, pool_size, stride, padding, data_format):
     a = v.max_pool2d(x, pool_size, stride, padding, data_format)
-    y, argmax = backend.max_pool2d_argmax(a.x, a.g)
+    y, argmax = backend.max_pool2d_argmax(a.x, a.g, _nchw(a))
     return v.from_nhwc(y, a.data_format), v.from_nhwc(argmax, a.data_format)
 
 
 def max_pool2d_backward(backend, dy, argmax, x_shape, data_format):
     a = v.max_pool2d_backward(dy, argmax, x_shape, data_format)
-    dx = backend.max_pool2d_backward(a.dy, a.argmax, a.h, a.w)
+    dx = backend.max_pool2d_backward(a.dy, a.argmax, a.h, a.w, _nchw(a))
     return v.from_nhwc(dx, a.data_format)
 
 
@@ -133,13 +143,14 @@ def max_pool2d_backward(backend, dy, argmax, x_shape, data_format):
 
 def lrn(backend, x, depth_radius, bias, alpha, beta, data_format):
     a = v.lrn(x, depth_radius, bias, alpha, beta, data_format)
-    y = backend.lrn(a.x, a.depth_radius, a.bias, a.alpha, a.beta)
+    y = backend.lrn(a.x, a.depth_radius, a.bias, a.alpha, a.beta, _nchw(a))
     return v.from_nhwc(y, a.data_format)
 
 
 def lrn_backward(backend, dy, x, depth_radius, bias, alpha, beta, data_format):
     a = v.lrn(x, depth_radius, bias, alpha, beta, data_format, dy=dy)
-    dx = backend.lrn_backward(a.dy, a.x, a.depth_radius, a.bias, a.alpha, a.beta)
+    dx = backend.lrn_backward(a.dy, a.x, a.depth_radius, a.bias, a.alpha, a.beta,
+                              _nchw(a))
     return v.from_nhwc(dx, a.data_format)
 
 
