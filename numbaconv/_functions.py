@@ -714,6 +714,6 @@ def lrn_backward(dy: ArrayLike, x: ArrayLike, *, depth_radius: int = 5, bias: fl
     >>> x = np.array([0.0, 3.0, 4.0]).reshape(1, 1, 1, 3)
     >>> dx = nc.lrn_backward(np.ones_like(x), x, depth_radius=1, bias=0.0, alpha=1.0, beta=0.5)
     >>> dx[0, 0, 0]
-    array([ 0.2   , -0.1333, -0.0907])
+    array([ 0.33333333,  0.032     , -0.024     ])
     """
     return _api.lrn_backward(_BACKEND, dy, x, depth_radius, bias, alpha, beta, data_format)

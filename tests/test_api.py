@@ -14,12 +14,14 @@ import numbaconv.reference
 from numbaconv import _api
 
 OPS = [name for name in numbaconv.__all__ if name not in ("warmup", "reference")]
+# Public subpackages that are attributes only once imported (``import numbaconv.compat``).
+ON_DEMAND = {"compat"}
 
 
 def test_all_lists_exactly_the_public_names():
     for namespace in (numbaconv, numbaconv.reference):
         public = {name for name in vars(namespace) if not name.startswith("_")}
-        assert public == set(namespace.__all__), namespace.__name__
+        assert public - ON_DEMAND == set(namespace.__all__), namespace.__name__
     assert set(numbaconv.reference.__all__) == set(OPS)
 
 
@@ -46,7 +48,7 @@ def test_no_module_is_a_public_attribute_except_reference():
     for namespace in (numbaconv, numbaconv.reference):
         modules = {name for name, value in vars(namespace).items()
                    if isinstance(value, types.ModuleType) and not name.startswith("_")}
-        assert modules == ({"reference"} if namespace is numbaconv else set())
+        assert modules - ON_DEMAND == ({"reference"} if namespace is numbaconv else set())
 
 
 def test_each_backend_table_names_every_core_by_keyword():
