@@ -4,13 +4,17 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test test-boundscheck bench bench-quick compare example clean
+.PHONY: test test-boundscheck lint bench bench-quick compare example clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e ".[test,example]"
+	touch $@
+
+$(VENV)/.lint-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e ".[lint]"
 	touch $@
 
 $(VENV)/.perf-installed: pyproject.toml | $(BIN)/python
@@ -27,6 +31,12 @@ test: $(VENV)/.test-installed
 # directory of its own, so no kernel compiled without the checks is reused.
 test-boundscheck: $(VENV)/.test-installed
 	NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$$(mktemp -d) $(BIN)/python -m pytest -q -m "not slow and not tf" tests/test_kernels_*.py
+
+# ruff (pyflakes, pycodestyle, isort, pydocstyle, bugbear, pyupgrade) and mypy,
+# both configured in pyproject.toml.
+lint: $(VENV)/.lint-installed
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: $(VENV)/.perf-installed
 	$(BIN)/python perf/bench.py

@@ -30,7 +30,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
-from numpy.typing import ArrayLike
 
 from . import _validate as v
 
@@ -61,7 +60,7 @@ class Backend(NamedTuple):
 
 
 def _nchw(args):
-    """The one layout decision of a call: are the caller's data NCHW?"""
+    """Make the one layout decision of a call: True when the caller's data are NCHW."""
     return args.data_format == "NCHW"
 
 

@@ -15,7 +15,6 @@ from ._fast import normalization as _normalization
 from ._fast import patches as _patches
 from ._fast import pooling as _pooling
 
-
 _BACKEND = _api.Backend(
     conv2d=_convolution.conv2d,
     conv2d_transpose=_convolution.conv2d_transpose,

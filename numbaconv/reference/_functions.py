@@ -13,7 +13,6 @@ from .. import _api, _functions
 from .._api import Gradients, IntOrPair, Padding
 from . import _convolution, _normalization, _patches, _pooling
 
-
 _BACKEND = _api.Backend(
     conv2d=_convolution.conv2d,
     conv2d_transpose=_convolution.conv2d_transpose,
