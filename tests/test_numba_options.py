@@ -1,17 +1,21 @@
-"""What the package promises about Numba itself: no compilation at import, and
-kernels that still work when no cache location is writable (numba#1771)."""
+"""What the package promises about Numba itself: no compilation at import, one
+compiled variant per kernel and dtype, a cache outside the installed package,
+and kernels that still work when no cache location is writable (numba#1771)."""
 import json
 import os
+import pathlib
+import shutil
 import subprocess
 import sys
 import textwrap
 
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def run_python(code, **env):
+def run_python(code, cwd=None, **env):
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        env={**os.environ, **env}, capture_output=True, text=True, timeout=600,
+        env={**os.environ, **env}, capture_output=True, text=True, timeout=600, cwd=cwd,
     )
     assert result.returncode == 0, result.stderr
     return result
@@ -108,5 +112,46 @@ def test_one_compiled_variant_per_kernel_and_dtype_whatever_the_input_flags():
             sigs = signatures[f"{module}.{name}"]
             assert len(sigs) == 2, (name, sigs)  # one per dtype
             assert any("float32" in s for s in sigs) and any("float64" in s for s in sigs), sigs
-    for name, sigs in signatures.items():  # helpers the kernels call, too
-        assert len(sigs) <= 2, (name, sigs)
+    # (Helpers the kernels call, such as convolution._copy_block, are compiled per
+    # call site inside a kernel, with literal arguments: that count does not
+    # depend on the caller's arrays, and is not checked here.)
+
+
+CACHE_CHECK = """
+    import numpy as np, numbaconv
+    from numbaconv._kernels import pooling
+    numbaconv.max_pool2d(np.ones((1, 4, 4, 1), np.float32), 2)
+    print("HITS", sum(pooling.max_pool2d_nhwc.stats.cache_hits.values()))
+"""
+
+
+def _installed_copy(tmp_path):
+    """The package as pip would install it: a copy in a site-packages of its own."""
+    site = tmp_path / "site-packages"
+    shutil.copytree(ROOT / "numbaconv", site / "numbaconv",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return site
+
+
+def _cache_files(path):
+    return sorted(p.name for p in path.rglob("*") if p.suffix in (".nbi", ".nbc"))
+
+
+def test_kernels_cache_in_the_user_cache_never_in_the_installed_package(tmp_path):
+    # So that `pip uninstall numbaconv` leaves no compiled files behind.
+    site, user_cache = _installed_copy(tmp_path), tmp_path / "user-cache"
+    env = dict(PYTHONPATH=str(site), XDG_CACHE_HOME=str(user_cache), NUMBA_CACHE_DIR="",
+               NUMBA_DISABLE_JIT="0")
+    first = run_python(CACHE_CHECK, cwd=tmp_path, **env).stdout
+    second = run_python(CACHE_CHECK, cwd=tmp_path, **env).stdout
+    assert _cache_files(site) == []
+    assert any(name.startswith("pooling.max_pool2d_nhwc") for name in _cache_files(user_cache / "numba"))
+    assert "HITS 0" in first and "HITS 1" in second  # the second process loads, not compiles
+
+
+def test_numba_cache_dir_is_honoured(tmp_path):
+    site, cache_dir = _installed_copy(tmp_path), tmp_path / "numba-cache-dir"
+    run_python(CACHE_CHECK, cwd=tmp_path, PYTHONPATH=str(site), XDG_CACHE_HOME=str(tmp_path / "unused"),
+               NUMBA_CACHE_DIR=str(cache_dir), NUMBA_DISABLE_JIT="0")
+    assert _cache_files(site) == [] and not (tmp_path / "unused").exists()
+    assert any(name.startswith("pooling.max_pool2d_nhwc") for name in _cache_files(cache_dir))
