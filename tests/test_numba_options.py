@@ -31,7 +31,7 @@ def test_import_compiles_nothing():
                 if hasattr(obj, "signatures") and obj.signatures:
                     compiled.append(name)
         print("COMPILED", compiled)
-    """).stdout
+    """, NUMBA_DISABLE_JIT="0").stdout
     assert "COMPILED []" in out
 
 
@@ -48,7 +48,7 @@ def test_no_cache_location_falls_back_to_uncached_kernels():
         w = np.ones((3, 3, 3, 4), np.float32)
         np.testing.assert_allclose(numbaconv.conv2d(x, w, padding=1), ref.conv2d(x, w, padding=1), rtol=1e-5)
         print("OK")
-    """)
+    """, NUMBA_DISABLE_JIT="0")
     assert "OK" in result.stdout
     assert "will not be cached" in result.stderr  # announced, not silent
 
