@@ -21,7 +21,7 @@ from numba.core import caching
 
 FASTMATH = frozenset({"nsz", "arcp", "contract", "reassoc"})
 
-# Numba >= 0.64 names these without the leading underscore.
+# Recent Numba names these without the leading underscore.
 _IN_TREE_LOCATOR = getattr(caching, "InTreeCacheLocator", None) or caching._InTreeCacheLocator
 _CACHE_IMPL = getattr(caching, "CacheImpl", None) or caching._CacheImpl
 

@@ -94,7 +94,8 @@ def test_mypy_sees_every_name_with_its_signature(tmp_path):
     ]) + "\n")
     root = pathlib.Path(numbaconv.__file__).resolve().parents[1]
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--no-incremental", "--ignore-missing-imports", str(program)],
+        [sys.executable, "-m", "mypy", "--no-incremental", "--config-file", str(root / "pyproject.toml"),
+         str(program)],
         capture_output=True, text=True, cwd=tmp_path,
         env={**os.environ, "MYPYPATH": str(root)},
     )
