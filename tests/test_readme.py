@@ -1,34 +1,46 @@
-"""The README's examples (the API at a glance, the cs231n drop-in) run as written.
+"""The README's code runs as written and its comments tell the truth.
 
-And the shapes their comments state are the shapes they compute.
+Its Python blocks run in order in one namespace, as a reader pasting them
+into one session would; the shapes their comments state are the shapes they
+compute; the cs231n drop-in's example runs on its own and imports no student
+name; its shell blocks name make targets that exist (CI runs them:
+``.ci/run``).
 """
 import pathlib
 import re
 
 import numpy as np
+import pytest
 
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+BLOCKS = re.findall(r"```(\w+)\n(.*?)```", README.read_text(), re.S)
 
 
-def test_readme_api_example_runs_and_shapes_match_its_comments():
-    block = re.search(r"```python\n(import numpy as np\nimport numbaconv as nc\n.*?)```",
-                      README.read_text(), re.S).group(1)
-    namespace = {}
-    exec(compile(block, str(README), "exec"), namespace)
+@pytest.fixture(scope="module")
+def namespaces():
+    """The namespace after each Python block, in README order."""
+    namespace, after = {}, []
+    for language, block in BLOCKS:
+        if language == "python":
+            exec(compile(block, str(README), "exec"), namespace)
+            after.append((block, dict(namespace)))
+    return after
+
+
+def test_every_python_block_runs(namespaces):
+    assert len(namespaces) == sum(language == "python" for language, _ in BLOCKS) >= 2
+
+
+def test_readme_api_example_runs_and_shapes_match_its_comments(namespaces):
+    block, namespace = next((block, ns) for block, ns in namespaces
+                            if block.startswith("import numpy as np\nimport numbaconv as nc\n"))
     # Shapes the README states in its comments.
     for name, shape in re.findall(r"^(\w+) = .*?# \(([\d*, ]+)\)", block, re.M):
         expected = tuple(eval(part) for part in shape.split(","))
         assert namespace[name].shape == expected, name
     assert namespace["argmax"].dtype == np.int64
     assert np.allclose(namespace["back"], namespace["x"] * _coverage_counts(namespace["x"].shape))
-
-
-def _coverage_counts(shape):
-    """How many 3x3 'SAME' windows cover each pixel (col2im(im2col(x)) = x * count)."""
-    _, h, w, _ = shape
-    rows = np.array([sum(1 for oh in range(h) if -1 <= i - oh <= 1) for i in range(h)])
-    cols = np.array([sum(1 for ow in range(w) if -1 <= j - ow <= 1) for j in range(w)])
-    return (rows[:, None] * cols[None, :])[None, :, :, None]
 
 
 def test_readme_cs231n_example_runs_and_imports_no_student_name(capsys):
@@ -46,3 +58,20 @@ def test_readme_cs231n_example_runs_and_imports_no_student_name(capsys):
     assert not {"conv_forward_naive", "max_pool_backward_naive"} & set(namespace)
     label, value = capsys.readouterr().out.split()
     assert label == "difference:" and float(value) < 1e-9  # the notebook's level for this conv
+
+
+def test_shell_blocks_name_existing_make_targets():
+    targets = set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), re.M))
+    commands = [line.split("#")[0].split() for language, block in BLOCKS if language == "sh"
+                for line in block.splitlines() if line.strip()]
+    assert commands
+    for command in commands:
+        assert command[0] == "make" and command[1] in targets, command
+
+
+def _coverage_counts(shape):
+    """How many 3x3 'SAME' windows cover each pixel (col2im(im2col(x)) = x * count)."""
+    _, h, w, _ = shape
+    rows = np.array([sum(1 for oh in range(h) if -1 <= i - oh <= 1) for i in range(h)])
+    cols = np.array([sum(1 for ow in range(w) if -1 <= j - ow <= 1) for j in range(w)])
+    return (rows[:, None] * cols[None, :])[None, :, :, None]
