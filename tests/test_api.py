@@ -14,8 +14,9 @@ import numbaconv.reference
 from numbaconv import _api
 
 OPS = [name for name in numbaconv.__all__ if name not in ("warmup", "reference")]
-# Public subpackages that are attributes only once imported (``import numbaconv.compat``).
-ON_DEMAND = {"compat"}
+# Public subpackages that are attributes only once imported (``import numbaconv.compat``,
+# ``import numbaconv.dask``).
+ON_DEMAND = {"compat", "dask"}
 
 
 def test_all_lists_exactly_the_public_names():
