@@ -1,14 +1,32 @@
 """numbaconv: fast CPU kernels for classic CNN layers, with Numba.
 
 The functions here run Numba ``@njit(parallel=True)`` loop kernels;
-``numbaconv.reference`` has the same functions in vectorized NumPy.
-See the README for the API at a glance and its mapping to TensorFlow and
-PyTorch.
+``numbaconv.reference`` has the same functions, with the same signatures, in
+vectorized NumPy. See the README for the API at a glance and its mapping to
+TensorFlow and PyTorch.
 """
-from . import _ops
-from ._fast import convolution, normalization, patches, pooling
+from . import reference
+from ._functions import (
+    col2im,
+    conv2d,
+    conv2d_backward,
+    conv2d_transpose,
+    conv2d_transpose_backward,
+    im2col,
+    lrn,
+    lrn_backward,
+    max_pool2d,
+    max_pool2d_argmax,
+    max_pool2d_backward,
+)
 from ._warmup import warmup
 
-_ops.Ops(convolution, patches, pooling, normalization).bind(globals())
-__all__ = [*_ops.PUBLIC, "warmup"]
 __version__ = "0.1.0"
+
+__all__ = [
+    "conv2d", "conv2d_backward", "conv2d_transpose", "conv2d_transpose_backward",
+    "im2col", "col2im",
+    "max_pool2d", "max_pool2d_argmax", "max_pool2d_backward",
+    "lrn", "lrn_backward",
+    "warmup", "reference",
+]

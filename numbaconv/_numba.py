@@ -5,6 +5,14 @@ cached on disk, ``error_model='numpy'`` (no Python division checks, which
 block vectorization), and fastmath flags that keep NaN and inf semantics
 (no ``nnan``/``ninf``: max pooling must see NaN, and ``isnan`` must not be
 optimized away, numba#9383).
+
+Where the cache lives: ``cache=True`` alone would write next to the source,
+into the installed package's ``__pycache__`` whenever it is writable, and
+``pip uninstall`` would leave those files behind. The kernels here use
+Numba's own locators minus that in-tree one: ``NUMBA_CACHE_DIR`` when it is
+set, else Numba's user-wide cache directory (``~/.cache/numba`` on Linux,
+``XDG_CACHE_HOME`` honoured), else Numba's remaining fallbacks; with none
+writable, kernels run uncached with a warning.
 """
 import warnings
 
@@ -12,25 +20,45 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
+from numba.core import caching
 from numba.extending import intrinsic, overload
 
 FASTMATH = frozenset({"nsz", "arcp", "contract", "reassoc"})
 
+# Recent Numba names these without the leading underscore.
+_IN_TREE_LOCATOR = getattr(caching, "InTreeCacheLocator", None) or caching._InTreeCacheLocator
+_CACHE_IMPL = getattr(caching, "CacheImpl", None) or caching._CacheImpl
+
+
+class _OutOfTreeCacheImpl(caching.CompileResultCacheImpl):
+    """Numba's cache of compile results, never located in the source tree."""
+
+    @property
+    def _locator_classes(self):
+        # Read at every kernel definition, so Numba's list (and changes to it) is followed.
+        return [cls for cls in _CACHE_IMPL._locator_classes if not issubclass(cls, _IN_TREE_LOCATOR)]
+
+
+class _OutOfTreeFunctionCache(caching.FunctionCache):
+    _impl_class = _OutOfTreeCacheImpl
+
 
 def _jit(fn, parallel, fastmath):
-    options = dict(parallel=parallel, fastmath=set(fastmath), error_model="numpy",
-                   nogil=True, cache=True)
+    options = dict(parallel=parallel, fastmath=set(fastmath), error_model="numpy", nogil=True)
+    dispatcher = numba.njit(**options)(fn)
+    if numba.config.DISABLE_JIT:  # a plain Python function: nothing to cache
+        return dispatcher
     try:
-        return numba.njit(**options)(fn)
+        # What ``cache=True`` does (Dispatcher.enable_caching), with our locators.
+        dispatcher._cache = _OutOfTreeFunctionCache(fn)
     except RuntimeError as err:  # no writable cache location (numba#1771, #5566)
         warnings.warn(f"numbaconv: compiled kernels will not be cached ({err})",
                       RuntimeWarning, stacklevel=3)
-        options["cache"] = False
-        return numba.njit(**options)(fn)
+    return dispatcher
 
 
 def kernel(fn=None, *, parallel=True, fastmath=FASTMATH):
-    """Decorator: ``@kernel`` or ``@kernel(parallel=False, fastmath=...)``."""
+    """Decorate a kernel: ``@kernel`` or ``@kernel(parallel=False, fastmath=...)``."""
     if fn is None:
         return lambda f: _jit(f, parallel, fastmath)
     return _jit(fn, parallel, fastmath)

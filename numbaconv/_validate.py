@@ -9,7 +9,7 @@ bounds.
 """
 import numbers
 import operator
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 
@@ -42,8 +42,8 @@ class ConvArgs(NamedTuple):
 
     x: np.ndarray
     w: np.ndarray
-    b: Optional[np.ndarray]
-    dy: Optional[np.ndarray]
+    b: np.ndarray | None
+    dy: np.ndarray | None
     g: Geometry
     data_format: str
 
@@ -72,7 +72,7 @@ class PatchArgs(NamedTuple):
 
 class LRNArgs(NamedTuple):
     x: np.ndarray
-    dy: Optional[np.ndarray]
+    dy: np.ndarray | None
     depth_radius: int
     bias: float
     alpha: float
@@ -151,8 +151,8 @@ def padding_spec(value, name="padding"):
     if isinstance(value, (tuple, list)) and len(value) == 2 and all(
         isinstance(v, (tuple, list)) for v in value
     ):
-        (t, b), (l, r) = (int_pair(v, f"{name}[{i}]", 0) for i, v in enumerate(value))
-        return t, b, l, r
+        (top, bottom), (left, right) = (int_pair(v, f"{name}[{i}]", 0) for i, v in enumerate(value))
+        return top, bottom, left, right
     if isinstance(value, (tuple, list)) and any(isinstance(v, (tuple, list)) for v in value):
         raise ValueError(
             f"{name} must be an int, a pair (ph, pw) or ((top, bottom), (left, right)); got {value!r}"

@@ -10,6 +10,9 @@ Inputs are drawn from a generator seeded by the case id, so every test (and
 the TensorFlow oracle) sees the same arrays for the same case. Geometry here
 is the contract's arithmetic written out independently of ``numbaconv``.
 
+Comments naming a "seed" (000 to 004) credit the notebook a case came from;
+the notebooks are not in this repository, and each case is complete here.
+
 TensorFlow has no dilated convolution with a stride > 1, so no conv case
 combines them (the grids are built that way, nothing is skipped).
 """

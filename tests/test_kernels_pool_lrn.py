@@ -431,3 +431,25 @@ def test_large_channels_and_radius_matches_reference():
         y, argmax = assert_same_pool(in_format(x, fmt), fmt, 3, 2, "SAME")
         dy_pool = rng.standard_normal(y.shape).astype(np.float32)
         assert_same_pool_backward(dy_pool, argmax, in_format(x, fmt).shape, fmt)
+
+
+def test_pool_kernels_mark_a_window_entirely_in_padding():
+    # Validation never lets such a window through (each padding side is smaller
+    # than the window); called directly, the kernels still stay in bounds and
+    # mark it: -inf, and no position (-1) for the argmax.
+    from numbaconv._kernels import pooling as kernels
+
+    x = np.arange(2 * 3 * 3 * 2, dtype=np.float64).reshape(2, 3, 3, 2)
+    kh = kw = sh = sw = 2
+    pt, pl = 3, 0  # output row 0 covers padded rows -3 and -2: no input row
+    shape = (2, 3, 1, 2)  # OH = (3 + 3 - 2) // 2 + 1, OW = (3 - 2) // 2 + 1
+    y, y_only, argmax = np.empty(shape), np.empty(shape), np.empty(shape, np.int64)
+    kernels.max_pool2d_argmax_nhwc(x, kh, kw, sh, sw, pt, pl, y, argmax)
+    kernels.max_pool2d_nhwc(x, kh, kw, sh, sw, pt, pl, 1.0, y_only)
+    assert np.all(y[:, 0] == -np.inf) and np.all(y_only[:, 0] == -np.inf)
+    assert np.all(argmax[:, 0] == -1)
+    # The other rows are ordinary windows, clipped to the input.
+    for oh, rows in ((1, slice(0, 1)), (2, slice(1, 3))):
+        expected = x[:, rows, 0:2, :].max(axis=(1, 2))
+        np.testing.assert_array_equal(y[:, oh, 0], expected)
+        np.testing.assert_array_equal(y_only[:, oh, 0], expected)

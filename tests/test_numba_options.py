@@ -1,17 +1,21 @@
-"""What the package promises about Numba itself: no compilation at import, and
-kernels that still work when no cache location is writable (numba#1771)."""
+"""What the package promises about Numba itself: no compilation at import, one
+compiled variant per kernel and dtype, a cache outside the installed package,
+and kernels that still work when no cache location is writable (numba#1771)."""
+import json
 import os
+import pathlib
+import shutil
 import subprocess
 import sys
 import textwrap
 
-import pytest
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def run_python(code, **env):
+def run_python(code, cwd=None, **env):
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        env={**os.environ, **env}, capture_output=True, text=True, timeout=600,
+        env={**os.environ, **env}, capture_output=True, text=True, timeout=600, cwd=cwd,
     )
     assert result.returncode == 0, result.stderr
     return result
@@ -27,7 +31,7 @@ def test_import_compiles_nothing():
                 if hasattr(obj, "signatures") and obj.signatures:
                     compiled.append(name)
         print("COMPILED", compiled)
-    """).stdout
+    """, NUMBA_DISABLE_JIT="0").stdout
     assert "COMPILED []" in out
 
 
@@ -44,6 +48,110 @@ def test_no_cache_location_falls_back_to_uncached_kernels():
         w = np.ones((3, 3, 3, 4), np.float32)
         np.testing.assert_allclose(numbaconv.conv2d(x, w, padding=1), ref.conv2d(x, w, padding=1), rtol=1e-5)
         print("OK")
-    """)
+    """, NUMBA_DISABLE_JIT="0")
     assert "OK" in result.stdout
     assert "will not be cached" in result.stderr  # announced, not silent
+
+
+# Every entry kernel the drivers call, by module.
+ENTRY_KERNELS = {
+    "convolution": ["conv2d_nhwc", "conv2d_transpose_nhwc", "conv2d_backward_filter_nhwc",
+                    "bias_backward_rows"],
+    "patches": ["im2col_nhwc", "col2im_nhwc"],
+    "pooling": ["max_pool2d_nhwc", "max_pool2d_argmax_nhwc", "max_pool2d_backward_nhwc",
+                "max_pool2d_backward_nchw"],
+    "normalization": ["lrn_nhwc", "lrn_backward_nhwc", "lrn_nchw", "lrn_backward_nchw"],
+}
+
+
+def test_one_compiled_variant_per_kernel_and_dtype_whatever_the_input_flags():
+    # Read-only, Fortran-ordered, strided and NCHW inputs (in both memory
+    # orders) must all reach the kernels as the same Numba types: a second
+    # signature would mean a second compilation (seconds) for some callers.
+    out = run_python("""
+        import importlib, json
+        import numpy as np, numbaconv as nc
+
+        def variants(a):
+            read_only = a.copy(); read_only.flags.writeable = False
+            strided = np.repeat(a, 2, axis=-1)[..., ::2]
+            return [a, read_only, np.asfortranarray(a), strided]
+
+        def run(x, w, fmt):
+            kw = dict(padding=1, data_format=fmt)
+            y = nc.conv2d(x, w, x[0, 0, 0, :2] if fmt == "NHWC" else x[0, :2, 0, 0], **kw)
+            nc.conv2d_backward(y, x, w, **kw)
+            nc.conv2d_transpose(y, w, **kw)
+            nc.conv2d_transpose_backward(x, y, w, **kw)
+            nc.col2im(nc.im2col(x, 3, **kw), x.shape, 3, **kw)
+            nc.max_pool2d(x, 2, data_format=fmt)
+            p, argmax = nc.max_pool2d_argmax(x, 2, data_format=fmt)
+            for dy in variants(p):
+                nc.max_pool2d_backward(dy, argmax, x.shape, data_format=fmt)
+            nc.lrn(x, depth_radius=1, data_format=fmt)
+            nc.lrn_backward(x, x, depth_radius=1, data_format=fmt)
+
+        for dtype in (np.float32, np.float64):
+            x = np.arange(2 * 5 * 6 * 3, dtype=dtype).reshape(2, 5, 6, 3) / 50
+            w = np.linspace(-1, 1, 3 * 3 * 3 * 2, dtype=dtype).reshape(3, 3, 3, 2)
+            for xv, wv in zip(variants(x), variants(w)):
+                run(xv, wv, "NHWC")
+                run(np.ascontiguousarray(xv.transpose(0, 3, 1, 2)), wv.transpose(3, 2, 0, 1), "NCHW")
+                run(xv.transpose(0, 3, 1, 2), wv.transpose(3, 2, 0, 1), "NCHW")
+        counts = {}
+        for module in ("convolution", "patches", "pooling", "normalization"):
+            mod = importlib.import_module(f"numbaconv._kernels.{module}")
+            for name, obj in vars(mod).items():
+                if hasattr(obj, "signatures"):
+                    counts[f"{module}.{name}"] = [str(sig) for sig in obj.signatures]
+        print("SIGNATURES", json.dumps(counts))
+    """, NUMBA_DISABLE_JIT="0").stdout
+    signatures = json.loads(out.split("SIGNATURES", 1)[1])
+    for module, names in ENTRY_KERNELS.items():
+        for name in names:
+            sigs = signatures[f"{module}.{name}"]
+            assert len(sigs) == 2, (name, sigs)  # one per dtype
+            assert any("float32" in s for s in sigs) and any("float64" in s for s in sigs), sigs
+    # (Helpers the kernels call, such as convolution._copy_block, are compiled per
+    # call site inside a kernel, with literal arguments: that count does not
+    # depend on the caller's arrays, and is not checked here.)
+
+
+CACHE_CHECK = """
+    import numpy as np, numbaconv
+    from numbaconv._kernels import pooling
+    numbaconv.max_pool2d(np.ones((1, 4, 4, 1), np.float32), 2)
+    print("HITS", sum(pooling.max_pool2d_nhwc.stats.cache_hits.values()))
+"""
+
+
+def _installed_copy(tmp_path):
+    """The package as pip would install it: a copy in a site-packages of its own."""
+    site = tmp_path / "site-packages"
+    shutil.copytree(ROOT / "numbaconv", site / "numbaconv",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return site
+
+
+def _cache_files(path):
+    return sorted(p.name for p in path.rglob("*") if p.suffix in (".nbi", ".nbc"))
+
+
+def test_kernels_cache_in_the_user_cache_never_in_the_installed_package(tmp_path):
+    # So that `pip uninstall numbaconv` leaves no compiled files behind.
+    site, user_cache = _installed_copy(tmp_path), tmp_path / "user-cache"
+    env = dict(PYTHONPATH=str(site), XDG_CACHE_HOME=str(user_cache), NUMBA_CACHE_DIR="",
+               NUMBA_DISABLE_JIT="0")
+    first = run_python(CACHE_CHECK, cwd=tmp_path, **env).stdout
+    second = run_python(CACHE_CHECK, cwd=tmp_path, **env).stdout
+    assert _cache_files(site) == []
+    assert any(name.startswith("pooling.max_pool2d_nhwc") for name in _cache_files(user_cache / "numba"))
+    assert "HITS 0" in first and "HITS 1" in second  # the second process loads, not compiles
+
+
+def test_numba_cache_dir_is_honoured(tmp_path):
+    site, cache_dir = _installed_copy(tmp_path), tmp_path / "numba-cache-dir"
+    run_python(CACHE_CHECK, cwd=tmp_path, PYTHONPATH=str(site), XDG_CACHE_HOME=str(tmp_path / "unused"),
+               NUMBA_CACHE_DIR=str(cache_dir), NUMBA_DISABLE_JIT="0")
+    assert _cache_files(site) == [] and not (tmp_path / "unused").exists()
+    assert any(name.startswith("pooling.max_pool2d_nhwc") for name in _cache_files(cache_dir))

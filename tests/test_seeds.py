@@ -8,6 +8,11 @@ comes from ``direct_conv`` / ``direct_conv_backward``: plain loops over
 Python ints, written for this file (not the reference). Every value is an
 integer well below 2**24, so float32 is exact whatever the summation order.
 
+The seeds are the notebooks numbaconv started from (numbered 000 to 004);
+they are not in this repository. Every value a test takes from them is
+written out here or in ``cases.py``, and a comment naming a seed only says
+where a case came from.
+
 Data arrives in NHWC as in the seeds; each test also runs in NCHW (the same
 arrays transposed), for both implementations (the ``impl`` fixture).
 """

@@ -8,6 +8,7 @@ argument. The ``guarded`` fixture replaces every backend core with a tripwire,
 so a case that reaches a kernel fails with AssertionError instead.
 """
 import contextlib
+import importlib
 
 import numpy as np
 import pytest
@@ -26,10 +27,10 @@ def _tripwire(core):
 
 @pytest.fixture
 def guarded(impl, monkeypatch):
-    """impl whose backend cores (see numbaconv/_ops.py) all raise AssertionError."""
-    ops = impl.conv2d.__self__
-    for core in list(ops._core):
-        monkeypatch.setitem(ops._core, core, _tripwire(core))
+    """impl whose backend cores (see numbaconv/_api.py) all raise AssertionError."""
+    functions = importlib.import_module(f"{impl.__name__}._functions")
+    tripwires = {core: _tripwire(core) for core in functions._BACKEND._fields}
+    monkeypatch.setattr(functions, "_BACKEND", functions._BACKEND._replace(**tripwires))
     return impl
 
 

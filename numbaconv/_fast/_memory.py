@@ -1,4 +1,11 @@
-"""How the drivers see an NHWC-indexed array's memory (shared by every driver)."""
+"""How the drivers hand arrays to the kernels (shared by every driver).
+
+The caller's layout reaches a driver as the ``nchw`` flag (decided once per
+call in ``numbaconv._api``); drivers never infer it from strides. Every array
+a kernel sees is C-contiguous and writable, whatever the caller passed
+(read-only, Fortran-ordered, strided views): one compiled variant per kernel
+and dtype.
+"""
 import numpy as np
 
 
@@ -11,6 +18,10 @@ def contiguous(a):
     return np.ascontiguousarray(a) if a.flags.writeable else np.array(a, order="C")
 
 
-def in_nchw_memory(a):
-    """Is the NHWC-indexed ``a`` a view of a C-contiguous NCHW array (and not NHWC-contiguous too)?"""
-    return not a.flags.c_contiguous and a.transpose(0, 3, 1, 2).flags.c_contiguous
+def nchw_planes(a):
+    """The NCHW array an NHWC-indexed view of NCHW data stands for, as (N, C, H * W) planes.
+
+    C-contiguous and writable; a copy only when the NCHW form is not one already.
+    """
+    n, h, w, c = a.shape
+    return contiguous(a.transpose(0, 3, 1, 2)).reshape(n, c, h * w)

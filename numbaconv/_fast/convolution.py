@@ -1,11 +1,10 @@
-"""Drivers of the convolution kernels (see ``numbaconv._ops`` for the core interface).
+"""Drivers of the convolution kernels (see ``numbaconv._api`` for the core interface).
 
-Cores get arrays indexed NHWC. An NCHW caller's arrays arrive as NHWC views
-of NCHW memory: the kernels read those in place (through
+Cores get arrays indexed NHWC. An NCHW caller's arrays (``nchw`` True)
+arrive as NHWC views of NCHW memory: the kernels read those in place (through
 ``_kernels.convolution.Image``) and the drivers allocate the result in NCHW
-memory too, returned as an NHWC view, which the Ops layer's transpose back
-to NCHW turns into a C-contiguous array without a copy. The result follows
-the memory order of the data input, as NumPy's ``order="K"`` does. On the
+memory too, returned as an NHWC view, which the public layer's transpose back
+to NCHW turns into a C-contiguous array without a copy. On the
 benchmark shape the transposing copies would otherwise cost about as much as
 the NHWC convolution itself.
 """
@@ -15,7 +14,7 @@ import numpy as np
 
 from .._kernels import convolution as k
 from .._kernels import patch_gemm as pg
-from ._memory import contiguous, in_nchw_memory
+from ._memory import contiguous
 
 # Grid positions per work unit: the plane scratch of a unit stays cache-sized.
 MAX_GRID = 4096
@@ -23,22 +22,12 @@ MAX_GRID = 4096
 MIN_UNITS = 8
 
 
-def result_in_nchw_memory(x, w):
-    """Allocate the result in NCHW memory? When x is in NCHW memory, or w (HWIO) in OIHW memory
-    where x alone cannot tell (one channel, or a 1x1 plane: both orders are contiguous)."""
-    if in_nchw_memory(x):
-        return True
-    if x.transpose(0, 3, 1, 2).flags.c_contiguous:
-        return not w.flags.c_contiguous and w.transpose(3, 2, 0, 1).flags.c_contiguous
-    return False
-
-
-def image(a):
+def image(a, nchw):
     """The kernels' view of an NHWC-indexed array: its NHWC or NCHW memory, flat, with element steps.
 
-    Other memory orders are copied to NHWC first.
+    The order is NCHW when ``nchw``; an array not C-contiguous in it is copied first.
     """
-    if in_nchw_memory(a):
+    if nchw:
         flat = contiguous(a.transpose(0, 3, 1, 2)).reshape(-1)
         n, h, w, c = a.shape
         return k.Image(flat, n, h, w, c, c * h * w, w, 1, h * w)
@@ -73,9 +62,9 @@ def _bias(b, c, dtype):
 # - "planes" (``_kernels.convolution``): vectorizes over output positions;
 #   suits short reductions (few input channels and small kernels, e.g. the
 #   seed's 3x3x3 -> 16).
-# - "patch GEMM" (``_kernels.patch_gemm``): register-tiled dot products
-#   over gathered patches; suits every reduction of PATCH_MIN_K values or
-#   more (wide channels, large kernels).
+# - "patch GEMM" (``_kernels.patch_gemm``): register-tiled matrix products
+#   over gathered patches; suits long reductions into many output channels
+#   (wide layers, large kernels) and small planes (batch 1, 7x7 to 14x14).
 # The input gradient and the transpose run the forward kernel of either
 # strategy on the stride phases of their output (see ``_phases``).
 
@@ -156,11 +145,10 @@ def _forward(x_img, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=
                   sh, sw, dh, dw, pt, pl)
 
 
-def conv2d(x, w, b, g, nchw=None):
-    nchw = result_in_nchw_memory(x, w) if nchw is None else nchw
+def conv2d(x, w, b, g, nchw):
     n, c_out = x.shape[0], w.shape[3]
     y = empty_like_layout((n, g.oh, g.ow, c_out), x.dtype, nchw)
-    _forward(image(x), w, _bias(b, c_out, x.dtype), image(y), (g.kh, g.kw), (g.sh, g.sw),
+    _forward(image(x, nchw), w, _bias(b, c_out, x.dtype), image(y, nchw), (g.kh, g.kw), (g.sh, g.sw),
              (g.dh, g.dw), (g.pt, g.pl), nchw)
     return y
 
@@ -193,18 +181,17 @@ def _phases(size, pad, s):
     return sorted({(i + pad) % s for i in range(size)})
 
 
-def conv2d_transpose(x, w, b, g, nchw=None):
+def conv2d_transpose(x, w, b, g, nchw):
     """x lives on g's output plane (g.oh, g.ow); the result on its input plane (g.h, g.w).
 
     The result splits into the stride phases ``(r, c)`` of its rows and
     columns; each phase is a stride-1 correlation of x with the swapped,
     reversed filter taps that reach it, written through a strided Image.
     """
-    nchw = result_in_nchw_memory(x, w) if nchw is None else nchw
     n, c_in = x.shape[0], w.shape[2]
     y = empty_like_layout((n, g.h, g.w, c_in), x.dtype, nchw)
     bias = _bias(b, c_in, x.dtype)
-    x_img, y_img = image(x), image(y)
+    x_img, y_img = image(x, nchw), image(y, nchw)
     phases = []
     for r in _phases(g.h, g.pt, g.sh):
         j0, rows = _phase_rows(g.h, g.pt, g.sh, r)
@@ -227,11 +214,11 @@ def conv2d_transpose(x, w, b, g, nchw=None):
     return y
 
 
-def conv2d_backward_filter(x, dy, g, nchw=None):
+def conv2d_backward_filter(x, dy, g, nchw):
     """By the plane kernel, or by the patch GEMM where there are few pixels (see ``_dw_by_patches``)."""
     if _dw_by_patches(g, x.shape[0], x.shape[3], dy.shape[3]):
-        return _backward_filter_patches(x, dy, g)
-    return _backward_filter_planes(x, dy, g)
+        return _backward_filter_patches(x, dy, g, nchw)
+    return _backward_filter_planes(x, dy, g, nchw)
 
 
 def _dw_by_patches(g, n, c_in, c_out):
@@ -242,7 +229,7 @@ def _dw_by_patches(g, n, c_in, c_out):
     return few_pixels and g.kh * g.kw * c_in >= PATCH_MIN_K and c_out >= PATCH_MIN_OUT
 
 
-def _backward_filter_planes(x, dy, g):
+def _backward_filter_planes(x, dy, g, nchw):
     n = x.shape[0]
     dw = np.empty((g.kh, g.kw, x.shape[3], dy.shape[3]), x.dtype)
     pitch = g.ow + (g.kw - 1) * g.dw // g.sw
@@ -250,12 +237,12 @@ def _backward_filter_planes(x, dy, g):
     # The parts, and so the order of every sum, follow from the shape alone:
     # the result is bit-identical at any thread count.
     parts = max(1, min(MAX_PARTS, n * -(-g.oh // rows)))
-    k.conv2d_backward_filter_nhwc(image(x), image(dy), dw, parts, rows,
+    k.conv2d_backward_filter_nhwc(image(x, nchw), image(dy, nchw), dw, parts, rows,
                                   g.sh, g.sw, g.dh, g.dw, g.pt, g.pl)
     return dw
 
 
-def _backward_filter_patches(x, dy, g):
+def _backward_filter_patches(x, dy, g, nchw):
     n, c_in, c_out = x.shape[0], x.shape[3], dy.shape[3]
     k_len = g.kh * g.kw * c_in
     k_pad, c_pad = -(-k_len // pg.PIX) * pg.PIX, -(-c_out // pg.OUT) * pg.OUT
@@ -265,15 +252,14 @@ def _backward_filter_patches(x, dy, g):
     k_blocks = max(1, min(-(-MIN_UNITS // parts), k_pad // 48))
     k_block = -(-k_pad // k_blocks // pg.PIX) * pg.PIX
     partial = np.empty((parts, k_pad, c_pad), x.dtype)
-    pg.conv2d_backward_filter_patch_gemm(image(x), image(dy), partial, g.kh, g.kw, k_block,
+    pg.conv2d_backward_filter_patch_gemm(image(x, nchw), image(dy, nchw), partial, g.kh, g.kw, k_block,
                                          max(CHUNK_PIXELS, g.ow), g.sh, g.sw, g.dh, g.dw,
                                          g.pt, g.pl)
     dw = partial[0] if parts == 1 else partial.sum(axis=0)
     return np.ascontiguousarray(dw[:k_len, :c_out]).reshape(g.kh, g.kw, c_in, c_out)
 
 
-def bias_backward(dy, nchw=None):
-    nchw = in_nchw_memory(dy) if nchw is None else nchw
+def bias_backward(dy, nchw):
     n, oh, ow, c = dy.shape
     db = np.empty(c, dy.dtype)
     if nchw:

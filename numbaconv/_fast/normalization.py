@@ -1,16 +1,17 @@
 """Local response normalization drivers: contiguous inputs -> allocate -> one kernel.
 
 NHWC data runs the NHWC kernels on its flat memory. An NCHW caller's array
-arrives as a transposed view whose memory is channels-first: it runs the
-channels-first kernels as it is, and the result is allocated channels-first
-too and returned as an NHWC view of it (the Ops layer's transpose back to
-NCHW is then free). Measured on (128, 16, 28, 28) float32, transposing to
+(``nchw``) arrives as an NHWC-indexed view of channels-first memory: it runs
+the channels-first kernels on that memory (copied only if it is not
+C-contiguous NCHW), and the result is allocated channels-first too and
+returned as an NHWC view of it (the public layer's transpose back to NCHW is
+then free). Measured on (128, 16, 28, 28) float32, transposing to
 NHWC and back cost more than the NHWC kernel itself.
 """
 import numpy as np
 
 from .._kernels import normalization as kernels
-from ._memory import contiguous, in_nchw_memory
+from ._memory import contiguous, nchw_planes
 
 # Scratch elements per prange job: a few KB per buffer (stays in L1/L2) and
 # many jobs for the threads.
@@ -24,24 +25,19 @@ def _scalars(dtype, depth_radius, c, bias, alpha, beta):
     return min(depth_radius, c - 1), t(bias), t(alpha), t(beta)
 
 
-def _as_nchw(a):
-    n, h, w, c = a.shape
-    return a.transpose(0, 3, 1, 2).reshape(n, c, h * w)
-
-
 def _nchw_block(c):
     return max(_BLOCK_ELEMENTS // c, _MIN_NCHW_BLOCK)
 
 
-def lrn(x, depth_radius, bias, alpha, beta):
+def lrn(x, depth_radius, bias, alpha, beta, nchw):
     """y of x's shape (N, H, W, C)."""
     n, h, w, c = x.shape
     if x.size == 0:
         return np.empty(x.shape, dtype=x.dtype)
     scalars = _scalars(x.dtype, depth_radius, c, bias, alpha, beta)
-    if in_nchw_memory(x):
+    if nchw:
         y = np.empty((n, c, h, w), dtype=x.dtype)
-        kernels.lrn_nchw(_as_nchw(x), *scalars, _nchw_block(c), y.reshape(n, c, h * w))
+        kernels.lrn_nchw(nchw_planes(x), *scalars, _nchw_block(c), y.reshape(n, c, h * w))
         return y.transpose(0, 2, 3, 1)
     x = contiguous(x)
     y = np.empty_like(x)
@@ -49,16 +45,16 @@ def lrn(x, depth_radius, bias, alpha, beta):
     return y
 
 
-def lrn_backward(dy, x, depth_radius, bias, alpha, beta):
+def lrn_backward(dy, x, depth_radius, bias, alpha, beta, nchw):
     """dx of x's shape (N, H, W, C)."""
     n, h, w, c = x.shape
     if x.size == 0:
         return np.empty(x.shape, dtype=x.dtype)
     scalars = _scalars(x.dtype, depth_radius, c, bias, alpha, beta)
     two_alpha_beta = x.dtype.type(2 * alpha * beta)
-    if in_nchw_memory(x) and in_nchw_memory(dy):
+    if nchw:
         dx = np.empty((n, c, h, w), dtype=x.dtype)
-        kernels.lrn_backward_nchw(_as_nchw(dy), _as_nchw(x), *scalars, two_alpha_beta,
+        kernels.lrn_backward_nchw(nchw_planes(dy), nchw_planes(x), *scalars, two_alpha_beta,
                                   _nchw_block(c), dx.reshape(n, c, h * w))
         return dx.transpose(0, 2, 3, 1)
     x, dy = contiguous(x), contiguous(dy)

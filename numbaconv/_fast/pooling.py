@@ -1,19 +1,20 @@
 """Max pooling drivers: contiguous inputs -> allocate -> one kernel.
 
-The cores receive NHWC arrays; an NCHW caller's array arrives as a
-transposed view whose memory is channels-first. The forward kernels
-vectorize over channels, so the driver copies such input to NHWC (measured
-on (128, 16, 28, 28) float32, one thread: a channels-first forward kernel,
-one channel per inner loop, took 11.4 ms against 2.1 ms for this copy, the
-NHWC kernel and the copies back). The backward scatter does not vectorize
-in either layout, so it has a channels-first kernel: it reads dy and argmax
-as they are and allocates dx channels-first, returned as an NHWC view of it
-(the Ops layer's transpose back to NCHW is then free).
+The cores receive NHWC-indexed arrays and the caller's layout (``nchw``). The
+forward kernels vectorize over channels, so the forward drivers copy NCHW
+input to NHWC (measured on (128, 16, 28, 28) float32, one thread: a
+channels-first forward kernel, one channel per inner loop, took 11.4 ms
+against 2.1 ms for this copy, the NHWC kernel and the copies back). The
+backward scatter does not vectorize in either layout, so it has a
+channels-first kernel: with ``nchw`` it reads dy and argmax as NCHW planes
+(copied only if they are not C-contiguous NCHW) and allocates dx
+channels-first, returned as an NHWC view of it (the public layer's transpose
+back to NCHW is then free).
 """
 import numpy as np
 
 from .._kernels import pooling as kernels
-from ._memory import contiguous, in_nchw_memory
+from ._memory import contiguous, nchw_planes
 
 
 def _pool(x, g, with_argmax):
@@ -29,29 +30,26 @@ def _pool(x, g, with_argmax):
     return y, argmax
 
 
-def max_pool2d_argmax(x, g):
-    """(y, argmax) of shape (N, OH, OW, C); argmax is int64, flat h * W + w."""
+def max_pool2d_argmax(x, g, nchw):
+    """(y, argmax) of shape (N, OH, OW, C); argmax is int64, flat h * W + w. NHWC in either layout."""
     return _pool(x, g, True)
 
 
-def max_pool2d(x, g):
-    """y of shape (N, OH, OW, C)."""
+def max_pool2d(x, g, nchw):
+    """y of shape (N, OH, OW, C). NHWC in either layout."""
     return _pool(x, g, False)
 
 
-def max_pool2d_backward(dy, argmax, h, w):
+def max_pool2d_backward(dy, argmax, h, w, nchw):
     """dx of shape (N, H, W, C): each dy entry added at its argmax."""
     n, oh, ow, c = dy.shape
-    if in_nchw_memory(dy) and in_nchw_memory(argmax):
-        planes = n * c
-        dx = np.empty((planes, h * w), dtype=dy.dtype)
-        kernels.max_pool2d_backward_nchw(
-            dy.transpose(0, 3, 1, 2).reshape(planes, oh * ow),
-            argmax.transpose(0, 3, 1, 2).reshape(planes, oh * ow), dx,
-        )
+    if nchw:
+        dx = np.empty((n, c, h * w), dtype=dy.dtype)
+        kernels.max_pool2d_backward_nchw(nchw_planes(dy).reshape(n * c, oh * ow),
+                                         nchw_planes(argmax).reshape(n * c, oh * ow),
+                                         dx.reshape(n * c, h * w))
         return dx.reshape(n, c, h, w).transpose(0, 2, 3, 1)
     dy, argmax = contiguous(dy), contiguous(argmax)
     dx = np.empty((n, h * w, c), dtype=dy.dtype)
     kernels.max_pool2d_backward_nhwc(dy, argmax, dx)
     return dx.reshape(n, h, w, c)
-

@@ -2,10 +2,27 @@
 
 Same functions, signatures and results (to float tolerance) as ``numbaconv``,
 written as vectorized NumPy to be read. Validation is shared with the fast
-path (``numbaconv._validate``); the cores in this package work on NHWC arrays.
+path (``numbaconv._validate``), and so are the docstrings (each function's is
+that of its ``numbaconv`` twin); the cores in this package work on
+NHWC-indexed arrays.
 """
-from .. import _ops
-from . import convolution, normalization, patches, pooling
+from ._functions import (
+    col2im,
+    conv2d,
+    conv2d_backward,
+    conv2d_transpose,
+    conv2d_transpose_backward,
+    im2col,
+    lrn,
+    lrn_backward,
+    max_pool2d,
+    max_pool2d_argmax,
+    max_pool2d_backward,
+)
 
-_ops.Ops(convolution, patches, pooling, normalization).bind(globals())
-__all__ = list(_ops.PUBLIC)
+__all__ = [
+    "conv2d", "conv2d_backward", "conv2d_transpose", "conv2d_transpose_backward",
+    "im2col", "col2im",
+    "max_pool2d", "max_pool2d_argmax", "max_pool2d_backward",
+    "lrn", "lrn_backward",
+]

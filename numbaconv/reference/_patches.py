@@ -1,4 +1,7 @@
-"""im2col / col2im: the patch view every reference convolution is built on (NHWC)."""
+"""im2col / col2im: the patch view every reference convolution is built on (NHWC).
+
+The cores take the caller's layout (``nchw``) and ignore it.
+"""
 import numpy as np
 
 
@@ -18,13 +21,13 @@ def windows(padded, g):
     return np.stack([tap(padded, kh, kw, g) for kh in range(g.kh) for kw in range(g.kw)], axis=3)
 
 
-def im2col(x, g):
+def im2col(x, g, nchw):
     """Rows (n, oh, ow), columns (kh, kw, c); padded positions read as zero."""
     n, c = x.shape[0], x.shape[3]
     return windows(pad(x, g), g).reshape(n * g.oh * g.ow, g.kh * g.kw * c)
 
 
-def col2im(cols, n, c, g):
+def col2im(cols, n, c, g, nchw):
     """The adjoint of im2col: every patch entry is added back where it was read from."""
     patches = cols.reshape(n, g.oh, g.ow, g.kh, g.kw, c)
     padded = np.zeros((n, g.h + g.pt + g.pb, g.w + g.pl + g.pr, c), dtype=cols.dtype)

@@ -20,14 +20,17 @@ def window_sum(a, depth_radius):
 
 
 def scale(x, depth_radius, bias, alpha):
+    """s = bias + alpha * (the window sum of x ** 2)."""
     return bias + alpha * window_sum(x * x, depth_radius)
 
 
-def lrn(x, depth_radius, bias, alpha, beta):
+def lrn(x, depth_radius, bias, alpha, beta, nchw):
+    """y = x * s ** -beta (the caller's layout, ``nchw``, plays no part)."""
     return x * scale(x, depth_radius, bias, alpha) ** -beta
 
 
-def lrn_backward(dy, x, depth_radius, bias, alpha, beta):
+def lrn_backward(dy, x, depth_radius, bias, alpha, beta, nchw):
+    """dx of the module docstring's formula (the caller's layout, ``nchw``, plays no part)."""
     s = scale(x, depth_radius, bias, alpha)
     through_s = window_sum(dy * x * s ** (-beta - 1), depth_radius)
     return dy * s ** -beta - 2 * alpha * beta * x * through_s

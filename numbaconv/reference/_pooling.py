@@ -1,10 +1,10 @@
-"""Max pooling with argmax routing (NHWC)."""
+"""Max pooling with argmax routing (NHWC; the cores ignore the caller's layout, ``nchw``)."""
 import numpy as np
 
-from .patches import pad, windows
+from ._patches import pad, windows
 
 
-def max_pool2d_argmax(x, g):
+def max_pool2d_argmax(x, g, nchw):
     """Window maxima and the flat (h * W + w) index of the first maximum (or first NaN)."""
     win = windows(pad(x, g, value=-np.inf), g)  # (N, OH, OW, T, C)
     inside = windows(pad(np.ones((1, g.h, g.w, 1), dtype=bool), g, value=False), g)
@@ -18,11 +18,12 @@ def max_pool2d_argmax(x, g):
     return y, (rows * g.w + cols).astype(np.int64)
 
 
-def max_pool2d(x, g):
-    return max_pool2d_argmax(x, g)[0]
+def max_pool2d(x, g, nchw):
+    """Window maxima (NaN where the window holds one)."""
+    return max_pool2d_argmax(x, g, nchw)[0]
 
 
-def max_pool2d_backward(dy, argmax, h, w):
+def max_pool2d_backward(dy, argmax, h, w, nchw):
     """dx[n, argmax, c] += dy[n, oh, ow, c], summed where windows overlap."""
     n, _, _, c = dy.shape
     target = (np.arange(n)[:, None, None, None] * (h * w) + argmax) * c + np.arange(c)

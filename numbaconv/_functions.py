@@ -1,0 +1,718 @@
+"""The public functions on the Numba kernels (re-exported by ``numbaconv``).
+
+Each is a plain function: its signature and docstring here are the API's,
+its body calls the shared body in ``_api`` with this backend's cores.
+"""
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from . import _api
+from ._api import Gradients, IntOrPair, Padding
+from ._fast import convolution as _convolution
+from ._fast import normalization as _normalization
+from ._fast import patches as _patches
+from ._fast import pooling as _pooling
+
+_BACKEND = _api.Backend(
+    conv2d=_convolution.conv2d,
+    conv2d_transpose=_convolution.conv2d_transpose,
+    conv2d_backward_filter=_convolution.conv2d_backward_filter,
+    bias_backward=_convolution.bias_backward,
+    im2col=_patches.im2col,
+    col2im=_patches.col2im,
+    max_pool2d=_pooling.max_pool2d,
+    max_pool2d_argmax=_pooling.max_pool2d_argmax,
+    max_pool2d_backward=_pooling.max_pool2d_backward,
+    lrn=_normalization.lrn,
+    lrn_backward=_normalization.lrn_backward,
+)
+
+# --------------------------------------------------------------- convolution
+
+
+@_api.public("numbaconv")
+def conv2d(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *, stride: IntOrPair = 1,
+           padding: Padding = 0, dilation: IntOrPair = 1, data_format: str = "NHWC") -> np.ndarray:
+    """2-D cross-correlation plus bias (what TensorFlow and PyTorch call conv2d).
+
+    ``y[n, oh, ow, o] = b[o] + sum(x[n, oh * sh - top + kh * dh, ow * sw - left + kw * dw, i]
+    * w[kh, kw, i, o])`` over the window, padded cells reading as zero.
+
+    Parameters
+    ----------
+    x : array_like of shape (N, H, W, C_in), or (N, C_in, H, W) with NCHW
+        The input batch.
+    w : array_like of shape (KH, KW, C_in, C_out), or (C_out, C_in, KH, KW) with NCHW
+        The filters: HWIO with NHWC data, OIHW with NCHW data.
+    b : array_like of shape (C_out,), optional
+        The bias, added to every output position.
+    stride : int or (int, int), default 1
+        Step of the window along (H, W); each >= 1.
+    padding : {'SAME', 'VALID'}, int, (int, int) or ((int, int), (int, int)), default 0
+        ``'SAME'`` (TensorFlow's rule: ``OH = ceil(H / stride)``, an odd extra
+        padding row/column at the bottom/right), ``'VALID'`` (none), the same
+        padding on all sides, ``(ph, pw)``, or ``((top, bottom), (left, right))``.
+    dilation : int or (int, int), default 1
+        Spacing of the window taps along (H, W); each >= 1.
+    data_format : {'NHWC', 'NCHW'}, default 'NHWC'
+        The layout of ``x`` and of the result (any case).
+
+    Returns
+    -------
+    y : ndarray of shape (N, OH, OW, C_out), or (N, C_out, OH, OW) with NCHW
+        ``OH = (H + top + bottom - dilation * (KH - 1) - 1) // stride + 1`` (OW
+        alike), dtype ``np.result_type(x, w, b, np.float32)``; a fresh
+        C-contiguous array.
+
+    Raises
+    ------
+    ValueError
+        If an array has the wrong number of dimensions, ``x``'s channels do not
+        match ``w``, ``b`` is not of shape (C_out,), ``w`` has an empty window,
+        the output would be empty, or a stride, dilation, padding or data format
+        is out of range.
+    TypeError
+        If an array is complex, object or string, or a stride, dilation or
+        padding is not an int.
+
+    See Also
+    --------
+    conv2d_backward : The gradients with respect to x, w and b.
+    conv2d_transpose : The adjoint (transposed convolution).
+
+    Notes
+    -----
+    TensorFlow: ``tf.nn.bias_add(tf.nn.conv2d(x, w, strides, padding,
+    dilations=dilation), b)`` with NHWC data and HWIO filters; ``'SAME'`` is the
+    same rule, explicit padding is TensorFlow's ``[[0, 0], [top, bottom], [left,
+    right], [0, 0]]``. PyTorch: ``torch.nn.functional.conv2d(x, w, b, stride,
+    padding, dilation)`` with ``data_format='NCHW'`` and OIHW filters;
+    asymmetric padding, which PyTorch's ``conv2d`` does not take, is
+    ``((top, bottom), (left, right))`` here.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import numbaconv as nc
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)  # NHWC
+    >>> w = np.ones((2, 2, 1, 1), np.float32)  # HWIO: a 2x2 box sum
+    >>> y = nc.conv2d(x, w, stride=2)
+    >>> y[0, :, :, 0]
+    array([[10., 18.],
+           [42., 50.]], dtype=float32)
+    >>> nc.conv2d(x, w, padding="SAME").shape
+    (1, 4, 4, 1)
+    >>> x_nchw, w_oihw = x.transpose(0, 3, 1, 2), w.transpose(3, 2, 0, 1)
+    >>> nc.conv2d(x_nchw, w_oihw, stride=2, data_format="NCHW").shape
+    (1, 1, 2, 2)
+    """
+    return _api.conv2d(_BACKEND, x, w, b, stride, padding, dilation, data_format)
+
+
+@_api.public("numbaconv")
+def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, *, stride: IntOrPair = 1,
+                    padding: Padding = 0, dilation: IntOrPair = 1,
+                    data_format: str = "NHWC") -> Gradients:
+    """Gradients of ``sum(conv2d(x, w, b) * dy)`` with respect to x, w and b.
+
+    Parameters
+    ----------
+    dy : array_like of shape (N, OH, OW, C_out), or (N, C_out, OH, OW) with NCHW
+        The gradient of the loss with respect to ``conv2d``'s output.
+    x : array_like of shape (N, H, W, C_in), or (N, C_in, H, W) with NCHW
+        The forward call's input.
+    w : array_like of shape (KH, KW, C_in, C_out), or (C_out, C_in, KH, KW) with NCHW
+        The forward call's filters.
+    stride, padding, dilation, data_format
+        As in :func:`conv2d`, the forward call's.
+
+    Returns
+    -------
+    dx : ndarray of x's shape
+        The gradient with respect to ``x`` (the transposed convolution of ``dy``).
+    dw : ndarray of w's shape
+        The gradient with respect to ``w``.
+    db : ndarray of shape (C_out,)
+        The gradient with respect to the bias, ``dy`` summed over N, OH, OW;
+        returned even when the forward call had no bias.
+
+    Raises
+    ------
+    ValueError
+        As :func:`conv2d`, and if ``dy`` does not have the shape of the forward
+        output.
+    TypeError
+        As :func:`conv2d`.
+
+    See Also
+    --------
+    conv2d : The forward pass.
+
+    Notes
+    -----
+    TensorFlow: ``tf.raw_ops.Conv2DBackpropInput``, ``Conv2DBackpropFilter``
+    and ``BiasAddGrad`` (or ``tf.GradientTape`` on ``tf.nn.conv2d``). PyTorch:
+    ``torch.nn.grad.conv2d_input`` and ``conv2d_weight`` (or autograd on
+    ``torch.nn.functional.conv2d``) with ``data_format='NCHW'``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import numbaconv as nc
+    >>> x = np.arange(16.0).reshape(1, 4, 4, 1)
+    >>> w = np.ones((2, 2, 1, 1))
+    >>> dy = np.ones((1, 2, 2, 1))  # the gradient of sum(conv2d(x, w, stride=2))
+    >>> dx, dw, db = nc.conv2d_backward(dy, x, w, stride=2)
+    >>> dx[0, :, :, 0]  # each pixel is in one window
+    array([[1., 1., 1., 1.],
+           [1., 1., 1., 1.],
+           [1., 1., 1., 1.],
+           [1., 1., 1., 1.]])
+    >>> dw[:, :, 0, 0]  # the sum of what each tap reads
+    array([[20., 24.],
+           [36., 40.]])
+    >>> db
+    array([4.])
+    """
+    return _api.conv2d_backward(_BACKEND, dy, x, w, stride, padding, dilation, data_format)
+
+
+@_api.public("numbaconv")
+def conv2d_transpose(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *,
+                     stride: IntOrPair = 1, padding: Padding = 0,
+                     output_padding: IntOrPair = 0, dilation: IntOrPair = 1,
+                     data_format: str = "NHWC") -> np.ndarray:
+    """Transposed convolution: the adjoint of :func:`conv2d` with the same w and geometry.
+
+    Each input entry spreads its filter taps over the output plane; overlaps
+    add up. ``conv2d_transpose(dy, w, ...)`` is ``conv2d``'s input gradient.
+
+    Parameters
+    ----------
+    x : array_like of shape (N, H, W, C_out), or (N, C_out, H, W) with NCHW
+        The input; it has the channel count of the forward conv's *output*.
+    w : array_like of shape (KH, KW, C_in, C_out), or (C_out, C_in, KH, KW) with NCHW
+        The forward conv's filters (HWIO with NHWC, OIHW with NCHW).
+    b : array_like of shape (C_in,), optional
+        The bias, added to every output position.
+    stride, dilation : int or (int, int), default 1
+        Those of the forward conv; each >= 1.
+    padding : int, (int, int), ((int, int), (int, int)) or {'VALID', 'SAME'}, default 0
+        The forward conv's padding, removed from the output. ``'VALID'`` is no
+        padding; ``'SAME'`` gives ``OH = H * stride`` (TensorFlow's rule).
+    output_padding : int or (int, int), default 0
+        Extra rows/columns at the bottom/right, to pick one of the input sizes
+        a strided forward conv maps to the same output size; each must be
+        smaller than the stride or the dilation along its axis (PyTorch's
+        rule), and 0 with ``'SAME'``.
+    data_format : {'NHWC', 'NCHW'}, default 'NHWC'
+        The layout of ``x`` and of the result (any case).
+
+    Returns
+    -------
+    y : ndarray of shape (N, OH, OW, C_in), or (N, C_in, OH, OW) with NCHW
+        ``OH = (H - 1) * stride - top - bottom + dilation * (KH - 1) + 1 +
+        output_padding`` (OW alike), dtype ``np.result_type(x, w, b,
+        np.float32)``; a fresh C-contiguous array.
+
+    Raises
+    ------
+    ValueError
+        As :func:`conv2d` (with ``x``'s channels checked against C_out and
+        ``b`` against C_in), and if ``output_padding`` is not smaller than the
+        stride or the dilation, or is nonzero with ``'SAME'``.
+    TypeError
+        As :func:`conv2d`.
+
+    See Also
+    --------
+    conv2d_transpose_backward : The gradients with respect to x, w and b.
+    conv2d : The forward conv this is the adjoint of.
+
+    Notes
+    -----
+    TensorFlow: ``tf.nn.conv2d_transpose(x, w, output_shape, strides, padding,
+    dilations=dilation)``; TensorFlow takes the output shape where this takes
+    ``output_padding``. PyTorch: ``torch.nn.functional.conv_transpose2d(x,
+    w, b, stride, padding, output_padding, dilation=dilation)`` with
+    ``data_format='NCHW'``: the same formula, and PyTorch's ``(C_in, C_out,
+    KH, KW)`` weight is ``w.transpose(1, 0, 2, 3)`` of the OIHW filter here.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import numbaconv as nc
+    >>> x = np.ones((1, 2, 2, 1))
+    >>> w = np.ones((2, 2, 1, 1))
+    >>> nc.conv2d_transpose(x, w)[0, :, :, 0]  # overlapping taps add up
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
+    >>> up = nc.conv2d_transpose(np.ones((1, 4, 4, 8)), np.ones((3, 3, 3, 8)),
+    ...                          stride=2, padding=1, output_padding=1)
+    >>> up.shape  # twice the input plane, C_in = 3 channels
+    (1, 8, 8, 3)
+    """
+    return _api.conv2d_transpose(_BACKEND, x, w, b, stride, padding, output_padding, dilation,
+                                 data_format)
+
+
+@_api.public("numbaconv")
+def conv2d_transpose_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, *,
+                              stride: IntOrPair = 1, padding: Padding = 0,
+                              output_padding: IntOrPair = 0, dilation: IntOrPair = 1,
+                              data_format: str = "NHWC") -> Gradients:
+    """Gradients of ``sum(conv2d_transpose(x, w, b) * dy)`` with respect to x, w and b.
+
+    Parameters
+    ----------
+    dy : array_like of shape (N, OH, OW, C_in), or (N, C_in, OH, OW) with NCHW
+        The gradient of the loss with respect to ``conv2d_transpose``'s output.
+    x : array_like of shape (N, H, W, C_out), or (N, C_out, H, W) with NCHW
+        The forward call's input.
+    w : array_like of shape (KH, KW, C_in, C_out), or (C_out, C_in, KH, KW) with NCHW
+        The forward call's filters.
+    stride, padding, output_padding, dilation, data_format
+        As in :func:`conv2d_transpose`, the forward call's.
+
+    Returns
+    -------
+    dx : ndarray of x's shape
+        The gradient with respect to ``x`` (the convolution of ``dy``).
+    dw : ndarray of w's shape
+        The gradient with respect to ``w``.
+    db : ndarray of shape (C_in,)
+        ``dy`` summed over N, OH, OW; returned even without a forward bias.
+
+    Raises
+    ------
+    ValueError
+        As :func:`conv2d_transpose`, and if ``dy`` does not have the shape of
+        the forward output.
+    TypeError
+        As :func:`conv2d_transpose`.
+
+    See Also
+    --------
+    conv2d_transpose : The forward pass.
+
+    Notes
+    -----
+    TensorFlow and PyTorch compute these through autograd
+    (``tf.GradientTape`` on ``tf.nn.conv2d_transpose``, ``backward`` through
+    ``torch.nn.functional.conv_transpose2d``): ``dx`` is ``conv2d(dy, w)``
+    of the same geometry.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import numbaconv as nc
+    >>> x = np.ones((1, 2, 2, 1))
+    >>> w = np.ones((2, 2, 1, 1))
+    >>> y = nc.conv2d_transpose(x, w)  # (1, 3, 3, 1)
+    >>> dx, dw, db = nc.conv2d_transpose_backward(np.ones_like(y), x, w)
+    >>> dx[0, :, :, 0]  # each x entry reaches four outputs
+    array([[4., 4.],
+           [4., 4.]])
+    >>> db
+    array([9.])
+    """
+    return _api.conv2d_transpose_backward(_BACKEND, dy, x, w, stride, padding, output_padding,
+                                          dilation, data_format)
+
+
+# ------------------------------------------------------------------- patches
+
+
+@_api.public("numbaconv")
+def im2col(x: ArrayLike, kernel_size: IntOrPair, *, stride: IntOrPair = 1,
+           padding: Padding = 0, dilation: IntOrPair = 1,
+           data_format: str = "NHWC") -> np.ndarray:
+    """Every window of ``x`` as one row of a matrix (the patches of a convolution).
+
+    Parameters
+    ----------
+    x : array_like of shape (N, H, W, C), or (N, C, H, W) with NCHW
+        The input batch.
+    kernel_size : int or (int, int)
+        The window (KH, KW); each >= 1.
+    stride, padding, dilation, data_format
+        As in :func:`conv2d`.
+
+    Returns
+    -------
+    cols : ndarray of shape (N * OH * OW, KH * KW * C)
+        Rows in (n, oh, ow) order, columns in (kh, kw, c) order for both data
+        formats; padded positions read as zero. ``conv2d(x, w)`` is ``cols @
+        w.reshape(KH * KW * C, C_out)`` with HWIO filters.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not 4-D, the output would be empty, or a size, stride,
+        dilation, padding or data format is out of range.
+    TypeError
+        If ``x`` is complex, object or string, or a size is not an int.
+
+    See Also
+    --------
+    col2im : Its adjoint.
+
+    Notes
+    -----
+    TensorFlow: ``tf.image.extract_patches(x, [1, KH, KW, 1], [1, sh, sw, 1],
+    [1, dh, dw, 1], padding)`` reshaped to ``(-1, KH * KW * C)`` is the same
+    matrix. PyTorch: ``torch.nn.functional.unfold`` returns ``(N, C * KH * KW,
+    L)`` with columns in (c, kh, kw) order: ``u.reshape(N, C, KH * KW,
+    L).permute(0, 3, 2, 1).reshape(N * L, -1)`` is this matrix.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import numbaconv as nc
+    >>> x = np.arange(9.0).reshape(1, 3, 3, 1)
+    >>> nc.im2col(x, 2)  # four 2x2 windows, one per row
+    array([[0., 1., 3., 4.],
+           [1., 2., 4., 5.],
+           [3., 4., 6., 7.],
+           [4., 5., 7., 8.]])
+    """
+    return _api.im2col(_BACKEND, x, kernel_size, stride, padding, dilation, data_format)
+
+
+@_api.public("numbaconv")
+def col2im(cols: ArrayLike, x_shape: Sequence[int], kernel_size: IntOrPair, *,
+           stride: IntOrPair = 1, padding: Padding = 0, dilation: IntOrPair = 1,
+           data_format: str = "NHWC") -> np.ndarray:
+    """The exact adjoint of :func:`im2col`: patches summed back into an array of ``x_shape``.
+
+    Parameters
+    ----------
+    cols : array_like of shape (N * OH * OW, KH * KW * C)
+        Patches laid out as :func:`im2col` returns them.
+    x_shape : tuple of 4 ints
+        The shape of the image, (N, H, W, C), or (N, C, H, W) with NCHW.
+    kernel_size, stride, padding, dilation, data_format
+        As in :func:`im2col`.
+
+    Returns
+    -------
+    x : ndarray of shape x_shape
+        Each pixel is the sum of every ``cols`` entry read from it;
+        entries that fall on padding are dropped.
+
+    Raises
+    ------
+    ValueError
+        If ``cols`` does not have the shape ``im2col`` gives for ``x_shape``,
+        or as :func:`im2col`.
+    TypeError
+        As :func:`im2col`, or if ``x_shape`` is not a tuple of ints.
+
+    See Also
+    --------
+    im2col : Its adjoint.
+
+    Notes
+    -----
+    PyTorch: ``torch.nn.functional.fold`` (columns in (c, kh, kw) order; see
+    :func:`im2col`). TensorFlow has no public op; it is the gradient of
+    ``tf.image.extract_patches``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import numbaconv as nc
+    >>> x = np.ones((1, 3, 3, 1))
+    >>> cols = nc.im2col(x, 2)
+    >>> nc.col2im(cols, x.shape, 2)[0, :, :, 0]  # how many windows cover each pixel
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
+    """
+    return _api.col2im(_BACKEND, cols, x_shape, kernel_size, stride, padding, dilation,
+                       data_format)
+
+
+# ------------------------------------------------------------------- pooling
+
+
+@_api.public("numbaconv")
+def max_pool2d(x: ArrayLike, pool_size: IntOrPair, *, stride: IntOrPair | None = None,
+               padding: Padding = 0, data_format: str = "NHWC") -> np.ndarray:
+    """Max pooling: the maximum of each window, per sample and channel.
+
+    Parameters
+    ----------
+    x : array_like of shape (N, H, W, C), or (N, C, H, W) with NCHW
+        The input batch; H and W must be >= 1.
+    pool_size : int or (int, int)
+        The window (KH, KW); each >= 1.
+    stride : int or (int, int), optional
+        Step of the window; ``None`` (default) means ``pool_size``.
+    padding : {'SAME', 'VALID'}, int, (int, int) or ((int, int), (int, int)), default 0
+        As in :func:`conv2d`; padded cells never win, and each explicit side
+        must be smaller than the window along its axis.
+    data_format : {'NHWC', 'NCHW'}, default 'NHWC'
+        The layout of ``x`` and of the result (any case).
+
+    Returns
+    -------
+    y : ndarray of shape (N, OH, OW, C), or (N, C, OH, OW) with NCHW
+        The window maxima; a NaN in a window makes its output NaN.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not 4-D or has an empty plane, a padding side is not
+        smaller than the window, the output would be empty, or a size, stride,
+        padding or data format is out of range.
+    TypeError
+        If ``x`` is complex, object or string, or a size is not an int.
+
+    See Also
+    --------
+    max_pool2d_argmax : The same, with the position of each maximum.
+
+    Notes
+    -----
+    TensorFlow: ``tf.nn.max_pool2d(x, pool_size, stride, padding)`` (which
+    does not propagate NaN). PyTorch: ``torch.nn.functional.max_pool2d(x,
+    pool_size, stride, padding)`` with ``data_format='NCHW'``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import numbaconv as nc
+    >>> x = np.array([[1., 5., 2., 0.],
+    ...               [3., 4., 8., 6.],
+    ...               [0., 1., 2., 3.],
+    ...               [7., 2., 9., 1.]]).reshape(1, 4, 4, 1)
+    >>> nc.max_pool2d(x, 2)[0, :, :, 0]
+    array([[5., 8.],
+           [7., 9.]])
+    """
+    return _api.max_pool2d(_BACKEND, x, pool_size, stride, padding, data_format)
+
+
+@_api.public("numbaconv")
+def max_pool2d_argmax(x: ArrayLike, pool_size: IntOrPair, *, stride: IntOrPair | None = None,
+                      padding: Padding = 0,
+                      data_format: str = "NHWC") -> tuple[np.ndarray, np.ndarray]:
+    """Max pooling that also returns where each maximum came from.
+
+    Parameters
+    ----------
+    x, pool_size, stride, padding, data_format
+        As in :func:`max_pool2d`.
+
+    Returns
+    -------
+    y : ndarray
+        As :func:`max_pool2d` returns it.
+    argmax : ndarray of int64, of y's shape
+        The flat index ``h * W + w`` of each maximum in the unpadded (H, W)
+        plane of the same sample and channel. Ties go to the first maximum in
+        row-major window order; a NaN wins (the first NaN).
+
+    Raises
+    ------
+    ValueError
+        As :func:`max_pool2d`.
+    TypeError
+        As :func:`max_pool2d`.
+
+    See Also
+    --------
+    max_pool2d_backward : Routes a gradient through ``argmax``.
+
+    Notes
+    -----
+    PyTorch: ``torch.nn.functional.max_pool2d(..., return_indices=True)``, the
+    same index convention. TensorFlow: ``tf.nn.max_pool_with_argmax`` numbers
+    positions ``((n * H + h) * W + w) * C + c`` instead.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import numbaconv as nc
+    >>> x = np.array([[1., 5., 2., 0.],
+    ...               [3., 4., 8., 6.],
+    ...               [0., 1., 2., 3.],
+    ...               [7., 2., 9., 1.]]).reshape(1, 4, 4, 1)
+    >>> y, argmax = nc.max_pool2d_argmax(x, 2)
+    >>> argmax[0, :, :, 0]  # h * 4 + w of 5, 8, 7 and 9
+    array([[ 1,  6],
+           [12, 14]])
+    """
+    return _api.max_pool2d_argmax(_BACKEND, x, pool_size, stride, padding, data_format)
+
+
+@_api.public("numbaconv")
+def max_pool2d_backward(dy: ArrayLike, argmax: ArrayLike, x_shape: Sequence[int], *,
+                        data_format: str = "NHWC") -> np.ndarray:
+    """Gradient of max pooling: each ``dy`` entry added at its argmax.
+
+    Parameters
+    ----------
+    dy : array_like of shape (N, OH, OW, C), or (N, C, OH, OW) with NCHW
+        The gradient of the loss with respect to the pooled output.
+    argmax : array_like of ints, of dy's shape
+        As :func:`max_pool2d_argmax` returns it.
+    x_shape : tuple of 4 ints
+        The shape of the pooled input.
+    data_format : {'NHWC', 'NCHW'}, default 'NHWC'
+        The layout of ``dy``, ``argmax``, ``x_shape`` and the result.
+
+    Returns
+    -------
+    dx : ndarray of shape x_shape
+        Zero except at the argmax positions; where windows overlap and share a
+        maximum, their gradients add up.
+
+    Raises
+    ------
+    ValueError
+        If ``argmax``'s shape differs from ``dy``'s, an index falls outside
+        the (H, W) plane of ``x_shape``, or the batch or channel sizes of
+        ``dy`` and ``x_shape`` differ.
+    TypeError
+        If ``argmax`` is not an integer array, ``dy`` is not real, or
+        ``x_shape`` is not a tuple of ints.
+
+    See Also
+    --------
+    max_pool2d_argmax : The forward pass that gives ``argmax``.
+
+    Notes
+    -----
+    PyTorch: the gradient of ``torch.nn.functional.max_pool2d`` (also what
+    ``max_unpool2d`` computes, without the sum over overlaps). TensorFlow:
+    ``tf.raw_ops.MaxPoolGradWithArgmax`` with TensorFlow's index convention.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import numbaconv as nc
+    >>> x = np.array([[1., 5., 2., 0.],
+    ...               [3., 4., 8., 6.],
+    ...               [0., 1., 2., 3.],
+    ...               [7., 2., 9., 1.]]).reshape(1, 4, 4, 1)
+    >>> y, argmax = nc.max_pool2d_argmax(x, 2)
+    >>> nc.max_pool2d_backward(np.ones_like(y), argmax, x.shape)[0, :, :, 0]
+    array([[0., 1., 0., 0.],
+           [0., 0., 1., 0.],
+           [0., 0., 0., 0.],
+           [1., 0., 1., 0.]])
+    """
+    return _api.max_pool2d_backward(_BACKEND, dy, argmax, x_shape, data_format)
+
+
+# ----------------------------------------------------------------------- LRN
+
+
+@_api.public("numbaconv")
+def lrn(x: ArrayLike, *, depth_radius: int = 5, bias: float = 1.0, alpha: float = 1.0,
+        beta: float = 0.5, data_format: str = "NHWC") -> np.ndarray:
+    """Local response normalization across channels (TensorFlow's semantics and defaults).
+
+    ``sqr_sum[c] = sum(x[c'] ** 2 for c' in [c - r, c + r] clipped to the
+    channels)`` and ``y[c] = x[c] / (bias + alpha * sqr_sum[c]) ** beta``,
+    at every (n, h, w).
+
+    Parameters
+    ----------
+    x : array_like of shape (N, H, W, C), or (N, C, H, W) with NCHW
+        The input batch.
+    depth_radius : int, default 5
+        The half-width ``r`` of the channel window; >= 0.
+    bias, alpha, beta : float, defaults 1.0, 1.0, 0.5
+        Finite reals. ``alpha`` multiplies the raw sum of squares (not its mean).
+    data_format : {'NHWC', 'NCHW'}, default 'NHWC'
+        The layout of ``x`` and of the result (any case).
+
+    Returns
+    -------
+    y : ndarray of x's shape
+        dtype ``np.result_type(x, np.float32)``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not 4-D, ``depth_radius`` is negative, or a scalar is not
+        finite.
+    TypeError
+        If ``x`` is complex, object or string, ``depth_radius`` is not an int
+        or a scalar is not a real number.
+
+    See Also
+    --------
+    lrn_backward : The gradient with respect to x.
+
+    Notes
+    -----
+    TensorFlow: ``tf.nn.local_response_normalization(x, depth_radius, bias,
+    alpha, beta)``, the same parameters. PyTorch:
+    ``torch.nn.LocalResponseNorm(size, alpha, beta, k)`` with odd ``size`` is
+    ``depth_radius=(size - 1) // 2, alpha=alpha / size, bias=k`` here, with
+    ``data_format='NCHW'``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import numbaconv as nc
+    >>> x = np.array([0.0, 3.0, 4.0]).reshape(1, 1, 1, 3)  # one pixel, 3 channels
+    >>> nc.lrn(x, depth_radius=1, bias=0.0, alpha=1.0, beta=0.5)[0, 0, 0]  # x / sqrt([9, 25, 25])
+    array([0. , 0.6, 0.8])
+    """
+    return _api.lrn(_BACKEND, x, depth_radius, bias, alpha, beta, data_format)
+
+
+@_api.public("numbaconv")
+def lrn_backward(dy: ArrayLike, x: ArrayLike, *, depth_radius: int = 5, bias: float = 1.0,
+                 alpha: float = 1.0, beta: float = 0.5, data_format: str = "NHWC") -> np.ndarray:
+    """Gradient of ``sum(lrn(x) * dy)`` with respect to x.
+
+    Parameters
+    ----------
+    dy : array_like of x's shape
+        The gradient of the loss with respect to ``lrn``'s output.
+    x : array_like of shape (N, H, W, C), or (N, C, H, W) with NCHW
+        The forward call's input.
+    depth_radius, bias, alpha, beta, data_format
+        As in :func:`lrn`, the forward call's.
+
+    Returns
+    -------
+    dx : ndarray of x's shape
+        dtype ``np.result_type(x, dy, np.float32)``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`lrn`, and if ``dy``'s shape differs from ``x``'s.
+    TypeError
+        As :func:`lrn`.
+
+    See Also
+    --------
+    lrn : The forward pass.
+
+    Notes
+    -----
+    TensorFlow: ``tf.raw_ops.LRNGrad(dy, x, lrn(x), depth_radius, bias, alpha,
+    beta)``. PyTorch: autograd through ``torch.nn.LocalResponseNorm`` (with
+    the parameter mapping of :func:`lrn`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import numbaconv as nc
+    >>> x = np.array([0.0, 3.0, 4.0]).reshape(1, 1, 1, 3)
+    >>> dx = nc.lrn_backward(np.ones_like(x), x, depth_radius=1, bias=0.0, alpha=1.0, beta=0.5)
+    >>> dx[0, 0, 0]
+    array([ 0.33333333,  0.032     , -0.024     ])
+    """
+    return _api.lrn_backward(_BACKEND, dy, x, depth_radius, bias, alpha, beta, data_format)
