@@ -215,16 +215,20 @@ def conv2d_transpose(x, w, b, g, nchw):
 
 
 def conv2d_backward_filter(x, dy, g, nchw):
-    """By the plane kernel, or by the patch GEMM where there are few pixels (see ``_dw_by_patches``)."""
+    """Compute dw by the plane kernel, or by the patch GEMM for few pixels (``_dw_by_patches``)."""
     if _dw_by_patches(g, x.shape[0], x.shape[3], dy.shape[3]):
         return _backward_filter_patches(x, dy, g, nchw)
     return _backward_filter_planes(x, dy, g, nchw)
 
 
 def _dw_by_patches(g, n, c_in, c_out):
-    """The filter gradient's strategy. The plane kernel reads each gathered input row once for
-    all taps (gathered patches copy it KH * KW times) but reduces over one block of rows at a
-    time: with few output pixels its reductions are short, and the patch GEMM's are not."""
+    """Whether the filter gradient goes to the patch GEMM.
+
+    The plane kernel reads each gathered input row once for all taps
+    (gathered patches copy it KH * KW times) but reduces over one block of
+    rows at a time: with few output pixels its reductions are short, and
+    the patch GEMM's are not.
+    """
     few_pixels = g.oh * g.ow <= DW_PATCH_MAX_PLANE or n * g.oh * g.ow < DW_PATCH_MAX_PIXELS
     return few_pixels and g.kh * g.kw * c_in >= PATCH_MIN_K and c_out >= PATCH_MIN_OUT
 
