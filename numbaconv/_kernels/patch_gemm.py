@@ -209,7 +209,8 @@ def pack_filters(w, w_steps, taps_h, taps_w, swap, n_out, out):
             tap = k // n_i
             i = k - tap * n_i
             a = tap // taps_w.size
-            src = np.uint64(taps_h[a] * s_h + taps_w[tap - a * taps_w.size] * s_w) + np.uint64(i) * ui
+            src = (np.uint64(taps_h[a] * s_h + taps_w[tap - a * taps_w.size] * s_w)
+                   + np.uint64(i) * ui)
             dst = out[k]
             for o in range(n_out):
                 dst[o] = w[src + np.uint64(o) * uo]
