@@ -109,7 +109,7 @@ def _patch_units(n, oh, ow, c_pad):
     rows = max(1, min(oh, PATCH_PIXELS // ow))
     units = n * -(-oh // rows)
     out_per_unit = c_pad
-    if units < MIN_UNITS:
+    if 0 < units < MIN_UNITS:  # (no units at all: an empty batch)
         # Few pixels (batch 1, small planes): split the channels too, in
         # blocks of at least 16, rather than the pixels: each unit then
         # reads its own part of the filters once.

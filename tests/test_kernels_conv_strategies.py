@@ -1,0 +1,209 @@
+"""Both convolution strategies on every shape class, and the rule that chooses between them.
+
+``numbaconv._fast.convolution`` has two strategies: "planes" (vectorized over
+output positions; narrow layers) and "patch GEMM" (register-tiled products
+over gathered patches; wide layers, large kernels, small planes), chosen per
+call from the shape. The input gradient and the transpose run the forward
+kernels on the stride phases of their output; the filter gradient has a
+plane kernel and a patch kernel of its own.
+
+Here each strategy is forced (through the rule's constants) on the narrow
+grid of ``test_kernels_conv`` and on wide shapes (channel counts that are
+not multiples of the 16-wide register tile, pixel counts that are not
+multiples of its 6 rows, batch-1 small planes that split the channels
+across work units, stride phases that no tap reaches, padding larger than
+the kernel), in both layouts, against the reference in float64. The rule's
+boundaries are checked with real calls on both sides, and every output, dw
+and db included, must be bit-identical at 1 and 2 threads.
+"""
+import numba
+import numpy as np
+import pytest
+
+import numbaconv as fast
+import numbaconv.reference as ref
+from numbaconv._fast import convolution as drivers
+from numbaconv._kernels import convolution as plane_kernels
+from numbaconv._kernels import patch_gemm
+
+from test_kernels_conv import (CONV_CASES, FORMATS, case_id, conv_inputs, filters_to_format,
+                               to_format, tolerance)
+
+# (n, h, w, c_in, c_out, (kh, kw), stride, padding, dilation)
+WIDE_CASES = [
+    (2, 9, 8, 24, 40, (3, 3), 1, 1, 1),
+    (1, 7, 7, 64, 48, (3, 3), 1, "SAME", 1),  # batch 1, small plane: channels split across units
+    (2, 11, 9, 16, 32, (7, 7), 1, 3, 1),  # large kernel on a small plane
+    (2, 10, 12, 20, 17, (3, 3), 2, "SAME", 1),  # C_out one past a tile
+    (1, 13, 11, 18, 33, (3, 3), (2, 3), ((2, 1), (0, 3)), (2, 1)),
+    (2, 8, 8, 70, 16, (1, 1), 2, 0, 1),  # 1x1, stride 2
+    (1, 9, 9, 16, 20, (3, 3), 2, 1, 2),  # stride and dilation share a factor: phases without taps
+    (1, 6, 5, 8, 24, (3, 3), 3, 4, 1),  # padding beyond the kernel (negative input-gradient padding)
+    (3, 5, 6, 33, 19, (2, 4), (3, 1), (1, 2), (1, 3)),
+    (1, 3, 4, 600, 5, (2, 2), 1, 0, 1),  # K beyond one chunk of the reduction
+]
+
+STRATEGIES = {
+    # Forward, input gradient and transpose on planes; the filter gradient on planes.
+    "planes": dict(PATCH_MIN_K=10**9, DW_PATCH_MAX_PLANE=-1, DW_PATCH_MAX_PIXELS=0),
+    # Everything on the patch GEMM.
+    "patches": dict(PATCH_MIN_K=0, PATCH_MIN_OUT=0, PATCH_MIN_WORK=0,
+                    DW_PATCH_MAX_PLANE=10**18),
+}
+
+
+@pytest.fixture(params=list(STRATEGIES))
+def strategy(request, monkeypatch):
+    for name, value in STRATEGIES[request.param].items():
+        monkeypatch.setattr(drivers, name, value)
+    return request.param
+
+
+def f64_case(case, fmt):
+    x, w, b, dy = conv_inputs(case, np.float64)
+    return to_format(x, fmt), filters_to_format(w, fmt), b, to_format(dy, fmt)
+
+
+def reduction(case):
+    n, h, w, ci, co, (kh, kw), *_ = case
+    return max(kh * kw * max(ci, co), n * h * w)
+
+
+def check_all_ops(case, fmt):
+    """conv2d, its backward, the transpose and its backward against the reference (float64)."""
+    x, w, b, dy = f64_case(case, fmt)
+    s, p, d = case[6:9]
+    kw = dict(stride=s, padding=p, dilation=d, data_format=fmt)
+    atol = tolerance(np.float64, reduction(case))
+    np.testing.assert_allclose(fast.conv2d(x, w, b, **kw), ref.conv2d(x, w, b, **kw), atol=atol, rtol=0)
+    for got, want in zip(fast.conv2d_backward(dy, x, w, **kw), ref.conv2d_backward(dy, x, w, **kw)):
+        np.testing.assert_allclose(got, want, atol=atol, rtol=0)
+    if isinstance(p, str):
+        return  # the transpose with SAME/VALID is its own rule; test_kernels_conv covers it
+    up = ref.conv2d_transpose(dy, w, None, **kw)
+    np.testing.assert_allclose(fast.conv2d_transpose(dy, w, None, **kw), up, atol=atol, rtol=0)
+    d_up = np.random.default_rng(1).standard_normal(up.shape)  # the transpose's output gradient
+    for got, want in zip(fast.conv2d_transpose_backward(d_up, dy, w, **kw),
+                         ref.conv2d_transpose_backward(d_up, dy, w, **kw)):
+        np.testing.assert_allclose(got, want, atol=atol, rtol=0)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("case", WIDE_CASES + CONV_CASES, ids=case_id)
+def test_each_strategy_matches_the_reference(case, fmt, strategy):
+    check_all_ops(case, fmt)
+
+
+@pytest.mark.parametrize("case", WIDE_CASES, ids=case_id)
+def test_each_strategy_in_float32(case, strategy):
+    x, w, b, dy = conv_inputs(case, np.float32)
+    s, p, d = case[6:9]
+    kw = dict(stride=s, padding=p, dilation=d)
+    want = [ref.conv2d(*(a.astype(np.float64) for a in (x, w, b)), **kw),
+            *ref.conv2d_backward(*(a.astype(np.float64) for a in (dy, x, w)), **kw)]
+    got = [fast.conv2d(x, w, b, **kw), *fast.conv2d_backward(dy, x, w, **kw)]
+    for g, e in zip(got, want):
+        assert g.dtype == np.float32
+        np.testing.assert_allclose(g, e, atol=tolerance(np.float32, reduction(case)), rtol=0)
+
+
+# ------------------------------------------------------------------ the rule
+
+
+class Calls:
+    """Counts the calls of the two forward kernels and the two filter-gradient kernels."""
+
+    def __init__(self, monkeypatch):
+        self.counts = {}
+        for module, name in ((patch_gemm, "conv2d_patch_gemm"), (plane_kernels, "conv2d_nhwc"),
+                             (patch_gemm, "conv2d_backward_filter_patch_gemm"),
+                             (plane_kernels, "conv2d_backward_filter_nhwc")):
+            monkeypatch.setattr(module, name, self.counting(name, getattr(module, name)))
+
+    def counting(self, name, kernel):
+        def call(*args):
+            self.counts[name] = self.counts.get(name, 0) + 1
+            return kernel(*args)
+        return call
+
+    def used(self, *names):
+        return {n for n in names if self.counts.get(n)}
+
+
+# (c_in, c_out, k): reduction K = k * k * c_in, and the rule's three conditions.
+BOUNDARY = [
+    (7, 64, 3, "planes"),  # K = 63 < 64
+    (8, 64, 3, "patches"),  # K = 72, C_out = 64: K * C_out = 4608
+    (8, 15, 3, "planes"),  # C_out below a register tile
+    (8, 56, 3, "planes"),  # K * C_out = 4032 < 4096
+    (8, 57, 3, "patches"),  # K * C_out = 4104
+    (64, 64, 1, "patches"),  # K * C_out = 4096
+    (63, 64, 1, "planes"),
+]
+
+
+@pytest.mark.parametrize("c_in, c_out, k, expected", BOUNDARY)
+def test_the_forward_rule_at_its_boundaries(c_in, c_out, k, expected, monkeypatch):
+    calls = Calls(monkeypatch)
+    rng = np.random.default_rng(c_in * 100 + c_out)
+    x = rng.standard_normal((2, 6, 7, c_in))
+    w = rng.standard_normal((k, k, c_in, c_out))
+    np.testing.assert_allclose(fast.conv2d(x, w, padding="SAME"), ref.conv2d(x, w, padding="SAME"),
+                               atol=tolerance(np.float64, k * k * c_in), rtol=0)
+    want = {"patches": "conv2d_patch_gemm", "planes": "conv2d_nhwc"}[expected]
+    assert calls.used("conv2d_patch_gemm", "conv2d_nhwc") == {want}
+
+
+# (n, plane, c_in, c_out): the filter gradient goes to patches for small planes or few pixels.
+DW_BOUNDARY = [
+    (3, 16, 16, 16, "patches"),  # OH * OW = 256: a small plane
+    (3, 17, 16, 16, "patches"),  # 289 pixels a plane, but 867 < 1024 in all
+    (4, 17, 16, 16, "planes"),  # 289 a plane, 1156 in all
+    (1, 31, 16, 16, "patches"),  # 961 < 1024 pixels in all
+    (2, 23, 16, 16, "planes"),  # 1058 pixels
+    (3, 16, 7, 16, "planes"),  # K = 63
+    (3, 16, 16, 15, "planes"),  # C_out below a tile
+]
+
+
+@pytest.mark.parametrize("n, plane, c_in, c_out, expected", DW_BOUNDARY)
+def test_the_filter_gradient_rule_at_its_boundaries(n, plane, c_in, c_out, expected, monkeypatch):
+    calls = Calls(monkeypatch)
+    rng = np.random.default_rng(plane)
+    x = rng.standard_normal((n, plane, plane, c_in))
+    w = rng.standard_normal((3, 3, c_in, c_out))
+    dy = rng.standard_normal((n, plane, plane, c_out))
+    got = fast.conv2d_backward(dy, x, w, padding=1)[1]
+    want = ref.conv2d_backward(dy, x, w, padding=1)[1]
+    np.testing.assert_allclose(got, want, atol=tolerance(np.float64, n * plane * plane), rtol=0)
+    names = ("conv2d_backward_filter_patch_gemm", "conv2d_backward_filter_nhwc")
+    assert calls.used(*names) == {names[expected == "planes"]}
+
+
+# ------------------------------------------------------------------ thread counts
+
+
+@pytest.fixture
+def thread_counts():
+    """1 and 2 threads; the caller's thread count is restored afterwards."""
+    before = numba.get_num_threads()
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.fail("these tests need 2 Numba threads (NUMBA_NUM_THREADS >= 2)")
+    yield 1, 2
+    numba.set_num_threads(before)
+
+
+@pytest.mark.parametrize("case", [WIDE_CASES[0], WIDE_CASES[1], WIDE_CASES[4], CONV_CASES[1]],
+                         ids=case_id)
+def test_every_output_is_bit_identical_at_1_and_2_threads(case, thread_counts):
+    """The partial sums of dw and db are split by the shape, not by the thread count."""
+    x, w, b, dy = conv_inputs(case, np.float32)
+    s, p, d = case[6:9]
+    kw = dict(stride=s, padding=p, dilation=d)
+    results = {}
+    for threads in thread_counts:
+        numba.set_num_threads(threads)
+        results[threads] = [fast.conv2d(x, w, b, **kw), *fast.conv2d_backward(dy, x, w, **kw)]
+    for one, two in zip(*results.values()):
+        assert one.tobytes() == two.tobytes()
+
