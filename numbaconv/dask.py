@@ -37,6 +37,7 @@ import operator
 import os
 import threading
 import warnings
+from typing import Any
 
 import dask
 import dask.array as da
@@ -81,8 +82,11 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, data_format="NHWC")
 
 def conv2d_backward(dy, x, w, *, stride=1, padding=0, dilation=1, data_format="NHWC",
                     split_every=SPLIT_EVERY):
-    """Lazy :func:`numbaconv.conv2d_backward`: ``dx`` chunked like ``x``; ``dw``, ``db``
-    summed over the batch chunks by a tree reduction (``split_every`` partials per node)."""
+    """Lazy :func:`numbaconv.conv2d_backward`.
+
+    ``dx`` is chunked like ``x``; ``dw`` and ``db`` are summed over the batch
+    chunks by a tree reduction (``split_every`` partials per node).
+    """
     return _lazy("conv2d_backward", [(BATCH, "dy", dy), (BATCH, "x", x), (WHOLE, "w", w)],
                  {"stride": stride, "padding": padding, "dilation": dilation,
                   "data_format": data_format}, (SAMPLE, SUM, SUM), split_every=split_every)
@@ -98,8 +102,11 @@ def conv2d_transpose(x, w, b=None, *, stride=1, padding=0, output_padding=0, dil
 
 def conv2d_transpose_backward(dy, x, w, *, stride=1, padding=0, output_padding=0, dilation=1,
                               data_format="NHWC", split_every=SPLIT_EVERY):
-    """Lazy :func:`numbaconv.conv2d_transpose_backward`: ``dx`` chunked like ``x``; ``dw``,
-    ``db`` summed over the batch chunks by a tree reduction (``split_every`` per node)."""
+    """Lazy :func:`numbaconv.conv2d_transpose_backward`.
+
+    ``dx`` is chunked like ``x``; ``dw`` and ``db`` are summed over the batch
+    chunks by a tree reduction (``split_every`` partials per node).
+    """
     return _lazy("conv2d_transpose_backward",
                  [(BATCH, "dy", dy), (BATCH, "x", x), (WHOLE, "w", w)],
                  {"stride": stride, "padding": padding, "output_padding": output_padding,
@@ -117,8 +124,11 @@ def im2col(x, kernel_size, *, stride=1, padding=0, dilation=1, data_format="NHWC
 
 
 def col2im(cols, x_shape, kernel_size, *, stride=1, padding=0, dilation=1, data_format="NHWC"):
-    """Lazy :func:`numbaconv.col2im`: ``cols`` chunked at sample boundaries (``OH * OW``
-    rows each, as :func:`im2col` gives them; rechunked with a warning otherwise)."""
+    """Lazy :func:`numbaconv.col2im`.
+
+    ``cols`` must be chunked at sample boundaries (``OH * OW`` rows each, as
+    :func:`im2col` gives them); it is rechunked with a warning otherwise.
+    """
     kwargs = {"stride": stride, "padding": padding, "dilation": dilation,
               "data_format": data_format}
     return _lazy("col2im", [(ROWS, "cols", cols), (SHAPE, "x_shape", x_shape),
@@ -133,8 +143,10 @@ def max_pool2d(x, pool_size, *, stride=None, padding=0, data_format="NHWC"):
 
 
 def max_pool2d_argmax(x, pool_size, *, stride=None, padding=0, data_format="NHWC"):
-    """Lazy :func:`numbaconv.max_pool2d_argmax`: ``y`` and ``argmax`` chunked like ``x``
-    (one kernel call per chunk for both)."""
+    """Lazy :func:`numbaconv.max_pool2d_argmax`.
+
+    ``y`` and ``argmax`` are chunked like ``x`` (one kernel call per chunk for both).
+    """
     return _lazy("max_pool2d_argmax", [(BATCH, "x", x), (None, "pool_size", pool_size)],
                  {"stride": stride, "padding": padding, "data_format": data_format},
                  (SAMPLE, SAMPLE))
@@ -207,7 +219,7 @@ def _lazy(op, args, kwargs, outputs, *, rows_per_sample=None, split_every=SPLIT_
                          meta=np.empty((0,), object), concatenate=True,
                          adjust_chunks=None if to_samples is None else {"n": to_samples})
     results = []
-    for i, (kind, meta) in enumerate(zip(outputs, metas)):
+    for i, (kind, meta) in enumerate(zip(outputs, metas, strict=True)):
         name = f"numbaconv-{op}-{i}-{token}"
         if kind == SUM:
             partials = _blocks(SUM, meta, name, functools.partial(_pick_partial, i),
@@ -226,28 +238,29 @@ def _blocks(kind, meta, name, func, arrays, letters, rows, to_samples):
     """
     sizes = meta.shape if kind == SUM else meta.shape[1:]
     axes = [next(letters) for _ in sizes]
+    adjust: Any
     if kind == SUM:
         adjust = 1
     elif kind == SAMPLE_ROWS:  # from samples (im2col takes no cols)
-        adjust = lambda c: c * rows
+        adjust = functools.partial(operator.mul, rows)
     else:
         adjust = to_samples
     return da.blockwise(
         func, "n" + "".join(axes), *arrays, name=name, dtype=meta.dtype,
         meta=np.empty((0,) * (len(sizes) + 1), meta.dtype), concatenate=True,
-        new_axes=dict(zip(axes, sizes)),
+        new_axes=dict(zip(axes, sizes, strict=True)),
         adjust_chunks=None if adjust is None else {"n": adjust},
     )
 
 
 def _call_block(op, kinds, kwargs, *blocks):
     """One eager call on one batch chunk (run by the scheduler)."""
-    blocks = iter(blocks)
-    values = [next(blocks) if is_array else payload for _, is_array, payload in kinds]
+    arrays = iter(blocks)
+    values = [next(arrays) if is_array else payload for _, is_array, payload in kinds]
     samples = next(value.shape[0] // (payload or 1) for (kind, is_array, payload), value
-                   in zip(kinds, values) if is_array and kind in (BATCH, ROWS))
+                   in zip(kinds, values, strict=True) if is_array and kind in (BATCH, ROWS))
     values = [(samples,) + tuple(value[1:]) if kind == SHAPE else value
-              for (kind, _, _), value in zip(kinds, values)]
+              for (kind, _, _), value in zip(kinds, values, strict=True)]
     return getattr(numbaconv, op)(*values, **kwargs)
 
 
@@ -326,8 +339,10 @@ def _rows_per_sample(shape, kernel_size, kwargs):
 
 
 def _check_batch_sizes(args, rows):
-    """Every data input and x_shape agree on the batch size (the empty-batch
-    validation cannot see it)."""
+    """Check that every data input and x_shape agree on the batch size.
+
+    The validation on an empty batch cannot see it.
+    """
     sizes = [(name, value.shape) for kind, name, value in args if kind == BATCH]
     for name, shape in sizes[1:]:
         if shape[0] != sizes[0][1][0]:
@@ -351,8 +366,11 @@ def _check_batch_sizes(args, rows):
 
 
 def _chunk(args, rows):
-    """One chunk along every axis but the batch; cols split at sample boundaries; the
-    batch chunks of all data inputs the same."""
+    """Rechunk the inputs as the blocks need them.
+
+    One chunk along every axis but the batch; cols split at sample
+    boundaries; the batch chunks of all data inputs the same.
+    """
     chunked = []
     for kind, name, value in args:
         if kind in (BATCH, ROWS) and any(len(c) > 1 for c in value.chunks[1:]):
@@ -403,6 +421,7 @@ class NumbaThreads(WorkerPlugin):
             raise ValueError(f"n must be >= 1, got {n}")
 
     async def setup(self, worker):
+        """Set Numba's thread count in each of the worker's task threads."""
         threads = worker.state.nthreads
         # One call per executor thread: the barrier keeps each call in a thread of its own.
         barrier = threading.Barrier(threads)

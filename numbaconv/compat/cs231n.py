@@ -264,7 +264,7 @@ def _reshape_path_applies(x, pool_param):
     for an x that is not 4-D, so that numbaconv's own validation reports it.
     """
     (pool_height, pool_width), stride = _pool_geometry(pool_param)
-    square = (isinstance(pool_height, Integral) and pool_height >= 1
+    square = (isinstance(pool_height, Integral) and int(pool_height) >= 1
               and pool_height == pool_width == stride)
     if not square or np.ndim(x) != 4:
         return False
