@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test test-boundscheck bench bench-quick compare example clean
+.PHONY: test test-boundscheck bench bench-quick bench-under-load compare example clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ bench: $(VENV)/.perf-installed
 bench-quick: $(VENV)/.perf-installed
 	$(BIN)/python perf/bench.py --quick
 	$(BIN)/python -m pytest -q perf/test_perf.py
+
+# Slowdown under 1 and 3 busy neighbour processes, numbaconv vs PyTorch vs TensorFlow
+# (~10 min; it loads every core: not while others are timing).
+bench-under-load: $(VENV)/.perf-installed
+	$(BIN)/python perf/under_load.py
 
 # Regression check between two commits, timed interleaved in one run:
 # `make compare A=main B=HEAD` (exit 1 on a slowdown beyond the measured noise).

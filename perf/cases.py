@@ -32,6 +32,7 @@ class Case(NamedTuple):
     alpha: float = 1.0
     beta: float = 0.5
     seed_ran_it: bool = False  # the seed notebook ran its conv_backward on this shape
+    layout: str = "NHWC"  # numbaconv's data_format (pool); inputs are stored NHWC either way
 
 
 CASES = (
@@ -51,7 +52,14 @@ CASES = (
     Case("lrn075", "LRN r=5 bias=1 alpha=1e-4 beta=0.75 on 128x28x28x16", "lrn",
          (128, 28, 28, 16), 16, alpha=1e-4, beta=0.75),
 )
-BY_NAME = {c.name: c for c in CASES}
+# Short calls for perf/under_load.py; not in bench.py's default set, chosen by exact name.
+EXTRA_CASES = (
+    Case("conv_b1", "conv 1x28x28x3 * 3x3x3x16 SAME (the seed benchmark at batch 1)", "conv",
+         (1, 28, 28, 3), 1, w_shape=(3, 3, 3, 16), padding="SAME"),
+    Case("pool_cs231n", "max pool 2x2/2 on 100x3x32x32 NCHW (cs231n-sized)", "pool",
+         (100, 32, 32, 3), 100, layout="NCHW"),
+)
+BY_NAME = {c.name: c for c in CASES + EXTRA_CASES}
 PASSES = ("fwd", "bwd")
 
 
@@ -60,10 +68,11 @@ def op_ids(cases=CASES):
 
 
 def select(patterns):
-    """The cases whose name matches one of ``patterns`` (exact or prefix); all if none."""
+    """The cases whose name matches one of ``patterns`` (exact or prefix; EXTRA_CASES exact only); all if none."""
     if not patterns:
         return list(CASES)
     chosen = [c for c in CASES if any(c.name == p or c.name.startswith(p) for p in patterns)]
+    chosen += [c for c in EXTRA_CASES if c.name in patterns]
     if not chosen:
         raise SystemExit(f"no case matches {patterns}; cases: {', '.join(BY_NAME)}")
     return chosen

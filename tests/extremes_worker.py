@@ -18,10 +18,10 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import naive  # noqa: E402
-import numbaconv as fast  # noqa: E402
-import numbaconv.reference as ref  # noqa: E402
-from numbaconv import _validate  # noqa: E402
+import naive
+import numbaconv as fast
+import numbaconv.reference as ref
+from numbaconv import _validate
 
 RNG = np.random.default_rng(7)
 # The reference pads the whole plane; past this many padded cells the naive loops are the oracle.
@@ -62,9 +62,14 @@ def padded_cells(g, channels):
 # run(impl, case, g, fmt) -> results in NHWC/HWIO, naive(case, g) -> the same from the loops).
 
 
+def geometry_args(case, **defaults):
+    """The case's arguments over the public defaults (the validation layer takes them all)."""
+    return dict(defaults, **case["args"])
+
+
 def conv_geometry(case):
     x, w = DATA[case["data"]]
-    return _validate.conv2d(x, w, None, fmt="NHWC", **case["args"]).g
+    return _validate.conv2d(x, w, None, fmt="NHWC", **geometry_args(case, stride=1, padding=0, dilation=1)).g
 
 
 def conv_run(impl, case, g, fmt):
@@ -86,7 +91,8 @@ def conv_naive(case, g):
 
 def transpose_geometry(case):
     x, w = DATA[case["data"]]
-    return _validate.conv2d_transpose(x, w, None, fmt="NHWC", output_padding=0, **case["args"]).g
+    return _validate.conv2d_transpose(x, w, None, fmt="NHWC", output_padding=0,
+                                      **geometry_args(case, stride=1, padding=0, dilation=1)).g
 
 
 def transpose_run(impl, case, g, fmt):
@@ -109,7 +115,8 @@ def transpose_naive(case, g):
 
 def patches_geometry(case):
     x, w = DATA[case["data"]]
-    return _validate.im2col(x, w.shape[:2], fmt="NHWC", **case["args"]).g
+    return _validate.im2col(x, w.shape[:2], fmt="NHWC",
+                            **geometry_args(case, stride=1, padding=0, dilation=1)).g
 
 
 def _cols(case, g):
@@ -133,7 +140,8 @@ def patches_naive(case, g):
 
 
 def pool_geometry(case):
-    return _validate.max_pool2d(POOL_X, case["pool_size"], fmt="NHWC", **case["args"]).g
+    return _validate.max_pool2d(POOL_X, case["pool_size"], fmt="NHWC",
+                                **geometry_args(case, stride=None, padding=0)).g
 
 
 def pool_run(impl, case, g, fmt):
@@ -177,8 +185,21 @@ WARMUP = {
 }
 
 
+def output_cells(family, case):
+    """Cells of the case's results (the forward output, and the patches or the transpose input)."""
+    g = FAMILIES[family][0](case)
+    if family == "pool":
+        return POOL_X.shape[0] * g.oh * g.ow * POOL_X.shape[3]
+    x, w = DATA[case["data"]]
+    if family == "transpose":
+        return x.shape[0] * g.h * g.w * w.shape[2] + x.size
+    per_position = w.shape[3] if family == "conv" else w.shape[0] * w.shape[1] * x.shape[3]
+    return x.shape[0] * g.oh * g.ow * per_position
+
+
 def named(err, case):
-    names = list(case["args"]) + (["pool_size"] if "pool_size" in case else [])
+    """Does the message name an argument of the case? (Validation calls pool_size the window.)"""
+    names = list(case["args"]) + (["pool_size", "window"] if "pool_size" in case else [])
     return any(name in str(err) for name in names)
 
 

@@ -19,6 +19,7 @@ import sys
 import numpy as np
 import pytest
 
+import extremes_worker
 import naive
 import numbaconv
 import numbaconv.reference
@@ -37,12 +38,6 @@ VALUES = tuple(2 ** k for k in EXPONENTS) + SPECIAL
 # Legal cases with more output cells than this are left out: they test nothing
 # about extremes (just a large computation) and would keep the naive oracle busy.
 MAX_CELLS = 20_000
-
-# Worker data shapes (see extremes_worker.DATA), for sizing cases here.
-SHAPES = {"k23": ((1, 5, 6, 2), (2, 3, 2, 3)), "k11": ((2, 4, 3, 2), (1, 1, 2, 3)),
-          "t23": ((1, 3, 4, 3), (2, 3, 2, 3)), "t1": ((2, 1, 1, 3), (2, 3, 2, 3))}
-POOL_SHAPE = (2, 5, 6, 3)
-
 
 def _geometry_args(v):
     """The combinations of stride, padding and dilation tried at value v."""
@@ -63,15 +58,7 @@ def _geometry_args(v):
 def _output_cells(family, case):
     """Output cells of a case, or None if validation refuses it."""
     try:
-        if family == "pool":
-            g = _validate.max_pool2d(np.empty(POOL_SHAPE), case["pool_size"], fmt="NHWC", **case["args"]).g
-            return POOL_SHAPE[0] * g.oh * g.ow * POOL_SHAPE[3]
-        x, w = (np.empty(s) for s in SHAPES[case["data"]])
-        if family == "transpose":
-            g = _validate.conv2d_transpose(x, w, None, output_padding=0, fmt="NHWC", **case["args"]).g
-            return x.shape[0] * g.h * g.w * w.shape[2] + x.size
-        g = _validate.conv2d(x, w, None, fmt="NHWC", **case["args"]).g
-        return x.shape[0] * g.oh * g.ow * (w.shape[3] if family == "conv" else w[..., 0].size * x.shape[3])
+        return extremes_worker.output_cells(family, case)
     except ValueError:
         return None
 
@@ -107,7 +94,7 @@ def family_cases(family):
 # ------------------------------------------------------------ subprocess driver
 
 WARMUP_LIMIT = 900  # s: the first call of each kernel may compile (cold cache, loaded machine)
-CASE_LIMIT = 60  # s per case: every case is a few small arrays
+CASE_LIMIT = 15  # s per case: every case is a few small arrays (the naive oracle takes ~1 s)
 
 
 def run_in_subprocess(family, fmt, cases):
