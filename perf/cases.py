@@ -67,11 +67,13 @@ def op_ids(cases=CASES):
     return [f"{c.name}.{p}" for c in cases for p in PASSES]
 
 
-def select(patterns):
-    """The cases whose name matches one of ``patterns`` (exact or prefix; EXTRA_CASES exact only); all if none."""
+def select(patterns, exact=False):
+    """The cases whose name matches one of ``patterns`` (exact or prefix; EXTRA_CASES and
+    ``exact`` exact only); all if none."""
     if not patterns:
         return list(CASES)
-    chosen = [c for c in CASES if any(c.name == p or c.name.startswith(p) for p in patterns)]
+    chosen = [c for c in CASES
+              if any(c.name == p or (not exact and c.name.startswith(p)) for p in patterns)]
     chosen += [c for c in EXTRA_CASES if c.name in patterns]
     if not chosen:
         raise SystemExit(f"no case matches {patterns}; cases: {', '.join(BY_NAME)}")

@@ -55,7 +55,8 @@ def run_worker(impl, inputs, outputs, check_against, args):
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         result = f.name
     cmd = [sys.executable, os.path.join(HERE, "worker.py"), "--impl", impl, "--inputs", inputs,
-           "--cases", *CASES, "--runs", str(args.runs), "--min-time", str(args.min_time),
+           "--cases", *CASES, "--exact-cases", "--runs", str(args.runs),
+           "--min-time", str(args.min_time),
            "--outputs", outputs, "--result", result]
     if check_against:
         cmd += ["--check-against", *check_against]
@@ -125,7 +126,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         inputs, outputs = os.path.join(tmp, "inputs"), os.path.join(tmp, "outputs")
         os.makedirs(inputs)
-        C.save_inputs(inputs, C.select(list(CASES)), quick=False)
+        C.save_inputs(inputs, C.select(list(CASES), exact=True), quick=False)
         medians, info = measure(args, inputs, outputs)
     text = table(medians, args.neighbours)
     print(text)
