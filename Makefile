@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test test-boundscheck coverage lint bench bench-quick compare history history-smoke sweep example example-dask example-dask-quick clean
+.PHONY: test test-boundscheck coverage lint bench bench-quick bench-under-load compare history history-smoke sweep example example-dask example-dask-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ bench: $(VENV)/.perf-installed
 bench-quick: $(VENV)/.perf-installed
 	$(BIN)/python perf/bench.py --quick
 	$(BIN)/python -m pytest -q perf/test_perf.py
+
+# Slowdown under 1 and 3 busy neighbour processes, numbaconv vs PyTorch vs TensorFlow
+# (~10 min; it loads every core: not while others are timing).
+bench-under-load: $(VENV)/.perf-installed
+	$(BIN)/python perf/under_load.py
 
 # Regression check between two commits, timed interleaved in one run:
 # `make compare A=main B=HEAD` (exit 1 on a slowdown beyond the measured noise).

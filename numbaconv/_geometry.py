@@ -1,4 +1,36 @@
-"""Output sizes and padding rules shared by every op (pure functions on ints)."""
+"""Output sizes, padding rules and the geometry the kernels see (pure functions on ints).
+
+Normalized geometry
+-------------------
+The contract allows any stride, padding and dilation up to int64. Kernels
+size their loops from the output shape and index in int64, so the validation
+layer hands them an equivalent geometry with bounded ints (``kernel_step``)
+and refuses what no normalization can bound (``INDEX_LIMIT``):
+
+- **Stride along an axis with one output position.** Position 0 starts at
+  ``-pad_before`` whatever the stride, so the stride cannot change the
+  answer: the kernels get stride 1. This holds for every op, because every
+  op's geometry is that of a forward window (conv, pooling, im2col) or the
+  adjoint of one (transpose, col2im, where that axis is the *input* of
+  length 1 and the output size has already been computed from the real
+  stride). A stride larger than the padded input therefore behaves like one
+  that just fits.
+- **Dilation along an axis with a window of 1.** The only tap sits at offset
+  ``0 * dilation``: the kernels get dilation 1 (SAME padding, which depends
+  on ``(k - 1) * dilation``, is resolved before).
+- **The padded extent** ``size + pad_before + pad_after`` (for a transpose:
+  its output size plus the padding) must stay below ``INDEX_LIMIT = 2**62``.
+  Once the stride is normalized, every row or column index a kernel forms
+  (``o * stride - pad_before + i * dilation``) lies within twice that
+  extent, so it fits in int64.
+
+The reference (``numbaconv.reference``) computes with the caller's stride and
+dilation (``Geometry.stride``, ``Geometry.dilation``), so the tests that hold
+the kernels to the reference also check this normalization.
+"""
+
+# Every index a kernel forms is below twice the padded extent (see above).
+INDEX_LIMIT = 2 ** 62
 
 
 def conv_out_size(size, k, stride, dilation, pad_before, pad_after):
@@ -16,3 +48,12 @@ def same_padding(size, k, stride, dilation):
 def transpose_out_size(size, k, stride, dilation, pad_before, pad_after, output_padding):
     """Output length of a transposed convolution (the input length of its forward conv)."""
     return (size - 1) * stride - pad_before - pad_after + dilation * (k - 1) + 1 + output_padding
+
+
+def kernel_step(out, k, stride, dilation):
+    """(stride, dilation) the kernels use along an axis: 1 where it cannot change the answer.
+
+    ``out`` is the number of window positions along the axis (the forward
+    geometry's output length), ``k`` the window length.
+    """
+    return (stride if out > 1 else 1), (dilation if k > 1 else 1)

@@ -9,6 +9,7 @@ bounds.
 """
 import numbers
 import operator
+import os
 from typing import NamedTuple
 
 import numpy as np
@@ -19,7 +20,13 @@ DATA_FORMATS = ("NHWC", "NCHW")
 
 
 class Geometry(NamedTuple):
-    """One sliding-window op on an (h, w) plane, all sizes resolved to ints."""
+    """One sliding-window op on an (h, w) plane, all sizes resolved to ints.
+
+    ``sh, sw, dh, dw`` are what the kernels use: the caller's values
+    normalized by ``_geometry.kernel_step`` (1 where they cannot change the
+    answer). ``stride`` and ``dilation`` keep the caller's values, for the
+    reference.
+    """
 
     h: int  # input plane, unpadded
     w: int
@@ -35,6 +42,8 @@ class Geometry(NamedTuple):
     pb: int
     pl: int
     pr: int
+    stride: tuple  # the caller's (h, w)
+    dilation: tuple
 
 
 class ConvArgs(NamedTuple):
@@ -117,13 +126,22 @@ def compute_dtype(*arrays):
     return np.result_type(*arrays, np.float32)
 
 
-def integer(value, name, minimum):
-    """A Python/NumPy integer >= minimum (bool and float are refused)."""
+INT64_MAX = int(np.iinfo(np.int64).max)
+
+
+def integer(value, name, minimum, maximum=INT64_MAX):
+    """A Python/NumPy integer in [minimum, maximum] (bool and float are refused).
+
+    The default maximum is int64's: kernels index in int64, and NumPy
+    cannot take a larger int as a size or an index either.
+    """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {value!r} of type {type(value).__name__}")
     value = operator.index(value)
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name}={value} does not fit in int64 (must be <= 2**63 - 1)")
     return value
 
 
@@ -183,7 +201,57 @@ def window_geometry(h, w, kh, kw, stride, dilation, padding, what):
             f"window ({kh}, {kw}), stride ({sh}, {sw}), dilation ({dh}, {dw}), "
             f"padding (top, bottom, left, right)=({pt}, {pb}, {pl}, {pr})"
         )
-    return Geometry(h, w, oh, ow, kh, kw, sh, sw, dh, dw, pt, pb, pl, pr)
+    return kernel_geometry(h, w, oh, ow, kh, kw, stride, dilation, (pt, pb, pl, pr), what)
+
+
+def kernel_geometry(h, w, oh, ow, kh, kw, stride, dilation, pads, what):
+    """The Geometry of a forward window (h, w) -> (oh, ow), with the kernels' normalized steps.
+
+    See ``numbaconv._geometry`` for the rule. ValueError (naming padding,
+    stride and dilation) if the padded plane is too large to index in int64.
+    """
+    pt, pb, pl, pr = pads
+    if max(h + pt + pb, w + pl + pr) >= _geometry.INDEX_LIMIT:
+        raise ValueError(
+            f"{what}: padding (top, bottom, left, right)={pads} on a plane of (H, W)=({h}, {w}) "
+            f"with stride {stride} and dilation {dilation} makes a padded plane of "
+            f"({h + pt + pb}, {w + pl + pr}); each side must stay below 2**62 to be indexed in int64"
+        )
+    sh, dh = _geometry.kernel_step(oh, kh, stride[0], dilation[0])
+    sw, dw = _geometry.kernel_step(ow, kw, stride[1], dilation[1])
+    return Geometry(h, w, oh, ow, kh, kw, sh, sw, dh, dw, pt, pb, pl, pr, tuple(stride), tuple(dilation))
+
+
+def _physical_memory():
+    """Bytes of RAM on this machine (int64's maximum where the OS will not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return INT64_MAX
+
+
+# No result may be larger than the machine's memory: np.empty would refuse it
+# (or, with memory overcommit, hand out pages the kernel cannot fill).
+MAX_RESULT_BYTES = min(_physical_memory(), INT64_MAX)
+
+
+def check_result_size(shape, dtype, what, arguments):
+    """ValueError, naming ``arguments``, if an array of ``shape`` could not be allocated."""
+    count = 1
+    for size in shape:
+        count *= size
+    nbytes = count * np.dtype(dtype).itemsize
+    if nbytes > MAX_RESULT_BYTES:
+        raise ValueError(
+            f"{arguments} makes {what} of shape {tuple(shape)}: {count} elements, {nbytes} bytes "
+            f"of {np.dtype(dtype).name}, more than this machine's memory ({MAX_RESULT_BYTES} bytes)"
+        )
+
+
+def _geometry_arguments(g):
+    """The arguments that set a Geometry, as a caller would write them."""
+    return (f"stride={g.stride}, padding={(g.pt, g.pb, g.pl, g.pr)} (top, bottom, left, right), "
+            f"dilation={g.dilation}")
 
 
 def ndim4(arr, name, fmt):
@@ -293,6 +361,8 @@ def conv2d(x, w, b, stride, padding, dilation, fmt, dy=None):
     _check_channels(x_nhwc, "x", ci, a["w"].shape, "C_in", fmt)
     n, h, wd, _ = x_nhwc.shape
     g = window_geometry(h, wd, kh, kw, stride, dilation, pad, "conv2d")
+    check_result_size((n, g.oh, g.ow, co), w_hwio.dtype, "an output (N, OH, OW, C_out)",
+                      _geometry_arguments(g))
     dy_nhwc = None
     if dy is not None:
         dy_nhwc = to_nhwc(ndim4(a["dy"], "dy", fmt), fmt)
@@ -340,7 +410,12 @@ def conv2d_transpose(x, w, b, stride, padding, output_padding, dilation, fmt, dy
             f"window ({kh}, {kw}), stride ({sh}, {sw}), dilation ({dh}, {dw}), "
             f"padding (top, bottom, left, right)={pads}, output_padding=({oph}, {opw})"
         )
-    g = Geometry(oh, ow, ih, iw, kh, kw, sh, sw, dh, dw, *pads)
+    check_result_size(
+        (n, oh, ow, ci), w_hwio.dtype, "an output (N, OH, OW, C_in)",
+        f"stride={(sh, sw)}, padding={pads} (top, bottom, left, right), "
+        f"output_padding={(oph, opw)}, dilation={(dh, dw)} on an input plane of ({ih}, {iw})",
+    )
+    g = kernel_geometry(oh, ow, ih, iw, kh, kw, (sh, sw), (dh, dw), pads, "conv2d_transpose")
     dy_nhwc = None
     if dy is not None:
         dy_nhwc = to_nhwc(ndim4(a["dy"], "dy", fmt), fmt)
@@ -358,6 +433,8 @@ def im2col(x, kernel_size, stride, padding, dilation, fmt):
         h, w, kh, kw, int_pair(stride, "stride", 1), int_pair(dilation, "dilation", 1),
         padding_spec(padding), "im2col",
     )
+    check_result_size((n * g.oh * g.ow, kh * kw * c), x_nhwc.dtype,
+                      "cols (N * OH * OW, KH * KW * C)", f"kernel_size={(kh, kw)}, {_geometry_arguments(g)}")
     return PatchArgs(x_nhwc, n, c, g, fmt)
 
 
@@ -370,6 +447,7 @@ def col2im(cols, x_shape, kernel_size, stride, padding, dilation, fmt):
         h, w, kh, kw, int_pair(stride, "stride", 1), int_pair(dilation, "dilation", 1),
         padding_spec(padding), "col2im",
     )
+    check_result_size((n, h, w, c), compute_dtype(cols_arr), "an output", f"x_shape={tuple(x_shape)}")
     expected = (n * g.oh * g.ow, kh * kw * c)
     if cols_arr.shape != expected:
         raise ValueError(
@@ -396,7 +474,11 @@ def max_pool2d(x, pool_size, stride, padding, fmt):
     _, h, w, _ = x_nhwc.shape
     if h == 0 or w == 0:
         raise ValueError(f"x has an empty (H, W) plane ({h}, {w}): every pooling window would be all padding")
-    return PoolArgs(x_nhwc, window_geometry(h, w, kh, kw, stride, (1, 1), pad, "max_pool2d"), fmt)
+    g = window_geometry(h, w, kh, kw, stride, (1, 1), pad, "max_pool2d")
+    # int64: the argmax is at least as wide as any compute dtype.
+    check_result_size((x_nhwc.shape[0], g.oh, g.ow, x_nhwc.shape[3]), np.int64,
+                      "an output (N, OH, OW, C)", f"pool_size={(kh, kw)}, {_geometry_arguments(g)}")
+    return PoolArgs(x_nhwc, g, fmt)
 
 
 def max_pool2d_backward(dy, argmax, x_shape, fmt):
@@ -408,6 +490,7 @@ def max_pool2d_backward(dy, argmax, x_shape, fmt):
     if idx.shape != dy_arr.shape:
         raise ValueError(f"argmax has shape {idx.shape} but dy has shape {dy_arr.shape}; they must match")
     n, h, w, c = nhwc_shape(shape4(x_shape, "x_shape", fmt), fmt)
+    check_result_size((n, h, w, c), compute_dtype(dy_arr), "an output", f"x_shape={tuple(x_shape)}")
     dy_nhwc = to_nhwc(np.asarray(dy_arr, dtype=compute_dtype(dy_arr)), fmt)
     if dy_nhwc.shape[0] != n or dy_nhwc.shape[3] != c:
         raise ValueError(
@@ -441,6 +524,7 @@ def lrn(x, depth_radius, bias, alpha, beta, fmt, dy=None):
     dtype = compute_dtype(*arrays)
     x_nhwc, *rest = (to_nhwc(np.asarray(a, dtype=dtype), fmt) for a in arrays)
     return LRNArgs(
-        x_nhwc, rest[0] if rest else None, integer(depth_radius, "depth_radius", 0),
+        x_nhwc, rest[0] if rest else None, # Any radius: the cores clip it to C - 1.
+        integer(depth_radius, "depth_radius", 0, maximum=None),
         _real(bias, "bias"), _real(alpha, "alpha"), _real(beta, "beta"), fmt,
     )

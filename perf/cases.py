@@ -33,6 +33,7 @@ class Case(NamedTuple):
     alpha: float = 1.0
     beta: float = 0.5
     seed_ran_it: bool = False  # the seed notebook ran its conv_backward on this shape
+    layout: str = "NHWC"  # numbaconv's data_format (pool); inputs are stored NHWC either way
 
 
 CASES = (
@@ -118,7 +119,14 @@ SWEEP = (
     _layer("unet", 1, 256, 64, 32, 3),
     _layer("unet", 1, 64, 128, 128, 3),
 )
-BY_NAME = {c.name: c for c in CASES + SWEEP}
+# Short calls for perf/under_load.py; not in bench.py's default set, chosen by exact name.
+EXTRA_CASES = (
+    Case("conv_b1", "conv 1x28x28x3 * 3x3x3x16 SAME (the seed benchmark at batch 1)", "conv",
+         (1, 28, 28, 3), 1, w_shape=(3, 3, 3, 16), padding="SAME"),
+    Case("pool_cs231n", "max pool 2x2/2 on 100x3x32x32 NCHW (cs231n-sized)", "pool",
+         (100, 32, 32, 3), 100, layout="NCHW"),
+)
+BY_NAME = {c.name: c for c in CASES + SWEEP + EXTRA_CASES}
 PASSES = ("fwd", "bwd")
 
 
@@ -126,14 +134,18 @@ def op_ids(cases=CASES):
     return [f"{c.name}.{p}" for c in cases for p in PASSES]
 
 
-def select(patterns):
-    """The cases whose name matches one of ``patterns`` (exact or prefix); the main job's if none.
+def select(patterns, exact=False):
+    """The cases whose name matches one of ``patterns``; the main job's if none.
 
-    The sweep's cases (``sw-...``) are chosen only by a pattern that names them.
+    A pattern matches a name exactly or (unless ``exact``) as a prefix; the
+    sweep's cases (``sw-...``) need a pattern that names them, and
+    EXTRA_CASES match by exact name only.
     """
     if not patterns:
         return list(CASES)
-    chosen = [c for c in CASES + SWEEP if any(c.name == p or c.name.startswith(p) for p in patterns)]
+    chosen = [c for c in CASES + SWEEP
+              if any(c.name == p or (not exact and c.name.startswith(p)) for p in patterns)]
+    chosen += [c for c in EXTRA_CASES if c.name in patterns]
     if not chosen:
         raise SystemExit(f"no case matches {patterns}; cases: {', '.join(BY_NAME)}")
     return chosen

@@ -165,11 +165,16 @@ def _build_module_api(m, case, pass_, d):
         return Op(lambda: m.conv2d_backward(dy, x, w, **kw),
                   lambda r: dict(zip(("dx", "dw", "db"), r)))
     if case.kind == "pool":
-        k = case.pool
+        k, fmt = case.pool, case.layout
+        if fmt == "NCHW":  # the call sees NCHW memory; the check sees NHWC
+            x, dy = (np.ascontiguousarray(a.transpose(0, 3, 1, 2)) for a in (x, dy))
+        back = (lambda a: a) if fmt == "NHWC" else (lambda a: a.transpose(0, 2, 3, 1))
         if pass_ == "fwd":
-            return Op(lambda: m.max_pool2d_argmax(x, k), lambda r: {"y": r[0], "argmax": r[1]})
-        argmax = m.max_pool2d_argmax(x, k)[1]
-        return Op(lambda: m.max_pool2d_backward(dy, argmax, x.shape), lambda dx: {"dx": dx})
+            return Op(lambda: m.max_pool2d_argmax(x, k, data_format=fmt),
+                      lambda r: {"y": back(r[0]), "argmax": back(r[1])})
+        argmax = m.max_pool2d_argmax(x, k, data_format=fmt)[1]
+        return Op(lambda: m.max_pool2d_backward(dy, argmax, x.shape, data_format=fmt),
+                  lambda dx: {"dx": back(dx)})
     kw = dict(depth_radius=case.depth_radius, bias=case.bias, alpha=case.alpha, beta=case.beta)
     if pass_ == "fwd":
         return Op(lambda: m.lrn(x, **kw), lambda y: {"y": y})

@@ -168,7 +168,7 @@ def run_op(runner, op_id, args):
 
 def batch(runner, args):
     report = {"impl": args.impl, "ops": [], "errors": []}
-    for op_id in C.op_ids(C.select(args.cases)):
+    for op_id in C.op_ids(C.select(args.cases, exact=args.exact_cases)):
         try:
             rec = run_op(runner, op_id, args)
         except Exception:  # one broken op must not hide the others
@@ -215,6 +215,7 @@ def main(argv=None):
     p.add_argument("--impl", required=True, choices=impls.IMPLS)
     p.add_argument("--inputs", required=True, help="directory of <case>.<array>.npy")
     p.add_argument("--cases", nargs="*", default=[])
+    p.add_argument("--exact-cases", action="store_true", help="--cases are exact names, not prefixes")
     p.add_argument("--outputs", help="directory where results are saved and read back")
     p.add_argument("--check-against", nargs="*", default=[])
     p.add_argument("--threads", type=int)

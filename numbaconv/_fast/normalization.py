@@ -7,6 +7,10 @@ C-contiguous NCHW), and the result is allocated channels-first too and
 returned as an NHWC view of it (the public layer's transpose back to NCHW is
 then free). Measured on (128, 16, 28, 28) float32, transposing to
 NHWC and back cost more than the NHWC kernel itself.
+
+float32 data whose scales float32 cannot hold accurately (window sums that
+overflow, parameters beyond its range) are recomputed block by block in
+float64 (``_lrn``): the kernels count such blocks as they go.
 """
 import numpy as np
 
@@ -19,46 +23,107 @@ _BLOCK_ELEMENTS = 2048
 _MIN_NCHW_BLOCK = 64  # pixels: long enough rows for the vector loops
 
 
-def _scalars(dtype, depth_radius, c, bias, alpha, beta):
-    t = dtype.type
+def _in_dtype(dtype, *values):
+    """The values as scalars of dtype (inf where they overflow it)."""
+    with np.errstate(over="ignore", under="ignore"):
+        return tuple(dtype.type(v) for v in values)
+
+
+def _scale_range(dtype, radius, bias, alpha, beta, two_alpha_beta):
+    """[lo, hi]: the scales a block may have for its arithmetic in dtype to be accurate.
+
+    For float32: the scale s, s ** beta and s ** (beta + 1) (the backward's
+    divisor) are normal floats, and s is large enough that squares lost to
+    float32's subnormal range (at most 2**-150 each, 2r + 1 per window,
+    times alpha) stay below its rounding error. A block with a scale outside
+    is recomputed in float64 by the kernel. Parameters that float32 cannot
+    hold give an empty range (every block in float64). For float64 data,
+    the whole line.
+    """
+    if dtype != np.float32:
+        return -np.inf, np.inf
+    info = np.finfo(np.float32)
+    tiny, big = float(info.tiny), float(info.max)
+    for value in (bias, alpha, two_alpha_beta):
+        if value != 0 and not tiny <= abs(value) <= big:
+            return np.inf, -np.inf
+    lo, hi = max(tiny, abs(alpha) * (2 * radius + 1) * tiny), big
+    with np.errstate(over="ignore", under="ignore", divide="ignore"):
+        for power in (np.float64(beta), np.float64(beta) + 1):
+            if power != 0:
+                ends = sorted((np.float64(tiny) ** (1 / power), np.float64(big) ** (1 / power)))
+                lo, hi = max(lo, float(ends[0])), min(hi, float(ends[1]))
+    return lo, hi
+
+
+def _scalars(dtype, depth_radius, c, bias, alpha, beta, backward):
+    """The kernels' scalar arguments after the data: radius, parameters and scale range in dtype."""
     # The radius is clipped here too, so that any int fits the kernel's int64.
-    return min(depth_radius, c - 1), t(bias), t(alpha), t(beta)
+    radius = min(depth_radius, c - 1)
+    params = (bias, alpha, beta) + ((2 * alpha * beta,) if backward else ())
+    lo, hi = _scale_range(dtype, radius, bias, alpha, beta, 2 * alpha * beta)
+    return (radius, *_in_dtype(dtype, *params, lo, hi))
 
 
 def _nchw_block(c):
     return max(_BLOCK_ELEMENTS // c, _MIN_NCHW_BLOCK)
 
 
-def lrn(x, depth_radius, bias, alpha, beta, nchw):
-    """y of x's shape (N, H, W, C)."""
+def _run(x, dy, depth_radius, bias, alpha, beta, nchw):
+    """One kernel call in x's dtype: (result, mask of the entries whose block must be recomputed).
+
+    The result has x's shape, allocated in x's memory order (an NHWC view of
+    NCHW memory for channels-first data); the mask broadcasts against it,
+    and is None when no block needs it.
+    """
     n, h, w, c = x.shape
+    scalars = _scalars(x.dtype, depth_radius, c, bias, alpha, beta, backward=dy is not None)
+    if nchw:
+        block = _nchw_block(c)
+        blocks = -(-(h * w) // block)
+        out = np.empty((n, c, h, w), dtype=x.dtype)
+        outside = np.empty(n * blocks, dtype=np.int64)
+        data = (nchw_planes(x),) if dy is None else (nchw_planes(dy), nchw_planes(x))
+        kernel = kernels.lrn_nchw if dy is None else kernels.lrn_backward_nchw
+        kernel(*data, *scalars, block, out.reshape(n, c, h * w), outside)
+        out = out.transpose(0, 2, 3, 1)
+        if not outside.any():
+            return out, None
+        redo = np.repeat(outside.reshape(n, blocks) > 0, block, axis=1)[:, :h * w]
+        return out, redo.reshape(n, h, w, 1)
+    block = max(_BLOCK_ELEMENTS // c, 1)
+    per_job = block * c
+    x = contiguous(x)
+    out = np.empty_like(x)
+    outside = np.empty(-(-x.size // per_job), dtype=np.int64)
+    if dy is None:
+        kernels.lrn_nhwc(x.reshape(-1), c, *scalars, block, out.reshape(-1), outside)
+    else:
+        kernels.lrn_backward_nhwc(contiguous(dy).reshape(-1), x.reshape(-1), c, *scalars, block,
+                                  out.reshape(-1), outside)
+    if not outside.any():
+        return out, None
+    return out, np.repeat(outside > 0, per_job)[:x.size].reshape(x.shape)
+
+
+def _lrn(x, dy, depth_radius, bias, alpha, beta, nchw):
+    """y (dy None) or dx; blocks that float32 cannot compute accurately are recomputed in float64."""
     if x.size == 0:
         return np.empty(x.shape, dtype=x.dtype)
-    scalars = _scalars(x.dtype, depth_radius, c, bias, alpha, beta)
-    if nchw:
-        y = np.empty((n, c, h, w), dtype=x.dtype)
-        kernels.lrn_nchw(nchw_planes(x), *scalars, _nchw_block(c), y.reshape(n, c, h * w))
-        return y.transpose(0, 2, 3, 1)
-    x = contiguous(x)
-    y = np.empty_like(x)
-    kernels.lrn_nhwc(x.reshape(-1), c, *scalars, max(_BLOCK_ELEMENTS // c, 1), y.reshape(-1))
-    return y
+    out, redo = _run(x, dy, depth_radius, bias, alpha, beta, nchw)
+    if redo is not None and x.dtype != np.float64:
+        wide = _run(x.astype(np.float64), None if dy is None else dy.astype(np.float64),
+                    depth_radius, bias, alpha, beta, nchw)[0]
+        with np.errstate(over="ignore", under="ignore"):
+            np.copyto(out, wide, where=redo)
+    return out
+
+
+def lrn(x, depth_radius, bias, alpha, beta, nchw):
+    """y of x's shape (N, H, W, C)."""
+    return _lrn(x, None, depth_radius, bias, alpha, beta, nchw)
 
 
 def lrn_backward(dy, x, depth_radius, bias, alpha, beta, nchw):
     """dx of x's shape (N, H, W, C)."""
-    n, h, w, c = x.shape
-    if x.size == 0:
-        return np.empty(x.shape, dtype=x.dtype)
-    scalars = _scalars(x.dtype, depth_radius, c, bias, alpha, beta)
-    two_alpha_beta = x.dtype.type(2 * alpha * beta)
-    if nchw:
-        dx = np.empty((n, c, h, w), dtype=x.dtype)
-        kernels.lrn_backward_nchw(nchw_planes(dy), nchw_planes(x), *scalars, two_alpha_beta,
-                                  _nchw_block(c), dx.reshape(n, c, h * w))
-        return dx.transpose(0, 2, 3, 1)
-    x, dy = contiguous(x), contiguous(dy)
-    dx = np.empty_like(x)
-    kernels.lrn_backward_nhwc(dy.reshape(-1), x.reshape(-1), c, *scalars, two_alpha_beta,
-                              max(_BLOCK_ELEMENTS // c, 1), dx.reshape(-1))
-    return dx
+    return _lrn(x, dy, depth_radius, bias, alpha, beta, nchw)

@@ -17,6 +17,19 @@ pixels: the channel windows of a block are computed with flat, vectorized
 loops over the block, each term masked to stay inside its own pixel (C is
 often 16 or less, too short for a loop per pixel to vectorize). NCHW kernels
 take x as (N, C, H * W) and vectorize over pixels.
+
+Overflow (float32 data)
+-----------------------
+The contract's answer is the float64 math rounded to x's dtype: x ** 2
+overflows float32 from |x| ~ 1.8e19, the scale from bias or alpha ~ 3.4e38,
+and a scale that overflows (or one that is subnormal) turns outputs that
+should be finite into 0 or NaN. Each prange iteration counts, into
+``outside[job]``, its scales outside ``[lo, hi]``, the range in which the
+scale, its powers and the squares behind it are accurate normal floats (the
+driver derives it); the backward also counts non-finite dx. The driver
+recomputes the blocks with a nonzero count with the float64 kernel. (Doing
+that inside the kernel compiled every float64 helper into each float32
+kernel: 1.7x the cold compile time.)
 """
 import numpy as np
 from numba import prange
@@ -25,47 +38,69 @@ from .._numba import kernel
 
 
 @kernel(parallel=False)
-def _normalize(x, window_sums, bias, alpha, beta, y):
-    """y = x / (bias + alpha * window_sums) ** beta, through square roots for beta in {0.5, 0.75, 1}."""
+def _normalize(x, window_sums, bias, alpha, beta, lo, hi, y):
+    """y = x / (bias + alpha * window_sums) ** beta, through square roots for beta in {0.5, 0.75, 1}.
+
+    Returns how many scales lie outside [lo, hi] (NaN counts).
+    """
+    outside = 0
     if beta == 0.5:
         for i in range(x.shape[0]):
-            y[i] = x[i] / np.sqrt(bias + alpha * window_sums[i])
+            s = bias + alpha * window_sums[i]
+            outside += not (lo <= s <= hi)
+            y[i] = x[i] / np.sqrt(s)
     elif beta == 0.75:
         for i in range(x.shape[0]):
-            root = np.sqrt(bias + alpha * window_sums[i])
+            s = bias + alpha * window_sums[i]
+            outside += not (lo <= s <= hi)
+            root = np.sqrt(s)
             y[i] = x[i] / (root * np.sqrt(root))
     elif beta == 1.0:
         for i in range(x.shape[0]):
-            y[i] = x[i] / (bias + alpha * window_sums[i])
+            s = bias + alpha * window_sums[i]
+            outside += not (lo <= s <= hi)
+            y[i] = x[i] / s
     else:
         for i in range(x.shape[0]):
-            y[i] = x[i] / (bias + alpha * window_sums[i]) ** beta
+            s = bias + alpha * window_sums[i]
+            outside += not (lo <= s <= hi)
+            y[i] = x[i] / s ** beta
+    return outside
 
 
 @kernel(parallel=False)
-def _scale_and_power(window_sums, bias, alpha, beta, scale, powered):
-    """scale = bias + alpha * window_sums and powered = scale ** beta (square roots as in _normalize)."""
+def _scale_and_power(window_sums, bias, alpha, beta, lo, hi, scale, powered):
+    """scale = bias + alpha * window_sums and powered = scale ** beta (square roots as in _normalize).
+
+    Returns how many scales lie outside [lo, hi] (NaN counts).
+    """
+    outside = 0
     if beta == 0.5:
         for i in range(scale.shape[0]):
             s = bias + alpha * window_sums[i]
+            outside += not (lo <= s <= hi)
             scale[i] = s
             powered[i] = np.sqrt(s)
     elif beta == 0.75:
         for i in range(scale.shape[0]):
             s = bias + alpha * window_sums[i]
+            outside += not (lo <= s <= hi)
             root = np.sqrt(s)
             scale[i] = s
             powered[i] = root * np.sqrt(root)
     elif beta == 1.0:
         for i in range(scale.shape[0]):
             s = bias + alpha * window_sums[i]
+            outside += not (lo <= s <= hi)
             scale[i] = s
             powered[i] = s
     else:
         for i in range(scale.shape[0]):
             s = bias + alpha * window_sums[i]
+            outside += not (lo <= s <= hi)
             scale[i] = s
             powered[i] = s ** beta
+    return outside
 
 
 @kernel(parallel=False)
@@ -111,10 +146,11 @@ def _pixel_channels(length, c_size):
 
 
 @kernel
-def lrn_nhwc(x, c_size, radius, bias, alpha, beta, block, y):
+def lrn_nhwc(x, c_size, radius, bias, alpha, beta, lo, hi, block, y, outside):
     """y = lrn(x) on flat NHWC data: x and y are (N * H * W * C,), C = c_size > 0.
 
-    One prange iteration owns ``block`` whole pixels: ``y[p * C:(p + block) * C]``.
+    One prange iteration (job) owns ``block`` whole pixels, ``y[p * C:(p + block) * C]``,
+    and ``outside[job]``, the count of its scales outside [lo, hi].
     The scalars are in x's dtype.
     """
     r = min(radius, c_size - 1)
@@ -135,16 +171,19 @@ def lrn_nhwc(x, c_size, radius, bias, alpha, beta, block, y):
             squares_block[i] = square
             sums[i] = square
         _add_pixel_neighbours(squares, r, channel, c_size, sums)
-        _normalize(x_block, sums, bias, alpha, beta, y[start:start + length])
+        outside[job] = _normalize(x_block, sums, bias, alpha, beta, lo, hi, y[start:start + length])
 
 
 @kernel
-def lrn_backward_nhwc(dy, x, c_size, radius, bias, alpha, beta, two_alpha_beta, block, dx):
+def lrn_backward_nhwc(dy, x, c_size, radius, bias, alpha, beta, two_alpha_beta, lo, hi, block, dx,
+                      outside):
     """dx = gradient of sum(lrn(x) * dy) on flat NHWC data ((N * H * W * C,), C = c_size > 0).
 
-    One prange iteration owns ``block`` whole pixels: ``dx[p * C:(p + block) * C]``.
+    One prange iteration (job) owns ``block`` whole pixels, ``dx[p * C:(p + block) * C]``,
+    and ``outside[job]``: its scales outside [lo, hi] plus its non-finite dx.
     The scalars are in x's dtype; ``two_alpha_beta = 2 * alpha * beta``.
     """
+    largest = np.finfo(dx.dtype).max
     r = min(radius, c_size - 1)
     per_job = block * c_size
     jobs = (x.shape[0] + per_job - 1) // per_job
@@ -165,7 +204,7 @@ def lrn_backward_nhwc(dy, x, c_size, radius, bias, alpha, beta, two_alpha_beta, 
         _add_pixel_neighbours(terms, r, channel, c_size, sums)
         scale = np.empty(length, dtype=x.dtype)
         powered = np.empty(length, dtype=x.dtype)
-        _scale_and_power(sums, bias, alpha, beta, scale, powered)
+        count = _scale_and_power(sums, bias, alpha, beta, lo, hi, scale, powered)
         # The backward window sum, of dy * x / scale ** (beta + 1), reuses the buffers.
         for i in range(length):
             term = dy_block[i] * x_block[i] / (powered[i] * scale[i])
@@ -173,7 +212,10 @@ def lrn_backward_nhwc(dy, x, c_size, radius, bias, alpha, beta, two_alpha_beta, 
             sums[i] = term
         _add_pixel_neighbours(terms, r, channel, c_size, sums)
         for i in range(length):
-            dx_block[i] = dy_block[i] / powered[i] - two_alpha_beta * x_block[i] * sums[i]
+            d = dy_block[i] / powered[i] - two_alpha_beta * x_block[i] * sums[i]
+            count += not (abs(d) <= largest)
+            dx_block[i] = d
+        outside[job] = count
 
 
 @kernel(parallel=False)
@@ -190,10 +232,11 @@ def _channel_window_sum(rows, c, radius, out):
 
 
 @kernel
-def lrn_nchw(x, radius, bias, alpha, beta, block, y):
+def lrn_nchw(x, radius, bias, alpha, beta, lo, hi, block, y, outside):
     """y = lrn(x) on channels-first data: x and y are (N, C, H * W).
 
-    One prange iteration owns ``y[n, :, p:p + block]``, a block of pixels of one sample.
+    One prange iteration (job) owns ``y[n, :, p:p + block]``, a block of pixels of one
+    sample, and ``outside[job]``, the count of its scales outside [lo, hi].
     The scalars are in x's dtype.
     """
     n_size, c_size, p_size = x.shape
@@ -209,19 +252,23 @@ def lrn_nchw(x, radius, bias, alpha, beta, block, y):
             x_row, squares_row = x[n, c, start:start + length], squares[c]
             for i in range(length):
                 squares_row[i] = x_row[i] * x_row[i]
+        count = 0
         for c in range(c_size):
             _channel_window_sum(squares, c, r, sums)
-            _normalize(x[n, c, start:start + length], sums, bias, alpha, beta,
-                       y[n, c, start:start + length])
+            count += _normalize(x[n, c, start:start + length], sums, bias, alpha, beta, lo, hi,
+                                y[n, c, start:start + length])
+        outside[job] = count
 
 
 @kernel
-def lrn_backward_nchw(dy, x, radius, bias, alpha, beta, two_alpha_beta, block, dx):
+def lrn_backward_nchw(dy, x, radius, bias, alpha, beta, two_alpha_beta, lo, hi, block, dx, outside):
     """dx = gradient of sum(lrn(x) * dy) on channels-first data: all (N, C, H * W).
 
-    One prange iteration owns ``dx[n, :, p:p + block]``, a block of pixels of one sample.
+    One prange iteration (job) owns ``dx[n, :, p:p + block]``, a block of pixels of one
+    sample, and ``outside[job]``: its scales outside [lo, hi] plus its non-finite dx.
     The scalars are in x's dtype; ``two_alpha_beta = 2 * alpha * beta``.
     """
+    largest = np.finfo(dx.dtype).max
     n_size, c_size, p_size = x.shape
     r = min(radius, c_size - 1)
     blocks = (p_size + block - 1) // block
@@ -238,10 +285,11 @@ def lrn_backward_nchw(dy, x, radius, bias, alpha, beta, two_alpha_beta, block, d
             x_row, squares_row = x[n, c, start:start + length], squares[c]
             for i in range(length):
                 squares_row[i] = x_row[i] * x_row[i]
+        count = 0
         for c in range(c_size):
             _channel_window_sum(squares, c, r, sums)
             powered_row = powered[c]
-            _scale_and_power(sums, bias, alpha, beta, scale, powered_row)
+            count += _scale_and_power(sums, bias, alpha, beta, lo, hi, scale, powered_row)
             # The terms of the backward window sum: dy * x / scale ** (beta + 1).
             x_row, dy_row, terms_row = x[n, c, start:start + length], dy[n, c, start:start + length], terms[c]
             for i in range(length):
@@ -251,4 +299,7 @@ def lrn_backward_nchw(dy, x, radius, bias, alpha, beta, two_alpha_beta, block, d
             x_row, dy_row = x[n, c, start:start + length], dy[n, c, start:start + length]
             powered_row, dx_row = powered[c], dx[n, c, start:start + length]
             for i in range(length):
-                dx_row[i] = dy_row[i] / powered_row[i] - two_alpha_beta * x_row[i] * sums[i]
+                d = dy_row[i] / powered_row[i] - two_alpha_beta * x_row[i] * sums[i]
+                count += not (abs(d) <= largest)
+                dx_row[i] = d
+        outside[job] = count

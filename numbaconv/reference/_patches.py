@@ -11,9 +11,15 @@ def pad(x, g, value=0.0):
 
 
 def tap(padded, kh, kw, g):
-    """The (N, OH, OW, C) view of what window tap (kh, kw) sees at every output position."""
-    top, left = kh * g.dh, kw * g.dw
-    return padded[:, top:top + (g.oh - 1) * g.sh + 1:g.sh, left:left + (g.ow - 1) * g.sw + 1:g.sw, :]
+    """The (N, OH, OW, C) view of what window tap (kh, kw) sees at every output position.
+
+    With the caller's stride and dilation (not the kernels' normalized ones),
+    so that comparing the kernels with the reference also checks that
+    normalization.
+    """
+    (sh, sw), (dh, dw) = g.stride, g.dilation
+    top, left = kh * dh, kw * dw
+    return padded[:, top:top + (g.oh - 1) * sh + 1:sh, left:left + (g.ow - 1) * sw + 1:sw, :]
 
 
 def windows(padded, g):

@@ -13,8 +13,9 @@ def max_pool2d_argmax(x, g, nchw):
     hit = inside & ((win == y[:, :, :, None, :]) | np.isnan(win))
     t = hit.argmax(axis=3)  # first hit in row-major window order
     kh, kw = np.divmod(t, g.kw)
-    rows = np.arange(g.oh)[None, :, None, None] * g.sh - g.pt + kh
-    cols = np.arange(g.ow)[None, None, :, None] * g.sw - g.pl + kw
+    sh, sw = g.stride  # the caller's (see patches.tap)
+    rows = np.arange(g.oh)[None, :, None, None] * sh - g.pt + kh
+    cols = np.arange(g.ow)[None, None, :, None] * sw - g.pl + kw
     return y, (rows * g.w + cols).astype(np.int64)
 
 
