@@ -291,9 +291,9 @@ def lrn_float64(x, dy, **kw):
     r, bias, alpha, beta = kw["depth_radius"], kw["bias"], kw["alpha"], kw["beta"]
     xw, dyw = np.asarray(x, np.float64), np.asarray(dy, np.float64)
     with np.errstate(all="ignore"):
-        s = bias + alpha * numbaconv.reference.normalization.window_sum(xw * xw, r)
+        s = bias + alpha * numbaconv.reference._normalization.window_sum(xw * xw, r)
         terms = (np.abs(dyw) * s ** -beta + 2 * abs(alpha * beta) * np.abs(xw)
-                 * numbaconv.reference.normalization.window_sum(np.abs(dyw * xw) * s ** (-beta - 1), r))
+                 * numbaconv.reference._normalization.window_sum(np.abs(dyw * xw) * s ** (-beta - 1), r))
     return y, dx, terms
 
 

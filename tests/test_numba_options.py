@@ -55,8 +55,8 @@ def test_no_cache_location_falls_back_to_uncached_kernels():
 
 # Every entry kernel the drivers call, by module.
 ENTRY_KERNELS = {
-    "convolution": ["conv2d_nhwc", "conv2d_transpose_nhwc", "conv2d_backward_filter_nhwc",
-                    "bias_backward_rows"],
+    "convolution": ["conv2d_nhwc", "conv2d_backward_filter_nhwc", "bias_backward_rows"],
+    "patch_gemm": ["conv2d_patch_gemm", "pack_filters", "conv2d_backward_filter_patch_gemm"],
     "patches": ["im2col_nhwc", "col2im_nhwc"],
     "pooling": ["max_pool2d_nhwc", "max_pool2d_argmax_nhwc", "max_pool2d_backward_nhwc",
                 "max_pool2d_backward_nchw"],
@@ -92,14 +92,17 @@ def test_one_compiled_variant_per_kernel_and_dtype_whatever_the_input_flags():
             nc.lrn_backward(x, x, depth_radius=1, data_format=fmt)
 
         for dtype in (np.float32, np.float64):
-            x = np.arange(2 * 5 * 6 * 3, dtype=dtype).reshape(2, 5, 6, 3) / 50
-            w = np.linspace(-1, 1, 3 * 3 * 3 * 2, dtype=dtype).reshape(3, 3, 3, 2)
-            for xv, wv in zip(variants(x), variants(w)):
-                run(xv, wv, "NHWC")
-                run(np.ascontiguousarray(xv.transpose(0, 3, 1, 2)), wv.transpose(3, 2, 0, 1), "NCHW")
-                run(xv.transpose(0, 3, 1, 2), wv.transpose(3, 2, 0, 1), "NCHW")
+            # Narrow layers (the plane kernels) and wide ones (the patch GEMM).
+            for c_in, c_out in ((3, 2), (16, 32)):
+                x = np.arange(2 * 5 * 6 * c_in, dtype=dtype).reshape(2, 5, 6, c_in) / 50
+                w = np.linspace(-1, 1, 3 * 3 * c_in * c_out, dtype=dtype).reshape(3, 3, c_in, c_out)
+                for xv, wv in zip(variants(x), variants(w)):
+                    run(xv, wv, "NHWC")
+                    run(np.ascontiguousarray(xv.transpose(0, 3, 1, 2)), wv.transpose(3, 2, 0, 1),
+                        "NCHW")
+                    run(xv.transpose(0, 3, 1, 2), wv.transpose(3, 2, 0, 1), "NCHW")
         counts = {}
-        for module in ("convolution", "patches", "pooling", "normalization"):
+        for module in ("convolution", "patch_gemm", "patches", "pooling", "normalization"):
             mod = importlib.import_module(f"numbaconv._kernels.{module}")
             for name, obj in vars(mod).items():
                 if hasattr(obj, "signatures"):

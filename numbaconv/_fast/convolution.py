@@ -74,6 +74,12 @@ PATCH_MIN_OUT = 16  # at least one register tile's width of output channels,
 PATCH_MIN_WORK = 4096  # and K * C_out at least this (below, the planes' shorter setup wins).
 DW_PATCH_MAX_PLANE = 256  # filter gradient: output planes of at most this many pixels,
 DW_PATCH_MAX_PIXELS = 1024  # or calls of fewer output pixels in all, go to the patch GEMM
+# The plane kernels hold a plane per stride phase and reach (K - 1) * d // s
+# rows and columns past their block: beyond these bounds their scratch would
+# grow with the stride or dilation, not with the data, and the patch GEMM
+# (whose scratch is a block of patches) takes the call whatever the channels.
+PLANE_MAX_PHASES = 16
+PLANE_MAX_REACH = 256
 PATCH_PIXELS = 256  # output pixels per work unit: the patch block stays in L2
 PART_PIXELS = 4096  # filter gradient: pixels per partial sum, at the least
 MAX_PARTS = 8
@@ -123,6 +129,13 @@ def _by_patches(k_len, n_out):
     return k_len >= PATCH_MIN_K and n_out >= PATCH_MIN_OUT and k_len * n_out >= PATCH_MIN_WORK
 
 
+def _planes_fit(kernel_size, stride, dilation):
+    """Whether the plane kernels' scratch stays proportional to the data for this geometry."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
+    return (sh * sw <= PLANE_MAX_PHASES and (kh - 1) * dh // sh <= PLANE_MAX_REACH
+            and (kw - 1) * dw // sw <= PLANE_MAX_REACH)
+
+
 def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None, swap=False):
     """y_img = correlation of x with w (+ b) by the strategy the shape calls for.
 
@@ -132,7 +145,7 @@ def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None
     """
     (kh, kw), (sh, sw), (dh, dw), (pt, pl) = kernel_size, stride, dilation, pad
     taps_h, taps_w = taps if taps is not None else (range(kh), range(kw))
-    if _by_patches(kh * kw * x.shape[3], y_img.c):
+    if _by_patches(kh * kw * x.shape[3], y_img.c) or not _planes_fit(kernel_size, stride, dilation):
         # Patches gather runs of channels: NCHW data are copied to NHWC once
         # (a strided gather from NCHW memory measured 15-30% slower).
         wk = _packed(w, nchw, taps_h, taps_w, swap)
@@ -219,7 +232,8 @@ def conv2d_transpose(x, w, b, g, nchw):
 
 def conv2d_backward_filter(x, dy, g, nchw):
     """Compute dw by the plane kernel, or by the patch GEMM for few pixels (``_dw_by_patches``)."""
-    if _dw_by_patches(g, x.shape[0], x.shape[3], dy.shape[3]):
+    if (_dw_by_patches(g, x.shape[0], x.shape[3], dy.shape[3])
+            or not _planes_fit((g.kh, g.kw), (g.sh, g.sw), (g.dh, g.dw))):
         return _backward_filter_patches(x, dy, g, nchw)
     return _backward_filter_planes(x, dy, g, nchw)
 

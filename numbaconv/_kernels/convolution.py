@@ -1,4 +1,7 @@
-"""Convolution kernels: direct forward, gather-form transpose, filter and bias gradients.
+"""Convolution kernels of the "planes" strategy: direct forward, filter and bias gradients.
+
+The input gradient and the transpose run ``conv2d_nhwc`` on the stride
+phases of their output (``numbaconv._fast.convolution``).
 
 Data (x, y, dy) reach the kernels as an :class:`Image`: a flat buffer plus
 the element step of each NHWC index, so one compiled kernel per dtype
@@ -290,75 +293,6 @@ def conv2d_nhwc(x, w, b, y, rows_per_block, sh, sw, dh, dw, pt, pl):
         _accumulate_taps(acc, b, planes, offset, weight, offset.size, rows * pitch)
         _copy_block(y.data, n * y.n_step + oh0 * y.h_step, (y.h_step, y.c_step, y.w_step),
                     acc.reshape(-1), 0, (pitch, length, 1), (rows, c_out, y.w))
-
-
-@kernel
-def conv2d_transpose_nhwc(x, w, b, y, rows_per_block, sh, sw, dh, dw, pt, pl):
-    """The adjoint of conv2d_nhwc in gather form; also conv2d's input gradient.
-
-    ``x`` (N, OH, OW, C_out) lives on the forward conv's output plane and
-    ``y`` (N, H, W, C_in) on its input plane (both Images):
-    ``y[n, ih, iw, ci] = b[ci] + sum(x[n, oh, ow, co] * w[kh, kw, ci, co])`` over
-    the (kh, kw, oh, ow) with ``oh * sh - pt + kh * dh == ih`` and
-    ``ow * sw - pl + kw * dw == iw``. Rows of y that no tap reaches
-    (output_padding, SAME) get only b.
-
-    Output rows split by stride phase: ``ih + pt = j * sh + r`` is reached by
-    the taps with ``kh * dh % sh == r``, from ``oh = j - kh * dh // sh``. So each
-    phase (r, c) of y is a stride-1 correlation of the x planes (padded by
-    ``(K - 1) * d // s`` rows/columns on top/left) with its own tap subset.
-    One prange iteration owns the rows ``j0 <= j < j0 + rows_per_block`` of
-    every phase of image n, i.e. a fixed set of y rows, and its own scratch.
-    """
-    k_h, k_w, c_in, c_out = w.shape
-    extra_rows = (k_h - 1) * dh // sh
-    extra_cols = (k_w - 1) * dw // sw
-    grid_rows = (y.h - 1 + pt) // sh + 1  # j reaches every output row
-    grid_cols = (y.w - 1 + pl) // sw + 1
-    pitch = grid_cols + extra_cols
-    plane_len = (rows_per_block + extra_rows) * pitch
-    length = rows_per_block * pitch
-    zero_tail = c_out * plane_len
-    n_phases = sh * sw
-    taps_per_phase = round_up(max(k_h * k_w * c_out, 1), TAPS)  # dilation can put every tap in one phase
-    offset = np.full((n_phases, taps_per_phase), zero_tail, np.int64)
-    weight = np.zeros((n_phases, c_in, taps_per_phase), w.dtype)
-    n_taps = np.zeros(n_phases, np.int64)
-    for kh in range(k_h):
-        for kw in range(k_w):
-            phase = (kh * dh % sh) * sw + kw * dw % sw
-            shift = (extra_rows - kh * dh // sh) * pitch + extra_cols - kw * dw // sw
-            for co in range(c_out):
-                t = n_taps[phase]
-                offset[phase, t] = co * plane_len + shift
-                for ci in range(c_in):
-                    weight[phase, ci, t] = w[kh, kw, ci, co]
-                n_taps[phase] = t + 1
-    blocks = (grid_rows + rows_per_block - 1) // rows_per_block
-    for unit in prange(y.n * blocks):
-        n = np.int64(unit) // blocks
-        j0 = (np.int64(unit) - n * blocks) * rows_per_block
-        rows = min(rows_per_block, grid_rows - j0)
-        planes = np.zeros(zero_tail + length, w.dtype)
-        _fill_planes(planes, x, n, j0, rows + extra_rows, 1, 1, extra_rows, extra_cols,
-                     pitch, plane_len)
-        acc = np.empty((c_in, length), w.dtype)
-        for r in range(sh):
-            for c in range(sw):
-                phase = r * sw + c
-                _accumulate_taps(acc, b, planes, offset[phase], weight[phase],
-                                 round_up(n_taps[phase], TAPS), rows * pitch)
-                lo = first_row(j0, r, sh, pt)  # ih = (j0 + local) * sh + r - pt in [0, H)
-                hi = min(rows, (y.h - 1 + pt - r) // sh - j0 + 1)
-                k_lo = (pl - c + sw - 1) // sw if pl > c else 0  # first k with iw >= 0
-                k_hi = min(grid_cols, (y.w - 1 + pl - c) // sw + 1)
-                if hi <= lo or k_hi <= k_lo:
-                    continue
-                ih = (j0 + lo) * sh + r - pt
-                start = n * y.n_step + ih * y.h_step + (k_lo * sw + c - pl) * y.w_step
-                _copy_block(y.data, start, (sh * y.h_step, y.c_step, sw * y.w_step),
-                            acc.reshape(-1), lo * pitch + k_lo, (pitch, length, 1),
-                            (hi - lo, c_in, k_hi - k_lo))
 
 
 @kernel
