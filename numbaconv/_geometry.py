@@ -1,4 +1,5 @@
-"""Output sizes and padding rules shared by every op (pure functions on ints)."""
+"""Output sizes, padding rules and pooling windows shared by every op (pure functions)."""
+import numpy as np
 
 
 def conv_out_size(size, k, stride, dilation, pad_before, pad_after):
@@ -32,3 +33,26 @@ def pool_out_size(size, k, stride, dilation, pad_before, pad_after, ceil_mode):
     if out > 0 and (out - 1) * stride >= size + pad_before:
         out -= 1
     return out
+
+
+def pool_windows(size, out, k, stride, pad_before, pad_after, count_include_pad):
+    """Average pooling along one axis: per output index, the input cells [start, stop) its
+    window reads (int arrays) and its divisor.
+
+    The divisor counts those cells, or with ``count_include_pad`` the window's
+    cells inside the padded input (ceil_mode's last window may reach past the
+    after-padding; that part is not counted).
+    """
+    first = np.arange(out, dtype=np.int64) * stride - pad_before
+    start, stop = np.maximum(first, 0), np.minimum(first + k, size)
+    if count_include_pad:
+        return start, stop, np.minimum(first + k, size + pad_after) - first
+    return start, stop, stop - start
+
+
+def adaptive_bins(size, out):
+    """Adaptive pooling along one axis: bin ``i`` is [floor(i * size / out), ceil((i + 1) * size / out)),
+    as (start, stop, divisor) int arrays (PyTorch's bins)."""
+    i = np.arange(out, dtype=np.int64)
+    start, stop = i * size // out, -(-(i + 1) * size // out)
+    return start, stop, stop - start

@@ -15,6 +15,7 @@ back to NCHW is then free).
 """
 import numpy as np
 
+from .. import _geometry
 from .._kernels import pooling as kernels
 from ._memory import contiguous, nchw_planes
 
@@ -72,21 +73,10 @@ def max_unpool2d(y, argmax, h, w, nchw):
 # ------------------------------------------------------------- average pooling
 
 
-def _window_axis(size, out, k, stride, pad_before, pad_after, count_include_pad, dtype):
-    """Per output index along one axis: its window's input cells [start, stop) and 1 / divisor."""
-    first = np.arange(out, dtype=np.int64) * stride - pad_before
-    start, stop = np.maximum(first, 0), np.minimum(first + k, size)
-    # With padding counted, the divisor stops at the end of the after-padding
-    # (ceil_mode's last window may reach past it).
-    divisor = np.minimum(first + k, size + pad_after) - first if count_include_pad else stop - start
+def _scaled(axis, dtype):
+    """(start, stop, divisor) of ``_geometry`` as (start, stop, 1 / divisor in dtype)."""
+    start, stop, divisor = axis
     return start, stop, (1 / divisor).astype(dtype)
-
-
-def _bin_axis(size, out, dtype):
-    """Per output index along one axis: adaptive bin [floor(i * L / out), ceil((i + 1) * L / out))."""
-    i = np.arange(out, dtype=np.int64)
-    start, stop = i * size // out, -(-(i + 1) * size // out)
-    return start, stop, (1 / (stop - start)).astype(dtype)
 
 
 def _readers(axis, size):
@@ -115,8 +105,12 @@ def _average_backward(dy, rows, cols, h, w):
 
 
 def _windows(g, count_include_pad, dtype):
-    return (_window_axis(g.h, g.oh, g.kh, g.sh, g.pt, g.pb, count_include_pad, dtype),
-            _window_axis(g.w, g.ow, g.kw, g.sw, g.pl, g.pr, count_include_pad, dtype))
+    return (_scaled(_geometry.pool_windows(g.h, g.oh, g.kh, g.sh, g.pt, g.pb, count_include_pad), dtype),
+            _scaled(_geometry.pool_windows(g.w, g.ow, g.kw, g.sw, g.pl, g.pr, count_include_pad), dtype))
+
+
+def _bins(size, out, dtype):
+    return _scaled(_geometry.adaptive_bins(size, out), dtype)
 
 
 def avg_pool2d(x, g, count_include_pad, nchw):
@@ -132,10 +126,10 @@ def avg_pool2d_backward(dy, g, count_include_pad, nchw):
 def adaptive_avg_pool2d(x, oh, ow, nchw):
     """y of shape (N, OH, OW, C): bin means. NHWC in either layout."""
     _, h, w, _ = x.shape
-    return _average(x, _bin_axis(h, oh, x.dtype), _bin_axis(w, ow, x.dtype))
+    return _average(x, _bins(h, oh, x.dtype), _bins(w, ow, x.dtype))
 
 
 def adaptive_avg_pool2d_backward(dy, h, w, nchw):
     """dx of shape (N, H, W, C). NHWC in either layout."""
     _, oh, ow, _ = dy.shape
-    return _average_backward(dy, _bin_axis(h, oh, dy.dtype), _bin_axis(w, ow, dy.dtype), h, w)
+    return _average_backward(dy, _bins(h, oh, dy.dtype), _bins(w, ow, dy.dtype), h, w)

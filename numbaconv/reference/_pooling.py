@@ -1,14 +1,15 @@
 """Pooling (NHWC; the cores ignore the caller's layout, ``nchw``).
 
 Max pooling looks at every window through the patch view of ``_patches``.
-Average pooling, fixed windows and adaptive bins alike, is linear and
-separable: ``y = P_h @ x @ P_w.T`` on every (n, c) plane, where row ``o`` of
-the pooling matrix ``P`` holds ``1 / divisor`` on the input cells window
-``o`` reads along that axis. Its backward is the same product with the
-matrices transposed.
+Average pooling, fixed windows and adaptive bins alike, takes its windows
+per axis from ``numbaconv._geometry`` (rows [start, stop) and a divisor per
+output row, columns alike) and averages one window at a time over the whole
+batch and all channels. (A product with pooling matrices would be shorter,
+but its zeros times an inf make NaN in every window.)
 """
 import numpy as np
 
+from .. import _geometry
 from ._patches import pad, windows
 
 
@@ -64,53 +65,48 @@ def max_unpool2d(y, argmax, h, w, nchw):
     return x.reshape(n, h, w, c)
 
 
-def _window_matrix(size, out, k, stride, pad_before, pad_after, count_include_pad, dtype):
-    """(out, size): window ``o`` reads input cells [o * stride - pad_before, ... + k), divided
-    by their count, or with ``count_include_pad`` by the window cells inside the padded input."""
-    start = np.arange(out)[:, None] * stride - pad_before
-    cells = np.arange(size)[None, :]
-    reads = (cells >= start) & (cells < start + k)
-    divisor = np.minimum(start + k, size + pad_after) - start if count_include_pad else reads.sum(1, keepdims=True)
-    return (reads / divisor).astype(dtype)
+def _windows(g, count_include_pad):
+    return (_geometry.pool_windows(g.h, g.oh, g.kh, g.sh, g.pt, g.pb, count_include_pad),
+            _geometry.pool_windows(g.w, g.ow, g.kw, g.sw, g.pl, g.pr, count_include_pad))
 
 
-def _bin_matrix(size, out, dtype):
-    """(out, size): bin ``i`` averages [floor(i * size / out), ceil((i + 1) * size / out))."""
-    i = np.arange(out)[:, None]
-    cells = np.arange(size)[None, :]
-    reads = (cells >= i * size // out) & (cells < -(-(i + 1) * size // out))
-    return (reads / reads.sum(1, keepdims=True)).astype(dtype)
+def _average(x, rows, cols):
+    """y[:, i, j] = the sum of x over window rows[i] x cols[j], divided by the two divisors."""
+    (row_start, row_stop, row_div), (col_start, col_stop, col_div) = rows, cols
+    y = np.empty((x.shape[0], row_start.size, col_start.size, x.shape[3]), dtype=x.dtype)
+    for i, j in np.ndindex(row_start.size, col_start.size):
+        window = x[:, row_start[i]:row_stop[i], col_start[j]:col_stop[j]]
+        y[:, i, j] = window.sum(axis=(1, 2)) / int(row_div[i] * col_div[j])
+    return y
 
 
-def _apply(rows, x, cols):
-    """y[n, i, j, c] = sum over h, w of rows[i, h] * x[n, h, w, c] * cols[j, w]."""
-    return np.einsum("ih,nhwc,jw->nijc", rows, x, cols, optimize=True)
-
-
-def _windows(g, count_include_pad, dtype):
-    return (_window_matrix(g.h, g.oh, g.kh, g.sh, g.pt, g.pb, count_include_pad, dtype),
-            _window_matrix(g.w, g.ow, g.kw, g.sw, g.pl, g.pr, count_include_pad, dtype))
+def _average_backward(dy, rows, cols, h, w):
+    """The adjoint of _average: each dy[:, i, j] / divisor added to every cell of its window."""
+    (row_start, row_stop, row_div), (col_start, col_stop, col_div) = rows, cols
+    dx = np.zeros((dy.shape[0], h, w, dy.shape[3]), dtype=dy.dtype)
+    for i, j in np.ndindex(row_start.size, col_start.size):
+        share = dy[:, i, j] / int(row_div[i] * col_div[j])  # a Python int keeps the dtype
+        dx[:, row_start[i]:row_stop[i], col_start[j]:col_stop[j]] += share[:, None, None, :]
+    return dx
 
 
 def avg_pool2d(x, g, count_include_pad, nchw):
     """Window means."""
-    rows, cols = _windows(g, count_include_pad, x.dtype)
-    return _apply(rows, x, cols)
+    return _average(x, *_windows(g, count_include_pad))
 
 
 def avg_pool2d_backward(dy, g, count_include_pad, nchw):
-    """The adjoint of avg_pool2d: the pooling matrices transposed."""
-    rows, cols = _windows(g, count_include_pad, dy.dtype)
-    return _apply(rows.T, dy, cols.T)
+    """The adjoint of avg_pool2d."""
+    return _average_backward(dy, *_windows(g, count_include_pad), g.h, g.w)
 
 
 def adaptive_avg_pool2d(x, oh, ow, nchw):
     """Bin means."""
     _, h, w, _ = x.shape
-    return _apply(_bin_matrix(h, oh, x.dtype), x, _bin_matrix(w, ow, x.dtype))
+    return _average(x, _geometry.adaptive_bins(h, oh), _geometry.adaptive_bins(w, ow))
 
 
 def adaptive_avg_pool2d_backward(dy, h, w, nchw):
     """The adjoint of adaptive_avg_pool2d."""
     _, oh, ow, _ = dy.shape
-    return _apply(_bin_matrix(h, oh, dy.dtype).T, dy, _bin_matrix(w, ow, dy.dtype).T)
+    return _average_backward(dy, _geometry.adaptive_bins(h, oh), _geometry.adaptive_bins(w, ow), h, w)
