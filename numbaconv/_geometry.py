@@ -36,11 +36,11 @@ def pool_out_size(size, k, stride, dilation, pad_before, pad_after, ceil_mode):
 
 
 def pool_windows(size, out, k, stride, pad_before, pad_after, count_include_pad):
-    """Average pooling along one axis: per output index, the input cells [start, stop) its
-    window reads (int arrays) and its divisor.
+    """Average-pooling windows along one axis, as (start, stop, divisor) int arrays.
 
-    The divisor counts those cells, or with ``count_include_pad`` the window's
-    cells inside the padded input (ceil_mode's last window may reach past the
+    Output index ``o`` reads input cells [start[o], stop[o]). The divisor
+    counts those cells, or with ``count_include_pad`` the window's cells
+    inside the padded input (ceil_mode's last window may reach past the
     after-padding; that part is not counted).
     """
     first = np.arange(out, dtype=np.int64) * stride - pad_before
@@ -51,8 +51,10 @@ def pool_windows(size, out, k, stride, pad_before, pad_after, count_include_pad)
 
 
 def adaptive_bins(size, out):
-    """Adaptive pooling along one axis: bin ``i`` is [floor(i * size / out), ceil((i + 1) * size / out)),
-    as (start, stop, divisor) int arrays (PyTorch's bins)."""
+    """Adaptive-pooling bins along one axis, as (start, stop, divisor) int arrays.
+
+    Bin ``i`` is [floor(i * size / out), ceil((i + 1) * size / out)) (PyTorch's bins).
+    """
     i = np.arange(out, dtype=np.int64)
     start, stop = i * size // out, -(-(i + 1) * size // out)
     return start, stop, stop - start

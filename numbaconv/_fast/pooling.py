@@ -115,12 +115,14 @@ def _bins(size, out, dtype):
 
 def avg_pool2d(x, g, count_include_pad, nchw):
     """y of shape (N, OH, OW, C): window means. NHWC in either layout."""
-    return _average(x, *_windows(g, count_include_pad, x.dtype))
+    rows, cols = _windows(g, count_include_pad, x.dtype)
+    return _average(x, rows, cols)
 
 
 def avg_pool2d_backward(dy, g, count_include_pad, nchw):
     """dx of shape (N, H, W, C). NHWC in either layout."""
-    return _average_backward(dy, *_windows(g, count_include_pad, dy.dtype), g.h, g.w)
+    rows, cols = _windows(g, count_include_pad, dy.dtype)
+    return _average_backward(dy, rows, cols, g.h, g.w)
 
 
 def adaptive_avg_pool2d(x, oh, ow, nchw):

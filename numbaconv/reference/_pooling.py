@@ -92,12 +92,14 @@ def _average_backward(dy, rows, cols, h, w):
 
 def avg_pool2d(x, g, count_include_pad, nchw):
     """Window means."""
-    return _average(x, *_windows(g, count_include_pad))
+    rows, cols = _windows(g, count_include_pad)
+    return _average(x, rows, cols)
 
 
 def avg_pool2d_backward(dy, g, count_include_pad, nchw):
     """The adjoint of avg_pool2d."""
-    return _average_backward(dy, *_windows(g, count_include_pad), g.h, g.w)
+    rows, cols = _windows(g, count_include_pad)
+    return _average_backward(dy, rows, cols, g.h, g.w)
 
 
 def adaptive_avg_pool2d(x, oh, ow, nchw):
