@@ -10,7 +10,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e ".[test,tf,example]"
+	$(BIN)/pip install -q -e ".[test,tf,torch,example]"
 	touch $@
 
 $(VENV)/.lint-installed: pyproject.toml | $(BIN)/python

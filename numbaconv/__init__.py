@@ -7,6 +7,10 @@ TensorFlow and PyTorch.
 """
 from . import reference
 from ._functions import (
+    adaptive_avg_pool2d,
+    adaptive_avg_pool2d_backward,
+    avg_pool2d,
+    avg_pool2d_backward,
     col2im,
     conv2d,
     conv2d_backward,
@@ -18,6 +22,7 @@ from ._functions import (
     max_pool2d,
     max_pool2d_argmax,
     max_pool2d_backward,
+    max_unpool2d,
 )
 from ._warmup import warmup
 
@@ -26,7 +31,8 @@ __version__ = "0.1.0"
 __all__ = [
     "conv2d", "conv2d_backward", "conv2d_transpose", "conv2d_transpose_backward",
     "im2col", "col2im",
-    "max_pool2d", "max_pool2d_argmax", "max_pool2d_backward",
+    "max_pool2d", "max_pool2d_argmax", "max_pool2d_backward", "max_unpool2d",
+    "avg_pool2d", "avg_pool2d_backward", "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward",
     "lrn", "lrn_backward",
     "warmup", "reference",
 ]

@@ -16,7 +16,13 @@ NCHW, i.e. whether the NHWC-indexed data are views of NCHW arrays):
 - ``bias_backward(dy, nchw) -> db``: sum over N, H, W.
 - ``im2col(x, g, nchw) -> cols``; ``col2im(cols, n, c, g, nchw) -> x``.
 - ``max_pool2d(x, g, nchw) -> y``; ``max_pool2d_argmax(x, g, nchw) -> (y, argmax)``;
-  ``max_pool2d_backward(dy, argmax, h, w, nchw) -> dx``.
+  ``max_pool2d_backward(dy, argmax, h, w, nchw) -> dx``;
+  ``max_unpool2d(y, argmax, h, w, nchw) -> x``. ``g`` carries dilation, and
+  ``ceil_mode`` through its output size.
+- ``avg_pool2d(x, g, count_include_pad, nchw) -> y``;
+  ``avg_pool2d_backward(dy, g, count_include_pad, nchw) -> dx``.
+- ``adaptive_avg_pool2d(x, oh, ow, nchw) -> y``;
+  ``adaptive_avg_pool2d_backward(dy, h, w, nchw) -> dx``.
 - ``lrn(x, depth_radius, bias, alpha, beta, nchw) -> y``;
   ``lrn_backward(dy, x, depth_radius, bias, alpha, beta, nchw) -> dx``.
 
@@ -57,6 +63,11 @@ class Backend(NamedTuple):
     max_pool2d_backward: Core
     lrn: Core
     lrn_backward: Core
+    max_unpool2d: Core
+    avg_pool2d: Core
+    avg_pool2d_backward: Core
+    adaptive_avg_pool2d: Core
+    adaptive_avg_pool2d_backward: Core
 
 
 def _nchw(args):
@@ -120,13 +131,13 @@ def col2im(backend, cols, x_shape, kernel_size, stride, padding, dilation, data_
 # ---------------------------------------------------------------- pooling
 
 
-def max_pool2d(backend, x, pool_size, stride, padding, data_format):
-    a = v.max_pool2d(x, pool_size, stride, padding, data_format)
+def max_pool2d(backend, x, pool_size, stride, padding, dilation, ceil_mode, data_format):
+    a = v.max_pool2d(x, pool_size, stride, padding, dilation, ceil_mode, data_format)
     return v.from_nhwc(backend.max_pool2d(a.x, a.g, _nchw(a)), a.data_format)
 
 
-def max_pool2d_argmax(backend, x, pool_size, stride, padding, data_format):
-    a = v.max_pool2d(x, pool_size, stride, padding, data_format)
+def max_pool2d_argmax(backend, x, pool_size, stride, padding, dilation, ceil_mode, data_format):
+    a = v.max_pool2d(x, pool_size, stride, padding, dilation, ceil_mode, data_format)
     y, argmax = backend.max_pool2d_argmax(a.x, a.g, _nchw(a))
     return v.from_nhwc(y, a.data_format), v.from_nhwc(argmax, a.data_format)
 
@@ -134,6 +145,36 @@ def max_pool2d_argmax(backend, x, pool_size, stride, padding, data_format):
 def max_pool2d_backward(backend, dy, argmax, x_shape, data_format):
     a = v.max_pool2d_backward(dy, argmax, x_shape, data_format)
     dx = backend.max_pool2d_backward(a.dy, a.argmax, a.h, a.w, _nchw(a))
+    return v.from_nhwc(dx, a.data_format)
+
+
+def max_unpool2d(backend, y, argmax, x_shape, data_format):
+    a = v.max_unpool2d(y, argmax, x_shape, data_format)
+    return v.from_nhwc(backend.max_unpool2d(a.dy, a.argmax, a.h, a.w, _nchw(a)), a.data_format)
+
+
+def avg_pool2d(backend, x, pool_size, stride, padding, ceil_mode, count_include_pad, data_format):
+    a = v.avg_pool2d(x, pool_size, stride, padding, ceil_mode, count_include_pad, data_format)
+    y = backend.avg_pool2d(a.x, a.g, a.count_include_pad, _nchw(a))
+    return v.from_nhwc(y, a.data_format)
+
+
+def avg_pool2d_backward(backend, dy, x_shape, pool_size, stride, padding, ceil_mode,
+                        count_include_pad, data_format):
+    a = v.avg_pool2d_backward(dy, x_shape, pool_size, stride, padding, ceil_mode,
+                              count_include_pad, data_format)
+    dx = backend.avg_pool2d_backward(a.x, a.g, a.count_include_pad, _nchw(a))
+    return v.from_nhwc(dx, a.data_format)
+
+
+def adaptive_avg_pool2d(backend, x, output_size, data_format):
+    a = v.adaptive_avg_pool2d(x, output_size, data_format)
+    return v.from_nhwc(backend.adaptive_avg_pool2d(a.x, a.oh, a.ow, _nchw(a)), a.data_format)
+
+
+def adaptive_avg_pool2d_backward(backend, dy, x_shape, data_format):
+    a = v.adaptive_avg_pool2d_backward(dy, x_shape, data_format)
+    dx = backend.adaptive_avg_pool2d_backward(a.x, a.h, a.w, _nchw(a))
     return v.from_nhwc(dx, a.data_format)
 
 

@@ -27,6 +27,11 @@ _BACKEND = _api.Backend(
     max_pool2d_backward=_pooling.max_pool2d_backward,
     lrn=_normalization.lrn,
     lrn_backward=_normalization.lrn_backward,
+    max_unpool2d=_pooling.max_unpool2d,
+    avg_pool2d=_pooling.avg_pool2d,
+    avg_pool2d_backward=_pooling.avg_pool2d_backward,
+    adaptive_avg_pool2d=_pooling.adaptive_avg_pool2d,
+    adaptive_avg_pool2d_backward=_pooling.adaptive_avg_pool2d_backward,
 )
 
 # --------------------------------------------------------------- convolution
@@ -441,7 +446,8 @@ def col2im(cols: ArrayLike, x_shape: Sequence[int], kernel_size: IntOrPair, *,
 
 @_api.public("numbaconv")
 def max_pool2d(x: ArrayLike, pool_size: IntOrPair, *, stride: IntOrPair | None = None,
-               padding: Padding = 0, data_format: str = "NHWC") -> np.ndarray:
+               padding: Padding = 0, dilation: IntOrPair = 1, ceil_mode: bool = False,
+               data_format: str = "NHWC") -> np.ndarray:
     """Max pooling: the maximum of each window, per sample and channel.
 
     Parameters
@@ -455,22 +461,32 @@ def max_pool2d(x: ArrayLike, pool_size: IntOrPair, *, stride: IntOrPair | None =
     padding : {'SAME', 'VALID'}, int, (int, int) or ((int, int), (int, int)), default 0
         As in :func:`conv2d`; padded cells never win, and each explicit side
         must be smaller than the window along its axis.
+    dilation : int or (int, int), default 1
+        Spacing of the window taps along (H, W): the window of output ``oh``
+        reads rows ``oh * stride - top + i * dilation``, ``i < KH``; each >= 1.
+    ceil_mode : bool, default False
+        Round the output size up instead of down, ``OH = ceil((H + top +
+        bottom - dilation * (KH - 1) - 1) / stride) + 1``, dropping a last
+        window that would start in the bottom/right padding (PyTorch's rule).
     data_format : {'NHWC', 'NCHW'}, default 'NHWC'
         The layout of ``x`` and of the result (any case).
 
     Returns
     -------
     y : ndarray of shape (N, OH, OW, C), or (N, C, OH, OW) with NCHW
-        The window maxima; a NaN in a window makes its output NaN.
+        The window maxima over the cells inside the input; a NaN in a window
+        makes its output NaN.
 
     Raises
     ------
     ValueError
         If ``x`` is not 4-D or has an empty plane, a padding side is not
-        smaller than the window, the output would be empty, or a size, stride,
+        smaller than the window, the output would be empty, some window holds
+        no input cell (possible with dilation), or a size, stride, dilation,
         padding or data format is out of range.
     TypeError
-        If ``x`` is complex, object or string, or a size is not an int.
+        If ``x`` is complex, object or string, a size is not an int, or
+        ``ceil_mode`` is not a bool.
 
     See Also
     --------
@@ -479,8 +495,10 @@ def max_pool2d(x: ArrayLike, pool_size: IntOrPair, *, stride: IntOrPair | None =
     Notes
     -----
     TensorFlow: ``tf.nn.max_pool2d(x, pool_size, stride, padding)`` (which
-    does not propagate NaN). PyTorch: ``torch.nn.functional.max_pool2d(x,
-    pool_size, stride, padding)`` with ``data_format='NCHW'``.
+    does not propagate NaN, and has no dilation or ceil_mode). PyTorch:
+    ``torch.nn.functional.max_pool2d(x, pool_size, stride, padding, dilation,
+    ceil_mode)`` with ``data_format='NCHW'`` (PyTorch allows symmetric
+    padding of at most half the dilated window).
 
     Examples
     --------
@@ -493,19 +511,26 @@ def max_pool2d(x: ArrayLike, pool_size: IntOrPair, *, stride: IntOrPair | None =
     >>> nc.max_pool2d(x, 2)[0, :, :, 0]
     array([[5., 8.],
            [7., 9.]])
+    >>> nc.max_pool2d(x, 3, stride=2, ceil_mode=True)[0, :, :, 0]  # a partial last window
+    array([[8., 8.],
+           [9., 9.]])
+    >>> nc.max_pool2d(x, 2, stride=1, dilation=2)[0, :, :, 0]  # taps two cells apart
+    array([[2., 5.],
+           [9., 6.]])
     """
-    return _api.max_pool2d(_BACKEND, x, pool_size, stride, padding, data_format)
+    return _api.max_pool2d(_BACKEND, x, pool_size, stride, padding, dilation, ceil_mode,
+                           data_format)
 
 
 @_api.public("numbaconv")
 def max_pool2d_argmax(x: ArrayLike, pool_size: IntOrPair, *, stride: IntOrPair | None = None,
-                      padding: Padding = 0,
+                      padding: Padding = 0, dilation: IntOrPair = 1, ceil_mode: bool = False,
                       data_format: str = "NHWC") -> tuple[np.ndarray, np.ndarray]:
     """Max pooling that also returns where each maximum came from.
 
     Parameters
     ----------
-    x, pool_size, stride, padding, data_format
+    x, pool_size, stride, padding, dilation, ceil_mode, data_format
         As in :func:`max_pool2d`.
 
     Returns
@@ -527,6 +552,7 @@ def max_pool2d_argmax(x: ArrayLike, pool_size: IntOrPair, *, stride: IntOrPair |
     See Also
     --------
     max_pool2d_backward : Routes a gradient through ``argmax``.
+    max_unpool2d : Puts the maxima back where they came from.
 
     Notes
     -----
@@ -547,7 +573,8 @@ def max_pool2d_argmax(x: ArrayLike, pool_size: IntOrPair, *, stride: IntOrPair |
     array([[ 1,  6],
            [12, 14]])
     """
-    return _api.max_pool2d_argmax(_BACKEND, x, pool_size, stride, padding, data_format)
+    return _api.max_pool2d_argmax(_BACKEND, x, pool_size, stride, padding, dilation, ceil_mode,
+                                  data_format)
 
 
 @_api.public("numbaconv")
@@ -608,6 +635,305 @@ def max_pool2d_backward(dy: ArrayLike, argmax: ArrayLike, x_shape: Sequence[int]
            [1., 0., 1., 0.]])
     """
     return _api.max_pool2d_backward(_BACKEND, dy, argmax, x_shape, data_format)
+
+
+@_api.public("numbaconv")
+def max_unpool2d(y: ArrayLike, argmax: ArrayLike, x_shape: Sequence[int], *,
+                 data_format: str = "NHWC") -> np.ndarray:
+    """Partial inverse of max pooling: ``y`` written into zeros at its ``argmax`` positions.
+
+    Parameters
+    ----------
+    y : array_like of shape (N, OH, OW, C), or (N, C, OH, OW) with NCHW
+        The values to place (usually pooled maxima, or a decoder's features).
+    argmax : array_like of ints, of y's shape
+        Flat ``h * W + w`` positions in the (H, W) plane of the same sample and
+        channel, as :func:`max_pool2d_argmax` returns them.
+    x_shape : tuple of 4 ints
+        The shape of the result (the pooled input's).
+    data_format : {'NHWC', 'NCHW'}, default 'NHWC'
+        The layout of ``y``, ``argmax``, ``x_shape`` and the result.
+
+    Returns
+    -------
+    x : ndarray of shape x_shape
+        Zero except at the argmax positions. Entries of one plane that share
+        a position write the same cell; the last in row-major order of ``y``
+        wins (with an argmax from :func:`max_pool2d_argmax` they hold the same
+        value anyway). dtype ``np.result_type(y, np.float32)``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`max_pool2d_backward` (with ``y`` in place of ``dy``).
+    TypeError
+        As :func:`max_pool2d_backward`.
+
+    See Also
+    --------
+    max_pool2d_argmax : Gives ``argmax``.
+    max_pool2d_backward : The same routing, but sums entries that share a position.
+
+    Notes
+    -----
+    PyTorch: ``torch.nn.functional.max_unpool2d(y, argmax, kernel_size,
+    stride, padding, output_size=x_shape[-2:])`` with ``data_format='NCHW'``
+    (PyTorch does not specify which of several entries sharing a position
+    lands). TensorFlow has no unpooling op (tensorflow#2169); the usual
+    workaround is ``tf.scatter_nd``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import numbaconv as nc
+    >>> x = np.array([[1., 5., 2., 0.],
+    ...               [3., 4., 8., 6.],
+    ...               [0., 1., 2., 3.],
+    ...               [7., 2., 9., 1.]]).reshape(1, 4, 4, 1)
+    >>> y, argmax = nc.max_pool2d_argmax(x, 2)
+    >>> nc.max_unpool2d(y, argmax, x.shape)[0, :, :, 0]
+    array([[0., 5., 0., 0.],
+           [0., 0., 8., 0.],
+           [0., 0., 0., 0.],
+           [7., 0., 9., 0.]])
+    """
+    return _api.max_unpool2d(_BACKEND, y, argmax, x_shape, data_format)
+
+
+@_api.public("numbaconv")
+def avg_pool2d(x: ArrayLike, pool_size: IntOrPair, *, stride: IntOrPair | None = None,
+               padding: Padding = 0, ceil_mode: bool = False, count_include_pad: bool = False,
+               data_format: str = "NHWC") -> np.ndarray:
+    """Average pooling: the mean of each window, per sample and channel.
+
+    Parameters
+    ----------
+    x : array_like of shape (N, H, W, C), or (N, C, H, W) with NCHW
+        The input batch; H and W must be >= 1.
+    pool_size : int or (int, int)
+        The window (KH, KW); each >= 1.
+    stride : int or (int, int), optional
+        Step of the window; ``None`` (default) means ``pool_size``.
+    padding : {'SAME', 'VALID'}, int, (int, int) or ((int, int), (int, int)), default 0
+        As in :func:`max_pool2d`: each explicit side must be smaller than the
+        window along its axis.
+    ceil_mode : bool, default False
+        Round the output size up, as in :func:`max_pool2d`.
+    count_include_pad : bool, default False
+        False: divide each window's sum by the number of input cells in it
+        (TensorFlow's ``avg_pool``, also with ``'SAME'``). True: by the
+        number of window cells inside the padded input (PyTorch's default;
+        with ``ceil_mode``, the part of a window beyond the bottom/right
+        padding is not counted).
+    data_format : {'NHWC', 'NCHW'}, default 'NHWC'
+        The layout of ``x`` and of the result (any case).
+
+    Returns
+    -------
+    y : ndarray of shape (N, OH, OW, C), or (N, C, OH, OW) with NCHW
+        The window means; ``OH`` as in :func:`max_pool2d`; dtype
+        ``np.result_type(x, np.float32)``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not 4-D or has an empty plane, a padding side is not
+        smaller than the window, the output would be empty, or a size, stride,
+        padding or data format is out of range.
+    TypeError
+        If ``x`` is complex, object or string, a size is not an int, or
+        ``ceil_mode`` or ``count_include_pad`` is not a bool.
+
+    See Also
+    --------
+    avg_pool2d_backward : The gradient with respect to x.
+    adaptive_avg_pool2d : Average pooling to a given output size.
+
+    Notes
+    -----
+    TensorFlow: ``tf.nn.avg_pool2d(x, pool_size, stride, padding)`` with
+    ``'SAME'`` or ``'VALID'`` is ``count_include_pad=False``. PyTorch:
+    ``torch.nn.functional.avg_pool2d(x, pool_size, stride, padding,
+    ceil_mode, count_include_pad)`` with ``data_format='NCHW'`` (symmetric
+    padding of at most half the window; note PyTorch's default
+    ``count_include_pad=True``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import numbaconv as nc
+    >>> x = np.arange(9.0).reshape(1, 3, 3, 1)
+    >>> nc.avg_pool2d(x, 2, stride=1)[0, :, :, 0]
+    array([[2., 3.],
+           [5., 6.]])
+    >>> nc.avg_pool2d(x, 2, padding=((1, 0), (1, 0)))[0, :, :, 0]  # input cells only
+    array([[0. , 1.5],
+           [4.5, 6. ]])
+    >>> nc.avg_pool2d(x, 2, padding=((1, 0), (1, 0)), count_include_pad=True)[0, :, :, 0]
+    array([[0.  , 0.75],
+           [2.25, 6.  ]])
+    """
+    return _api.avg_pool2d(_BACKEND, x, pool_size, stride, padding, ceil_mode, count_include_pad,
+                           data_format)
+
+
+@_api.public("numbaconv")
+def avg_pool2d_backward(dy: ArrayLike, x_shape: Sequence[int], pool_size: IntOrPair, *,
+                        stride: IntOrPair | None = None, padding: Padding = 0,
+                        ceil_mode: bool = False, count_include_pad: bool = False,
+                        data_format: str = "NHWC") -> np.ndarray:
+    """Gradient of ``sum(avg_pool2d(x) * dy)`` with respect to x (the adjoint of avg_pool2d).
+
+    Parameters
+    ----------
+    dy : array_like of shape (N, OH, OW, C), or (N, C, OH, OW) with NCHW
+        The gradient of the loss with respect to ``avg_pool2d``'s output.
+    x_shape : tuple of 4 ints
+        The shape of the pooled input.
+    pool_size, stride, padding, ceil_mode, count_include_pad, data_format
+        As in :func:`avg_pool2d`, the forward call's.
+
+    Returns
+    -------
+    dx : ndarray of shape x_shape
+        Each input cell receives ``dy / divisor`` of every window that reads
+        it (zero if none does); dtype ``np.result_type(dy, np.float32)``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`avg_pool2d` (for the plane of ``x_shape``), and if ``dy``
+        does not have the forward output's shape.
+    TypeError
+        As :func:`avg_pool2d`, or if ``x_shape`` is not a tuple of ints.
+
+    See Also
+    --------
+    avg_pool2d : The forward pass.
+
+    Notes
+    -----
+    TensorFlow: ``tf.raw_ops.AvgPoolGrad(orig_input_shape, dy, ksize,
+    strides, padding)``. PyTorch: autograd through
+    ``torch.nn.functional.avg_pool2d``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import numbaconv as nc
+    >>> dy = np.ones((1, 2, 2, 1))  # the gradient of sum(avg_pool2d(x, 2, stride=1))
+    >>> nc.avg_pool2d_backward(dy, (1, 3, 3, 1), 2, stride=1)[0, :, :, 0]
+    array([[0.25, 0.5 , 0.25],
+           [0.5 , 1.  , 0.5 ],
+           [0.25, 0.5 , 0.25]])
+    """
+    return _api.avg_pool2d_backward(_BACKEND, dy, x_shape, pool_size, stride, padding, ceil_mode,
+                                    count_include_pad, data_format)
+
+
+@_api.public("numbaconv")
+def adaptive_avg_pool2d(x: ArrayLike, output_size: IntOrPair, *,
+                        data_format: str = "NHWC") -> np.ndarray:
+    """Average pooling to a given output size (``output_size=1``: global average pooling).
+
+    Output cell ``i`` along an axis of length ``L`` averages the input cells
+    ``[floor(i * L / out), ceil((i + 1) * L / out))``: bins that tile the axis,
+    overlapping by a cell where ``out`` does not divide ``L``.
+
+    Parameters
+    ----------
+    x : array_like of shape (N, H, W, C), or (N, C, H, W) with NCHW
+        The input batch; H and W must be >= 1.
+    output_size : int or (int, int)
+        (OH, OW); each >= 1 (larger than the input is allowed: bins repeat cells).
+    data_format : {'NHWC', 'NCHW'}, default 'NHWC'
+        The layout of ``x`` and of the result (any case).
+
+    Returns
+    -------
+    y : ndarray of shape (N, OH, OW, C), or (N, C, OH, OW) with NCHW
+        The bin means; dtype ``np.result_type(x, np.float32)``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not 4-D or has an empty plane, an output size is < 1 or
+        not a pair, or the data format is unknown.
+    TypeError
+        If ``x`` is complex, object or string, or an output size is not an int.
+
+    See Also
+    --------
+    adaptive_avg_pool2d_backward : The gradient with respect to x.
+    avg_pool2d : Fixed windows.
+
+    Notes
+    -----
+    PyTorch: ``torch.nn.functional.adaptive_avg_pool2d(x, output_size)`` with
+    ``data_format='NCHW'``, the same bins. TensorFlow: ``tf.reduce_mean(x,
+    axis=(1, 2), keepdims=True)`` for ``output_size=1``; otherwise no core op.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import numbaconv as nc
+    >>> x = np.arange(10.0).reshape(1, 1, 5, 2)  # one row of 5 pixels, 2 channels
+    >>> nc.adaptive_avg_pool2d(x, (1, 2))[0, 0]  # bins [0, 3) and [2, 5)
+    array([[2., 3.],
+           [6., 7.]])
+    >>> nc.adaptive_avg_pool2d(x, 1)[0, 0, 0]  # global average pooling
+    array([4., 5.])
+    """
+    return _api.adaptive_avg_pool2d(_BACKEND, x, output_size, data_format)
+
+
+@_api.public("numbaconv")
+def adaptive_avg_pool2d_backward(dy: ArrayLike, x_shape: Sequence[int], *,
+                                 data_format: str = "NHWC") -> np.ndarray:
+    """Gradient of ``sum(adaptive_avg_pool2d(x, output_size) * dy)`` with respect to x.
+
+    Parameters
+    ----------
+    dy : array_like of shape (N, OH, OW, C), or (N, C, OH, OW) with NCHW
+        The gradient of the loss with respect to the pooled output; its plane
+        is the forward call's ``output_size``.
+    x_shape : tuple of 4 ints
+        The shape of the pooled input.
+    data_format : {'NHWC', 'NCHW'}, default 'NHWC'
+        The layout of ``dy``, ``x_shape`` and the result.
+
+    Returns
+    -------
+    dx : ndarray of shape x_shape
+        Each input cell receives ``dy / bin size`` of every bin that holds it;
+        dtype ``np.result_type(dy, np.float32)``.
+
+    Raises
+    ------
+    ValueError
+        If ``dy`` is not 4-D or has an empty plane, ``x_shape`` has an empty
+        plane, or their batch or channel sizes differ.
+    TypeError
+        If ``dy`` is complex, object or string, or ``x_shape`` is not a tuple
+        of ints.
+
+    See Also
+    --------
+    adaptive_avg_pool2d : The forward pass.
+
+    Notes
+    -----
+    PyTorch: autograd through ``torch.nn.functional.adaptive_avg_pool2d``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import numbaconv as nc
+    >>> dy = np.array([1.0, 2.0]).reshape(1, 1, 2, 1)  # output_size (1, 2) of a 1x5 plane
+    >>> nc.adaptive_avg_pool2d_backward(dy, (1, 1, 5, 1))[0, 0, :, 0]  # cell 2 is in both bins
+    array([0.33333333, 0.33333333, 1.        , 0.66666667, 0.66666667])
+    """
+    return _api.adaptive_avg_pool2d_backward(_BACKEND, dy, x_shape, data_format)
 
 
 # ----------------------------------------------------------------------- LRN

@@ -1,4 +1,4 @@
-"""Output sizes, padding rules and the geometry the kernels see (pure functions on ints).
+"""Output sizes, padding rules, pooling windows and the geometry the kernels see (pure functions).
 
 Normalized geometry
 -------------------
@@ -29,6 +29,8 @@ dilation (``Geometry.stride``, ``Geometry.dilation``), so the tests that hold
 the kernels to the reference also check this normalization.
 """
 
+import numpy as np
+
 # Every index a kernel forms is below twice the padded extent (see above).
 INDEX_LIMIT = 2 ** 62
 
@@ -57,3 +59,44 @@ def kernel_step(out, k, stride, dilation):
     geometry's output length), ``k`` the window length.
     """
     return (stride if out > 1 else 1), (dilation if k > 1 else 1)
+
+
+def pool_out_size(size, k, stride, dilation, pad_before, pad_after, ceil_mode):
+    """Output length of a pooling window along one axis, with PyTorch's ``ceil_mode``.
+
+    With ``ceil_mode`` the length rounds up, and a last window that would
+    start in the after-padding (or past it) is dropped: every window starts
+    inside the input or its before-padding.
+    """
+    if not ceil_mode:
+        return conv_out_size(size, k, stride, dilation, pad_before, pad_after)
+    span = size + pad_before + pad_after - dilation * (k - 1) - 1
+    out = -(-span // stride) + 1
+    if out > 0 and (out - 1) * stride >= size + pad_before:
+        out -= 1
+    return out
+
+
+def pool_windows(size, out, k, stride, pad_before, pad_after, count_include_pad):
+    """Average-pooling windows along one axis, as (start, stop, divisor) int arrays.
+
+    Output index ``o`` reads input cells [start[o], stop[o]). The divisor
+    counts those cells, or with ``count_include_pad`` the window's cells
+    inside the padded input (ceil_mode's last window may reach past the
+    after-padding; that part is not counted).
+    """
+    first = np.arange(out, dtype=np.int64) * stride - pad_before
+    start, stop = np.maximum(first, 0), np.minimum(first + k, size)
+    if count_include_pad:
+        return start, stop, np.minimum(first + k, size + pad_after) - first
+    return start, stop, stop - start
+
+
+def adaptive_bins(size, out):
+    """Adaptive-pooling bins along one axis, as (start, stop, divisor) int arrays.
+
+    Bin ``i`` is [floor(i * size / out), ceil((i + 1) * size / out)) (PyTorch's bins).
+    """
+    i = np.arange(out, dtype=np.int64)
+    start, stop = i * size // out, -(-(i + 1) * size // out)
+    return start, stop, stop - start

@@ -71,6 +71,22 @@ class PoolBackwardArgs(NamedTuple):
     data_format: str
 
 
+class AvgPoolArgs(NamedTuple):
+    x: np.ndarray  # x (forward) or dy (backward), NHWC
+    g: Geometry
+    count_include_pad: bool
+    data_format: str
+
+
+class AdaptivePoolArgs(NamedTuple):
+    x: np.ndarray  # x (forward) or dy (backward), NHWC
+    h: int  # input plane
+    w: int
+    oh: int  # output plane (output_size)
+    ow: int
+    data_format: str
+
+
 class PatchArgs(NamedTuple):
     data: np.ndarray  # x (NHWC) for im2col, cols for col2im
     n: int
@@ -457,44 +473,96 @@ def col2im(cols, x_shape, kernel_size, stride, padding, dilation, fmt):
     return PatchArgs(np.asarray(cols_arr, dtype=compute_dtype(cols_arr)), n, c, g, fmt)
 
 
-def max_pool2d(x, pool_size, stride, padding, fmt):
-    fmt = data_format(fmt)
-    x_arr = ndim4(array(x, "x"), "x", fmt)
-    x_nhwc = to_nhwc(np.asarray(x_arr, dtype=compute_dtype(x_arr)), fmt)
+def flag(value, name):
+    """A Python or NumPy bool (ints are refused: ``ceil_mode=2`` is a mistake, not True)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r} of type {type(value).__name__}")
+    return bool(value)
+
+
+def _check_windows_reach_input(size, out, k, stride, dilation, pad_before, axis, what):
+    """ValueError if some window's taps all fall outside [0, size) (possible with dilation)."""
+    starts = np.arange(out)[:, None] * stride - pad_before
+    taps = starts + dilation * np.arange(k)
+    empty = np.flatnonzero(~((taps >= 0) & (taps < size)).any(axis=1))
+    if empty.size:
+        raise ValueError(
+            f"{what}: the window of output {axis} {empty[0]} reads rows/columns "
+            f"{taps[empty[0]].tolist()}, none inside the input's {size}; choose a smaller "
+            f"dilation ({dilation}) or padding ({pad_before}) along {axis}"
+        )
+
+
+def pool_geometry(h, w, pool_size, stride, padding, dilation, ceil_mode, what, plane_name="x"):
+    """Geometry of a pooling window over an (h, w) plane (max and average pooling).
+
+    ``stride=None`` is ``pool_size``. Explicit padding sides must be smaller
+    than the window (``k``, not its dilated extent); the plane must not be
+    empty; with ``ceil_mode`` the output rounds up (``_geometry.pool_out_size``);
+    every window must hold at least one input cell.
+    """
     kh, kw = int_pair(pool_size, "pool_size", 1)
     stride = (kh, kw) if stride is None else int_pair(stride, "stride", 1)
+    dilation = int_pair(dilation, "dilation", 1)
+    ceil_mode = flag(ceil_mode, "ceil_mode")
     pad = padding_spec(padding)
     if isinstance(pad, tuple):
         pt, pb, pl, pr = pad
         if max(pt, pb) >= kh or max(pl, pr) >= kw:
             raise ValueError(
-                f"max pool padding must be smaller than the window on each side: "
+                f"pool padding must be smaller than the window on each side: "
                 f"padding (top, bottom, left, right)={pad}, pool_size=({kh}, {kw})"
             )
-    _, h, w, _ = x_nhwc.shape
     if h == 0 or w == 0:
-        raise ValueError(f"x has an empty (H, W) plane ({h}, {w}): every pooling window would be all padding")
-    g = window_geometry(h, w, kh, kw, stride, (1, 1), pad, "max_pool2d")
+        raise ValueError(
+            f"{plane_name} has an empty (H, W) plane ({h}, {w}): every pooling window would be all padding"
+        )
+    (sh, sw), (dh, dw) = stride, dilation
+    pt, pb, pl, pr = resolve_padding(pad, h, w, kh, kw, sh, sw, dh, dw)
+    oh = _geometry.pool_out_size(h, kh, sh, dh, pt, pb, ceil_mode)
+    ow = _geometry.pool_out_size(w, kw, sw, dw, pl, pr, ceil_mode)
+    if oh < 1 or ow < 1:
+        raise ValueError(
+            f"{what} gives an empty output ({oh}, {ow}): input (H, W)=({h}, {w}), "
+            f"window ({kh}, {kw}), stride ({sh}, {sw}), dilation ({dh}, {dw}), "
+            f"padding (top, bottom, left, right)=({pt}, {pb}, {pl}, {pr}), ceil_mode={ceil_mode}"
+        )
+    _check_windows_reach_input(h, oh, kh, sh, dh, pt, "row", what)
+    _check_windows_reach_input(w, ow, kw, sw, dw, pl, "column", what)
+    return kernel_geometry(h, w, oh, ow, kh, kw, stride, dilation, (pt, pb, pl, pr), what)
+
+
+def _pool_input(x, fmt):
+    fmt = data_format(fmt)
+    x_arr = ndim4(array(x, "x"), "x", fmt)
+    return fmt, to_nhwc(np.asarray(x_arr, dtype=compute_dtype(x_arr)), fmt)
+
+
+def max_pool2d(x, pool_size, stride, padding, dilation, ceil_mode, fmt):
+    fmt, x_nhwc = _pool_input(x, fmt)
+    _, h, w, _ = x_nhwc.shape
+    g = pool_geometry(h, w, pool_size, stride, padding, dilation, ceil_mode, "max_pool2d")
     # int64: the argmax is at least as wide as any compute dtype.
     check_result_size((x_nhwc.shape[0], g.oh, g.ow, x_nhwc.shape[3]), np.int64,
-                      "an output (N, OH, OW, C)", f"pool_size={(kh, kw)}, {_geometry_arguments(g)}")
+                      "an output (N, OH, OW, C)", f"pool_size={(g.kh, g.kw)}, {_geometry_arguments(g)}")
     return PoolArgs(x_nhwc, g, fmt)
 
 
-def max_pool2d_backward(dy, argmax, x_shape, fmt):
+def max_pool2d_backward(dy, argmax, x_shape, fmt, name="dy"):
+    """max_pool2d_backward (``dy``) and max_unpool2d (``name="y"``): values routed by argmax."""
     fmt = data_format(fmt)
-    dy_arr = ndim4(array(dy, "dy"), "dy", fmt)
+    dy_arr = ndim4(array(dy, name), name, fmt)
     idx = _asarray(argmax, "argmax")
     if idx.dtype.kind not in "iu":
         raise TypeError(f"argmax must be an integer array (as max_pool2d_argmax returns), got dtype {idx.dtype}")
     if idx.shape != dy_arr.shape:
-        raise ValueError(f"argmax has shape {idx.shape} but dy has shape {dy_arr.shape}; they must match")
+        raise ValueError(f"argmax has shape {idx.shape} but {name} has shape {dy_arr.shape}; they must match")
     n, h, w, c = nhwc_shape(shape4(x_shape, "x_shape", fmt), fmt)
     check_result_size((n, h, w, c), compute_dtype(dy_arr), "an output", f"x_shape={tuple(x_shape)}")
     dy_nhwc = to_nhwc(np.asarray(dy_arr, dtype=compute_dtype(dy_arr)), fmt)
     if dy_nhwc.shape[0] != n or dy_nhwc.shape[3] != c:
         raise ValueError(
-            f"dy of shape {dy_arr.shape} does not fit x_shape {tuple(x_shape)} ({fmt}): "
+            f"{name} of shape {dy_arr.shape} does not fit x_shape {tuple(x_shape)} ({fmt}): "
             "batch and channel sizes must match"
         )
     if idx.size and (idx.min() < 0 or idx.max() >= h * w):
@@ -503,6 +571,54 @@ def max_pool2d_backward(dy, argmax, x_shape, fmt):
             f"plane of x_shape {tuple(x_shape)} has indices 0..{h * w - 1}"
         )
     return PoolBackwardArgs(dy_nhwc, to_nhwc(idx.astype(np.int64, copy=False), fmt), h, w, fmt)
+
+
+def max_unpool2d(y, argmax, x_shape, fmt):
+    return max_pool2d_backward(y, argmax, x_shape, fmt, name="y")
+
+
+def avg_pool2d(x, pool_size, stride, padding, ceil_mode, count_include_pad, fmt):
+    fmt, x_nhwc = _pool_input(x, fmt)
+    _, h, w, _ = x_nhwc.shape
+    g = pool_geometry(h, w, pool_size, stride, padding, 1, ceil_mode, "avg_pool2d")
+    return AvgPoolArgs(x_nhwc, g, flag(count_include_pad, "count_include_pad"), fmt)
+
+
+def avg_pool2d_backward(dy, x_shape, pool_size, stride, padding, ceil_mode, count_include_pad, fmt):
+    """The geometry is that of the forward call on ``x_shape``; ``dy`` must have its output's shape."""
+    fmt = data_format(fmt)
+    dy_arr = ndim4(array(dy, "dy"), "dy", fmt)
+    n, h, w, c = nhwc_shape(shape4(x_shape, "x_shape", fmt), fmt)
+    g = pool_geometry(h, w, pool_size, stride, padding, 1, ceil_mode, "avg_pool2d", "x_shape")
+    dy_nhwc = to_nhwc(np.asarray(dy_arr, dtype=compute_dtype(dy_arr)), fmt)
+    _check_dy(dy_nhwc, (n, g.oh, g.ow, c), fmt, f"the avg_pool2d output for x_shape {tuple(x_shape)}")
+    return AvgPoolArgs(dy_nhwc, g, flag(count_include_pad, "count_include_pad"), fmt)
+
+
+def adaptive_avg_pool2d(x, output_size, fmt):
+    fmt, x_nhwc = _pool_input(x, fmt)
+    oh, ow = int_pair(output_size, "output_size", 1)
+    _, h, w, _ = x_nhwc.shape
+    if h == 0 or w == 0:
+        raise ValueError(f"x has an empty (H, W) plane ({h}, {w}): every adaptive pooling bin would be empty")
+    return AdaptivePoolArgs(x_nhwc, h, w, oh, ow, fmt)
+
+
+def adaptive_avg_pool2d_backward(dy, x_shape, fmt):
+    """The output size is ``dy``'s plane; ``x_shape`` gives the input plane."""
+    fmt = data_format(fmt)
+    dy_arr = ndim4(array(dy, "dy"), "dy", fmt)
+    n, h, w, c = nhwc_shape(shape4(x_shape, "x_shape", fmt), fmt)
+    if h == 0 or w == 0:
+        raise ValueError(f"x_shape {tuple(x_shape)} has an empty (H, W) plane ({h}, {w})")
+    dy_nhwc = to_nhwc(np.asarray(dy_arr, dtype=compute_dtype(dy_arr)), fmt)
+    _, oh, ow, _ = dy_nhwc.shape
+    if dy_nhwc.shape[0] != n or dy_nhwc.shape[3] != c or oh == 0 or ow == 0:
+        raise ValueError(
+            f"dy of shape {dy_arr.shape} does not fit x_shape {tuple(x_shape)} ({fmt}): batch and "
+            "channel sizes must match and dy's plane (the output_size) must not be empty"
+        )
+    return AdaptivePoolArgs(dy_nhwc, h, w, oh, ow, fmt)
 
 
 def _real(value, name):

@@ -59,12 +59,16 @@ def warmup(dtypes: Iterable[DTypeLike] = (np.float32, np.float64)) -> float:
         pooled, argmax = nc.max_pool2d_argmax(x, 2)
         nc.max_pool2d(x, 2)
         nc.max_pool2d_backward(pooled, argmax, x.shape)
+        nc.max_unpool2d(pooled, argmax, x.shape)
+        nc.avg_pool2d_backward(nc.avg_pool2d(x, 2), x.shape, 2)
+        nc.adaptive_avg_pool2d_backward(nc.adaptive_avg_pool2d(x, 1), x.shape)
         nc.lrn_backward(x, x, depth_radius=1)
         nc.lrn(x, depth_radius=1)
-        # Channels-first kernels (pool backward, LRN) that NCHW calls reach.
+        # Channels-first kernels (argmax scatter, LRN) that NCHW calls reach.
         x_nchw = x.transpose(0, 3, 1, 2)
         pooled, argmax = nc.max_pool2d_argmax(x_nchw, 2, data_format="NCHW")
         nc.max_pool2d_backward(pooled, argmax, x_nchw.shape, data_format="NCHW")
+        nc.max_unpool2d(pooled, argmax, x_nchw.shape, data_format="NCHW")
         nc.lrn_backward(x_nchw, x_nchw, depth_radius=1, data_format="NCHW")
         nc.lrn(x_nchw, depth_radius=1, data_format="NCHW")
     return time.perf_counter() - start

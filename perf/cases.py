@@ -20,14 +20,14 @@ SEED = 20261122
 class Case(NamedTuple):
     name: str  # id used in op names, JSON and on the command line
     title: str  # what the table shows
-    kind: str  # "conv", "pool" or "lrn"
+    kind: str  # "conv", "pool" (max), "avgpool", "adaptive" or "lrn"
     x_shape: Tuple[int, int, int, int]  # NHWC, full benchmark
     quick_batch: int  # batch size used by --quick
     w_shape: Optional[Tuple[int, int, int, int]] = None  # HWIO (conv)
-    stride: int = 1
+    stride: int = 1  # conv and avgpool
     padding: str = "VALID"  # TensorFlow's padding name; explicit pads follow from it
     pad: Optional[int] = None  # explicit symmetric padding instead (conv), as every framework takes it
-    pool: int = 2  # window = stride (pool)
+    pool: int = 2  # window = stride (pool); the window of avgpool (its padding: pad or 0)
     depth_radius: int = 5  # LRN parameters, TensorFlow's names
     bias: float = 1.0
     alpha: float = 1.0
@@ -60,6 +60,13 @@ CASES = (
          (128, 28, 28, 16), 16),
     Case("lrn075", "LRN r=5 bias=1 alpha=1e-4 beta=0.75 on 128x28x28x16", "lrn",
          (128, 28, 28, 16), 16, alpha=1e-4, beta=0.75),
+    # The layer family beyond the seeds (issue 12).
+    Case("avgpool2", "avg pool 2x2/2 on 128x28x28x16", "avgpool", (128, 28, 28, 16), 16,
+         pool=2, stride=2),
+    Case("avgpool3p1", "avg pool 3x3/2 pad 1 (count_include_pad) on 128x28x28x16", "avgpool",
+         (128, 28, 28, 16), 16, pool=3, stride=2, pad=1),
+    Case("adaptive1", "adaptive avg pool to 1x1 (global) on 128x7x7x512", "adaptive",
+         (128, 7, 7, 512), 16),
 )
 
 
@@ -185,6 +192,12 @@ def out_hw(case, x_shape):
         return (h + pt + pb - kh) // case.stride + 1, (w + pl + pr - kw) // case.stride + 1
     if case.kind == "pool":
         return (h - case.pool) // case.pool + 1, (w - case.pool) // case.pool + 1
+    if case.kind == "avgpool":
+        pad = case.pad or 0
+        return ((h + 2 * pad - case.pool) // case.stride + 1,
+                (w + 2 * pad - case.pool) // case.stride + 1)
+    if case.kind == "adaptive":
+        return 1, 1
     return h, w
 
 
@@ -244,8 +257,9 @@ def work(case, pass_, x_shape):
     negligible). Pool and LRN: the bytes an ideal implementation must move,
     the same figure for every implementation (float32 data, int64 argmax):
     pool forward reads x and writes y and argmax, backward reads dy and
-    argmax and writes dx; LRN forward reads x and writes y, backward reads
-    dy and x and writes dx.
+    argmax and writes dx; average pooling forward reads x and writes y,
+    backward reads dy and writes dx; LRN forward reads x and writes y,
+    backward reads dy and x and writes dx.
     """
     size = math.prod(x_shape)
     if case.kind == "conv":
@@ -255,4 +269,7 @@ def work(case, pass_, x_shape):
         oh, ow = out_hw(case, x_shape)
         out = x_shape[0] * oh * ow * x_shape[3]
         return None, (4 * size + 4 * out + 8 * out) if pass_ == "fwd" else (4 * out + 8 * out + 4 * size)
+    if case.kind in ("avgpool", "adaptive"):
+        oh, ow = out_hw(case, x_shape)
+        return None, 4 * size + 4 * x_shape[0] * oh * ow * x_shape[3]
     return None, (8 * size if pass_ == "fwd" else 12 * size)

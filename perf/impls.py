@@ -25,6 +25,14 @@ What each implementation runs (the README repeats this):
   indices / ``aten.max_pool2d_with_indices_backward``; ``F.local_response_norm``
   (size = 2r + 1, alpha * size, k = bias) / autograd on its graph. Under
   ``torch.no_grad()`` except the LRN backward.
+
+Average pooling (``avgpool``: ``count_include_pad=True``, PyTorch's
+default; ``adaptive``: to 1x1): numbaconv's ``avg_pool2d`` /
+``adaptive_avg_pool2d`` and their backwards; TensorFlow ``tf.pad`` (zeros:
+they count in the divisor) + ``tf.nn.avg_pool2d`` VALID / ``raw_ops.AvgPoolGrad``
+sliced back, and ``tf.reduce_mean`` / ``dy`` broadcast over the plane (what
+its gradient is); PyTorch ``F.avg_pool2d`` / ``aten.avg_pool2d_backward``,
+``F.adaptive_avg_pool2d`` / ``aten._adaptive_avg_pool2d_backward``.
 """
 import importlib
 import os
@@ -50,11 +58,12 @@ NOTES = {
     "reference": "numbaconv.reference, vectorized NumPy, float32",
     "numbaconv": "numbaconv, Numba kernels, float32",
     "tensorflow": "tf.function; conv backward via tf.raw_ops.Conv2DBackpropInput/Filter + "
-                  "BiasAddGrad; MaxPool/MaxPoolGrad; LRN/LRNGrad; NHWC float32; "
-                  "TF_ENABLE_ONEDNN_OPTS=1",
+                  "BiasAddGrad; MaxPool/MaxPoolGrad; LRN/LRNGrad; pad + AvgPool/AvgPoolGrad; "
+                  "reduce_mean / broadcast; NHWC float32; TF_ENABLE_ONEDNN_OPTS=1",
     "torchcl": "as torch, with channels_last (NHWC memory) tensors and filters; conv only",
     "torch": "NCHW float32; F.conv2d / aten.convolution_backward; max_pool2d_with_indices "
-             "(+backward); F.local_response_norm + autograd",
+             "(+backward); F.local_response_norm + autograd; avg_pool2d, adaptive_avg_pool2d "
+             "(+ their aten backwards)",
 }
 
 
@@ -175,6 +184,15 @@ def _build_module_api(m, case, pass_, d):
         argmax = m.max_pool2d_argmax(x, k, data_format=fmt)[1]
         return Op(lambda: m.max_pool2d_backward(dy, argmax, x.shape, data_format=fmt),
                   lambda dx: {"dx": back(dx)})
+    if case.kind == "avgpool":
+        kw = dict(stride=case.stride, padding=case.pad or 0, count_include_pad=True)
+        if pass_ == "fwd":
+            return Op(lambda: m.avg_pool2d(x, case.pool, **kw), lambda y: {"y": y})
+        return Op(lambda: m.avg_pool2d_backward(dy, x.shape, case.pool, **kw), lambda dx: {"dx": dx})
+    if case.kind == "adaptive":
+        if pass_ == "fwd":
+            return Op(lambda: m.adaptive_avg_pool2d(x, 1), lambda y: {"y": y})
+        return Op(lambda: m.adaptive_avg_pool2d_backward(dy, x.shape), lambda dx: {"dx": dx})
     kw = dict(depth_radius=case.depth_radius, bias=case.bias, alpha=case.alpha, beta=case.beta)
     if pass_ == "fwd":
         return Op(lambda: m.lrn(x, **kw), lambda y: {"y": y})
@@ -249,6 +267,25 @@ def _build_tensorflow(tf, case, pass_, d):
         f = tf.function(lambda x, y, dy: (tf.raw_ops.MaxPoolGrad(
             orig_input=x, orig_output=y, grad=dy, ksize=k, strides=k, padding="VALID"),))
         return Op(lambda: f(x, y, dy), np_out("dx"))
+    if case.kind == "avgpool":
+        k, s, p = [1, case.pool, case.pool, 1], [1, case.stride, case.stride, 1], case.pad or 0
+        pads = [[0, 0], [p, p], [p, p], [0, 0]]
+        if pass_ == "fwd":
+            f = tf.function(lambda x: (tf.nn.avg_pool2d(tf.pad(x, pads), k, s, "VALID"),))
+            return Op(lambda: f(x), np_out("y"))
+        n, h, w, c = d["x"].shape
+        padded_shape = tf.constant([n, h + 2 * p, w + 2 * p, c])
+        f = tf.function(lambda dy: (tf.raw_ops.AvgPoolGrad(
+            orig_input_shape=padded_shape, grad=dy, ksize=k, strides=s,
+            padding="VALID")[:, p:p + h, p:p + w, :],))
+        return Op(lambda: f(dy), np_out("dx"))
+    if case.kind == "adaptive":
+        if pass_ == "fwd":
+            f = tf.function(lambda x: (tf.reduce_mean(x, axis=[1, 2], keepdims=True),))
+            return Op(lambda: f(x), np_out("y"))
+        shape, cells = d["x"].shape, d["x"].shape[1] * d["x"].shape[2]
+        f = tf.function(lambda dy: (tf.broadcast_to(dy / cells, shape),))
+        return Op(lambda: f(dy), np_out("dx"))
     kw = dict(depth_radius=case.depth_radius, bias=case.bias, alpha=case.alpha, beta=case.beta)
     fwd = tf.function(lambda x: (tf.nn.local_response_normalization(x, **kw),))
     if pass_ == "fwd":
@@ -325,6 +362,18 @@ def _build_torch(torch, case, pass_, d, channels_last=False):
         pool_bwd = torch.ops.aten.max_pool2d_with_indices_backward
         return Op(run(lambda: pool_bwd(dy, x, k, k, [0, 0], [1, 1], False, idx)),
                   lambda dx: {"dx": _nhwc(dx)})
+    if case.kind == "avgpool":
+        k, s, p = [case.pool] * 2, [case.stride] * 2, [case.pad or 0] * 2
+        if pass_ == "fwd":
+            return Op(run(lambda: F.avg_pool2d(x, k, s, p, count_include_pad=True)),
+                      lambda y: {"y": _nhwc(y)})
+        avg_bwd = torch.ops.aten.avg_pool2d_backward
+        return Op(run(lambda: avg_bwd(dy, x, k, s, p, False, True, None)), lambda dx: {"dx": _nhwc(dx)})
+    if case.kind == "adaptive":
+        if pass_ == "fwd":
+            return Op(run(lambda: F.adaptive_avg_pool2d(x, 1)), lambda y: {"y": _nhwc(y)})
+        adaptive_bwd = torch.ops.aten._adaptive_avg_pool2d_backward
+        return Op(run(lambda: adaptive_bwd(dy, x)), lambda dx: {"dx": _nhwc(dx)})
     size = 2 * case.depth_radius + 1
     kw = dict(size=size, alpha=case.alpha * size, beta=case.beta, k=case.bias)
     if pass_ == "fwd":

@@ -372,6 +372,10 @@ class PoolCase:
         return out_size(self.h, kh, sh, 1, t, b), out_size(self.w, kw, sw, 1, l, r)
 
     @property
+    def window(self):
+        return math.prod(pair(self.pool_size))
+
+    @property
     def overlap(self):
         """The most windows one input can fall in (terms summed by the backward)."""
         kh, kw = pair(self.pool_size)
@@ -482,12 +486,170 @@ LRN_CASES = _with_layouts(
 )
 
 
+# ------------------------------------------------ pooling beyond the seeds
+#
+# PyTorch's pooling options (dilation, ceil_mode, count_include_pad) with
+# PyTorch's padding: symmetric, at most half the window. Odd sizes
+# whose last window is partial, strides larger than the window, windows
+# reaching past the bottom/right padding with ceil_mode.
+
+
+def pool_out_size(size, k, stride, dilation, before, after, ceil_mode):
+    """floor or ceil of the span / stride, + 1; with ceil_mode a last window
+    starting in the after-padding is dropped (PyTorch)."""
+    span = size + before + after - dilation * (k - 1) - 1
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + before:
+        out -= 1
+    return out
+
+
+@dataclass(frozen=True)
+class PoolOptCase:
+    """max_pool2d (dilation, ceil_mode) or avg_pool2d (ceil_mode, count_include_pad)."""
+
+    n: int
+    h: int
+    w: int
+    c: int
+    pool_size: Any
+    stride: Any
+    padding: Any = 0  # int or (ph, pw): symmetric
+    dilation: Any = 1
+    ceil_mode: bool = False
+    count_include_pad: bool = False
+    data_format: str = "NHWC"
+    dtype: Any = np.float32
+
+    @property
+    def id(self):
+        return (f"n{self.n}-{self.h}x{self.w}-c{self.c}-k{_dims(pair(self.pool_size))}"
+                f"-s{_dims(pair(self.stride))}-{padding_id(self.padding)}-d{_dims(pair(self.dilation))}"
+                + ("-ceil" if self.ceil_mode else "") + ("-incpad" if self.count_include_pad else "")
+                + f"-{self.data_format.lower()}-{DTYPE_IDS[np.dtype(self.dtype)]}")
+
+    @property
+    def out_hw(self):
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (pair(v) for v in (
+            self.pool_size, self.stride, self.padding, self.dilation))
+        return (pool_out_size(self.h, kh, sh, dh, ph, ph, self.ceil_mode),
+                pool_out_size(self.w, kw, sw, dw, pw, pw, self.ceil_mode))
+
+    @property
+    def window(self):
+        return math.prod(pair(self.pool_size))
+
+    def max_kwargs(self):
+        return {"stride": self.stride, "padding": self.padding, "dilation": self.dilation,
+                "ceil_mode": self.ceil_mode, "data_format": self.data_format}
+
+    def avg_kwargs(self):
+        return {"stride": self.stride, "padding": self.padding, "ceil_mode": self.ceil_mode,
+                "count_include_pad": self.count_include_pad, "data_format": self.data_format}
+
+    def inputs(self):
+        """x tie-free (a shuffled linspace), dy random; in the case's layout and dtype."""
+        rng = rng_for(self.id)
+        size = self.n * self.h * self.w * self.c
+        x = rng.permutation(np.linspace(-1.0, 1.0, size)).reshape(self.n, self.h, self.w, self.c)
+        dy = rng.standard_normal((self.n, *self.out_hw, self.c))
+        return nhwc_to(x.astype(self.dtype), self.data_format), nhwc_to(dy.astype(self.dtype), self.data_format)
+
+
+# (n, h, w, c, pool_size, stride, padding, dilation, ceil_mode)
+MAX_POOL_OPT_GEOMETRIES = [
+    (2, 7, 7, 3, 3, 2, 1, 1, True),  # odd: the last window is partial
+    (2, 8, 9, 2, 3, 2, 0, 1, True),
+    (2, 5, 5, 2, 2, 2, 0, 1, True),
+    (1, 5, 6, 3, 2, 3, 1, 1, True),  # stride > window: a last window in the padding is dropped
+    (2, 11, 4, 2, (4, 2), (3, 2), (2, 1), 1, True),
+    (2, 7, 7, 3, 3, 2, 1, 1, False),
+    (1, 9, 8, 2, 3, 1, 1, 2, False),  # dilation
+    (2, 10, 9, 3, 3, 2, 1, 2, True),
+    (1, 6, 7, 4, (2, 3), (2, 1), (1, 1), (2, 1), True),
+    (1, 4, 4, 16, 2, 1, 0, 3, False),  # dilated window as large as the input
+    (2, 9, 6, 3, (3, 2), (2, 1), 0, (3, 2), True),
+]
+
+MAX_POOL_OPT_CASES = _with_layouts(
+    MAX_POOL_OPT_GEOMETRIES,
+    lambda g, fmt, dt: PoolOptCase(*g[:7], dilation=g[7], ceil_mode=g[8], data_format=fmt, dtype=dt),
+)
+
+# (n, h, w, c, pool_size, stride, padding, ceil_mode), each with count_include_pad both ways
+AVG_POOL_GEOMETRIES = [
+    (2, 7, 7, 3, 3, 2, 1, True),
+    (2, 7, 7, 3, 3, 2, 1, False),
+    (2, 8, 9, 2, 3, 2, 0, True),
+    (2, 6, 6, 2, 3, 2, 1, True),  # the last window reaches past the bottom/right padding
+    (2, 7, 6, 3, 2, 2, 1, True),
+    (1, 5, 8, 4, (2, 3), (1, 2), (1, 1), False),
+    (2, 9, 5, 2, (3, 2), (2, 3), (1, 0), True),
+    (1, 3, 3, 2, 3, 1, 1, False),
+    (2, 10, 10, 3, 2, 3, 0, True),  # stride > window
+    (3, 4, 5, 16, 4, 4, 2, True),
+    (1, 1, 1, 2, 1, 1, 0, False),
+]
+
+AVG_POOL_CASES = [
+    PoolOptCase(*g[:7], ceil_mode=g[7], count_include_pad=include, data_format=fmt, dtype=dt)
+    for g in AVG_POOL_GEOMETRIES for include in (False, True) for fmt in FORMATS for dt in DTYPES
+]
+
+
+@dataclass(frozen=True)
+class AdaptiveCase:
+    n: int
+    h: int
+    w: int
+    c: int
+    output_size: Any
+    data_format: str = "NHWC"
+    dtype: Any = np.float32
+
+    @property
+    def id(self):
+        return (f"n{self.n}-{self.h}x{self.w}-c{self.c}-to{_dims(pair(self.output_size))}"
+                f"-{self.data_format.lower()}-{DTYPE_IDS[np.dtype(self.dtype)]}")
+
+    @property
+    def window(self):
+        """The largest bin (terms in one mean)."""
+        oh, ow = pair(self.output_size)
+        return (-(-self.h // oh) + 1) * (-(-self.w // ow) + 1)
+
+    def inputs(self):
+        rng = rng_for(self.id)
+        x = rng.standard_normal((self.n, self.h, self.w, self.c))
+        dy = rng.standard_normal((self.n, *pair(self.output_size), self.c))
+        return nhwc_to(x.astype(self.dtype), self.data_format), nhwc_to(dy.astype(self.dtype), self.data_format)
+
+
+# (n, h, w, c, output_size)
+ADAPTIVE_GEOMETRIES = [
+    (2, 7, 7, 3, 1),  # global average pooling
+    (2, 7, 5, 3, (3, 2)),  # sizes that do not divide the input
+    (1, 10, 9, 2, (4, 5)),
+    (2, 5, 5, 2, 5),  # identity
+    (1, 3, 4, 2, (5, 7)),  # larger than the input: bins repeat cells
+    (2, 8, 6, 16, (3, 4)),
+    (1, 1, 1, 3, (2, 1)),
+    (2, 6, 6, 4, 4),
+    (1, 9, 1, 2, (2, 1)),
+]
+
+ADAPTIVE_CASES = _with_layouts(
+    ADAPTIVE_GEOMETRIES, lambda g, fmt, dt: AdaptiveCase(*g, data_format=fmt, dtype=dt),
+)
+
+
 def ids(cases):
     return [c.id for c in cases]
 
 
 def _check_grids():
-    for grid in (CONV_CASES, SEED_SHAPE_CASES, TRANSPOSE_CASES, POOL_CASES, LRN_CASES):
+    for grid in (CONV_CASES, SEED_SHAPE_CASES, TRANSPOSE_CASES, POOL_CASES, LRN_CASES,
+                 MAX_POOL_OPT_CASES, AVG_POOL_CASES, ADAPTIVE_CASES):
         names = ids(grid)
         dup = [k for k, g in itertools.groupby(sorted(names)) if len(list(g)) > 1]
         assert not dup, f"duplicate case ids: {dup}"

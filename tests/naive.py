@@ -268,6 +268,54 @@ def max_pool2d_backward(dy, argmax, x_shape):
     return dx
 
 
+def pool_out_size(size, k, stride, dilation, before, after, ceil_mode):
+    """The contract's pooling output size: floor, or with ceil_mode ceil, dropping a last
+    window that would start in the after-padding."""
+    span = size + before + after - dilation * (k - 1) - 1
+    out = (math.ceil(span / stride) if ceil_mode else math.floor(span / stride)) + 1
+    if ceil_mode and (out - 1) * stride >= size + before:
+        out -= 1
+    return out
+
+
+def avg_pool2d(x, pool, stride=None, padding=0, ceil_mode=False, count_include_pad=False):
+    """Mean of each window's input cells; count_include_pad divides by the window cells
+    inside the padded input instead."""
+    x = np.asarray(x, np.float64)
+    n_, h, wd, c_ = x.shape
+    kh, kw = pair(pool)
+    sh, sw = pair(pool if stride is None else stride)
+    pt, pb, pl, pr = explicit_padding(padding, h, wd, kh, kw, (sh, sw), (1, 1))
+    oh = pool_out_size(h, kh, sh, 1, pt, pb, ceil_mode)
+    ow = pool_out_size(wd, kw, sw, 1, pl, pr, ceil_mode)
+    y = np.zeros((n_, oh, ow, c_))
+    for i in range(oh):
+        for j in range(ow):
+            cells = [(r, q) for r in range(i * sh - pt, i * sh - pt + kh)
+                     for q in range(j * sw - pl, j * sw - pl + kw)]
+            inside = [(r, q) for r, q in cells if 0 <= r < h and 0 <= q < wd]
+            padded = [(r, q) for r, q in cells if -pt <= r < h + pb and -pl <= q < wd + pr]
+            divisor = len(padded) if count_include_pad else len(inside)
+            for r, q in inside:
+                y[:, i, j, :] += x[:, r, q, :]
+            y[:, i, j, :] /= divisor
+    return y
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """Mean over bin [floor(i * H / OH), ceil((i + 1) * H / OH)) x the same along W."""
+    x = np.asarray(x, np.float64)
+    n_, h, wd, c_ = x.shape
+    oh, ow = pair(output_size)
+    y = np.zeros((n_, oh, ow, c_))
+    for i in range(oh):
+        for j in range(ow):
+            rows = range(math.floor(i * h / oh), math.ceil((i + 1) * h / oh))
+            cols = range(math.floor(j * wd / ow), math.ceil((j + 1) * wd / ow))
+            y[:, i, j, :] = np.mean([x[:, r, q, :] for r in rows for q in cols], axis=0)
+    return y
+
+
 # ----------------------------------------------------------------------- LRN
 
 

@@ -1,24 +1,28 @@
-"""TensorFlow as a test oracle, run in a worker subprocess.
+"""TensorFlow and PyTorch as test oracles, each run in a worker subprocess.
 
-Why a subprocess: Numba and TensorFlow in one process can crash or hang
-depending on which is imported first (numba#4870, #7299; both bundle LLVM
-and OpenMP/TBB runtimes), and TensorFlow's thread pool competes with Numba's
-for the same cores. So the pytest process never imports tensorflow: one
-worker (``tests/tf_worker.py``, started lazily, once per session) imports it
-and answers requests sent as pickled NumPy arrays over its stdin/stdout pipes.
+Why a subprocess: Numba and TensorFlow (or PyTorch) in one process can crash
+or hang depending on which is imported first (numba#4870, #7299; they bundle
+LLVM and OpenMP/TBB runtimes), and their thread pools compete with Numba's
+for the same cores. So the pytest process never imports tensorflow or torch:
+one worker per framework (``tests/tf_worker.py``, ``tests/torch_worker.py``,
+each started lazily, once per session) imports it and answers requests sent
+as pickled NumPy arrays over its stdin/stdout pipes
+(``tests/worker_protocol.py``). :class:`WorkerOracle` is the parent's side,
+the same for both.
 
 Robustness (POSIX pipes, ``select``): every reply is awaited with a timeout; a worker that dies, hangs
-or cannot import tensorflow raises :class:`OracleError` (with the worker's
+or cannot import its framework raises :class:`OracleError` (with the worker's
 stderr tail) in the test that asked, so the test fails instead of hanging or
-skipping. A case that makes TensorFlow raise fails only that case. A
+skipping. A case that makes the framework raise fails only that case. A
 worker that dies after starting is restarted on the next request; one that
-could not start (no tensorflow, crash or timeout while starting) is not
+could not start (framework missing, crash or timeout while starting) is not
 retried, so every later request fails at once instead of waiting again.
 
 Requests are built in the caller's layout (NHWC/HWIO or NCHW/OIHW) and
-translated here to TensorFlow's NHWC/HWIO; results come back in the caller's
-layout. Batch several requests in one :meth:`TFOracle.run` call: one round
-trip, one pickle, instead of one per test.
+translated here to the framework's (TensorFlow: NHWC/HWIO, PyTorch: NCHW);
+results come back in the caller's layout. Batch several requests in one
+:meth:`WorkerOracle.run` call: one round trip, one pickle, instead of one per
+test.
 """
 import os
 import pickle
@@ -32,13 +36,14 @@ import time
 import numpy as np
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tf_worker.py")
+TORCH_WORKER = os.path.join(os.path.dirname(WORKER), "torch_worker.py")
 START_TIMEOUT = 180.0  # importing tensorflow takes ~5 s idle, far more on a loaded machine
 REQUEST_TIMEOUT = 120.0  # per run() call ...
 CASE_TIMEOUT = 10.0  # ... plus this per case
 
 
 class OracleError(RuntimeError):
-    """TensorFlow could not answer: not importable, crashed, timed out, or raised."""
+    """The framework could not answer: not importable, crashed, timed out, or raised."""
 
 
 # ------------------------------------------------------------------ layouts
@@ -160,6 +165,73 @@ def lrn(x, dy, *, depth_radius, bias, alpha, beta, data_format="NHWC"):
     }, finish)
 
 
+def avg_pool(x, dy, pool_size, *, stride=None, padding="VALID", data_format="NHWC"):
+    """TensorFlow's avg_pool2d ('SAME'/'VALID') and the gradient of sum(y * dy): keys y, dx."""
+    fmt = _fmt(data_format)
+    ksize = _pair(pool_size)
+
+    def finish(r):
+        return {"y": _from_nhwc(r["y"], fmt), "dx": _from_nhwc(r["dx"], fmt)}
+
+    return Request({
+        "op": "avg_pool", "x": _to_nhwc(x, fmt), "dy": _to_nhwc(dy, fmt), "ksize": ksize,
+        "strides": ksize if stride is None else _pair(stride), "padding": padding.upper(),
+    }, finish)
+
+
+# ------------------------------------------------------- PyTorch requests
+#
+# PyTorch's pooling takes symmetric padding (ph, pw) only. Data go to the
+# worker as NCHW and come back in the caller's layout.
+
+
+def _to_nchw(a, fmt):
+    return a if fmt == "NCHW" else np.ascontiguousarray(a.transpose(0, 3, 1, 2))
+
+
+def _from_nchw(a, fmt):
+    return a if fmt == "NCHW" else np.ascontiguousarray(a.transpose(0, 2, 3, 1))
+
+
+def _torch_request(op, fmt, arrays, params, results):
+    """arrays: name -> data in fmt; results: the keys that come back as data."""
+    fmt = _fmt(fmt)
+
+    def finish(r):
+        return {k: _from_nchw(r[k], fmt) for k in results}
+
+    return Request({"op": op, **{k: _to_nchw(a, fmt) for k, a in arrays.items()}, **params}, finish)
+
+
+def torch_max_pool(x, dy, pool_size, *, stride, padding=0, dilation=1, ceil_mode=False,
+                   data_format="NHWC"):
+    """F.max_pool2d with indices and its gradient: keys y, argmax, dx."""
+    return _torch_request("max_pool", data_format, {"x": x, "dy": dy}, {
+        "kernel_size": _pair(pool_size), "stride": _pair(stride), "padding": _pair(padding),
+        "dilation": _pair(dilation), "ceil_mode": ceil_mode}, ("y", "argmax", "dx"))
+
+
+def torch_max_unpool(y, argmax, x_hw, pool_size, *, stride, padding=0, data_format="NHWC"):
+    """F.max_unpool2d(y, argmax, output_size=x_hw): key x."""
+    return _torch_request("max_unpool", data_format, {"y": y, "argmax": argmax}, {
+        "kernel_size": _pair(pool_size), "stride": _pair(stride), "padding": _pair(padding),
+        "output_size": tuple(x_hw)}, ("x",))
+
+
+def torch_avg_pool(x, dy, pool_size, *, stride, padding=0, ceil_mode=False,
+                   count_include_pad=False, data_format="NHWC"):
+    """F.avg_pool2d and its gradient: keys y, dx."""
+    return _torch_request("avg_pool", data_format, {"x": x, "dy": dy}, {
+        "kernel_size": _pair(pool_size), "stride": _pair(stride), "padding": _pair(padding),
+        "ceil_mode": ceil_mode, "count_include_pad": count_include_pad}, ("y", "dx"))
+
+
+def torch_adaptive_avg_pool(x, dy, output_size, *, data_format="NHWC"):
+    """F.adaptive_avg_pool2d and its gradient: keys y, dx."""
+    return _torch_request("adaptive_avg_pool", data_format, {"x": x, "dy": dy},
+                          {"output_size": _pair(output_size)}, ("y", "dx"))
+
+
 # ------------------------------------------------------------------- worker
 
 
@@ -169,18 +241,25 @@ def _write(fd, data):
         view = view[os.write(fd, view):]
 
 
-class TFOracle:
-    """A lazily started TensorFlow worker process; :meth:`run` sends it requests."""
+class WorkerOracle:
+    """A lazily started framework worker process; :meth:`run` sends it requests.
 
-    def __init__(self, worker=WORKER, start_timeout=START_TIMEOUT,
+    Subclasses name the framework (``framework``: for messages, ``module``:
+    what the worker imports), the worker script and its environment.
+    """
+
+    framework = module = None
+    default_worker = None
+
+    def __init__(self, worker=None, start_timeout=START_TIMEOUT,
                  request_timeout=REQUEST_TIMEOUT, case_timeout=CASE_TIMEOUT):
-        self.worker = worker
+        self.worker = worker or self.default_worker
         self.start_timeout = start_timeout
         self.request_timeout = request_timeout
         self.case_timeout = case_timeout
         self._proc = None
         self._stderr = None
-        self._fatal = None  # set when tensorflow cannot be imported: no retries
+        self._fatal = None  # set when the framework cannot be imported: no retries
         self.versions = None
 
     # -- lifecycle
@@ -188,11 +267,7 @@ class TFOracle:
     def _start(self):
         if self._fatal is not None:
             raise OracleError(self._fatal)
-        env = dict(os.environ)
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        # The plain Eigen kernels: the same oracle on every CPU (oneDNN is
-        # opt-in on AMD and on by default on Intel).
-        env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+        env = self.environment(dict(os.environ))
         env["CUDA_VISIBLE_DEVICES"] = ""
         self._close_stderr()
         self._stderr = tempfile.TemporaryFile()
@@ -201,14 +276,14 @@ class TFOracle:
             stderr=self._stderr, env=env, close_fds=True,
         )
         try:
-            hello = self._receive(self.start_timeout, "starting the TensorFlow worker")
+            hello = self._receive(self.start_timeout, f"starting the {self.framework} worker")
         except OracleError as err:  # a worker that cannot start once will not start later
             self._fatal = str(err)
             raise
         if not hello.get("ok"):
             self._fatal = (
-                "tensorflow is not importable in the oracle worker; the TF tests need it "
-                "(pip install -e .[test]). Worker traceback:\n" + hello.get("error", "")
+                f"{self.module} is not importable in the oracle worker; the {self.framework} "
+                "tests need it (pip install -e .[test]). Worker traceback:\n" + hello.get("error", "")
             )
             self.close()
             raise OracleError(self._fatal)
@@ -252,7 +327,7 @@ class TFOracle:
             proc.stdout.close()
             self._proc = None
         self._close_stderr()
-        raise OracleError(f"TensorFlow worker: {what} (exit code {code}). stderr tail:\n{tail}")
+        raise OracleError(f"{self.framework} worker: {what} (exit code {code}). stderr tail:\n{tail}")
 
     # -- transport
 
@@ -282,7 +357,7 @@ class TFOracle:
         """Send requests (a list of :class:`Request`); returns their results in order.
 
         Each result is a dict of arrays, or an :class:`OracleError` instance
-        when TensorFlow raised on that case (the caller raises it).
+        when the framework raised on that case (the caller raises it).
         """
         requests = list(requests)
         if self._proc is not None and self._proc.poll() is not None:
@@ -298,16 +373,38 @@ class TFOracle:
                                 f"answering {len(requests)} case(s)")
         return [
             r.finish(reply["value"]) if reply["ok"]
-            else OracleError("TensorFlow raised on this case:\n" + reply["error"])
+            else OracleError(f"{self.framework} raised on this case:\n" + reply["error"])
             for r, reply in zip(requests, replies)
         ]
 
     def run_one(self, request):
-        """One request; raises OracleError if TensorFlow raised."""
+        """One request; raises OracleError if the framework raised."""
         (result,) = self.run([request])
         if isinstance(result, OracleError):
             raise result
         return result
+
+
+class TFOracle(WorkerOracle):
+    """TensorFlow in ``tf_worker.py``: one intra-op thread, the plain Eigen kernels."""
+
+    framework, module, default_worker = "TensorFlow", "tensorflow", WORKER
+
+    def environment(self, env):
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # The plain Eigen kernels: the same oracle on every CPU (oneDNN is
+        # opt-in on AMD and on by default on Intel).
+        env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+        return env
+
+
+class TorchOracle(WorkerOracle):
+    """PyTorch in ``torch_worker.py`` (one thread unless NUMBACONV_TORCH_THREADS says otherwise)."""
+
+    framework, module, default_worker = "PyTorch", "torch", TORCH_WORKER
+
+    def environment(self, env):
+        return env
 
 
 class Batch:
@@ -341,19 +438,17 @@ class Batch:
         return result
 
 
-_SESSION_ORACLE = None
+_SESSION_ORACLES = {}
 
 
-def session_oracle():
-    """The process-wide oracle (its worker starts on the first request)."""
-    global _SESSION_ORACLE
-    if _SESSION_ORACLE is None:
-        _SESSION_ORACLE = TFOracle()
-    return _SESSION_ORACLE
+def session_oracle(kind=TFOracle):
+    """The process-wide oracle of a kind (its worker starts on the first request)."""
+    if kind not in _SESSION_ORACLES:
+        _SESSION_ORACLES[kind] = kind()
+    return _SESSION_ORACLES[kind]
 
 
-def close_session_oracle():
-    global _SESSION_ORACLE
-    if _SESSION_ORACLE is not None:
-        _SESSION_ORACLE.close()
-        _SESSION_ORACLE = None
+def close_session_oracle(kind=TFOracle):
+    oracle = _SESSION_ORACLES.pop(kind, None)
+    if oracle is not None:
+        oracle.close()

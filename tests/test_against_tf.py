@@ -22,6 +22,7 @@ from cases import (
 )
 
 ARGMAX_CASES = [c for c in POOL_CASES if isinstance(c.padding, str)]  # TF's argmax: SAME/VALID only
+AVG_CASES = ARGMAX_CASES  # TF's avg_pool: SAME/VALID only
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +48,11 @@ def pool_request(case):
     return oracles.max_pool(x, dy, case.pool_size, **case.kwargs())
 
 
+def avg_request(case):
+    x, dy = case.inputs()
+    return oracles.avg_pool(x, dy, case.pool_size, **case.kwargs())
+
+
 def lrn_request(case):
     x, dy = case.inputs()
     return oracles.lrn(x, dy, **case.kwargs())
@@ -65,6 +71,11 @@ def tf_transpose(oracle):
 @pytest.fixture(scope="module")
 def tf_pool(oracle):
     return oracles.Batch(oracle, POOL_CASES, pool_request)
+
+
+@pytest.fixture(scope="module")
+def tf_avg(oracle):
+    return oracles.Batch(oracle, AVG_CASES, avg_request)
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +177,28 @@ def test_max_pool2d_backward(impl, case, tf_pool):
     dx = impl.max_pool2d_backward(dy, argmax, x.shape, data_format=case.data_format)
     assert dx.dtype == case.dtype
     assert_close(dx, expected["dx"], case.dtype, case.overlap, "dx")
+
+
+# ------------------------------------------------------------- avg pooling
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("case", AVG_CASES, ids=ids(AVG_CASES))
+def test_avg_pool2d(impl, case, tf_avg):
+    """TensorFlow's avg_pool never counts padding: count_include_pad=False, also with SAME."""
+    x, _ = case.inputs()
+    y = impl.avg_pool2d(x, case.pool_size, **case.kwargs())
+    assert y.dtype == case.dtype
+    assert_close(y, tf_avg[case]["y"], case.dtype, case.window, "y")
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("case", AVG_CASES, ids=ids(AVG_CASES))
+def test_avg_pool2d_backward(impl, case, tf_avg):
+    x, dy = case.inputs()
+    dx = impl.avg_pool2d_backward(dy, x.shape, case.pool_size, **case.kwargs())
+    assert dx.dtype == case.dtype
+    assert_close(dx, tf_avg[case]["dx"], case.dtype, case.window, "dx")
 
 
 # --------------------------------------------------------------------- LRN

@@ -345,6 +345,9 @@ CONV = dict(stride=2, padding=1)
 TCONV = dict(stride=2, padding=1, output_padding=1)
 POOL = dict(stride=2, padding=1)  # pool 3 on (5, 6) -> (3, 3)
 LRN = dict(depth_radius=2, bias=1.0, alpha=0.5, beta=0.75)
+# pool 3 on (5, 6) -> (3, 4): the last column window is partial and reaches past the padding
+AVG = dict(stride=2, padding=1, ceil_mode=True, count_include_pad=True)
+DILATED = dict(stride=1, padding=1, dilation=2, ceil_mode=True)  # pool 2 on (5, 6) -> (4, 5)
 
 
 def shape_for(n, fmt):
@@ -383,6 +386,27 @@ OPS = {
         {"dy": ("data", (2, 3, 3, 2)), "argmax": ("index", (2, 3, 3, 2))},
         lambda m, fmt, n, dy, argmax: m.max_pool2d_backward(dy, argmax, shape_for(n, fmt),
                                                             data_format=fmt),
+        (True,)),
+    "max_pool2d_dilated": OpCase(
+        {"x": ("data", X)},
+        lambda m, fmt, n, x: m.max_pool2d_argmax(x, 2, data_format=fmt, **DILATED), (True, True)),
+    "max_unpool2d": OpCase(
+        {"y": ("data", (2, 3, 3, 2)), "argmax": ("index", (2, 3, 3, 2))},
+        lambda m, fmt, n, y, argmax: m.max_unpool2d(y, argmax, shape_for(n, fmt), data_format=fmt),
+        (True,)),
+    "avg_pool2d": OpCase(
+        {"x": ("data", X)},
+        lambda m, fmt, n, x: m.avg_pool2d(x, 3, data_format=fmt, **AVG), (True,)),
+    "avg_pool2d_backward": OpCase(
+        {"dy": ("data", (2, 3, 4, 2))},
+        lambda m, fmt, n, dy: m.avg_pool2d_backward(dy, shape_for(n, fmt), 3, data_format=fmt, **AVG),
+        (True,)),
+    "adaptive_avg_pool2d": OpCase(
+        {"x": ("data", X)},
+        lambda m, fmt, n, x: m.adaptive_avg_pool2d(x, (2, 4), data_format=fmt), (True,)),
+    "adaptive_avg_pool2d_backward": OpCase(
+        {"dy": ("data", (2, 2, 4, 2))},
+        lambda m, fmt, n, dy: m.adaptive_avg_pool2d_backward(dy, shape_for(n, fmt), data_format=fmt),
         (True,)),
     "lrn": OpCase(
         {"x": ("data", (2, 3, 4, 5))},

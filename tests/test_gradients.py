@@ -6,9 +6,11 @@ index bugs), in float64 and away from kinks (pooling inputs are a shuffled
 linspace, so no ties). Each case also checks the forward op against the loop
 oracle in ``naive.py``, so forward and backward cannot agree on a shared bug.
 
-The adjoint identities ``<im2col(x), c> == <x, col2im(c)>`` and
-``<conv2d(x, w), y> == <x, conv2d_transpose(y, w)>`` are checked on random
-arrays over random geometries (hypothesis) and on listed edge cases.
+The adjoint identities ``<im2col(x), c> == <x, col2im(c)>``,
+``<conv2d(x, w), y> == <x, conv2d_transpose(y, w)>`` and those of average
+pooling's backwards are checked on random arrays over random geometries
+(hypothesis) and on listed edge cases; max_unpool2d against
+max_pool2d_backward and as the adjoint of the argmax gather.
 """
 import numpy as np
 import pytest
@@ -327,3 +329,153 @@ def test_conv2d_conv2d_transpose_adjoint_edge_cases(impl, case, fmt):
     data, filters = layout(fmt)
     x, wt = data(rng.normal(size=x_shape)), filters(rng.normal(size=w_shape))
     conv_adjoint_check(impl, x, wt, fmt, kw, output_padding)
+
+
+# ------------------------------------------------ pooling beyond the seeds
+
+# (x NHWC shape, pool_size, keyword arguments)
+MAX_POOL_OPTION_CASES = {
+    "dilation2_pad1": ((2, 7, 6, 2), 2, dict(stride=1, padding=1, dilation=2)),
+    "ceil_partial_last": ((2, 7, 7, 2), 3, dict(stride=2, padding=1, ceil_mode=True)),
+    "dilation_rect_ceil": ((1, 8, 7, 2), (3, 2), dict(stride=(2, 1), dilation=(2, 3), ceil_mode=True)),
+}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("case", list(MAX_POOL_OPTION_CASES))
+def test_max_pool2d_options_backward_matches_numerical_gradient(impl, case, fmt):
+    x_shape, pool, kw = MAX_POOL_OPTION_CASES[case]
+    rng = np.random.default_rng(5)
+    data, _ = layout(fmt)
+    xf = data(tie_free(x_shape, rng))
+    y, argmax = impl.max_pool2d_argmax(xf, pool, data_format=fmt, **kw)
+    dyf = rng.normal(size=y.shape)
+    dx = impl.max_pool2d_backward(dyf, argmax, xf.shape, data_format=fmt)
+    numeric = numerical_gradient(
+        lambda a: np.vdot(impl.max_pool2d(a, pool, data_format=fmt, **kw), dyf), xf)
+    assert_gradient(dx, numeric, "dx")
+
+
+# (x NHWC shape, pool_size, keyword arguments)
+AVG_POOL_CASES = {
+    "3s2_pad1_ceil_incpad": ((2, 6, 7, 2), 3, dict(stride=2, padding=1, ceil_mode=True, count_include_pad=True)),
+    "3s2_pad1_ceil": ((2, 6, 7, 2), 3, dict(stride=2, padding=1, ceil_mode=True)),
+    "same_rect": ((1, 5, 7, 3), (2, 3), dict(stride=(2, 1), padding="SAME")),
+    "asym_pad_incpad": ((2, 5, 5, 2), (3, 2), dict(stride=1, padding=((2, 0), (0, 1)), count_include_pad=True)),
+    "stride_gt_window": ((1, 7, 8, 2), 2, dict(stride=3, ceil_mode=True)),
+}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("case", list(AVG_POOL_CASES))
+def test_avg_pool2d_backward_matches_numerical_gradient(impl, case, fmt):
+    x_shape, pool, kw = AVG_POOL_CASES[case]
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=x_shape)
+    y_naive = naive.avg_pool2d(x, pool, **kw)
+    data, _ = layout(fmt)
+    xf, dyf = data(x), data(rng.normal(size=y_naive.shape))
+    np.testing.assert_allclose(impl.avg_pool2d(xf, pool, data_format=fmt, **kw), data(y_naive),
+                               rtol=1e-13, atol=1e-14)
+    dx = impl.avg_pool2d_backward(dyf, xf.shape, pool, data_format=fmt, **kw)
+    numeric = numerical_gradient(lambda a: np.vdot(impl.avg_pool2d(a, pool, data_format=fmt, **kw), dyf), xf)
+    assert_gradient(dx, numeric, "dx")
+
+
+ADAPTIVE_CASES = {"global": ((2, 5, 4, 3), 1), "not_dividing": ((2, 7, 5, 2), (3, 2)),
+                  "larger_than_input": ((1, 3, 2, 2), (4, 5))}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("case", list(ADAPTIVE_CASES))
+def test_adaptive_avg_pool2d_backward_matches_numerical_gradient(impl, case, fmt):
+    x_shape, output_size = ADAPTIVE_CASES[case]
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=x_shape)
+    y_naive = naive.adaptive_avg_pool2d(x, output_size)
+    data, _ = layout(fmt)
+    xf, dyf = data(x), data(rng.normal(size=y_naive.shape))
+    np.testing.assert_allclose(impl.adaptive_avg_pool2d(xf, output_size, data_format=fmt), data(y_naive),
+                               rtol=1e-13, atol=1e-14)
+    dx = impl.adaptive_avg_pool2d_backward(dyf, xf.shape, data_format=fmt)
+    numeric = numerical_gradient(
+        lambda a: np.vdot(impl.adaptive_avg_pool2d(a, output_size, data_format=fmt), dyf), xf)
+    assert_gradient(dx, numeric, "dx")
+
+
+@st.composite
+def avg_geometries(draw):
+    """(x NHWC shape, pool, keyword arguments) valid under the contract."""
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    pads = ((draw(st.integers(0, kh - 1)), draw(st.integers(0, kh - 1))),
+            (draw(st.integers(0, kw - 1)), draw(st.integers(0, kw - 1))))
+    h = draw(st.integers(max(1, kh - pads[0][0] - pads[0][1]), 9))
+    w = draw(st.integers(max(1, kw - pads[1][0] - pads[1][1]), 9))
+    kw_args = dict(stride=(draw(st.integers(1, 4)), draw(st.integers(1, 4))), padding=pads,
+                   ceil_mode=draw(st.booleans()), count_include_pad=draw(st.booleans()))
+    return (draw(st.integers(1, 2)), h, w, draw(st.integers(1, 3))), (kh, kw), kw_args
+
+
+@FIXTURE_OK
+@given(geo=avg_geometries(), fmt=st.sampled_from(FORMATS), seed=st.integers(0, 2**16))
+def test_avg_pool2d_backward_is_the_adjoint(impl, geo, fmt, seed):
+    """<avg_pool2d(x), dy> == <x, avg_pool2d_backward(dy)> for random x and dy."""
+    x_shape, pool, kw = geo
+    rng = np.random.default_rng(seed)
+    data, _ = layout(fmt)
+    x = data(rng.normal(size=x_shape))
+    y = impl.avg_pool2d(x, pool, data_format=fmt, **kw)
+    dy = rng.normal(size=y.shape)
+    assert_inner_products_equal(np.vdot(y, dy),
+                                np.vdot(x, impl.avg_pool2d_backward(dy, x.shape, pool, data_format=fmt, **kw)))
+
+
+@FIXTURE_OK
+@given(x_shape=st.tuples(st.integers(1, 2), st.integers(1, 9), st.integers(1, 9), st.integers(1, 3)),
+       output_size=st.tuples(st.integers(1, 10), st.integers(1, 10)), fmt=st.sampled_from(FORMATS),
+       seed=st.integers(0, 2**16))
+def test_adaptive_avg_pool2d_backward_is_the_adjoint(impl, x_shape, output_size, fmt, seed):
+    rng = np.random.default_rng(seed)
+    data, _ = layout(fmt)
+    x = data(rng.normal(size=x_shape))
+    y = impl.adaptive_avg_pool2d(x, output_size, data_format=fmt)
+    dy = rng.normal(size=y.shape)
+    assert_inner_products_equal(np.vdot(y, dy),
+                                np.vdot(x, impl.adaptive_avg_pool2d_backward(dy, x.shape, data_format=fmt)))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("case", list(POOL_CASES) + list(MAX_POOL_OPTION_CASES))
+def test_max_unpool2d_and_max_pool2d_backward(impl, case, fmt):
+    """Both route values to argmax: backward sums entries sharing a cell, unpool keeps one.
+
+    So unpool is the adjoint of the gather x -> x[argmax] where no cell is
+    shared; with the forward's own maxima (shared cells hold equal values)
+    unpool(y) * count == backward(y), count = backward(ones); and
+    max_pool2d(unpool(y)) == y once the unpooled zeros cannot win.
+    """
+    x_shape, pool, kw = {**POOL_CASES, **MAX_POOL_OPTION_CASES}[case]
+    x_shape = tuple(x_shape)
+    rng = np.random.default_rng(8)
+    data, _ = layout(fmt)
+    x = data(tie_free(x_shape, rng) + 2.0)  # positive: the unpooled zeros never win
+    y, argmax = impl.max_pool2d_argmax(x, pool, data_format=fmt, **kw)
+    unpooled = impl.max_unpool2d(y, argmax, x.shape, data_format=fmt)
+    count = impl.max_pool2d_backward(np.ones_like(y), argmax, x.shape, data_format=fmt)
+    np.testing.assert_allclose(unpooled * count, impl.max_pool2d_backward(y, argmax, x.shape, data_format=fmt),
+                               rtol=1e-15)
+    np.testing.assert_array_equal(unpooled != 0, count != 0)
+    np.testing.assert_array_equal(impl.max_pool2d(unpooled, pool, data_format=fmt, **kw), y)
+    # The adjoint of the gather c -> c[argmax] where no two entries share a
+    # cell: keep only the entry unpool writes, the last of each cell.
+    a = argmax if fmt == "NHWC" else naive.to_nhwc(argmax)
+    n, _, _, c = a.shape
+    target = ((np.arange(n)[:, None, None, None] * (x_shape[1] * x_shape[2]) + a) * c + np.arange(c)).ravel()
+    _, last_reversed = np.unique(target[::-1], return_index=True)
+    keep = np.zeros(target.size, bool)
+    keep[target.size - 1 - last_reversed] = True
+    values = rng.normal(size=a.shape) * keep.reshape(a.shape)
+    cotangent = rng.normal(size=x_shape)
+    unpooled = impl.max_unpool2d(data(values), data(a), data(x_shape), data_format=fmt)
+    assert_inner_products_equal(np.vdot(unpooled, data(cotangent)),
+                                np.vdot(values.ravel(), cotangent.ravel()[target]))

@@ -58,8 +58,8 @@ ENTRY_KERNELS = {
     "convolution": ["conv2d_nhwc", "conv2d_backward_filter_nhwc", "bias_backward_rows"],
     "patch_gemm": ["conv2d_patch_gemm", "pack_filters", "conv2d_backward_filter_patch_gemm"],
     "patches": ["im2col_nhwc", "col2im_nhwc"],
-    "pooling": ["max_pool2d_nhwc", "max_pool2d_argmax_nhwc", "max_pool2d_backward_nhwc",
-                "max_pool2d_backward_nchw"],
+    "pooling": ["max_pool2d_nhwc", "max_pool2d_argmax_nhwc", "scatter_at_argmax_nhwc",
+                "scatter_at_argmax_nchw", "avg_pool2d_nhwc", "avg_pool2d_backward_nhwc"],
     "normalization": ["lrn_nhwc", "lrn_backward_nhwc", "lrn_nchw", "lrn_backward_nchw"],
 }
 
@@ -88,6 +88,12 @@ def test_one_compiled_variant_per_kernel_and_dtype_whatever_the_input_flags():
             p, argmax = nc.max_pool2d_argmax(x, 2, data_format=fmt)
             for dy in variants(p):
                 nc.max_pool2d_backward(dy, argmax, x.shape, data_format=fmt)
+                nc.max_unpool2d(dy, argmax, x.shape, data_format=fmt)
+                nc.avg_pool2d_backward(dy, x.shape, 2, data_format=fmt)
+                nc.adaptive_avg_pool2d_backward(dy, x.shape, data_format=fmt)
+            nc.avg_pool2d(x, 3, stride=2, padding=1, ceil_mode=True, data_format=fmt)
+            nc.adaptive_avg_pool2d(x, (2, 3), data_format=fmt)
+            nc.max_pool2d_argmax(x, 2, dilation=2, ceil_mode=True, data_format=fmt)
             nc.lrn(x, depth_radius=1, data_format=fmt)
             nc.lrn_backward(x, x, depth_radius=1, data_format=fmt)
 

@@ -73,6 +73,11 @@ BASE = {
     "max_pool2d": dict(x=X, pool_size=3, stride=2, padding=1),
     "max_pool2d_argmax": dict(x=X, pool_size=3, stride=2, padding=1),
     "max_pool2d_backward": dict(dy=POOLED, argmax=ARGMAX, x_shape=X.shape),
+    "max_unpool2d": dict(y=POOLED, argmax=ARGMAX, x_shape=X.shape),
+    "avg_pool2d": dict(x=X, pool_size=3, stride=2, padding=1),
+    "avg_pool2d_backward": dict(dy=POOLED, x_shape=X.shape, pool_size=3, stride=2, padding=1),
+    "adaptive_avg_pool2d": dict(x=X, output_size=(3, 4)),
+    "adaptive_avg_pool2d_backward": dict(dy=POOLED, x_shape=X.shape),
     "lrn": dict(x=XL, depth_radius=2, bias=1.0, alpha=0.5, beta=0.75),
     "lrn_backward": dict(dy=XL, x=XL, depth_radius=2, bias=1.0, alpha=0.5, beta=0.75),
 }
@@ -82,15 +87,21 @@ POSITIONAL = {
     "im2col": ("x", "kernel_size"), "col2im": ("cols", "x_shape", "kernel_size"),
     "max_pool2d": ("x", "pool_size"), "max_pool2d_argmax": ("x", "pool_size"),
     "max_pool2d_backward": ("dy", "argmax", "x_shape"),
+    "max_unpool2d": ("y", "argmax", "x_shape"),
+    "avg_pool2d": ("x", "pool_size"), "avg_pool2d_backward": ("dy", "x_shape", "pool_size"),
+    "adaptive_avg_pool2d": ("x", "output_size"), "adaptive_avg_pool2d_backward": ("dy", "x_shape"),
     "lrn": ("x",), "lrn_backward": ("dy", "x"),
 }
 ALL_OPS = list(BASE)
 CONV_OPS = ["conv2d", "conv2d_backward", "conv2d_transpose", "conv2d_transpose_backward"]
-STRIDED_OPS = CONV_OPS + ["im2col", "col2im", "max_pool2d", "max_pool2d_argmax"]
-DILATED_OPS = CONV_OPS + ["im2col", "col2im"]
+POOL_OPS = ["max_pool2d", "max_pool2d_argmax"]
+AVG_OPS = ["avg_pool2d", "avg_pool2d_backward"]
+WINDOW_POOL_OPS = POOL_OPS + AVG_OPS  # stride=None, padding smaller than the window, ceil_mode
+STRIDED_OPS = CONV_OPS + ["im2col", "col2im"] + WINDOW_POOL_OPS
+DILATED_OPS = CONV_OPS + ["im2col", "col2im"] + POOL_OPS
 TRANSPOSE_OPS = ["conv2d_transpose", "conv2d_transpose_backward"]
 LRN_OPS = ["lrn", "lrn_backward"]
-POOL_OPS = ["max_pool2d", "max_pool2d_argmax"]
+ADAPTIVE_OPS = ["adaptive_avg_pool2d", "adaptive_avg_pool2d_backward"]
 
 
 def call(impl, op, **changes):
@@ -147,7 +158,7 @@ BAD_INTS = [
 
 # stride=None is valid for pooling (stride = pool_size)
 @pytest.mark.parametrize("op,value,exc", [(op, value, exc) for op in STRIDED_OPS for value, exc in BAD_INTS
-                                          if not (op in POOL_OPS and value is None)], ids=ident)
+                                          if not (op in WINDOW_POOL_OPS and value is None)], ids=ident)
 def test_bad_stride(guarded, op, value, exc):
     expect(guarded, op, exc, "stride", stride=value)
 
@@ -187,7 +198,7 @@ def test_bad_padding(guarded, op, value, exc):
 
 
 @pytest.mark.parametrize("padding", [2, 3, (0, 2), ((0, 3), (0, 0)), ((0, 0), (3, 1))], ids=ident)
-@pytest.mark.parametrize("op", POOL_OPS)
+@pytest.mark.parametrize("op", WINDOW_POOL_OPS)
 def test_max_pool_padding_not_smaller_than_window(guarded, op, padding):
     # pool_size (3, 2) here: each side must be < 3 along H and < 2 along W
     pool = (3, 2) if padding != 3 else 3
@@ -201,7 +212,7 @@ def test_max_pool_empty_plane(guarded, op, shape):
     expect(guarded, op, ValueError, "x has an empty", x=np.zeros(shape), pool_size=3, padding=2)
 
 
-@pytest.mark.parametrize("op", POOL_OPS)
+@pytest.mark.parametrize("op", POOL_OPS + ["avg_pool2d"])
 def test_max_pool_padding_just_below_window_is_accepted(impl, op):
     call(impl, op, pool_size=(3, 2), padding=((2, 2), (1, 1)), stride=1)
 
@@ -221,6 +232,9 @@ def test_max_pool_padding_just_below_window_is_accepted(impl, op):
     ("col2im", dict(x_shape=(2, 0, 6, 2))),
     ("max_pool2d", dict(pool_size=7, padding=0)),
     ("max_pool2d_argmax", dict(pool_size=(6, 2), padding=0, stride=1)),
+    ("max_pool2d", dict(pool_size=3, dilation=(3, 1), padding=0, stride=1)),
+    ("avg_pool2d", dict(pool_size=7, padding=0, ceil_mode=True)),
+    ("avg_pool2d_backward", dict(pool_size=(6, 2), padding=0, stride=1)),
     ("conv2d_transpose", dict(x=XT[:, :1, :1], w=W[:1, :1], padding=1, output_padding=0)),
     ("conv2d_transpose", dict(x=XT[:, :0])),
     ("conv2d_transpose_backward", dict(x=XT[:, :1, :1], w=W[:1, :1], padding=1, output_padding=0,
@@ -256,7 +270,7 @@ def test_bad_kernel_size(guarded, op, value, exc):
 @pytest.mark.parametrize("value,exc", [(0, ValueError), ((0, 2), ValueError), (-2, ValueError),
                                        (2.0, TypeError), ((2, 2, 2), ValueError), (None, TypeError)],
                          ids=ident)
-@pytest.mark.parametrize("op", POOL_OPS)
+@pytest.mark.parametrize("op", WINDOW_POOL_OPS)
 def test_bad_pool_size(guarded, op, value, exc):
     expect(guarded, op, exc, "pool_size", pool_size=value, padding=0)
 
@@ -267,7 +281,8 @@ def test_bad_pool_size(guarded, op, value, exc):
 @pytest.mark.parametrize("shape", [(5, 6, 2), (1, 2, 5, 6, 2), (2,)], ids=ident)
 @pytest.mark.parametrize("op", ["conv2d", "conv2d_backward", "conv2d_transpose",
                                 "conv2d_transpose_backward", "im2col", "max_pool2d",
-                                "max_pool2d_argmax", "lrn", "lrn_backward"])
+                                "max_pool2d_argmax", "avg_pool2d", "adaptive_avg_pool2d", "lrn",
+                                "lrn_backward"])
 def test_x_wrong_ndim(guarded, op, shape):
     expect(guarded, op, ValueError, r"\bx\b", x=np.ones(shape))
 
@@ -284,7 +299,8 @@ def test_w_wrong_ndim(guarded, op, shape):
 
 @pytest.mark.parametrize("shape", [(3, 3, 3), (1, 2, 3, 3, 3)], ids=ident)
 @pytest.mark.parametrize("op", ["conv2d_backward", "conv2d_transpose_backward", "lrn_backward",
-                                "max_pool2d_backward"])
+                                "max_pool2d_backward", "avg_pool2d_backward",
+                                "adaptive_avg_pool2d_backward"])
 def test_dy_wrong_ndim(guarded, op, shape):
     expect(guarded, op, ValueError, r"\bdy\b", dy=np.ones(shape))
 
@@ -394,7 +410,8 @@ def test_col2im_cols_wrong_shape(guarded, shape):
     ((2, 5, 6), ValueError), ((2, 5, 6, 2, 1), ValueError), (5, TypeError), (None, TypeError),
     ((2, 5, 6.0, 2), TypeError), ((2, -5, 6, 2), ValueError), ((2, 5, 6, "2"), TypeError),
 ], ids=ident)
-@pytest.mark.parametrize("op", ["col2im", "max_pool2d_backward"])
+@pytest.mark.parametrize("op", ["col2im", "max_pool2d_backward", "max_unpool2d", "avg_pool2d_backward",
+                                "adaptive_avg_pool2d_backward"])
 def test_bad_x_shape(guarded, op, value, exc):
     expect(guarded, op, exc, "x_shape", x_shape=value)
 
@@ -429,6 +446,91 @@ def test_argmax_edges_of_the_plane_are_accepted(impl):
     argmax = ARGMAX.copy()
     argmax[0, 0, 0, 0], argmax[1, 2, 2, 1] = 0, 29
     call(impl, "max_pool2d_backward", argmax=argmax)
+
+
+# ------------------------------------------------ pooling beyond the seeds
+
+
+@pytest.mark.parametrize("value", [1, 0, "True", None, np.array([True])], ids=ident)
+@pytest.mark.parametrize("op,name", [(op, "ceil_mode") for op in WINDOW_POOL_OPS]
+                         + [(op, "count_include_pad") for op in AVG_OPS], ids=ident)
+def test_pool_flags_must_be_bools(guarded, op, name, value):
+    expect(guarded, op, TypeError, name, **{name: value})
+
+
+@pytest.mark.parametrize("op", POOL_OPS + ["avg_pool2d"])
+def test_pool_flags_accept_numpy_bools(impl, op):
+    np.testing.assert_array_equal(
+        np.asarray(call(impl, op, ceil_mode=np.bool_(True))[0]), np.asarray(call(impl, op, ceil_mode=True)[0]))
+
+
+@pytest.mark.parametrize("changes", [
+    dict(x=X[:, :2], pool_size=2, dilation=3, padding=1, stride=1),  # taps -1 and 2 on 2 rows
+    dict(x=X[:, :, :3], pool_size=(1, 2), dilation=(1, 4), padding=((0, 0), (1, 1)), stride=1),
+    dict(x=X[:, :2], pool_size=2, dilation=3, padding=1, stride=1, data_format="NCHW"),
+], ids=["rows", "columns", "nchw"])
+@pytest.mark.parametrize("op", POOL_OPS)
+def test_dilation_that_leaves_a_window_empty(guarded, op, changes):
+    if changes.get("data_format") == "NCHW":
+        changes = dict(changes, x=naive.to_nchw(changes["x"]))
+    expect(guarded, op, ValueError, "none inside the input", **changes)
+
+
+@pytest.mark.parametrize("op", POOL_OPS)
+def test_dilated_window_with_an_input_cell_is_accepted(impl, op):
+    # taps -1 and 2 on 3 rows: every window reaches row 2 (or more)
+    call(impl, op, x=X[:, :3], pool_size=2, dilation=3, padding=1, stride=1)
+
+
+@pytest.mark.parametrize("value,exc", [(0, ValueError), (-1, ValueError), ((2, 0), ValueError),
+                                       ((0, 3), ValueError), (1.0, TypeError), ((2, 2.0), TypeError),
+                                       ((2, 2, 2), ValueError), (None, TypeError), ("1", TypeError)],
+                         ids=ident)
+def test_bad_output_size(guarded, value, exc):
+    expect(guarded, "adaptive_avg_pool2d", exc, "output_size", output_size=value)
+
+
+@pytest.mark.parametrize("op,changes,name", [
+    ("avg_pool2d", dict(x=np.zeros((2, 0, 6, 2)), padding=0, pool_size=1), r"\bx\b"),
+    ("avg_pool2d_backward", dict(x_shape=(2, 5, 0, 2), padding=0, pool_size=1), "x_shape"),
+    ("adaptive_avg_pool2d", dict(x=np.zeros((2, 5, 0, 2))), r"\bx\b"),
+    ("adaptive_avg_pool2d_backward", dict(x_shape=(2, 0, 6, 2)), "x_shape"),
+], ids=lambda v: v if isinstance(v, str) and v.isidentifier() else "")
+def test_average_pooling_of_an_empty_plane(guarded, op, changes, name):
+    expect(guarded, op, ValueError, name, **changes)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 3, 2), (2, 2, 2, 2), (1, 3, 4, 2), (2, 3, 4, 1)], ids=ident)
+def test_avg_pool_backward_dy_wrong_shape(guarded, shape):
+    # The forward output for X is (2, 3, 4, 2) with pool 3 stride 2 padding 1 ceil_mode
+    expect(guarded, "avg_pool2d_backward", ValueError, r"\bdy\b", dy=np.ones(shape), ceil_mode=True)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 3, 2), (2, 3, 3, 3), (2, 0, 3, 2)], ids=ident)
+def test_adaptive_backward_dy_does_not_fit_x_shape(guarded, shape):
+    expect(guarded, "adaptive_avg_pool2d_backward", ValueError, r"\bdy\b", dy=np.ones(shape))
+
+
+@pytest.mark.parametrize("bad", [-1, 30, 10**6])
+@pytest.mark.parametrize("fmt", ["NHWC", "NCHW"])
+def test_unpool_argmax_outside_the_plane(guarded, bad, fmt):
+    argmax = ARGMAX.copy()
+    argmax[0, 1, 2, 1] = bad  # x_shape's plane is 5 * 6 = 30
+    y, x_shape = POOLED, X.shape
+    if fmt == "NCHW":
+        y, argmax, x_shape = naive.to_nchw(y), naive.to_nchw(argmax), naive.to_nchw(x_shape)
+    expect(guarded, "max_unpool2d", ValueError, "argmax", y=y, argmax=argmax, x_shape=x_shape,
+           data_format=fmt)
+
+
+@pytest.mark.parametrize("changes,exc,name", [
+    (dict(argmax=np.zeros((2, 3, 2, 2), np.int64)), ValueError, "argmax"),
+    (dict(argmax=ARGMAX.astype(np.float64)), TypeError, "argmax"),
+    (dict(y=np.ones((1, 3, 3, 2)), argmax=np.zeros((1, 3, 3, 2), np.int64)), ValueError, r"\by\b"),
+    (dict(y=np.ones((3, 3, 2))), ValueError, r"\by\b"),
+], ids=["argmax_shape", "argmax_float", "y_batch", "y_ndim"])
+def test_unpool_bad_y_and_argmax(guarded, changes, exc, name):
+    expect(guarded, "max_unpool2d", exc, name, **changes)
 
 
 # ----------------------------------------------------------------------- LRN

@@ -2,37 +2,18 @@
 
 ``tests/oracles.py`` starts this script once per test session and talks to it
 over its stdin/stdout pipes (see ``oracles.py`` for why TensorFlow does not
-run in the pytest process). Each message is an 8-byte big-endian length
-followed by a pickle. The worker first sends a greeting, then answers each
-request, a list of cases, with a list of results (one per case, in order); a
-failing case yields its traceback, not a crash. Empty input (the parent went
-away) or a ``None`` request ends the worker.
+run in the pytest process; ``worker_protocol.py`` for the messages).
 
 Everything here is NHWC data and HWIO filters, TensorFlow's native layout.
 Padding is ``"SAME"``, ``"VALID"`` or explicit ``((top, bottom), (left, right))``.
 """
 import os
-import pickle
-import struct
-import sys
-import traceback
 
 import numpy as np
 
-
-def _read_message(stream):
-    header = stream.read(8)
-    if len(header) < 8:
-        return None
-    (size,) = struct.unpack(">Q", header)
-    return pickle.loads(stream.read(size))
-
-
-def _write_message(stream, obj):
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(struct.pack(">Q", len(data)))
-    stream.write(data)
-    stream.flush()
+from worker_protocol import exit_after, serve
+from worker_protocol import read_message as _read_message  # noqa: F401 - the tests' fake workers use these
+from worker_protocol import write_message as _write_message  # noqa: F401
 
 
 def _tf_padding(padding):
@@ -155,40 +136,31 @@ def lrn(tf, req):
     return {"y": y.numpy(), "dx": tape.gradient(y, x, output_gradients=dy).numpy()}
 
 
-OPS = {"conv2d": conv2d, "conv2d_transpose": conv2d_transpose, "max_pool": max_pool, "lrn": lrn}
+def avg_pool(tf, req):
+    """y = avg_pool2d(x) ('SAME'/'VALID': padding never counted) and the gradient of sum(y * dy)."""
+    x, dy = tf.constant(req["x"]), tf.constant(req["dy"])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = tf.nn.avg_pool2d(x, list(req["ksize"]), list(req["strides"]), req["padding"])
+    return {"y": y.numpy(), "dx": tape.gradient(y, x, output_gradients=dy).numpy()}
+
+
+OPS = {"conv2d": conv2d, "conv2d_transpose": conv2d_transpose, "max_pool": max_pool, "lrn": lrn,
+       "avg_pool": avg_pool}
+
+
+def _setup():
+    import tensorflow as tf
+
+    threads = int(os.environ.get("NUMBACONV_TF_THREADS", "1"))
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    return tf, {"tensorflow": tf.__version__, "numpy": np.__version__}
 
 
 def main():
-    # The protocol owns the real stdout; anything else printing to fd 1
-    # (TensorFlow's C++ logging, a stray print) goes to stderr instead.
-    channel = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    requests = sys.stdin.buffer
-    try:
-        import tensorflow as tf
-
-        threads = int(os.environ.get("NUMBACONV_TF_THREADS", "1"))
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except BaseException:  # noqa: BLE001 - reported to the parent, which fails the tests
-        _write_message(channel, {"ok": False, "error": traceback.format_exc()})
-        return 1
-    _write_message(channel, {"ok": True, "tensorflow": tf.__version__, "numpy": np.__version__})
-    while True:
-        batch = _read_message(requests)
-        if batch is None:
-            return 0
-        results = []
-        for req in batch:
-            try:
-                results.append({"ok": True, "value": OPS[req["op"]](tf, req)})
-            except Exception:  # noqa: BLE001 - one failing case must not take the others down
-                results.append({"ok": False, "error": traceback.format_exc()})
-        _write_message(channel, results)
+    return serve(_setup, OPS)
 
 
 if __name__ == "__main__":
-    status = main()
-    sys.stderr.flush()
-    # Skip the interpreter's teardown of TensorFlow (seconds) once all replies are out.
-    os._exit(status)
+    exit_after(main)

@@ -1,27 +1,32 @@
-"""Max pooling drivers: contiguous inputs -> allocate -> one kernel.
+"""Pooling drivers: contiguous inputs -> allocate -> one kernel.
 
 The cores receive NHWC-indexed arrays and the caller's layout (``nchw``). The
 forward kernels vectorize over channels, so the forward drivers copy NCHW
 input to NHWC (measured on (128, 16, 28, 28) float32, one thread: a
 channels-first forward kernel, one channel per inner loop, took 11.4 ms
 against 2.1 ms for this copy, the NHWC kernel and the copies back). The
-backward scatter does not vectorize in either layout, so it has a
-channels-first kernel: with ``nchw`` it reads dy and argmax as NCHW planes
-(copied only if they are not C-contiguous NCHW) and allocates dx
+average-pooling backward is a gather that vectorizes over channels too, so
+it takes the same copy. The argmax scatter (max pooling's backward,
+max_unpool2d) does not vectorize in either layout, so it has a
+channels-first kernel: with ``nchw`` it reads its inputs as NCHW planes
+(copied only if they are not C-contiguous NCHW) and allocates its result
 channels-first, returned as an NHWC view of it (the public layer's transpose
 back to NCHW is then free).
 """
 import numpy as np
 
+from .. import _geometry
 from .._kernels import pooling as kernels
 from ._memory import contiguous, nchw_planes
+
+# ----------------------------------------------------------------- max pooling
 
 
 def _pool(x, g, with_argmax):
     x = contiguous(x)
     shape = (x.shape[0], g.oh, g.ow, x.shape[3])
     y = np.empty(shape, dtype=x.dtype)
-    geometry = (g.kh, g.kw, g.sh, g.sw, g.pt, g.pl)
+    geometry = (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl)
     if not with_argmax:
         kernels.max_pool2d_nhwc(x, *geometry, x.dtype.type(1), y)
         return y
@@ -40,16 +45,93 @@ def max_pool2d(x, g, nchw):
     return _pool(x, g, False)
 
 
+def _scatter(values, argmax, h, w, nchw, accumulate):
+    """(N, H, W, C): each entry of ``values`` added (or assigned) at its argmax."""
+    n, oh, ow, c = values.shape
+    if nchw:
+        out = np.empty((n, c, h * w), dtype=values.dtype)
+        kernels.scatter_at_argmax_nchw(nchw_planes(values).reshape(n * c, oh * ow),
+                                       nchw_planes(argmax).reshape(n * c, oh * ow),
+                                       accumulate, out.reshape(n * c, h * w))
+        return out.reshape(n, c, h, w).transpose(0, 2, 3, 1)
+    values, argmax = contiguous(values), contiguous(argmax)
+    out = np.empty((n, h * w, c), dtype=values.dtype)
+    kernels.scatter_at_argmax_nhwc(values, argmax, accumulate, out)
+    return out.reshape(n, h, w, c)
+
+
 def max_pool2d_backward(dy, argmax, h, w, nchw):
     """dx of shape (N, H, W, C): each dy entry added at its argmax."""
-    n, oh, ow, c = dy.shape
-    if nchw:
-        dx = np.empty((n, c, h * w), dtype=dy.dtype)
-        kernels.max_pool2d_backward_nchw(nchw_planes(dy).reshape(n * c, oh * ow),
-                                         nchw_planes(argmax).reshape(n * c, oh * ow),
-                                         dx.reshape(n * c, h * w))
-        return dx.reshape(n, c, h, w).transpose(0, 2, 3, 1)
-    dy, argmax = contiguous(dy), contiguous(argmax)
-    dx = np.empty((n, h * w, c), dtype=dy.dtype)
-    kernels.max_pool2d_backward_nhwc(dy, argmax, dx)
-    return dx.reshape(n, h, w, c)
+    return _scatter(dy, argmax, h, w, nchw, True)
+
+
+def max_unpool2d(y, argmax, h, w, nchw):
+    """x of shape (N, H, W, C): zeros, each y entry written at its argmax (the last one wins)."""
+    return _scatter(y, argmax, h, w, nchw, False)
+
+
+# ------------------------------------------------------------- average pooling
+
+
+def _scaled(axis, dtype):
+    """(start, stop, divisor) of ``_geometry`` as (start, stop, 1 / divisor in dtype)."""
+    start, stop, divisor = axis
+    return start, stop, (1 / divisor).astype(dtype)
+
+
+def _readers(axis, size):
+    """Per input index: the outputs [first, stop) whose window reads it, and their scales.
+
+    Contiguous, because window starts and stops never decrease along the axis.
+    """
+    start, stop, scale = axis
+    cells = np.arange(size)
+    first = np.searchsorted(stop, cells, side="right").astype(np.int64)
+    return first, np.searchsorted(start, cells, side="right").astype(np.int64), scale
+
+
+def _average(x, rows, cols):
+    x = contiguous(x)
+    y = np.empty((x.shape[0], rows[0].size, cols[0].size, x.shape[3]), dtype=x.dtype)
+    kernels.avg_pool2d_nhwc(x, *rows, *cols, y)
+    return y
+
+
+def _average_backward(dy, rows, cols, h, w):
+    dy = contiguous(dy)
+    dx = np.empty((dy.shape[0], h, w, dy.shape[3]), dtype=dy.dtype)
+    kernels.avg_pool2d_backward_nhwc(dy, *_readers(rows, h), *_readers(cols, w), dx)
+    return dx
+
+
+def _windows(g, count_include_pad, dtype):
+    return (_scaled(_geometry.pool_windows(g.h, g.oh, g.kh, g.sh, g.pt, g.pb, count_include_pad), dtype),
+            _scaled(_geometry.pool_windows(g.w, g.ow, g.kw, g.sw, g.pl, g.pr, count_include_pad), dtype))
+
+
+def _bins(size, out, dtype):
+    return _scaled(_geometry.adaptive_bins(size, out), dtype)
+
+
+def avg_pool2d(x, g, count_include_pad, nchw):
+    """y of shape (N, OH, OW, C): window means. NHWC in either layout."""
+    rows, cols = _windows(g, count_include_pad, x.dtype)
+    return _average(x, rows, cols)
+
+
+def avg_pool2d_backward(dy, g, count_include_pad, nchw):
+    """dx of shape (N, H, W, C). NHWC in either layout."""
+    rows, cols = _windows(g, count_include_pad, dy.dtype)
+    return _average_backward(dy, rows, cols, g.h, g.w)
+
+
+def adaptive_avg_pool2d(x, oh, ow, nchw):
+    """y of shape (N, OH, OW, C): bin means. NHWC in either layout."""
+    _, h, w, _ = x.shape
+    return _average(x, _bins(h, oh, x.dtype), _bins(w, ow, x.dtype))
+
+
+def adaptive_avg_pool2d_backward(dy, h, w, nchw):
+    """dx of shape (N, H, W, C). NHWC in either layout."""
+    _, oh, ow, _ = dy.shape
+    return _average_backward(dy, _bins(h, oh, dy.dtype), _bins(w, ow, dy.dtype), h, w)

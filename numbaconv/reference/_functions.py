@@ -25,6 +25,11 @@ _BACKEND = _api.Backend(
     max_pool2d_backward=_pooling.max_pool2d_backward,
     lrn=_normalization.lrn,
     lrn_backward=_normalization.lrn_backward,
+    max_unpool2d=_pooling.max_unpool2d,
+    avg_pool2d=_pooling.avg_pool2d,
+    avg_pool2d_backward=_pooling.avg_pool2d_backward,
+    adaptive_avg_pool2d=_pooling.adaptive_avg_pool2d,
+    adaptive_avg_pool2d_backward=_pooling.adaptive_avg_pool2d_backward,
 )
 
 
@@ -82,17 +87,20 @@ def col2im(cols: ArrayLike, x_shape: Sequence[int], kernel_size: IntOrPair, *,
 
 @_api.reference_of(_functions.max_pool2d)
 def max_pool2d(x: ArrayLike, pool_size: IntOrPair, *, stride: IntOrPair | None = None,
-               padding: Padding = 0, data_format: str = "NHWC") -> np.ndarray:
+               padding: Padding = 0, dilation: IntOrPair = 1, ceil_mode: bool = False,
+               data_format: str = "NHWC") -> np.ndarray:
     """NumPy reference of :func:`numbaconv.max_pool2d` (the docstring is copied from it)."""
-    return _api.max_pool2d(_BACKEND, x, pool_size, stride, padding, data_format)
+    return _api.max_pool2d(_BACKEND, x, pool_size, stride, padding, dilation, ceil_mode,
+                           data_format)
 
 
 @_api.reference_of(_functions.max_pool2d_argmax)
 def max_pool2d_argmax(x: ArrayLike, pool_size: IntOrPair, *, stride: IntOrPair | None = None,
-                      padding: Padding = 0,
+                      padding: Padding = 0, dilation: IntOrPair = 1, ceil_mode: bool = False,
                       data_format: str = "NHWC") -> tuple[np.ndarray, np.ndarray]:
     """NumPy reference of :func:`numbaconv.max_pool2d_argmax` (the docstring is copied from it)."""
-    return _api.max_pool2d_argmax(_BACKEND, x, pool_size, stride, padding, data_format)
+    return _api.max_pool2d_argmax(_BACKEND, x, pool_size, stride, padding, dilation, ceil_mode,
+                                  data_format)
 
 
 @_api.reference_of(_functions.max_pool2d_backward)
@@ -100,6 +108,46 @@ def max_pool2d_backward(dy: ArrayLike, argmax: ArrayLike, x_shape: Sequence[int]
                         data_format: str = "NHWC") -> np.ndarray:
     """NumPy reference of :func:`numbaconv.max_pool2d_backward` (the docstring is copied from it)."""
     return _api.max_pool2d_backward(_BACKEND, dy, argmax, x_shape, data_format)
+
+
+@_api.reference_of(_functions.max_unpool2d)
+def max_unpool2d(y: ArrayLike, argmax: ArrayLike, x_shape: Sequence[int], *,
+                 data_format: str = "NHWC") -> np.ndarray:
+    """NumPy reference of :func:`numbaconv.max_unpool2d` (the docstring is copied from it)."""
+    return _api.max_unpool2d(_BACKEND, y, argmax, x_shape, data_format)
+
+
+@_api.reference_of(_functions.avg_pool2d)
+def avg_pool2d(x: ArrayLike, pool_size: IntOrPair, *, stride: IntOrPair | None = None,
+               padding: Padding = 0, ceil_mode: bool = False, count_include_pad: bool = False,
+               data_format: str = "NHWC") -> np.ndarray:
+    """NumPy reference of :func:`numbaconv.avg_pool2d` (the docstring is copied from it)."""
+    return _api.avg_pool2d(_BACKEND, x, pool_size, stride, padding, ceil_mode, count_include_pad,
+                           data_format)
+
+
+@_api.reference_of(_functions.avg_pool2d_backward)
+def avg_pool2d_backward(dy: ArrayLike, x_shape: Sequence[int], pool_size: IntOrPair, *,
+                        stride: IntOrPair | None = None, padding: Padding = 0,
+                        ceil_mode: bool = False, count_include_pad: bool = False,
+                        data_format: str = "NHWC") -> np.ndarray:
+    """NumPy reference of :func:`numbaconv.avg_pool2d_backward` (the docstring is copied from it)."""
+    return _api.avg_pool2d_backward(_BACKEND, dy, x_shape, pool_size, stride, padding, ceil_mode,
+                                    count_include_pad, data_format)
+
+
+@_api.reference_of(_functions.adaptive_avg_pool2d)
+def adaptive_avg_pool2d(x: ArrayLike, output_size: IntOrPair, *,
+                        data_format: str = "NHWC") -> np.ndarray:
+    """NumPy reference of :func:`numbaconv.adaptive_avg_pool2d` (the docstring is copied from it)."""
+    return _api.adaptive_avg_pool2d(_BACKEND, x, output_size, data_format)
+
+
+@_api.reference_of(_functions.adaptive_avg_pool2d_backward)
+def adaptive_avg_pool2d_backward(dy: ArrayLike, x_shape: Sequence[int], *,
+                                 data_format: str = "NHWC") -> np.ndarray:
+    """NumPy reference of :func:`numbaconv.adaptive_avg_pool2d_backward` (the docstring is copied from it)."""
+    return _api.adaptive_avg_pool2d_backward(_BACKEND, dy, x_shape, data_format)
 
 
 @_api.reference_of(_functions.lrn)
