@@ -104,8 +104,8 @@ def conv2d(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *, stride: In
     padding, dilation)`` with ``data_format='NCHW'`` and OIHW filters;
     asymmetric padding, which PyTorch's ``conv2d`` does not take, is
     ``((top, bottom), (left, right))`` here. ``groups`` is PyTorch's
-    ``groups`` and the grouped filters of TensorFlow's ``conv2d`` (which
-    TensorFlow refuses to run on CPU). TensorFlow's
+    ``groups``, and the grouped filters of TensorFlow's ``conv2d`` (whose
+    gradients TensorFlow refuses to compute on CPU). TensorFlow's
     ``tf.nn.depthwise_conv2d(x, w_dw, ...)`` with a ``(KH, KW, C_in, M)``
     filter is ``conv2d(x, w_dw.reshape(KH, KW, 1, C_in * M), groups=C_in)``
     (output channel ``c * M + m``).

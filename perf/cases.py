@@ -23,7 +23,7 @@ class Case(NamedTuple):
     kind: str  # "conv", "pool" or "lrn"
     x_shape: Tuple[int, int, int, int]  # NHWC, full benchmark
     quick_batch: int  # batch size used by --quick
-    w_shape: Optional[Tuple[int, int, int, int]] = None  # HWIO (conv)
+    w_shape: Optional[Tuple[int, int, int, int]] = None  # HWIO (conv): (KH, KW, C_in // groups, C_out)
     stride: int = 1
     padding: str = "VALID"  # TensorFlow's padding name; explicit pads follow from it
     pool: int = 2  # window = stride (pool)
@@ -32,6 +32,7 @@ class Case(NamedTuple):
     alpha: float = 1.0
     beta: float = 0.5
     seed_ran_it: bool = False  # the seed notebook ran its conv_backward on this shape
+    groups: int = 1  # conv: grouped (depthwise when groups = C_in)
 
 
 CASES = (
@@ -44,6 +45,14 @@ CASES = (
     Case("conv8x16s5", "conv 4x28x46x128 * 8x16x128x2 S=5 VALID", "conv",
          (4, 28, 46, 128), 2, w_shape=(8, 16, 128, 2), stride=5, padding="VALID",
          seed_ran_it=True),
+    # Grouped and depthwise conv (issue 12): MobileNet/ResNeXt layers, where
+    # the peers' CPU paths are weakest.
+    Case("dw56", "depthwise 3x3 SAME on 32x56x56x64", "conv",
+         (32, 56, 56, 64), 4, w_shape=(3, 3, 1, 64), padding="SAME", groups=64),
+    Case("dw28", "depthwise 3x3 SAME on 128x28x28x32", "conv",
+         (128, 28, 28, 32), 16, w_shape=(3, 3, 1, 32), padding="SAME", groups=32),
+    Case("grouped4", "grouped 3x3 SAME (groups 4) on 32x28x28x64 -> 64", "conv",
+         (32, 28, 28, 64), 4, w_shape=(3, 3, 16, 64), padding="SAME", groups=4),
     Case("maxpool", "max pool 2x2/2 on 128x28x28x16 (with argmax)", "pool",
          (128, 28, 28, 16), 16),
     Case("lrn", "LRN r=5 bias=1 alpha=1 beta=0.5 (TF defaults) on 128x28x28x16", "lrn",
@@ -141,7 +150,7 @@ def load_inputs(directory, case):
 
 
 def conv_flops_per_pass(case, x_shape):
-    """2 * N * OH * OW * KH * KW * C_in * C_out: one conv pass (forward, or dx, or dw)."""
+    """2 * N * OH * OW * KH * KW * (C_in // groups) * C_out: one conv pass (forward, or dx, or dw)."""
     n = x_shape[0]
     oh, ow = out_hw(case, x_shape)
     kh, kw, ci, co = case.w_shape

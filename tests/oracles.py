@@ -1,14 +1,17 @@
-"""TensorFlow as a test oracle, run in a worker subprocess.
+"""TensorFlow and PyTorch as test oracles, each run in a worker subprocess.
 
-Why a subprocess: Numba and TensorFlow in one process can crash or hang
-depending on which is imported first (numba#4870, #7299; both bundle LLVM
-and OpenMP/TBB runtimes), and TensorFlow's thread pool competes with Numba's
-for the same cores. So the pytest process never imports tensorflow: one
-worker (``tests/tf_worker.py``, started lazily, once per session) imports it
-and answers requests sent as pickled NumPy arrays over its stdin/stdout pipes.
+Why a subprocess: Numba and TensorFlow (or PyTorch) in one process can crash
+or hang depending on which is imported first (numba#4870, #7299; they bundle
+LLVM and OpenMP/TBB runtimes), and their thread pools compete with Numba's
+for the same cores. So the pytest process never imports tensorflow or torch:
+one worker per framework (``tests/tf_worker.py``, ``tests/torch_worker.py``,
+started lazily, once per session) imports it and answers requests sent as
+pickled NumPy arrays over its stdin/stdout pipes (the protocol:
+``tests/oracle_worker.py``). :class:`WorkerOracle` is the client of any such
+worker; :class:`TFOracle` and :class:`TorchOracle` are its two instances.
 
 Robustness (POSIX pipes, ``select``): every reply is awaited with a timeout; a worker that dies, hangs
-or cannot import tensorflow raises :class:`OracleError` (with the worker's
+or cannot import its framework raises :class:`OracleError` (with the worker's
 stderr tail) in the test that asked, so the test fails instead of hanging or
 skipping. A case that makes TensorFlow raise fails only that case. A
 worker that dies after starting is restarted on the next request; one that
@@ -16,9 +19,10 @@ could not start (no tensorflow, crash or timeout while starting) is not
 retried, so every later request fails at once instead of waiting again.
 
 Requests are built in the caller's layout (NHWC/HWIO or NCHW/OIHW) and
-translated here to TensorFlow's NHWC/HWIO; results come back in the caller's
-layout. Batch several requests in one :meth:`TFOracle.run` call: one round
-trip, one pickle, instead of one per test.
+translated here to the framework's own (TensorFlow's NHWC/HWIO, PyTorch's
+NCHW/OIHW); results come back in the caller's layout. Batch several requests
+in one :meth:`WorkerOracle.run` call: one round trip, one pickle, instead of
+one per test.
 """
 import os
 import pickle
@@ -31,14 +35,16 @@ import time
 
 import numpy as np
 
-WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tf_worker.py")
+TESTS = os.path.dirname(os.path.abspath(__file__))
+WORKER = os.path.join(TESTS, "tf_worker.py")
+TORCH_WORKER = os.path.join(TESTS, "torch_worker.py")
 START_TIMEOUT = 180.0  # importing tensorflow takes ~5 s idle, far more on a loaded machine
 REQUEST_TIMEOUT = 120.0  # per run() call ...
 CASE_TIMEOUT = 10.0  # ... plus this per case
 
 
 class OracleError(RuntimeError):
-    """TensorFlow could not answer: not importable, crashed, timed out, or raised."""
+    """The framework could not answer: not importable, crashed, timed out, or raised."""
 
 
 # ------------------------------------------------------------------ layouts
@@ -160,6 +166,93 @@ def lrn(x, dy, *, depth_radius, bias, alpha, beta, data_format="NHWC"):
     }, finish)
 
 
+def depthwise_conv2d(x, w, b, dy, *, stride=1, padding=0, dilation=1, data_format="NHWC"):
+    """TensorFlow's ``depthwise_conv2d`` for numbaconv's ``conv2d(x, w, b, groups=C_in)``.
+
+    ``w`` is numbaconv's grouped filter in the caller's layout (HWIO
+    ``(KH, KW, 1, C_in * M)`` or OIHW); TensorFlow's ``(KH, KW, C_in, M)``
+    is its reshape. Keys y, dx, dw, db (dw in w's layout).
+    """
+    fmt = _fmt(data_format)
+    w_hwio = _to_hwio(w, fmt)
+    kh, kw, _, c_out = w_hwio.shape
+    c_in = _to_nhwc(x, fmt).shape[3]
+
+    def finish(r):
+        return {"y": _from_nhwc(r["y"], fmt), "dx": _from_nhwc(r["dx"], fmt),
+                "dw": _from_hwio(r["dw"].reshape(kh, kw, 1, c_out), fmt), "db": r["db"]}
+
+    return Request({
+        "op": "depthwise_conv2d", "x": _to_nhwc(x, fmt), "w": w_hwio.reshape(kh, kw, c_in, c_out // c_in),
+        "b": b, "dy": _to_nhwc(dy, fmt), "strides": _pair(stride), "padding": tf_padding(padding),
+        "dilations": _pair(dilation),
+    }, finish)
+
+
+def grouped_conv2d(x, w, *, stride=1, padding=0, dilation=1, data_format="NHWC", gradient=False):
+    """TensorFlow's ``conv2d`` with a grouped filter: key y, or dx (of sum(y)) with ``gradient``."""
+    fmt = _fmt(data_format)
+
+    def finish(r):
+        return {k: _from_nhwc(v, fmt) for k, v in r.items()}
+
+    return Request({
+        "op": "grouped_conv2d", "x": _to_nhwc(x, fmt), "w": _to_hwio(w, fmt), "strides": _pair(stride),
+        "padding": tf_padding(padding), "dilations": _pair(dilation), "gradient": gradient,
+    }, finish)
+
+
+# PyTorch's requests: NCHW data, OIHW filters, explicit (top, bottom, left, right) padding.
+
+
+def _to_nchw(a, fmt):
+    return None if a is None else (a if fmt == "NCHW" else np.ascontiguousarray(a.transpose(0, 3, 1, 2)))
+
+
+def _from_nchw(a, fmt):
+    return a if fmt == "NCHW" else np.ascontiguousarray(a.transpose(0, 2, 3, 1))
+
+
+def _to_oihw(w, fmt):
+    return w if fmt == "NCHW" else np.ascontiguousarray(w.transpose(3, 2, 0, 1))
+
+
+def _from_oihw(w, fmt):
+    return w if fmt == "NCHW" else np.ascontiguousarray(w.transpose(2, 3, 1, 0))
+
+
+def _torch_finish(fmt):
+    def finish(r):
+        out = {"y": _from_nchw(r["y"], fmt), "dx": _from_nchw(r["dx"], fmt),
+               "dw": _from_oihw(r["dw"], fmt)}
+        out.update((k, r[k]) for k in ("db", "native") if k in r)
+        return out
+    return finish
+
+
+def torch_conv2d(x, w, b, dy, *, stride, pads, dilation, groups, data_format):
+    """``F.conv2d(..., groups)`` forward and autograd (``pads``: top, bottom, left, right): keys y, dx, dw, db."""
+    fmt = _fmt(data_format)
+    return Request({
+        "op": "conv2d", "x": _to_nchw(x, fmt), "w": _to_oihw(w, fmt), "b": b, "dy": _to_nchw(dy, fmt),
+        "stride": _pair(stride), "pads": tuple(pads), "dilation": _pair(dilation), "groups": groups,
+    }, _torch_finish(fmt))
+
+
+def torch_conv2d_transpose(x, w, b, dy, out_hw, *, stride, pads, dilation, groups, data_format):
+    """``F.conv_transpose2d(..., groups)`` with output plane ``out_hw``, forward and autograd.
+
+    PyTorch's transposed-conv weight ``(in_channels, out_channels // groups,
+    KH, KW)`` is numbaconv's OIHW filter as it is. Keys y, dx, dw, db.
+    """
+    fmt = _fmt(data_format)
+    return Request({
+        "op": "conv2d_transpose", "x": _to_nchw(x, fmt), "w": _to_oihw(w, fmt), "b": b,
+        "dy": _to_nchw(dy, fmt), "out_hw": tuple(out_hw), "stride": _pair(stride), "pads": tuple(pads),
+        "dilation": _pair(dilation), "groups": groups,
+    }, _torch_finish(fmt))
+
+
 # ------------------------------------------------------------------- worker
 
 
@@ -169,10 +262,17 @@ def _write(fd, data):
         view = view[os.write(fd, view):]
 
 
-class TFOracle:
-    """A lazily started TensorFlow worker process; :meth:`run` sends it requests."""
+class WorkerOracle:
+    """A lazily started worker process of one framework; :meth:`run` sends it requests.
 
-    def __init__(self, worker=WORKER, start_timeout=START_TIMEOUT,
+    ``framework`` names it in messages (and is the module the worker
+    imports); ``env`` is added to the worker's environment.
+    """
+
+    framework = "framework"
+    env: dict = {}
+
+    def __init__(self, worker, start_timeout=START_TIMEOUT,
                  request_timeout=REQUEST_TIMEOUT, case_timeout=CASE_TIMEOUT):
         self.worker = worker
         self.start_timeout = start_timeout
@@ -180,7 +280,7 @@ class TFOracle:
         self.case_timeout = case_timeout
         self._proc = None
         self._stderr = None
-        self._fatal = None  # set when tensorflow cannot be imported: no retries
+        self._fatal = None  # set when the framework cannot be imported: no retries
         self.versions = None
 
     # -- lifecycle
@@ -189,10 +289,8 @@ class TFOracle:
         if self._fatal is not None:
             raise OracleError(self._fatal)
         env = dict(os.environ)
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        # The plain Eigen kernels: the same oracle on every CPU (oneDNN is
-        # opt-in on AMD and on by default on Intel).
-        env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+        for key, value in self.env.items():
+            env.setdefault(key, value)
         env["CUDA_VISIBLE_DEVICES"] = ""
         self._close_stderr()
         self._stderr = tempfile.TemporaryFile()
@@ -201,14 +299,15 @@ class TFOracle:
             stderr=self._stderr, env=env, close_fds=True,
         )
         try:
-            hello = self._receive(self.start_timeout, "starting the TensorFlow worker")
+            hello = self._receive(self.start_timeout, f"starting the {self.framework} worker")
         except OracleError as err:  # a worker that cannot start once will not start later
             self._fatal = str(err)
             raise
         if not hello.get("ok"):
             self._fatal = (
-                "tensorflow is not importable in the oracle worker; the TF tests need it "
-                "(pip install -e .[test]). Worker traceback:\n" + hello.get("error", "")
+                f"{self.framework} is not importable in the oracle worker; the tests that "
+                "compare against it need it (pip install -e .[test]). Worker traceback:\n"
+                + hello.get("error", "")
             )
             self.close()
             raise OracleError(self._fatal)
@@ -252,7 +351,7 @@ class TFOracle:
             proc.stdout.close()
             self._proc = None
         self._close_stderr()
-        raise OracleError(f"TensorFlow worker: {what} (exit code {code}). stderr tail:\n{tail}")
+        raise OracleError(f"{self.framework} worker: {what} (exit code {code}). stderr tail:\n{tail}")
 
     # -- transport
 
@@ -282,7 +381,7 @@ class TFOracle:
         """Send requests (a list of :class:`Request`); returns their results in order.
 
         Each result is a dict of arrays, or an :class:`OracleError` instance
-        when TensorFlow raised on that case (the caller raises it).
+        when the framework raised on that case (the caller raises it).
         """
         requests = list(requests)
         if self._proc is not None and self._proc.poll() is not None:
@@ -298,16 +397,40 @@ class TFOracle:
                                 f"answering {len(requests)} case(s)")
         return [
             r.finish(reply["value"]) if reply["ok"]
-            else OracleError("TensorFlow raised on this case:\n" + reply["error"])
+            else OracleError(f"{self.framework} raised on this case:\n" + reply["error"])
             for r, reply in zip(requests, replies)
         ]
 
     def run_one(self, request):
-        """One request; raises OracleError if TensorFlow raised."""
+        """One request; raises OracleError if the framework raised."""
         (result,) = self.run([request])
         if isinstance(result, OracleError):
             raise result
         return result
+
+
+class TFOracle(WorkerOracle):
+    """TensorFlow's worker (``tf_worker.py``)."""
+
+    framework = "tensorflow"
+    env = {
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        # The plain Eigen kernels: the same oracle on every CPU (oneDNN is
+        # opt-in on AMD and on by default on Intel).
+        "TF_ENABLE_ONEDNN_OPTS": "0",
+    }
+
+    def __init__(self, worker=WORKER, **timeouts):
+        super().__init__(worker, **timeouts)
+
+
+class TorchOracle(WorkerOracle):
+    """PyTorch's worker (``torch_worker.py``)."""
+
+    framework = "torch"
+
+    def __init__(self, worker=TORCH_WORKER, **timeouts):
+        super().__init__(worker, **timeouts)
 
 
 class Batch:
@@ -341,19 +464,17 @@ class Batch:
         return result
 
 
-_SESSION_ORACLE = None
+_SESSION_ORACLES: dict = {}
 
 
-def session_oracle():
-    """The process-wide oracle (its worker starts on the first request)."""
-    global _SESSION_ORACLE
-    if _SESSION_ORACLE is None:
-        _SESSION_ORACLE = TFOracle()
-    return _SESSION_ORACLE
+def session_oracle(kind=TFOracle):
+    """The process-wide oracle of ``kind`` (TFOracle or TorchOracle; its worker starts on the first request)."""
+    if kind not in _SESSION_ORACLES:
+        _SESSION_ORACLES[kind] = kind()
+    return _SESSION_ORACLES[kind]
 
 
-def close_session_oracle():
-    global _SESSION_ORACLE
-    if _SESSION_ORACLE is not None:
-        _SESSION_ORACLE.close()
-        _SESSION_ORACLE = None
+def close_session_oracle(kind=TFOracle):
+    oracle = _SESSION_ORACLES.pop(kind, None)
+    if oracle is not None:
+        oracle.close()

@@ -2,37 +2,17 @@
 
 ``tests/oracles.py`` starts this script once per test session and talks to it
 over its stdin/stdout pipes (see ``oracles.py`` for why TensorFlow does not
-run in the pytest process). Each message is an 8-byte big-endian length
-followed by a pickle. The worker first sends a greeting, then answers each
-request, a list of cases, with a list of results (one per case, in order); a
-failing case yields its traceback, not a crash. Empty input (the parent went
-away) or a ``None`` request ends the worker.
+run in the pytest process; ``oracle_worker.py`` has the protocol).
 
 Everything here is NHWC data and HWIO filters, TensorFlow's native layout.
 Padding is ``"SAME"``, ``"VALID"`` or explicit ``((top, bottom), (left, right))``.
 """
 import os
-import pickle
-import struct
-import sys
-import traceback
 
 import numpy as np
-
-
-def _read_message(stream):
-    header = stream.read(8)
-    if len(header) < 8:
-        return None
-    (size,) = struct.unpack(">Q", header)
-    return pickle.loads(stream.read(size))
-
-
-def _write_message(stream, obj):
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(struct.pack(">Q", len(data)))
-    stream.write(data)
-    stream.flush()
+from oracle_worker import read_message as _read_message  # noqa: F401 - the oracle tests use these
+from oracle_worker import run, serve
+from oracle_worker import write_message as _write_message  # noqa: F401
 
 
 def _tf_padding(padding):
@@ -155,40 +135,48 @@ def lrn(tf, req):
     return {"y": y.numpy(), "dx": tape.gradient(y, x, output_gradients=dy).numpy()}
 
 
-OPS = {"conv2d": conv2d, "conv2d_transpose": conv2d_transpose, "max_pool": max_pool, "lrn": lrn}
+def depthwise_conv2d(tf, req):
+    """``tf.nn.depthwise_conv2d`` (filter (KH, KW, C_in, M)) + b and the gradients of sum(y * dy)."""
+    x, w, dy = (tf.constant(req[k]) for k in ("x", "w", "dy"))
+    b = tf.constant(req["b"]) if req["b"] is not None else tf.zeros(w.shape[2] * w.shape[3], x.dtype)
+    with tf.GradientTape() as tape:
+        tape.watch([x, w, b])
+        y = tf.nn.depthwise_conv2d(x, w, [1, *req["strides"], 1], _tf_padding(req["padding"]),
+                                   dilations=req["dilations"]) + b
+    dx, dw, db = tape.gradient(y, [x, w, b], output_gradients=dy)
+    return {"y": y.numpy(), "dx": dx.numpy(), "dw": dw.numpy(), "db": db.numpy()}
+
+
+def grouped_conv2d(tf, req):
+    """``tf.nn.conv2d`` with a grouped filter (KH, KW, C_in // groups, C_out), forward only,
+    and its gradient, which TensorFlow's CPU kernels refuse (the case then fails)."""
+    x, w = tf.constant(req["x"]), tf.constant(req["w"])
+    args = dict(strides=[1, *req["strides"], 1], padding=_tf_padding(req["padding"]),
+                dilations=[1, *req["dilations"], 1])
+    if req.get("gradient"):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.nn.conv2d(x, w, **args)
+        return {"dx": tape.gradient(y, x).numpy()}
+    return {"y": tf.nn.conv2d(x, w, **args).numpy()}
+
+
+OPS = {"conv2d": conv2d, "conv2d_transpose": conv2d_transpose, "max_pool": max_pool, "lrn": lrn,
+       "depthwise_conv2d": depthwise_conv2d, "grouped_conv2d": grouped_conv2d}
+
+
+def _setup():
+    import tensorflow as tf
+
+    threads = int(os.environ.get("NUMBACONV_TF_THREADS", "1"))
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    return tf, {"tensorflow": tf.__version__, "numpy": np.__version__}
 
 
 def main():
-    # The protocol owns the real stdout; anything else printing to fd 1
-    # (TensorFlow's C++ logging, a stray print) goes to stderr instead.
-    channel = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    requests = sys.stdin.buffer
-    try:
-        import tensorflow as tf
-
-        threads = int(os.environ.get("NUMBACONV_TF_THREADS", "1"))
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except BaseException:  # noqa: BLE001 - reported to the parent, which fails the tests
-        _write_message(channel, {"ok": False, "error": traceback.format_exc()})
-        return 1
-    _write_message(channel, {"ok": True, "tensorflow": tf.__version__, "numpy": np.__version__})
-    while True:
-        batch = _read_message(requests)
-        if batch is None:
-            return 0
-        results = []
-        for req in batch:
-            try:
-                results.append({"ok": True, "value": OPS[req["op"]](tf, req)})
-            except Exception:  # noqa: BLE001 - one failing case must not take the others down
-                results.append({"ok": False, "error": traceback.format_exc()})
-        _write_message(channel, results)
+    return serve(_setup, OPS)
 
 
 if __name__ == "__main__":
-    status = main()
-    sys.stderr.flush()
-    # Skip the interpreter's teardown of TensorFlow (seconds) once all replies are out.
-    os._exit(status)
+    run(main)

@@ -13,14 +13,15 @@ from ._patches import col2im, im2col
 
 def _patches_by_group(cols, taps, groups):
     """(P, taps * C) patch matrix -> (groups, P, taps * C_g): each group's columns, (tap, c) order."""
-    rows = cols.shape[0]
-    return cols.reshape(rows, taps, groups, -1).transpose(2, 0, 1, 3).reshape(groups, rows, -1)
+    rows, c_group = cols.shape[0], cols.shape[1] // (taps * groups)
+    return cols.reshape(rows, taps, groups, c_group).transpose(2, 0, 1, 3).reshape(groups, rows, taps * c_group)
 
 
 def _patches_from_groups(by_group, taps):
     """The inverse of :func:`_patches_by_group`."""
-    groups, rows, _ = by_group.shape
-    return by_group.reshape(groups, rows, taps, -1).transpose(1, 2, 0, 3).reshape(rows, -1)
+    groups, rows, width = by_group.shape
+    c_group = width // taps
+    return by_group.reshape(groups, rows, taps, c_group).transpose(1, 2, 0, 3).reshape(rows, taps * groups * c_group)
 
 
 def _filters_by_group(w, groups):
@@ -31,7 +32,8 @@ def _filters_by_group(w, groups):
 
 def _channels_by_group(a, groups):
     """(N, H, W, C) -> (groups, N * H * W, C_g)."""
-    return a.reshape(-1, groups, a.shape[3] // groups).transpose(1, 0, 2)
+    n, h, w, c = a.shape
+    return a.reshape(n * h * w, groups, c // groups).transpose(1, 0, 2)
 
 
 def grouped_conv2d(x, w, b, g, groups, nchw):
