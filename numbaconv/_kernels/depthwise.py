@@ -52,6 +52,22 @@ def depthwise_conv2d_nhwc(x, w, b, y, sh, sw, dh, dw, pt, pl):
                         acc[c] += src[c] * tap[c]
 
 
+@kernel(parallel=False)
+def _source_index(size, k, stride, dilation, pad, out_size):
+    """table[i, t] = o with o * stride - pad + t * dilation == i and 0 <= o < out_size, else -1.
+
+    The gather form's tap lookup along one axis, computed once per call so
+    that no division runs per pixel.
+    """
+    table = np.full((size, k), -1, np.int64)
+    for i in range(size):
+        for t in range(k):
+            pos = i + pad - t * dilation
+            if pos >= 0 and pos % stride == 0 and pos // stride < out_size:
+                table[i, t] = pos // stride
+    return table
+
+
 @kernel
 def depthwise_conv2d_backward_input_nhwc(dy, w, b, dx, sh, sw, dh, dw, pt, pl):
     """dx[n, ih, iw, c] = b[c] + sum(dy[n, oh, ow, c] * w[kh, kw, c]) in gather form.
@@ -64,6 +80,8 @@ def depthwise_conv2d_backward_input_nhwc(dy, w, b, dx, sh, sw, dh, dw, pt, pl):
     n_img, in_h, in_w, chans = dx.shape
     out_h, out_w = dy.shape[1], dy.shape[2]
     k_h, k_w = w.shape[0], w.shape[1]
+    rows = _source_index(in_h, k_h, sh, dh, pt, out_h)
+    cols = _source_index(in_w, k_w, sw, dw, pl, out_w)
     for unit in prange(n_img * in_h):
         n = np.int64(unit) // in_h
         ih = np.int64(unit) - n * in_h
@@ -72,15 +90,14 @@ def depthwise_conv2d_backward_input_nhwc(dy, w, b, dx, sh, sw, dh, dw, pt, pl):
             for c in range(chans):
                 acc[c] = b[c]
             for kh in range(k_h):
-                row = ih + pt - kh * dh  # = oh * sh
-                if row < 0 or row % sh != 0 or row // sh >= out_h:
+                oh = rows[ih, kh]
+                if oh < 0:
                     continue
-                oh = row // sh
                 for kw in range(k_w):
-                    col = iw + pl - kw * dw
-                    if col < 0 or col % sw != 0 or col // sw >= out_w:
+                    ow = cols[iw, kw]
+                    if ow < 0:
                         continue
-                    src = dy[n, oh, col // sw]
+                    src = dy[n, oh, ow]
                     tap = w[kh, kw]
                     for c in range(chans):
                         acc[c] += src[c] * tap[c]
