@@ -38,10 +38,14 @@ class Geometry(NamedTuple):
 
 
 class ConvArgs(NamedTuple):
-    """Normalized conv arguments: data in NHWC, filters in HWIO, one compute dtype."""
+    """Normalized conv arguments: data in NHWC, filters in HWIO, one compute dtype.
 
-    x: np.ndarray
-    w: np.ndarray
+    x is None for conv2d_backward_input, w for conv2d_backward_filter (only
+    their shapes are given).
+    """
+
+    x: np.ndarray | None
+    w: np.ndarray | None
     b: np.ndarray | None
     dy: np.ndarray | None
     g: Geometry
