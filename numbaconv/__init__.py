@@ -14,6 +14,8 @@ from ._functions import (
     col2im,
     conv2d,
     conv2d_backward,
+    conv2d_backward_filter,
+    conv2d_backward_input,
     conv2d_transpose,
     conv2d_transpose_backward,
     im2col,
@@ -29,7 +31,8 @@ from ._warmup import warmup
 __version__ = "0.1.0"
 
 __all__ = [
-    "conv2d", "conv2d_backward", "conv2d_transpose", "conv2d_transpose_backward",
+    "conv2d", "conv2d_backward", "conv2d_backward_input", "conv2d_backward_filter",
+    "conv2d_transpose", "conv2d_transpose_backward",
     "im2col", "col2im",
     "max_pool2d", "max_pool2d_argmax", "max_pool2d_backward", "max_unpool2d",
     "avg_pool2d", "avg_pool2d_backward", "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward",

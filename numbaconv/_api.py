@@ -14,6 +14,12 @@ NCHW, i.e. whether the NHWC-indexed data are views of NCHW arrays):
 - ``conv2d_transpose(x, w, b, g, nchw) -> y``: its adjoint (also conv2d's dx).
 - ``conv2d_backward_filter(x, dy, g, nchw) -> dw``.
 - ``bias_backward(dy, nchw) -> db``: sum over N, H, W.
+- ``grouped_conv2d(x, w, b, g, groups, nchw)``,
+  ``grouped_conv2d_transpose(x, w, b, g, groups, nchw)`` and
+  ``grouped_conv2d_backward_filter(x, dy, g, groups, nchw)``: the same with
+  ``groups > 1`` (w is ``(KH, KW, C_in // groups, C_out)``; output channel o
+  reads the input channels of group ``o // (C_out // groups)``). Called only
+  with ``groups > 1``: ``groups == 1`` goes to the plain cores.
 - ``im2col(x, g, nchw) -> cols``; ``col2im(cols, n, c, g, nchw) -> x``.
 - ``max_pool2d(x, g, nchw) -> y``; ``max_pool2d_argmax(x, g, nchw) -> (y, argmax)``;
   ``max_pool2d_backward(dy, argmax, h, w, nchw) -> dx``;
@@ -56,6 +62,9 @@ class Backend(NamedTuple):
     conv2d_transpose: Core
     conv2d_backward_filter: Core
     bias_backward: Core
+    grouped_conv2d: Core
+    grouped_conv2d_transpose: Core
+    grouped_conv2d_backward_filter: Core
     im2col: Core
     col2im: Core
     max_pool2d: Core
@@ -76,18 +85,39 @@ def _nchw(args):
 
 
 # ------------------------------------------------------------ convolution
+# The _conv*_core helpers dispatch on groups: the plain cores take
+# groups == 1, the grouped ones everything else.
 
 
-def conv2d(backend, x, w, b, stride, padding, dilation, data_format):
-    a = v.conv2d(x, w, b, stride, padding, dilation, data_format)
-    return v.from_nhwc(backend.conv2d(a.x, a.w, a.b, a.g, _nchw(a)), a.data_format)
+def _conv_core(backend, x, w, b, g, groups, nchw):
+    if groups == 1:
+        return backend.conv2d(x, w, b, g, nchw)
+    return backend.grouped_conv2d(x, w, b, g, groups, nchw)
 
 
-def conv2d_backward(backend, dy, x, w, stride, padding, dilation, data_format):
-    a = v.conv2d(x, w, None, stride, padding, dilation, data_format, dy=dy)
+def _transpose_core(backend, x, w, b, g, groups, nchw):
+    if groups == 1:
+        return backend.conv2d_transpose(x, w, b, g, nchw)
+    return backend.grouped_conv2d_transpose(x, w, b, g, groups, nchw)
+
+
+def _filter_core(backend, x, dy, g, groups, nchw):
+    if groups == 1:
+        return backend.conv2d_backward_filter(x, dy, g, nchw)
+    return backend.grouped_conv2d_backward_filter(x, dy, g, groups, nchw)
+
+
+def conv2d(backend, x, w, b, stride, padding, dilation, groups, data_format):
+    a = v.conv2d(x, w, b, stride, padding, dilation, data_format, groups=groups)
+    y = _conv_core(backend, a.x, a.w, a.b, a.g, a.groups, _nchw(a))
+    return v.from_nhwc(y, a.data_format)
+
+
+def conv2d_backward(backend, dy, x, w, stride, padding, dilation, groups, data_format):
+    a = v.conv2d(x, w, None, stride, padding, dilation, data_format, dy=dy, groups=groups)
     nchw = _nchw(a)
-    dx = backend.conv2d_transpose(a.dy, a.w, None, a.g, nchw)
-    dw = backend.conv2d_backward_filter(a.x, a.dy, a.g, nchw)
+    dx = _transpose_core(backend, a.dy, a.w, None, a.g, a.groups, nchw)
+    dw = _filter_core(backend, a.x, a.dy, a.g, a.groups, nchw)
     return (
         v.from_nhwc(dx, a.data_format),
         v.filters_from_hwio(dw, a.data_format),
@@ -95,19 +125,34 @@ def conv2d_backward(backend, dy, x, w, stride, padding, dilation, data_format):
     )
 
 
-def conv2d_transpose(backend, x, w, b, stride, padding, output_padding, dilation, data_format):
-    a = v.conv2d_transpose(x, w, b, stride, padding, output_padding, dilation, data_format)
-    return v.from_nhwc(backend.conv2d_transpose(a.x, a.w, a.b, a.g, _nchw(a)), a.data_format)
+def conv2d_backward_input(backend, dy, w, x_shape, stride, padding, dilation, groups, data_format):
+    a = v.conv2d_backward_input(dy, w, x_shape, stride, padding, dilation, groups, data_format)
+    dx = _transpose_core(backend, a.dy, a.w, None, a.g, a.groups, _nchw(a))
+    return v.from_nhwc(dx, a.data_format)
 
 
-def conv2d_transpose_backward(backend, dy, x, w, stride, padding, output_padding, dilation,
+def conv2d_backward_filter(backend, dy, x, w_shape, stride, padding, dilation, groups, data_format):
+    a = v.conv2d_backward_filter(dy, x, w_shape, stride, padding, dilation, groups, data_format)
+    dw = _filter_core(backend, a.x, a.dy, a.g, a.groups, _nchw(a))
+    return v.filters_from_hwio(dw, a.data_format)
+
+
+def conv2d_transpose(backend, x, w, b, stride, padding, output_padding, dilation, groups,
+                     data_format):
+    a = v.conv2d_transpose(x, w, b, stride, padding, output_padding, dilation, data_format,
+                           groups=groups)
+    y = _transpose_core(backend, a.x, a.w, a.b, a.g, a.groups, _nchw(a))
+    return v.from_nhwc(y, a.data_format)
+
+
+def conv2d_transpose_backward(backend, dy, x, w, stride, padding, output_padding, dilation, groups,
                               data_format):
     a = v.conv2d_transpose(x, w, None, stride, padding, output_padding, dilation,
-                           data_format, dy=dy)
+                           data_format, dy=dy, groups=groups)
     nchw = _nchw(a)
     # The forward conv of this geometry maps dy's plane onto x's plane.
-    dx = backend.conv2d(a.dy, a.w, None, a.g, nchw)
-    dw = backend.conv2d_backward_filter(a.dy, a.x, a.g, nchw)
+    dx = _conv_core(backend, a.dy, a.w, None, a.g, a.groups, nchw)
+    dw = _filter_core(backend, a.dy, a.x, a.g, a.groups, nchw)
     return (
         v.from_nhwc(dx, a.data_format),
         v.filters_from_hwio(dw, a.data_format),

@@ -11,6 +11,7 @@ from numpy.typing import ArrayLike
 from . import _api
 from ._api import Gradients, IntOrPair, Padding
 from ._fast import convolution as _convolution
+from ._fast import grouped as _grouped
 from ._fast import normalization as _normalization
 from ._fast import patches as _patches
 from ._fast import pooling as _pooling
@@ -20,6 +21,9 @@ _BACKEND = _api.Backend(
     conv2d_transpose=_convolution.conv2d_transpose,
     conv2d_backward_filter=_convolution.conv2d_backward_filter,
     bias_backward=_convolution.bias_backward,
+    grouped_conv2d=_grouped.grouped_conv2d,
+    grouped_conv2d_transpose=_grouped.grouped_conv2d_transpose,
+    grouped_conv2d_backward_filter=_grouped.grouped_conv2d_backward_filter,
     im2col=_patches.im2col,
     col2im=_patches.col2im,
     max_pool2d=_pooling.max_pool2d,
@@ -39,17 +43,20 @@ _BACKEND = _api.Backend(
 
 @_api.public("numbaconv")
 def conv2d(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *, stride: IntOrPair = 1,
-           padding: Padding = 0, dilation: IntOrPair = 1, data_format: str = "NHWC") -> np.ndarray:
-    """2-D cross-correlation plus bias (what TensorFlow and PyTorch call conv2d).
+           padding: Padding = 0, dilation: IntOrPair = 1, groups: int = 1,
+           data_format: str = "NHWC") -> np.ndarray:
+    """2-D cross-correlation plus bias (what TensorFlow and PyTorch call conv2d), grouped or depthwise too.
 
     ``y[n, oh, ow, o] = b[o] + sum(x[n, oh * sh - top + kh * dh, ow * sw - left + kw * dw, i]
-    * w[kh, kw, i, o])`` over the window, padded cells reading as zero.
+    * w[kh, kw, i, o])`` over the window, padded cells reading as zero. With
+    ``groups > 1``, output channel ``o`` reads only the ``C_in // groups``
+    input channels of its group ``o // (C_out // groups)``.
 
     Parameters
     ----------
     x : array_like of shape (N, H, W, C_in), or (N, C_in, H, W) with NCHW
         The input batch.
-    w : array_like of shape (KH, KW, C_in, C_out), or (C_out, C_in, KH, KW) with NCHW
+    w : array_like of shape (KH, KW, C_in // groups, C_out), or (C_out, C_in // groups, KH, KW) with NCHW
         The filters: HWIO with NHWC data, OIHW with NCHW data.
     b : array_like of shape (C_out,), optional
         The bias, added to every output position.
@@ -61,6 +68,11 @@ def conv2d(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *, stride: In
         padding on all sides, ``(ph, pw)``, or ``((top, bottom), (left, right))``.
     dilation : int or (int, int), default 1
         Spacing of the window taps along (H, W); each >= 1.
+    groups : int, default 1
+        Split the channels into this many groups (it must divide C_in and
+        C_out), each convolved with its own ``C_out // groups`` filters.
+        ``groups = C_in`` is depthwise convolution (channel multiplier
+        ``C_out // C_in``).
     data_format : {'NHWC', 'NCHW'}, default 'NHWC'
         The layout of ``x`` and of the result (any case).
 
@@ -75,12 +87,13 @@ def conv2d(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *, stride: In
     ------
     ValueError
         If an array has the wrong number of dimensions, ``x``'s channels do not
-        match ``w``, ``b`` is not of shape (C_out,), ``w`` has an empty window,
-        the output would be empty, or a stride, dilation, padding or data format
+        match ``w`` and ``groups``, ``groups`` does not divide C_in and C_out,
+        ``b`` is not of shape (C_out,), ``w`` has an empty window, the output
+        would be empty, or a stride, dilation, padding, groups or data format
         is out of range.
     TypeError
-        If an array is complex, object or string, or a stride, dilation or
-        padding is not an int.
+        If an array is complex, object or string, or a stride, dilation,
+        padding or groups is not an int.
 
     See Also
     --------
@@ -95,7 +108,12 @@ def conv2d(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *, stride: In
     right], [0, 0]]``. PyTorch: ``torch.nn.functional.conv2d(x, w, b, stride,
     padding, dilation)`` with ``data_format='NCHW'`` and OIHW filters;
     asymmetric padding, which PyTorch's ``conv2d`` does not take, is
-    ``((top, bottom), (left, right))`` here.
+    ``((top, bottom), (left, right))`` here. ``groups`` is PyTorch's
+    ``groups``, and the grouped filters of TensorFlow's ``conv2d`` (whose
+    gradients TensorFlow refuses to compute on CPU). TensorFlow's
+    ``tf.nn.depthwise_conv2d(x, w_dw, ...)`` with a ``(KH, KW, C_in, M)``
+    filter is ``conv2d(x, w_dw.reshape(KH, KW, 1, C_in * M), groups=C_in)``
+    (output channel ``c * M + m``).
 
     Examples
     --------
@@ -112,13 +130,26 @@ def conv2d(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *, stride: In
     >>> x_nchw, w_oihw = x.transpose(0, 3, 1, 2), w.transpose(3, 2, 0, 1)
     >>> nc.conv2d(x_nchw, w_oihw, stride=2, data_format="NCHW").shape
     (1, 1, 2, 2)
+
+    Depthwise (``groups = C_in``): channel c is convolved with filter c only.
+
+    >>> x2 = np.concatenate([x, np.ones_like(x)], axis=3)  # (1, 4, 4, 2)
+    >>> w_dw = np.ones((2, 2, 1, 2), np.float32)  # (KH, KW, C_in // groups, C_out)
+    >>> w_dw[..., 1] = 2
+    >>> y2 = nc.conv2d(x2, w_dw, stride=2, groups=2)
+    >>> y2[0, :, :, 0]
+    array([[10., 18.],
+           [42., 50.]], dtype=float32)
+    >>> y2[0, :, :, 1]
+    array([[8., 8.],
+           [8., 8.]], dtype=float32)
     """
-    return _api.conv2d(_BACKEND, x, w, b, stride, padding, dilation, data_format)
+    return _api.conv2d(_BACKEND, x, w, b, stride, padding, dilation, groups, data_format)
 
 
 @_api.public("numbaconv")
 def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, *, stride: IntOrPair = 1,
-                    padding: Padding = 0, dilation: IntOrPair = 1,
+                    padding: Padding = 0, dilation: IntOrPair = 1, groups: int = 1,
                     data_format: str = "NHWC") -> Gradients:
     """Gradients of ``sum(conv2d(x, w, b) * dy)`` with respect to x, w and b.
 
@@ -128,9 +159,9 @@ def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, *, stride: IntOrP
         The gradient of the loss with respect to ``conv2d``'s output.
     x : array_like of shape (N, H, W, C_in), or (N, C_in, H, W) with NCHW
         The forward call's input.
-    w : array_like of shape (KH, KW, C_in, C_out), or (C_out, C_in, KH, KW) with NCHW
+    w : array_like of shape (KH, KW, C_in // groups, C_out), or (C_out, C_in // groups, KH, KW) with NCHW
         The forward call's filters.
-    stride, padding, dilation, data_format
+    stride, padding, dilation, groups, data_format
         As in :func:`conv2d`, the forward call's.
 
     Returns
@@ -154,6 +185,7 @@ def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, *, stride: IntOrP
     See Also
     --------
     conv2d : The forward pass.
+    conv2d_backward_input, conv2d_backward_filter : dx and dw alone.
 
     Notes
     -----
@@ -181,24 +213,139 @@ def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, *, stride: IntOrP
     >>> db
     array([4.])
     """
-    return _api.conv2d_backward(_BACKEND, dy, x, w, stride, padding, dilation, data_format)
+    return _api.conv2d_backward(_BACKEND, dy, x, w, stride, padding, dilation, groups, data_format)
+
+
+@_api.public("numbaconv")
+def conv2d_backward_input(dy: ArrayLike, w: ArrayLike, x_shape: Sequence[int], *,
+                          stride: IntOrPair = 1, padding: Padding = 0, dilation: IntOrPair = 1,
+                          groups: int = 1, data_format: str = "NHWC") -> np.ndarray:
+    """The gradient of ``sum(conv2d(x, w) * dy)`` with respect to x, without computing dw.
+
+    Parameters
+    ----------
+    dy : array_like of shape (N, OH, OW, C_out), or (N, C_out, OH, OW) with NCHW
+        The gradient of the loss with respect to ``conv2d``'s output.
+    w : array_like of shape (KH, KW, C_in // groups, C_out), or (C_out, C_in // groups, KH, KW) with NCHW
+        The forward call's filters.
+    x_shape : tuple of 4 ints
+        The forward input's shape, (N, H, W, C_in), or (N, C_in, H, W) with
+        NCHW; ``'SAME'`` padding is resolved from it.
+    stride, padding, dilation, groups, data_format
+        As in :func:`conv2d`, the forward call's.
+
+    Returns
+    -------
+    dx : ndarray of shape x_shape
+        The ``dx`` of :func:`conv2d_backward`, dtype ``np.result_type(dy, w,
+        np.float32)``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`conv2d_backward`, with ``x_shape`` in the place of ``x``.
+    TypeError
+        As :func:`conv2d`, or if ``x_shape`` is not a tuple of ints.
+
+    See Also
+    --------
+    conv2d_backward : dx, dw and db together.
+    conv2d_transpose : The same computation, with the output size given by
+        ``output_padding`` instead of ``x_shape``.
+
+    Notes
+    -----
+    TensorFlow: ``tf.raw_ops.Conv2DBackpropInput(input_sizes=x_shape, ...)``
+    (NHWC). PyTorch: ``torch.nn.grad.conv2d_input(x_shape, w, dy, stride,
+    padding, dilation, groups)`` with ``data_format='NCHW'``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import numbaconv as nc
+    >>> w = np.ones((2, 2, 1, 1))
+    >>> dy = np.ones((1, 2, 2, 1))
+    >>> nc.conv2d_backward_input(dy, w, (1, 3, 3, 1))[0, :, :, 0]  # windows covering each pixel
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
+    """
+    return _api.conv2d_backward_input(_BACKEND, dy, w, x_shape, stride, padding, dilation, groups,
+                                      data_format)
+
+
+@_api.public("numbaconv")
+def conv2d_backward_filter(dy: ArrayLike, x: ArrayLike, w_shape: Sequence[int], *,
+                           stride: IntOrPair = 1, padding: Padding = 0, dilation: IntOrPair = 1,
+                           groups: int = 1, data_format: str = "NHWC") -> np.ndarray:
+    """The gradient of ``sum(conv2d(x, w) * dy)`` with respect to w, without computing dx.
+
+    Parameters
+    ----------
+    dy : array_like of shape (N, OH, OW, C_out), or (N, C_out, OH, OW) with NCHW
+        The gradient of the loss with respect to ``conv2d``'s output.
+    x : array_like of shape (N, H, W, C_in), or (N, C_in, H, W) with NCHW
+        The forward call's input.
+    w_shape : tuple of 4 ints
+        The filters' shape, (KH, KW, C_in // groups, C_out), or (C_out, C_in //
+        groups, KH, KW) with NCHW.
+    stride, padding, dilation, groups, data_format
+        As in :func:`conv2d`, the forward call's.
+
+    Returns
+    -------
+    dw : ndarray of shape w_shape
+        The ``dw`` of :func:`conv2d_backward`, dtype ``np.result_type(dy, x,
+        np.float32)``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`conv2d_backward`, with ``w_shape`` in the place of ``w``.
+    TypeError
+        As :func:`conv2d`, or if ``w_shape`` is not a tuple of ints.
+
+    See Also
+    --------
+    conv2d_backward : dx, dw and db together.
+
+    Notes
+    -----
+    TensorFlow: ``tf.raw_ops.Conv2DBackpropFilter(filter_sizes=w_shape, ...)``
+    (NHWC/HWIO). PyTorch: ``torch.nn.grad.conv2d_weight(x, w_shape, dy,
+    stride, padding, dilation, groups)`` with ``data_format='NCHW'``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import numbaconv as nc
+    >>> x = np.arange(9.0).reshape(1, 3, 3, 1)
+    >>> dy = np.ones((1, 2, 2, 1))
+    >>> nc.conv2d_backward_filter(dy, x, (2, 2, 1, 1))[:, :, 0, 0]  # what each tap reads, summed
+    array([[ 8., 12.],
+           [20., 24.]])
+    """
+    return _api.conv2d_backward_filter(_BACKEND, dy, x, w_shape, stride, padding, dilation, groups,
+                                       data_format)
 
 
 @_api.public("numbaconv")
 def conv2d_transpose(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *,
                      stride: IntOrPair = 1, padding: Padding = 0,
-                     output_padding: IntOrPair = 0, dilation: IntOrPair = 1,
+                     output_padding: IntOrPair = 0, dilation: IntOrPair = 1, groups: int = 1,
                      data_format: str = "NHWC") -> np.ndarray:
     """Transposed convolution: the adjoint of :func:`conv2d` with the same w and geometry.
 
     Each input entry spreads its filter taps over the output plane; overlaps
     add up. ``conv2d_transpose(dy, w, ...)`` is ``conv2d``'s input gradient.
+    With ``groups > 1`` it is the adjoint of the grouped conv: ``groups``
+    splits this function's input channels (the forward conv's C_out).
 
     Parameters
     ----------
     x : array_like of shape (N, H, W, C_out), or (N, C_out, H, W) with NCHW
         The input; it has the channel count of the forward conv's *output*.
-    w : array_like of shape (KH, KW, C_in, C_out), or (C_out, C_in, KH, KW) with NCHW
+    w : array_like of shape (KH, KW, C_in // groups, C_out), or (C_out, C_in // groups, KH, KW) with NCHW
         The forward conv's filters (HWIO with NHWC, OIHW with NCHW).
     b : array_like of shape (C_in,), optional
         The bias, added to every output position.
@@ -212,6 +359,8 @@ def conv2d_transpose(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *,
         a strided forward conv maps to the same output size; each must be
         smaller than the stride or the dilation along its axis (PyTorch's
         rule), and 0 with ``'SAME'``.
+    groups : int, default 1
+        The forward conv's groups; it must divide C_out (``x``'s channels).
     data_format : {'NHWC', 'NCHW'}, default 'NHWC'
         The layout of ``x`` and of the result (any case).
 
@@ -242,8 +391,9 @@ def conv2d_transpose(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *,
     dilations=dilation)``; TensorFlow takes the output shape where this takes
     ``output_padding``. PyTorch: ``torch.nn.functional.conv_transpose2d(x,
     w, b, stride, padding, output_padding, dilation=dilation)`` with
-    ``data_format='NCHW'``: the same formula, and PyTorch's ``(C_in, C_out,
-    KH, KW)`` weight is ``w.transpose(1, 0, 2, 3)`` of the OIHW filter here.
+    ``data_format='NCHW'``: the same formula; PyTorch's weight, shaped
+    ``(in_channels, out_channels // groups, KH, KW)`` in the transpose's own
+    terms, is the OIHW filter here as it is (also with ``groups``).
 
     Examples
     --------
@@ -261,13 +411,14 @@ def conv2d_transpose(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *,
     (1, 8, 8, 3)
     """
     return _api.conv2d_transpose(_BACKEND, x, w, b, stride, padding, output_padding, dilation,
-                                 data_format)
+                                 groups, data_format)
 
 
 @_api.public("numbaconv")
 def conv2d_transpose_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, *,
                               stride: IntOrPair = 1, padding: Padding = 0,
                               output_padding: IntOrPair = 0, dilation: IntOrPair = 1,
+                              groups: int = 1,
                               data_format: str = "NHWC") -> Gradients:
     """Gradients of ``sum(conv2d_transpose(x, w, b) * dy)`` with respect to x, w and b.
 
@@ -277,9 +428,9 @@ def conv2d_transpose_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, *,
         The gradient of the loss with respect to ``conv2d_transpose``'s output.
     x : array_like of shape (N, H, W, C_out), or (N, C_out, H, W) with NCHW
         The forward call's input.
-    w : array_like of shape (KH, KW, C_in, C_out), or (C_out, C_in, KH, KW) with NCHW
+    w : array_like of shape (KH, KW, C_in // groups, C_out), or (C_out, C_in // groups, KH, KW) with NCHW
         The forward call's filters.
-    stride, padding, output_padding, dilation, data_format
+    stride, padding, output_padding, dilation, groups, data_format
         As in :func:`conv2d_transpose`, the forward call's.
 
     Returns
@@ -325,7 +476,7 @@ def conv2d_transpose_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, *,
     array([9.])
     """
     return _api.conv2d_transpose_backward(_BACKEND, dy, x, w, stride, padding, output_padding,
-                                          dilation, data_format)
+                                          dilation, groups, data_format)
 
 
 # ------------------------------------------------------------------- patches

@@ -47,14 +47,19 @@ class Geometry(NamedTuple):
 
 
 class ConvArgs(NamedTuple):
-    """Normalized conv arguments: data in NHWC, filters in HWIO, one compute dtype."""
+    """Normalized conv arguments: data in NHWC, filters in HWIO, one compute dtype.
 
-    x: np.ndarray
-    w: np.ndarray
+    x is None for conv2d_backward_input, w for conv2d_backward_filter (only
+    their shapes are given).
+    """
+
+    x: np.ndarray | None
+    w: np.ndarray | None
     b: np.ndarray | None
     dy: np.ndarray | None
     g: Geometry
     data_format: str
+    groups: int = 1  # grouped convolution: channels split into this many groups
 
 
 class PoolArgs(NamedTuple):
@@ -325,8 +330,14 @@ def _conv_common(x, w, b, dy, fmt, x_name):
         arrays["b"] = array(b, "b")
     if dy is not None:
         arrays["dy"] = array(dy, "dy")
+    return fmt, *_conv_cast(arrays, fmt, x_name)
+
+
+def _conv_cast(arrays, fmt, x_name):
+    """The arrays in one compute dtype (x_name's checked 4-D when given) and w as HWIO."""
     dtype = compute_dtype(*arrays.values())
-    ndim4(arrays[x_name], x_name, fmt)
+    if x_name is not None:
+        ndim4(arrays[x_name], x_name, fmt)
     w_arr = arrays["w"]
     if w_arr.ndim != 4:
         raise ValueError(f"w must be 4-D {_filter_name(fmt)}, got shape {w_arr.shape}")
@@ -335,15 +346,35 @@ def _conv_common(x, w, b, dy, fmt, x_name):
     kh, kw = w_hwio.shape[:2]
     if kh == 0 or kw == 0:
         raise ValueError(f"w has an empty kernel window ({kh}, {kw}): shape {w_arr.shape}")
-    return fmt, cast, w_hwio
+    return cast, w_hwio
 
 
-def _check_channels(arr_nhwc, name, expected, w_shape, role, fmt):
-    if arr_nhwc.shape[3] != expected:
+def _check_groups(groups, c_in, c_out, c_in_name, c_out_name, w_shape, fmt):
+    """groups divides both channel counts, and w holds C_in // groups input channels per filter.
+
+    ``c_in``/``c_out`` are the forward conv's channel counts as the call
+    knows them (``None`` when only w knows it); the names say where each
+    came from, for the messages.
+    """
+    groups = integer(groups, "groups", 1)
+    hwio = (w_shape[2], w_shape[3], w_shape[1], w_shape[0]) if fmt == "NCHW" else tuple(w_shape)
+    per_group, w_out = hwio[2], hwio[3]
+    layout = "(KH, KW, C_in // groups, C_out) HWIO" if fmt == "NHWC" else "(C_out, C_in // groups, KH, KW) OIHW"
+    for count, name in ((c_in, c_in_name), (c_out, c_out_name)):
+        if count is not None and count % groups:
+            raise ValueError(f"groups={groups} must divide {name}={count}")
+    if w_out % groups:
+        raise ValueError(f"groups={groups} must divide C_out={w_out} of w of shape {tuple(w_shape)} ({layout})")
+    if c_in is not None and per_group * groups != c_in:
         raise ValueError(
-            f"{name} has {arr_nhwc.shape[3]} channels but w of shape {w_shape} "
-            f"({_filter_name(fmt)}) expects {role}={expected}"
+            f"w of shape {tuple(w_shape)} ({layout}) holds {per_group} input channels per filter, "
+            f"but {c_in_name}={c_in} with groups={groups} needs C_in // groups={c_in // groups}"
         )
+    if c_out is not None and w_out != c_out:
+        raise ValueError(
+            f"{c_out_name}={c_out} but w of shape {tuple(w_shape)} ({layout}) has C_out={w_out}"
+        )
+    return groups
 
 
 def _check_bias(b, c, name_c):
@@ -366,27 +397,70 @@ def from_nhwc_shape(shape, fmt):
     return shape if fmt == "NHWC" else (shape[0], shape[3], shape[1], shape[2])
 
 
-def conv2d(x, w, b, stride, padding, dilation, fmt, dy=None):
+def _conv_geometry(x_shape_nhwc, w_hwio_shape, w_shape, stride, padding, dilation, groups, fmt, x_name):
+    """(groups, Geometry) of a forward conv of an x of NHWC shape ``x_shape_nhwc`` by w.
+
+    ``w_shape`` is w's shape as the caller gave it (for the messages).
+    """
+    kh, kw = w_hwio_shape[:2]
+    if kh == 0 or kw == 0:
+        raise ValueError(f"w has an empty kernel window ({kh}, {kw}): shape {tuple(w_shape)}")
+    groups = _check_groups(groups, x_shape_nhwc[3], None, f"the channels of {x_name}", None,
+                           w_shape, fmt)
+    _, h, wd, _ = x_shape_nhwc
+    g = window_geometry(h, wd, kh, kw, int_pair(stride, "stride", 1), int_pair(dilation, "dilation", 1),
+                        padding_spec(padding), "conv2d")
+    return groups, g
+
+
+def conv2d(x, w, b, stride, padding, dilation, fmt, dy=None, groups=1):
     """conv2d and conv2d_backward: x (N, H, W, C_in) -> y (N, OH, OW, C_out)."""
     fmt, a, w_hwio = _conv_common(x, w, b, dy, fmt, "x")
-    stride = int_pair(stride, "stride", 1)
-    dilation = int_pair(dilation, "dilation", 1)
-    pad = padding_spec(padding)
     x_nhwc = to_nhwc(a["x"], fmt)
-    kh, kw, ci, co = w_hwio.shape
-    _check_channels(x_nhwc, "x", ci, a["w"].shape, "C_in", fmt)
-    n, h, wd, _ = x_nhwc.shape
-    g = window_geometry(h, wd, kh, kw, stride, dilation, pad, "conv2d")
+    groups, g = _conv_geometry(x_nhwc.shape, w_hwio.shape, a["w"].shape, stride, padding, dilation,
+                               groups, fmt, "x")
+    n, co = x_nhwc.shape[0], w_hwio.shape[3]
     check_result_size((n, g.oh, g.ow, co), w_hwio.dtype, "an output (N, OH, OW, C_out)",
                       _geometry_arguments(g))
     dy_nhwc = None
     if dy is not None:
-        dy_nhwc = to_nhwc(ndim4(a["dy"], "dy", fmt), fmt)
-        _check_dy(dy_nhwc, (n, g.oh, g.ow, co), fmt, "the conv2d output")
-    return ConvArgs(x_nhwc, w_hwio, _check_bias(a.get("b"), co, "C_out"), dy_nhwc, g, fmt)
+        dy_nhwc = _conv_dy(a["dy"], (n, g.oh, g.ow, co), fmt)
+    return ConvArgs(x_nhwc, w_hwio, _check_bias(a.get("b"), co, "C_out"), dy_nhwc, g, fmt, groups)
 
 
-def conv2d_transpose(x, w, b, stride, padding, output_padding, dilation, fmt, dy=None):
+def _conv_dy(dy, expected_nhwc, fmt):
+    dy_nhwc = to_nhwc(ndim4(dy, "dy", fmt), fmt)
+    _check_dy(dy_nhwc, expected_nhwc, fmt, "the conv2d output")
+    return dy_nhwc
+
+
+def conv2d_backward_input(dy, w, x_shape, stride, padding, dilation, groups, fmt):
+    """conv2d_backward_input: ConvArgs with x None; the input plane is (g.h, g.w)."""
+    fmt = data_format(fmt)
+    a, w_hwio = _conv_cast({"w": array(w, "w"), "dy": array(dy, "dy")}, fmt, None)
+    x_nhwc_shape = nhwc_shape(shape4(x_shape, "x_shape", fmt), fmt)
+    groups, g = _conv_geometry(x_nhwc_shape, w_hwio.shape, a["w"].shape, stride, padding, dilation,
+                               groups, fmt, "x_shape")
+    dy_nhwc = _conv_dy(a["dy"], (x_nhwc_shape[0], g.oh, g.ow, w_hwio.shape[3]), fmt)
+    return ConvArgs(None, w_hwio, None, dy_nhwc, g, fmt, groups)
+
+
+def conv2d_backward_filter(dy, x, w_shape, stride, padding, dilation, groups, fmt):
+    """conv2d_backward_filter: ConvArgs with w None; w_shape gives the window."""
+    fmt = data_format(fmt)
+    arrays = {"x": ndim4(array(x, "x"), "x", fmt), "dy": array(dy, "dy")}
+    dtype = compute_dtype(*arrays.values())
+    x_nhwc = to_nhwc(np.asarray(arrays["x"], dtype=dtype), fmt)
+    w_shape = shape4(w_shape, "w_shape", _filter_name(fmt))
+    hwio_shape = w_shape if fmt == "NHWC" else (w_shape[2], w_shape[3], w_shape[1], w_shape[0])
+    groups, g = _conv_geometry(x_nhwc.shape, hwio_shape, w_shape, stride, padding, dilation, groups,
+                               fmt, "x")
+    dy_nhwc = _conv_dy(np.asarray(arrays["dy"], dtype=dtype), (x_nhwc.shape[0], g.oh, g.ow, hwio_shape[3]),
+                       fmt)
+    return ConvArgs(x_nhwc, None, None, dy_nhwc, g, fmt, groups)
+
+
+def conv2d_transpose(x, w, b, stride, padding, output_padding, dilation, fmt, dy=None, groups=1):
     """conv2d_transpose(_backward): x (N, H, W, C_out) -> y (N, OH, OW, C_in).
 
     The geometry returned is that of the forward conv2d whose output has x's
@@ -404,8 +478,9 @@ def conv2d_transpose(x, w, b, stride, padding, output_padding, dilation, fmt, dy
             )
     pad = padding_spec(padding)
     x_nhwc = to_nhwc(a["x"], fmt)
-    kh, kw, ci, co = w_hwio.shape
-    _check_channels(x_nhwc, "x", co, a["w"].shape, "C_out", fmt)
+    kh, kw, ci_group, co = w_hwio.shape
+    groups = _check_groups(groups, None, x_nhwc.shape[3], None, "the channels of x", a["w"].shape, fmt)
+    ci = ci_group * groups
     n, ih, iw, _ = x_nhwc.shape
     if pad == "SAME":
         if oph or opw:
@@ -436,7 +511,7 @@ def conv2d_transpose(x, w, b, stride, padding, output_padding, dilation, fmt, dy
     if dy is not None:
         dy_nhwc = to_nhwc(ndim4(a["dy"], "dy", fmt), fmt)
         _check_dy(dy_nhwc, (n, oh, ow, ci), fmt, "the conv2d_transpose output")
-    return ConvArgs(x_nhwc, w_hwio, _check_bias(a.get("b"), ci, "C_in"), dy_nhwc, g, fmt)
+    return ConvArgs(x_nhwc, w_hwio, _check_bias(a.get("b"), ci, "C_in"), dy_nhwc, g, fmt, groups)
 
 
 def im2col(x, kernel_size, stride, padding, dilation, fmt):

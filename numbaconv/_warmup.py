@@ -55,6 +55,10 @@ def warmup(dtypes: Iterable[DTypeLike] = (np.float32, np.float64)) -> float:
         nc.conv2d_backward(y, x, w, padding=1)
         nc.conv2d_transpose(y, w, b, padding=1)
         nc.conv2d_transpose_backward(x, y, w, padding=1)
+        # Depthwise kernels (groups = C_in); other groups run the kernels above.
+        w_depthwise = np.ones((3, 3, 1, 2), dtype)
+        nc.conv2d_backward(y, x, w_depthwise, padding=1, groups=2)
+        nc.conv2d(x, w_depthwise, b, padding=1, groups=2)
         nc.col2im(nc.im2col(x, 3, padding=1), x.shape, 3, padding=1)
         pooled, argmax = nc.max_pool2d_argmax(x, 2)
         nc.max_pool2d(x, 2)

@@ -23,7 +23,7 @@ class Case(NamedTuple):
     kind: str  # "conv", "pool" (max), "avgpool", "adaptive" or "lrn"
     x_shape: Tuple[int, int, int, int]  # NHWC, full benchmark
     quick_batch: int  # batch size used by --quick
-    w_shape: Optional[Tuple[int, int, int, int]] = None  # HWIO (conv)
+    w_shape: Optional[Tuple[int, int, int, int]] = None  # HWIO (conv): (KH, KW, C_in // groups, C_out)
     stride: int = 1  # conv and avgpool
     padding: str = "VALID"  # TensorFlow's padding name; explicit pads follow from it
     pad: Optional[int] = None  # explicit symmetric padding instead (conv), as every framework takes it
@@ -34,6 +34,7 @@ class Case(NamedTuple):
     beta: float = 0.5
     seed_ran_it: bool = False  # the seed notebook ran its conv_backward on this shape
     layout: str = "NHWC"  # numbaconv's data_format (pool); inputs are stored NHWC either way
+    groups: int = 1  # conv: grouped (depthwise when groups = C_in)
 
 
 CASES = (
@@ -54,6 +55,14 @@ CASES = (
          (1, 28, 28, 3), 1, w_shape=(3, 3, 3, 16), pad=1),
     Case("conv1x7x512", "conv 1x7x7x512 * 3x3x512x512 P=1 (VGG/ResNet last stage, batch 1)",
          "conv", (1, 7, 7, 512), 1, w_shape=(3, 3, 512, 512), pad=1),
+    # Grouped and depthwise conv (issue 12): MobileNet/ResNeXt layers, where
+    # the peers' CPU paths are weakest.
+    Case("dw56", "depthwise 3x3 SAME on 32x56x56x64", "conv",
+         (32, 56, 56, 64), 4, w_shape=(3, 3, 1, 64), padding="SAME", groups=64),
+    Case("dw28", "depthwise 3x3 SAME on 128x28x28x32", "conv",
+         (128, 28, 28, 32), 16, w_shape=(3, 3, 1, 32), padding="SAME", groups=32),
+    Case("grouped4", "grouped 3x3 SAME (groups 4) on 32x28x28x64 -> 64", "conv",
+         (32, 28, 28, 64), 4, w_shape=(3, 3, 16, 64), padding="SAME", groups=4),
     Case("maxpool", "max pool 2x2/2 on 128x28x28x16 (with argmax)", "pool",
          (128, 28, 28, 16), 16),
     Case("lrn", "LRN r=5 bias=1 alpha=1 beta=0.5 (TF defaults) on 128x28x28x16", "lrn",
@@ -243,7 +252,7 @@ def load_inputs(directory, case):
 
 
 def conv_flops_per_pass(case, x_shape):
-    """2 * N * OH * OW * KH * KW * C_in * C_out: one conv pass (forward, or dx, or dw)."""
+    """2 * N * OH * OW * KH * KW * (C_in // groups) * C_out: one conv pass (forward, or dx, or dw)."""
     n = x_shape[0]
     oh, ow = out_hw(case, x_shape)
     kh, kw, ci, co = case.w_shape

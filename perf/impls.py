@@ -15,13 +15,16 @@ What each implementation runs (the README repeats this):
   float64 dY of ones, float64 im2col buffers. Conv cases only.
 - ``reference``: ``numbaconv.reference`` (vectorized NumPy).
 - ``numbaconv``: ``numbaconv`` (Numba kernels), the same calls.
-- ``tensorflow``: a ``tf.function`` around ``tf.nn.conv2d`` + ``tf.nn.bias_add``;
+- ``tensorflow``: a ``tf.function`` around ``tf.nn.conv2d`` + ``tf.nn.bias_add``
+  (depthwise: ``tf.nn.depthwise_conv2d`` / ``DepthwiseConv2dNativeBackpropInput``
+  / ``...Filter``; other grouped convs: forward only, TensorFlow refuses their
+  gradients on CPU);
   backward = ``tf.raw_ops.Conv2DBackpropInput`` / ``Conv2DBackpropFilter`` /
   ``BiasAddGrad`` (the ops ``GradientTape`` runs for conv2d, without
   recomputing the forward); ``tf.nn.max_pool2d`` / ``raw_ops.MaxPoolGrad``;
   ``tf.nn.local_response_normalization`` / ``raw_ops.LRNGrad``. NHWC.
 - ``torch``: NCHW tensors (PyTorch's native layout; the transposes are not
-  timed), ``F.conv2d`` / ``aten.convolution_backward``; ``F.max_pool2d`` with
+  timed), ``F.conv2d`` / ``aten.convolution_backward`` (with ``groups``); ``F.max_pool2d`` with
   indices / ``aten.max_pool2d_with_indices_backward``; ``F.local_response_norm``
   (size = 2r + 1, alpha * size, k = bias) / autograd on its graph. Under
   ``torch.no_grad()`` except the LRN backward.
@@ -113,8 +116,8 @@ def _info_seed(module):
 
 
 def _build_seed(module, case, pass_, d):
-    if case.kind != "conv" or not case.seed_ran_it:
-        return None  # the seed's Python loops take minutes on the wider layers
+    if case.kind != "conv" or not case.seed_ran_it or case.groups != 1:
+        return None  # the seed's Python loops take minutes on the wider layers; no groups
     seed, ref = module
     (pt, pb), (pl, pr) = C.pads(case, d["x"].shape)
     if not pt == pb == pl == pr:
@@ -168,7 +171,7 @@ def _build_module_api(m, case, pass_, d):
     x, dy = d["x"], d["dy"]
     if case.kind == "conv":
         w, b = d["w"], d["b"]
-        kw = dict(stride=case.stride, padding=C.api_padding(case))
+        kw = dict(stride=case.stride, padding=C.api_padding(case), groups=case.groups)
         if pass_ == "fwd":
             return Op(lambda: m.conv2d(x, w, b, **kw), lambda y: {"y": y})
         return Op(lambda: m.conv2d_backward(dy, x, w, **kw),
@@ -233,6 +236,8 @@ def _info_tensorflow(tf):
 def _build_tensorflow(tf, case, pass_, d):
     x, dy = tf.constant(d["x"]), tf.constant(d["dy"])
     np_out = lambda *names: lambda r: {n: t.numpy() for n, t in zip(names, r)}
+    if case.kind == "conv" and case.groups != 1:
+        return _build_tensorflow_grouped(tf, case, pass_, d, np_out)
     if case.kind == "conv":
         w, b = tf.constant(d["w"]), tf.constant(d["b"])
         strides = [1, case.stride, case.stride, 1]
@@ -296,6 +301,41 @@ def _build_tensorflow(tf, case, pass_, d):
     return Op(lambda: f(x, y, dy), np_out("dx"))
 
 
+def _build_tensorflow_grouped(tf, case, pass_, d, np_out):
+    """Depthwise: ``tf.nn.depthwise_conv2d`` and its DepthwiseConv2dNativeBackprop ops.
+
+    Other grouped convs: ``tf.nn.conv2d`` with the grouped filter forward;
+    no backward (TensorFlow 2.21 refuses "Gradients for grouped convolutions"
+    on CPU, tensorflow#53631).
+    """
+    kh, kw, ci_g, co = case.w_shape
+    c_in = case.x_shape[3]
+    strides = [1, case.stride, case.stride, 1]
+    if ci_g != 1:
+        if pass_ != "fwd":
+            return None
+        x, w, b = tf.constant(d["x"]), tf.constant(d["w"]), tf.constant(d["b"])
+        f = tf.function(lambda x, w, b: (tf.nn.bias_add(tf.nn.conv2d(x, w, strides, case.padding), b),))
+        return Op(lambda: f(x, w, b), np_out("y"))
+    x, dy, b = tf.constant(d["x"]), tf.constant(d["dy"]), tf.constant(d["b"])
+    w = tf.constant(d["w"].reshape(kh, kw, c_in, co // c_in))  # channel c * M + m
+    strides = [1, case.stride, case.stride, 1]
+    if pass_ == "fwd":
+        f = tf.function(lambda x, w, b: (tf.nn.bias_add(
+            tf.nn.depthwise_conv2d(x, w, strides, case.padding), b),))
+        return Op(lambda: f(x, w, b), np_out("y"))
+
+    def backward(x, w, dy):
+        dx = tf.raw_ops.DepthwiseConv2dNativeBackpropInput(
+            input_sizes=tf.shape(x), filter=w, out_backprop=dy, strides=strides, padding=case.padding)
+        dw = tf.raw_ops.DepthwiseConv2dNativeBackpropFilter(
+            input=x, filter_sizes=tf.shape(w), out_backprop=dy, strides=strides, padding=case.padding)
+        return dx, tf.reshape(dw, case.w_shape), tf.raw_ops.BiasAddGrad(out_backprop=dy)
+
+    f = tf.function(backward)
+    return Op(lambda: f(x, w, dy), np_out("dx", "dw", "db"))
+
+
 # ------------------------------------------------------------------ PyTorch
 
 
@@ -346,10 +386,11 @@ def _build_torch(torch, case, pass_, d, channels_last=False):
             return None  # asymmetric SAME padding would need an extra pad op
         stride, padding = [case.stride] * 2, [pt, pl]
         if pass_ == "fwd":
-            return Op(run(lambda: F.conv2d(x, w, b, stride, padding)), lambda y: {"y": _nhwc(y)})
+            return Op(run(lambda: F.conv2d(x, w, b, stride, padding, 1, case.groups)),
+                      lambda y: {"y": _nhwc(y)})
         conv_bwd = torch.ops.aten.convolution_backward
         call = run(lambda: conv_bwd(dy, x, w, [w.shape[0]], stride, padding, [1, 1], False,
-                                    [0, 0], 1, [True, True, True]))
+                                    [0, 0], case.groups, [True, True, True]))
         return Op(call, lambda r: {"dx": _nhwc(r[0]), "dw": r[1].numpy().transpose(2, 3, 1, 0),
                                    "db": r[2].numpy()})
     if case.kind == "pool":

@@ -179,14 +179,51 @@ def avg_pool(x, dy, pool_size, *, stride=None, padding="VALID", data_format="NHW
     }, finish)
 
 
+def depthwise_conv2d(x, w, b, dy, *, stride=1, padding=0, dilation=1, data_format="NHWC"):
+    """TensorFlow's ``depthwise_conv2d`` for numbaconv's ``conv2d(x, w, b, groups=C_in)``.
+
+    ``w`` is numbaconv's grouped filter in the caller's layout (HWIO
+    ``(KH, KW, 1, C_in * M)`` or OIHW); TensorFlow's ``(KH, KW, C_in, M)``
+    is its reshape. Keys y, dx, dw, db (dw in w's layout).
+    """
+    fmt = _fmt(data_format)
+    w_hwio = _to_hwio(w, fmt)
+    kh, kw, _, c_out = w_hwio.shape
+    c_in = _to_nhwc(x, fmt).shape[3]
+
+    def finish(r):
+        return {"y": _from_nhwc(r["y"], fmt), "dx": _from_nhwc(r["dx"], fmt),
+                "dw": _from_hwio(r["dw"].reshape(kh, kw, 1, c_out), fmt), "db": r["db"]}
+
+    return Request({
+        "op": "depthwise_conv2d", "x": _to_nhwc(x, fmt), "w": w_hwio.reshape(kh, kw, c_in, c_out // c_in),
+        "b": b, "dy": _to_nhwc(dy, fmt), "strides": _pair(stride), "padding": tf_padding(padding),
+        "dilations": _pair(dilation),
+    }, finish)
+
+
+def grouped_conv2d(x, w, *, stride=1, padding=0, dilation=1, data_format="NHWC", gradient=False):
+    """TensorFlow's ``conv2d`` with a grouped filter: key y, or dx (of sum(y)) with ``gradient``."""
+    fmt = _fmt(data_format)
+
+    def finish(r):
+        return {k: _from_nhwc(v, fmt) for k, v in r.items()}
+
+    return Request({
+        "op": "grouped_conv2d", "x": _to_nhwc(x, fmt), "w": _to_hwio(w, fmt), "strides": _pair(stride),
+        "padding": tf_padding(padding), "dilations": _pair(dilation), "gradient": gradient,
+    }, finish)
+
+
 # ------------------------------------------------------- PyTorch requests
 #
-# PyTorch's pooling takes symmetric padding (ph, pw) only. Data go to the
-# worker as NCHW and come back in the caller's layout.
+# Data go to the worker as NCHW (filters OIHW) and come back in the caller's
+# layout. PyTorch's pooling takes symmetric padding (ph, pw) only; the conv
+# requests carry explicit (top, bottom, left, right) padding.
 
 
 def _to_nchw(a, fmt):
-    return a if fmt == "NCHW" else np.ascontiguousarray(a.transpose(0, 3, 1, 2))
+    return None if a is None else (a if fmt == "NCHW" else np.ascontiguousarray(a.transpose(0, 3, 1, 2)))
 
 
 def _from_nchw(a, fmt):
@@ -230,6 +267,46 @@ def torch_adaptive_avg_pool(x, dy, output_size, *, data_format="NHWC"):
     """F.adaptive_avg_pool2d and its gradient: keys y, dx."""
     return _torch_request("adaptive_avg_pool", data_format, {"x": x, "dy": dy},
                           {"output_size": _pair(output_size)}, ("y", "dx"))
+
+
+def _to_oihw(w, fmt):
+    return w if fmt == "NCHW" else np.ascontiguousarray(w.transpose(3, 2, 0, 1))
+
+
+def _from_oihw(w, fmt):
+    return w if fmt == "NCHW" else np.ascontiguousarray(w.transpose(2, 3, 1, 0))
+
+
+def _torch_finish(fmt):
+    def finish(r):
+        out = {"y": _from_nchw(r["y"], fmt), "dx": _from_nchw(r["dx"], fmt),
+               "dw": _from_oihw(r["dw"], fmt)}
+        out.update((k, r[k]) for k in ("db", "native") if k in r)
+        return out
+    return finish
+
+
+def torch_conv2d(x, w, b, dy, *, stride, pads, dilation, groups, data_format):
+    """``F.conv2d(..., groups)`` forward and autograd (``pads``: top, bottom, left, right): keys y, dx, dw, db."""
+    fmt = _fmt(data_format)
+    return Request({
+        "op": "conv2d", "x": _to_nchw(x, fmt), "w": _to_oihw(w, fmt), "b": b, "dy": _to_nchw(dy, fmt),
+        "stride": _pair(stride), "pads": tuple(pads), "dilation": _pair(dilation), "groups": groups,
+    }, _torch_finish(fmt))
+
+
+def torch_conv2d_transpose(x, w, b, dy, out_hw, *, stride, pads, dilation, groups, data_format):
+    """``F.conv_transpose2d(..., groups)`` with output plane ``out_hw``, forward and autograd.
+
+    PyTorch's transposed-conv weight ``(in_channels, out_channels // groups,
+    KH, KW)`` is numbaconv's OIHW filter as it is. Keys y, dx, dw, db.
+    """
+    fmt = _fmt(data_format)
+    return Request({
+        "op": "conv2d_transpose", "x": _to_nchw(x, fmt), "w": _to_oihw(w, fmt), "b": b,
+        "dy": _to_nchw(dy, fmt), "out_hw": tuple(out_hw), "stride": _pair(stride), "pads": tuple(pads),
+        "dilation": _pair(dilation), "groups": groups,
+    }, _torch_finish(fmt))
 
 
 # ------------------------------------------------------------------- worker

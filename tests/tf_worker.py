@@ -145,8 +145,36 @@ def avg_pool(tf, req):
     return {"y": y.numpy(), "dx": tape.gradient(y, x, output_gradients=dy).numpy()}
 
 
+
+def depthwise_conv2d(tf, req):
+    """``tf.nn.depthwise_conv2d`` (filter (KH, KW, C_in, M)) + b and the gradients of sum(y * dy)."""
+    x, w, dy = (tf.constant(req[k]) for k in ("x", "w", "dy"))
+    b = tf.constant(req["b"]) if req["b"] is not None else tf.zeros(w.shape[2] * w.shape[3], x.dtype)
+    with tf.GradientTape() as tape:
+        tape.watch([x, w, b])
+        y = tf.nn.depthwise_conv2d(x, w, [1, *req["strides"], 1], _tf_padding(req["padding"]),
+                                   dilations=req["dilations"]) + b
+    dx, dw, db = tape.gradient(y, [x, w, b], output_gradients=dy)
+    return {"y": y.numpy(), "dx": dx.numpy(), "dw": dw.numpy(), "db": db.numpy()}
+
+
+def grouped_conv2d(tf, req):
+    """``tf.nn.conv2d`` with a grouped filter (KH, KW, C_in // groups, C_out), forward only,
+    and its gradient, which TensorFlow's CPU kernels refuse (the case then fails)."""
+    x, w = tf.constant(req["x"]), tf.constant(req["w"])
+    args = dict(strides=[1, *req["strides"], 1], padding=_tf_padding(req["padding"]),
+                dilations=[1, *req["dilations"], 1])
+    if req.get("gradient"):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.nn.conv2d(x, w, **args)
+        return {"dx": tape.gradient(y, x).numpy()}
+    return {"y": tf.nn.conv2d(x, w, **args).numpy()}
+
+
+
 OPS = {"conv2d": conv2d, "conv2d_transpose": conv2d_transpose, "max_pool": max_pool, "lrn": lrn,
-       "avg_pool": avg_pool}
+       "avg_pool": avg_pool, "depthwise_conv2d": depthwise_conv2d, "grouped_conv2d": grouped_conv2d}
 
 
 def _setup():

@@ -2,15 +2,77 @@
 
 Started by ``oracles.TorchOracle`` (see ``oracles.py`` for why frameworks run
 out of process, ``worker_protocol.py`` for the messages). Everything here is
-NCHW, PyTorch's layout; padding is PyTorch's symmetric ``(ph, pw)``. Each op
-returns the forward result and (except unpooling) the autograd gradient of
-``sum(y * dy)``.
+PyTorch's native NCHW data and OIHW filters, computed in the dtype it arrives
+in (float32 or float64), forward and autograd. Convolution padding arrives
+explicit, ``(top, bottom, left, right)``; pooling padding is PyTorch's
+symmetric ``(ph, pw)``. Each op returns the forward result and (except
+unpooling) the autograd gradients of ``sum(y * dy)``.
 """
 import os
 
 import numpy as np
 
 from worker_protocol import exit_after, serve
+
+def _tensors(torch, req, *keys):
+    return [None if req[k] is None else torch.tensor(req[k], requires_grad=True) for k in keys]
+
+
+def _grads(y, dy, tensors, names):
+    y.backward(dy)
+    out = {"y": y.detach().numpy()}
+    for name, t in zip(names, tensors):
+        if t is not None:
+            out[name] = t.grad.numpy()
+    return out
+
+
+def conv2d(torch, req):
+    """F.conv2d(x, w, b, stride, padding, dilation, groups) and the gradients of sum(y * dy).
+
+    Symmetric padding goes to conv2d itself; asymmetric padding, which
+    conv2d does not take, is an F.pad of x first.
+    """
+    import torch.nn.functional as F
+    x, w, b = _tensors(torch, req, "x", "w", "b")
+    top, bottom, left, right = req["pads"]
+    inp, padding = x, (top, left)
+    if top != bottom or left != right:
+        inp, padding = F.pad(x, (left, right, top, bottom)), 0
+    y = F.conv2d(inp, w, b, req["stride"], padding, req["dilation"], req["groups"])
+    return _grads(y, torch.tensor(req["dy"]), (x, w, b), ("dx", "dw", "db"))
+
+
+def conv2d_transpose(torch, req):
+    """F.conv_transpose2d with output plane ``out_hw`` and the gradients of sum(y * dy).
+
+    Symmetric padding with an output_padding PyTorch accepts goes to
+    conv_transpose2d itself; otherwise the unpadded transposed conv is
+    cropped (and zero-extended at the bottom/right) to the output plane.
+    """
+    import torch.nn.functional as F
+    x, w, b = _tensors(torch, req, "x", "w", "b")
+    top, bottom, left, right = req["pads"]
+    (sh, sw), (dh, dw) = req["stride"], req["dilation"]
+    kh, kw = w.shape[2:]
+    ih, iw = x.shape[2:]
+    oh, ow = req["out_hw"]
+    full_h, full_w = (ih - 1) * sh + dh * (kh - 1) + 1, (iw - 1) * sw + dw * (kw - 1) + 1
+    op_h, op_w = oh - (full_h - top - bottom), ow - (full_w - left - right)
+    native = (top == bottom and left == right and 0 <= op_h < max(sh, dh)
+              and 0 <= op_w < max(sw, dw))
+    if native:
+        y = F.conv_transpose2d(x, w, b, (sh, sw), (top, left), (op_h, op_w), req["groups"], (dh, dw))
+    else:
+        full = F.conv_transpose2d(x, w, None, (sh, sw), 0, 0, req["groups"], (dh, dw))
+        full = F.pad(full, (0, max(0, left + ow - full_w), 0, max(0, top + oh - full_h)))
+        y = full[:, :, top:top + oh, left:left + ow]
+        if b is not None:
+            y = y + b.view(1, -1, 1, 1)
+    out = _grads(y, torch.tensor(req["dy"]), (x, w, b), ("dx", "dw", "db"))
+    out["native"] = native
+    return out
+
 
 
 def _grad(torch, forward, x, dy):
@@ -54,8 +116,8 @@ def adaptive_avg_pool(torch, req):
     return {"y": y.detach().numpy(), "dx": dx}
 
 
-OPS = {"max_pool": max_pool, "max_unpool": max_unpool, "avg_pool": avg_pool,
-       "adaptive_avg_pool": adaptive_avg_pool}
+OPS = {"conv2d": conv2d, "conv2d_transpose": conv2d_transpose, "max_pool": max_pool,
+       "max_unpool": max_unpool, "avg_pool": avg_pool, "adaptive_avg_pool": adaptive_avg_pool}
 
 
 def _setup():

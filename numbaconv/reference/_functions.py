@@ -18,6 +18,9 @@ _BACKEND = _api.Backend(
     conv2d_transpose=_convolution.conv2d_transpose,
     conv2d_backward_filter=_convolution.conv2d_backward_filter,
     bias_backward=_convolution.bias_backward,
+    grouped_conv2d=_convolution.grouped_conv2d,
+    grouped_conv2d_transpose=_convolution.grouped_conv2d_transpose,
+    grouped_conv2d_backward_filter=_convolution.grouped_conv2d_backward_filter,
     im2col=_patches.im2col,
     col2im=_patches.col2im,
     max_pool2d=_pooling.max_pool2d,
@@ -35,37 +38,57 @@ _BACKEND = _api.Backend(
 
 @_api.reference_of(_functions.conv2d)
 def conv2d(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *, stride: IntOrPair = 1,
-           padding: Padding = 0, dilation: IntOrPair = 1, data_format: str = "NHWC") -> np.ndarray:
+           padding: Padding = 0, dilation: IntOrPair = 1, groups: int = 1,
+           data_format: str = "NHWC") -> np.ndarray:
     """NumPy reference of :func:`numbaconv.conv2d` (the docstring is copied from it)."""
-    return _api.conv2d(_BACKEND, x, w, b, stride, padding, dilation, data_format)
+    return _api.conv2d(_BACKEND, x, w, b, stride, padding, dilation, groups, data_format)
 
 
 @_api.reference_of(_functions.conv2d_backward)
 def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, *, stride: IntOrPair = 1,
-                    padding: Padding = 0, dilation: IntOrPair = 1,
+                    padding: Padding = 0, dilation: IntOrPair = 1, groups: int = 1,
                     data_format: str = "NHWC") -> Gradients:
     """NumPy reference of :func:`numbaconv.conv2d_backward` (the docstring is copied from it)."""
-    return _api.conv2d_backward(_BACKEND, dy, x, w, stride, padding, dilation, data_format)
+    return _api.conv2d_backward(_BACKEND, dy, x, w, stride, padding, dilation, groups, data_format)
+
+
+@_api.reference_of(_functions.conv2d_backward_input)
+def conv2d_backward_input(dy: ArrayLike, w: ArrayLike, x_shape: Sequence[int], *,
+                          stride: IntOrPair = 1, padding: Padding = 0, dilation: IntOrPair = 1,
+                          groups: int = 1, data_format: str = "NHWC") -> np.ndarray:
+    """NumPy reference of :func:`numbaconv.conv2d_backward_input` (the docstring is copied from it)."""
+    return _api.conv2d_backward_input(_BACKEND, dy, w, x_shape, stride, padding, dilation, groups,
+                                      data_format)
+
+
+@_api.reference_of(_functions.conv2d_backward_filter)
+def conv2d_backward_filter(dy: ArrayLike, x: ArrayLike, w_shape: Sequence[int], *,
+                           stride: IntOrPair = 1, padding: Padding = 0, dilation: IntOrPair = 1,
+                           groups: int = 1, data_format: str = "NHWC") -> np.ndarray:
+    """NumPy reference of :func:`numbaconv.conv2d_backward_filter` (the docstring is copied from it)."""
+    return _api.conv2d_backward_filter(_BACKEND, dy, x, w_shape, stride, padding, dilation, groups,
+                                       data_format)
 
 
 @_api.reference_of(_functions.conv2d_transpose)
 def conv2d_transpose(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *,
                      stride: IntOrPair = 1, padding: Padding = 0,
-                     output_padding: IntOrPair = 0, dilation: IntOrPair = 1,
+                     output_padding: IntOrPair = 0, dilation: IntOrPair = 1, groups: int = 1,
                      data_format: str = "NHWC") -> np.ndarray:
     """NumPy reference of :func:`numbaconv.conv2d_transpose` (the docstring is copied from it)."""
     return _api.conv2d_transpose(_BACKEND, x, w, b, stride, padding, output_padding, dilation,
-                                 data_format)
+                                 groups, data_format)
 
 
 @_api.reference_of(_functions.conv2d_transpose_backward)
 def conv2d_transpose_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, *,
                               stride: IntOrPair = 1, padding: Padding = 0,
                               output_padding: IntOrPair = 0, dilation: IntOrPair = 1,
+                              groups: int = 1,
                               data_format: str = "NHWC") -> Gradients:
     """NumPy reference of :func:`numbaconv.conv2d_transpose_backward` (the docstring is copied from it)."""
     return _api.conv2d_transpose_backward(_BACKEND, dy, x, w, stride, padding, output_padding,
-                                          dilation, data_format)
+                                          dilation, groups, data_format)
 
 
 @_api.reference_of(_functions.im2col)
