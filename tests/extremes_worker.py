@@ -141,7 +141,7 @@ def patches_naive(case, g):
 
 
 def pool_geometry(case):
-    return _validate.max_pool2d(POOL_X, case["pool_size"], fmt="NHWC",
+    return _validate.max_pool2d(POOL_X, case["pool_size"], fmt="NHWC", dilation=1, ceil_mode=False,
                                 **geometry_args(case, stride=None, padding=0)).g
 
 
