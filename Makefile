@@ -14,7 +14,7 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.lint-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e ".[lint]"
+	$(BIN)/pip install -q -e ".[lint,dask]"
 	touch $@
 
 $(VENV)/.perf-installed: pyproject.toml | $(BIN)/python
