@@ -6,9 +6,9 @@ kernel compiles, until ``.compute()``. Each batch chunk is then one call of
 the eager function on that chunk.
 
 - The batch axis is axis 0 in both layouts (NHWC and NCHW). The data inputs
-  (``x``, ``dy``, ``argmax``, ``cols``) should be Dask arrays chunked along it
-  only; other axes are rechunked into one chunk, with a
-  ``dask.array.PerformanceWarning``. Array-likes are taken as one chunk.
+  (``x``, ``dy``, ``y`` of ``max_unpool2d``, ``argmax``, ``cols``) should be
+  Dask arrays chunked along it only; other axes are rechunked into one chunk,
+  with a ``dask.array.PerformanceWarning``. Array-likes are taken as one chunk.
   The batch chunks of two data inputs are unified (split where either has a
   boundary). ``cols`` (``col2im``) is chunked at sample boundaries:
   ``OH * OW`` rows per sample, as ``im2col`` chunks its output.
@@ -16,12 +16,14 @@ the eager function on that chunk.
   or array-like value is copied once into the graph as a single-chunk Dask
   array (so later changes to the caller's array do not leak into the
   graph); a Dask array is rechunked into one chunk.
+- An ``x_shape`` argument's batch entry follows the chunk: each block gets
+  ``(chunk size,) + x_shape[1:]``.
 - Per-sample outputs (forward results, ``dx``, ``argmax``, ``im2col``'s rows)
   are chunked like the batch. The gradients summed over the batch (``dw`` and
-  ``db`` of ``conv2d_backward`` and ``conv2d_transpose_backward``) are the
-  per-chunk results summed by a tree reduction (``split_every`` chunks per
-  node), whose order depends only on the chunking: two computations with the
-  same chunking give bit-identical results.
+  ``db`` of ``conv2d_backward`` and ``conv2d_transpose_backward``, ``dw`` of
+  ``conv2d_backward_filter``) are the per-chunk results summed by a tree
+  reduction (``split_every`` chunks per node), whose order depends only on the
+  chunking: two computations with the same chunking give bit-identical results.
 - Arguments are validated when the graph is built, by calling the NumPy
   reference (``numbaconv.reference``) on an empty batch: the same
   ``ValueError``/``TypeError`` as the eager call, and the output shapes and
@@ -49,8 +51,11 @@ import numbaconv
 import numbaconv.reference
 
 __all__ = [
-    "conv2d", "conv2d_backward", "conv2d_transpose", "conv2d_transpose_backward",
-    "im2col", "col2im", "max_pool2d", "max_pool2d_argmax", "max_pool2d_backward",
+    "conv2d", "conv2d_backward", "conv2d_backward_input", "conv2d_backward_filter",
+    "conv2d_transpose", "conv2d_transpose_backward",
+    "im2col", "col2im",
+    "max_pool2d", "max_pool2d_argmax", "max_pool2d_backward", "max_unpool2d",
+    "avg_pool2d", "avg_pool2d_backward", "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward",
     "lrn", "lrn_backward", "local_cluster", "NumbaThreads", "available_cores", "SPLIT_EVERY",
 ]
 
@@ -73,14 +78,14 @@ _LETTERS = "abcdefghijklmopqrstuvwxyz"  # array indices for blockwise; "n" is th
 # ------------------------------------------------------------------ the ops
 
 
-def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, data_format="NHWC"):
+def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, data_format="NHWC"):
     """Lazy :func:`numbaconv.conv2d`: ``y`` chunked like ``x``."""
     return _lazy("conv2d", [(BATCH, "x", x), (WHOLE, "w", w), (WHOLE, "b", b)],
-                 {"stride": stride, "padding": padding, "dilation": dilation,
+                 {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups,
                   "data_format": data_format}, (SAMPLE,))
 
 
-def conv2d_backward(dy, x, w, *, stride=1, padding=0, dilation=1, data_format="NHWC",
+def conv2d_backward(dy, x, w, *, stride=1, padding=0, dilation=1, groups=1, data_format="NHWC",
                     split_every=SPLIT_EVERY):
     """Lazy :func:`numbaconv.conv2d_backward`.
 
@@ -88,20 +93,43 @@ def conv2d_backward(dy, x, w, *, stride=1, padding=0, dilation=1, data_format="N
     chunks by a tree reduction (``split_every`` partials per node).
     """
     return _lazy("conv2d_backward", [(BATCH, "dy", dy), (BATCH, "x", x), (WHOLE, "w", w)],
-                 {"stride": stride, "padding": padding, "dilation": dilation,
+                 {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups,
                   "data_format": data_format}, (SAMPLE, SUM, SUM), split_every=split_every)
 
 
+def conv2d_backward_input(dy, w, x_shape, *, stride=1, padding=0, dilation=1, groups=1,
+                          data_format="NHWC"):
+    """Lazy :func:`numbaconv.conv2d_backward_input`: ``dx`` chunked like ``dy``."""
+    return _lazy("conv2d_backward_input",
+                 [(BATCH, "dy", dy), (WHOLE, "w", w), (SHAPE, "x_shape", x_shape)],
+                 {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups,
+                  "data_format": data_format}, (SAMPLE,))
+
+
+def conv2d_backward_filter(dy, x, w_shape, *, stride=1, padding=0, dilation=1, groups=1,
+                           data_format="NHWC", split_every=SPLIT_EVERY):
+    """Lazy :func:`numbaconv.conv2d_backward_filter`.
+
+    ``dw`` is summed over the batch chunks by a tree reduction
+    (``split_every`` partials per node).
+    """
+    return _lazy("conv2d_backward_filter",
+                 [(BATCH, "dy", dy), (BATCH, "x", x), (None, "w_shape", w_shape)],
+                 {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups,
+                  "data_format": data_format}, (SUM,), split_every=split_every)
+
+
 def conv2d_transpose(x, w, b=None, *, stride=1, padding=0, output_padding=0, dilation=1,
-                     data_format="NHWC"):
+                     groups=1, data_format="NHWC"):
     """Lazy :func:`numbaconv.conv2d_transpose`: ``y`` chunked like ``x``."""
     return _lazy("conv2d_transpose", [(BATCH, "x", x), (WHOLE, "w", w), (WHOLE, "b", b)],
                  {"stride": stride, "padding": padding, "output_padding": output_padding,
-                  "dilation": dilation, "data_format": data_format}, (SAMPLE,))
+                  "dilation": dilation, "groups": groups, "data_format": data_format},
+                 (SAMPLE,))
 
 
 def conv2d_transpose_backward(dy, x, w, *, stride=1, padding=0, output_padding=0, dilation=1,
-                              data_format="NHWC", split_every=SPLIT_EVERY):
+                              groups=1, data_format="NHWC", split_every=SPLIT_EVERY):
     """Lazy :func:`numbaconv.conv2d_transpose_backward`.
 
     ``dx`` is chunked like ``x``; ``dw`` and ``db`` are summed over the batch
@@ -110,8 +138,8 @@ def conv2d_transpose_backward(dy, x, w, *, stride=1, padding=0, output_padding=0
     return _lazy("conv2d_transpose_backward",
                  [(BATCH, "dy", dy), (BATCH, "x", x), (WHOLE, "w", w)],
                  {"stride": stride, "padding": padding, "output_padding": output_padding,
-                  "dilation": dilation, "data_format": data_format}, (SAMPLE, SUM, SUM),
-                 split_every=split_every)
+                  "dilation": dilation, "groups": groups, "data_format": data_format},
+                 (SAMPLE, SUM, SUM), split_every=split_every)
 
 
 def im2col(x, kernel_size, *, stride=1, padding=0, dilation=1, data_format="NHWC"):
@@ -136,26 +164,68 @@ def col2im(cols, x_shape, kernel_size, *, stride=1, padding=0, dilation=1, data_
                  rows_per_sample=lambda shape: _rows_per_sample(shape, kernel_size, kwargs))
 
 
-def max_pool2d(x, pool_size, *, stride=None, padding=0, data_format="NHWC"):
+def max_pool2d(x, pool_size, *, stride=None, padding=0, dilation=1, ceil_mode=False,
+               data_format="NHWC"):
     """Lazy :func:`numbaconv.max_pool2d`: ``y`` chunked like ``x``."""
     return _lazy("max_pool2d", [(BATCH, "x", x), (None, "pool_size", pool_size)],
-                 {"stride": stride, "padding": padding, "data_format": data_format}, (SAMPLE,))
+                 {"stride": stride, "padding": padding, "dilation": dilation,
+                  "ceil_mode": ceil_mode, "data_format": data_format}, (SAMPLE,))
 
 
-def max_pool2d_argmax(x, pool_size, *, stride=None, padding=0, data_format="NHWC"):
+def max_pool2d_argmax(x, pool_size, *, stride=None, padding=0, dilation=1, ceil_mode=False,
+                      data_format="NHWC"):
     """Lazy :func:`numbaconv.max_pool2d_argmax`.
 
     ``y`` and ``argmax`` are chunked like ``x`` (one kernel call per chunk for both).
     """
     return _lazy("max_pool2d_argmax", [(BATCH, "x", x), (None, "pool_size", pool_size)],
-                 {"stride": stride, "padding": padding, "data_format": data_format},
-                 (SAMPLE, SAMPLE))
+                 {"stride": stride, "padding": padding, "dilation": dilation,
+                  "ceil_mode": ceil_mode, "data_format": data_format}, (SAMPLE, SAMPLE))
 
 
 def max_pool2d_backward(dy, argmax, x_shape, *, data_format="NHWC"):
     """Lazy :func:`numbaconv.max_pool2d_backward`: ``dx`` chunked like ``dy``."""
     return _lazy("max_pool2d_backward", [(BATCH, "dy", dy), (BATCH, "argmax", argmax),
                                          (SHAPE, "x_shape", x_shape)],
+                 {"data_format": data_format}, (SAMPLE,))
+
+
+def max_unpool2d(y, argmax, x_shape, *, data_format="NHWC"):
+    """Lazy :func:`numbaconv.max_unpool2d`: ``x`` chunked like ``y``."""
+    return _lazy("max_unpool2d", [(BATCH, "y", y), (BATCH, "argmax", argmax),
+                                  (SHAPE, "x_shape", x_shape)],
+                 {"data_format": data_format}, (SAMPLE,))
+
+
+def avg_pool2d(x, pool_size, *, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=False, data_format="NHWC"):
+    """Lazy :func:`numbaconv.avg_pool2d`: ``y`` chunked like ``x``."""
+    return _lazy("avg_pool2d", [(BATCH, "x", x), (None, "pool_size", pool_size)],
+                 {"stride": stride, "padding": padding, "ceil_mode": ceil_mode,
+                  "count_include_pad": count_include_pad, "data_format": data_format},
+                 (SAMPLE,))
+
+
+def avg_pool2d_backward(dy, x_shape, pool_size, *, stride=None, padding=0, ceil_mode=False,
+                        count_include_pad=False, data_format="NHWC"):
+    """Lazy :func:`numbaconv.avg_pool2d_backward`: ``dx`` chunked like ``dy``."""
+    return _lazy("avg_pool2d_backward", [(BATCH, "dy", dy), (SHAPE, "x_shape", x_shape),
+                                         (None, "pool_size", pool_size)],
+                 {"stride": stride, "padding": padding, "ceil_mode": ceil_mode,
+                  "count_include_pad": count_include_pad, "data_format": data_format},
+                 (SAMPLE,))
+
+
+def adaptive_avg_pool2d(x, output_size, *, data_format="NHWC"):
+    """Lazy :func:`numbaconv.adaptive_avg_pool2d`: ``y`` chunked like ``x``."""
+    return _lazy("adaptive_avg_pool2d", [(BATCH, "x", x), (None, "output_size", output_size)],
+                 {"data_format": data_format}, (SAMPLE,))
+
+
+def adaptive_avg_pool2d_backward(dy, x_shape, *, data_format="NHWC"):
+    """Lazy :func:`numbaconv.adaptive_avg_pool2d_backward`: ``dx`` chunked like ``dy``."""
+    return _lazy("adaptive_avg_pool2d_backward",
+                 [(BATCH, "dy", dy), (SHAPE, "x_shape", x_shape)],
                  {"data_format": data_format}, (SAMPLE,))
 
 
@@ -210,6 +280,10 @@ def _lazy(op, args, kwargs, outputs, *, rows_per_sample=None, split_every=SPLIT_
     # Chunks of cols (rows) become chunks of samples.
     to_samples = (lambda c: c // rows) if any(k == ROWS for k, _, _ in args) else None
 
+    if outputs == (SUM,):  # conv2d_backward_filter: one partial per chunk, then the tree
+        partials = _blocks(SUM, metas[0], f"numbaconv-{op}-{token}",
+                           functools.partial(_as_partial, call), arrays, letters, rows, None)
+        return partials.sum(axis=0, dtype=metas[0].dtype, split_every=split_every)
     if len(outputs) == 1:
         return _blocks(outputs[0], metas[0], f"numbaconv-{op}-{token}", call, arrays, letters,
                        rows, to_samples)
@@ -270,6 +344,10 @@ def _pick(i, parts):
 
 def _pick_partial(i, parts):
     return parts[i][np.newaxis]
+
+
+def _as_partial(call, *blocks):
+    return call(*blocks)[np.newaxis]
 
 
 def _split_every(value):

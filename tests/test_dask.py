@@ -61,6 +61,10 @@ CONV_BACK = {"stride": 2, "padding": ((1, 0), (2, 1)), "dilation": 1}
 TRANSPOSE = {"stride": 2, "padding": 1, "output_padding": (1, 0), "dilation": (1, 2)}
 PATCH = {"stride": (2, 1), "padding": "SAME", "dilation": (2, 1)}
 POOL = {"stride": (2, 1), "padding": (1, 0)}
+ARGMAX_POOL = {"stride": 2, "padding": 1}
+DILATED_POOL = {"stride": 2, "padding": 1, "dilation": (2, 1), "ceil_mode": True}
+AVG_POOL = {"stride": (2, 1), "padding": (1, 0), "ceil_mode": True, "count_include_pad": True}
+GROUPS = 2
 LRN = {"depth_radius": 2, "bias": 2.0, "alpha": 0.5, "beta": 0.75}
 
 
@@ -73,6 +77,33 @@ def make_conv(rng, fmt, dtype):
 def make_conv_backward(rng, fmt, dtype, geometry=CONV_BACK):
     data, extra = make_conv(rng, fmt, dtype)
     y = numbaconv.conv2d(data["x"], extra["w"], **geometry, data_format=fmt)
+    return {"dy": like(rng, y), "x": data["x"]}, extra
+
+
+def make_grouped(rng, fmt, dtype):
+    """conv2d with GROUPS groups: 4 input channels, 6 output channels."""
+    x = image(rng, (N, 9, 8, 4), fmt, dtype)
+    w = filters(rng, 3, 2, 4 // GROUPS, 6, fmt, dtype)
+    return {"x": x}, {"w": w, "b": rng.standard_normal(6).astype(dtype)}
+
+
+def make_grouped_backward(rng, fmt, dtype):
+    data, extra = make_grouped(rng, fmt, dtype)
+    y = numbaconv.conv2d(data["x"], extra["w"], **CONV_BACK, groups=GROUPS, data_format=fmt)
+    return {"dy": like(rng, y), "x": data["x"]}, {**extra, "x_shape": data["x"].shape}
+
+
+def make_grouped_transpose(rng, fmt, dtype):
+    """The transpose of make_grouped's conv: 6 input channels, 4 output channels."""
+    _, extra = make_grouped(rng, fmt, dtype)
+    x = image(rng, (N, 5, 4, 6), fmt, dtype)
+    return {"x": x}, {"w": extra["w"], "b": rng.standard_normal(4).astype(dtype)}
+
+
+def make_grouped_transpose_backward(rng, fmt, dtype):
+    data, extra = make_grouped_transpose(rng, fmt, dtype)
+    y = numbaconv.conv2d_transpose(data["x"], extra["w"], **TRANSPOSE, groups=GROUPS,
+                                   data_format=fmt)
     return {"dy": like(rng, y), "x": data["x"]}, extra
 
 
@@ -98,10 +129,27 @@ def make_col2im(rng, fmt, dtype):
     return {"cols": like(rng, cols)}, {"x_shape": x.shape}
 
 
-def make_pool_backward(rng, fmt, dtype):
+def make_pool_backward(rng, fmt, dtype, geometry=ARGMAX_POOL):
     x = shuffled(rng, (N, 9, 8, 3), fmt, dtype)
-    y, argmax = numbaconv.max_pool2d_argmax(x, 3, stride=2, padding=1, data_format=fmt)
+    y, argmax = numbaconv.max_pool2d_argmax(x, 3, **geometry, data_format=fmt)
     return {"dy": like(rng, y), "argmax": argmax}, {"x_shape": x.shape}
+
+
+def make_unpool(rng, fmt, dtype):
+    data, extra = make_pool_backward(rng, fmt, dtype, geometry=DILATED_POOL)
+    return {"y": data["dy"], "argmax": data["argmax"]}, extra
+
+
+def make_avg_pool_backward(rng, fmt, dtype):
+    x = image(rng, (N, 9, 8, 3), fmt, dtype)
+    y = numbaconv.avg_pool2d(x, (3, 2), **AVG_POOL, data_format=fmt)
+    return {"dy": like(rng, y)}, {"x_shape": x.shape}
+
+
+def make_adaptive_backward(rng, fmt, dtype):
+    x = image(rng, (N, 9, 8, 3), fmt, dtype)
+    y = numbaconv.adaptive_avg_pool2d(x, (4, 3), data_format=fmt)
+    return {"dy": like(rng, y)}, {"x_shape": x.shape}
 
 
 def make_lrn_backward(rng, fmt, dtype):
@@ -114,13 +162,33 @@ CASES = {
         d["x"], e["w"], e["b"], **CONV, data_format=fmt)),
     "conv2d-no-bias": (make_conv, lambda ops, d, e, fmt: ops.conv2d(
         d["x"], e["w"], **CONV_BACK, data_format=fmt)),
-    "conv2d_backward": (make_conv_backward, lambda ops, d, e, fmt: ops.conv2d_backward(
-        d["dy"], d["x"], e["w"], **CONV_BACK, data_format=fmt)),
+    "conv2d-groups": (make_grouped, lambda ops, d, e, fmt: ops.conv2d(
+        d["x"], e["w"], e["b"], **CONV, groups=GROUPS, data_format=fmt)),
+    # The batch reductions pass ``split_every`` on (for the tree tests).
+    "conv2d_backward": (make_conv_backward, lambda ops, d, e, fmt, **kw: ops.conv2d_backward(
+        d["dy"], d["x"], e["w"], **CONV_BACK, data_format=fmt, **kw)),
+    "conv2d_backward-groups": (
+        make_grouped_backward, lambda ops, d, e, fmt, **kw: ops.conv2d_backward(
+            d["dy"], d["x"], e["w"], **CONV_BACK, groups=GROUPS, data_format=fmt, **kw)),
+    "conv2d_backward_input": (
+        make_grouped_backward, lambda ops, d, e, fmt: ops.conv2d_backward_input(
+            d["dy"], e["w"], e["x_shape"], **CONV_BACK, groups=GROUPS, data_format=fmt)),
+    "conv2d_backward_filter": (
+        make_grouped_backward, lambda ops, d, e, fmt, **kw: ops.conv2d_backward_filter(
+            d["dy"], d["x"], e["w"].shape, **CONV_BACK, groups=GROUPS, data_format=fmt,
+            **kw)),
     "conv2d_transpose": (make_transpose, lambda ops, d, e, fmt: ops.conv2d_transpose(
         d["x"], e["w"], e["b"], **TRANSPOSE, data_format=fmt)),
+    "conv2d_transpose-groups": (
+        make_grouped_transpose, lambda ops, d, e, fmt: ops.conv2d_transpose(
+            d["x"], e["w"], e["b"], **TRANSPOSE, groups=GROUPS, data_format=fmt)),
     "conv2d_transpose_backward": (
-        make_transpose_backward, lambda ops, d, e, fmt: ops.conv2d_transpose_backward(
-            d["dy"], d["x"], e["w"], **TRANSPOSE, data_format=fmt)),
+        make_transpose_backward, lambda ops, d, e, fmt, **kw: ops.conv2d_transpose_backward(
+            d["dy"], d["x"], e["w"], **TRANSPOSE, data_format=fmt, **kw)),
+    "conv2d_transpose_backward-groups": (
+        make_grouped_transpose_backward,
+        lambda ops, d, e, fmt, **kw: ops.conv2d_transpose_backward(
+            d["dy"], d["x"], e["w"], **TRANSPOSE, groups=GROUPS, data_format=fmt, **kw)),
     "im2col": (make_image, lambda ops, d, e, fmt: ops.im2col(
         d["x"], (3, 2), **PATCH, data_format=fmt)),
     "col2im": (make_col2im, lambda ops, d, e, fmt: ops.col2im(
@@ -129,8 +197,25 @@ CASES = {
         d["x"], (3, 2), **POOL, data_format=fmt)),
     "max_pool2d_argmax": (make_image, lambda ops, d, e, fmt: ops.max_pool2d_argmax(
         d["x"], (3, 2), **POOL, data_format=fmt)),
+    "max_pool2d-dilated-ceil": (make_image, lambda ops, d, e, fmt: ops.max_pool2d(
+        d["x"], 3, **DILATED_POOL, data_format=fmt)),
+    "max_pool2d_argmax-dilated-ceil": (make_image, lambda ops, d, e, fmt: ops.max_pool2d_argmax(
+        d["x"], 3, **DILATED_POOL, data_format=fmt)),
     "max_pool2d_backward": (make_pool_backward, lambda ops, d, e, fmt: ops.max_pool2d_backward(
         d["dy"], d["argmax"], e["x_shape"], data_format=fmt)),
+    "max_unpool2d": (make_unpool, lambda ops, d, e, fmt: ops.max_unpool2d(
+        d["y"], d["argmax"], e["x_shape"], data_format=fmt)),
+    "avg_pool2d": (make_image, lambda ops, d, e, fmt: ops.avg_pool2d(
+        d["x"], (3, 2), **AVG_POOL, data_format=fmt)),
+    "avg_pool2d-same": (make_image, lambda ops, d, e, fmt: ops.avg_pool2d(
+        d["x"], 3, stride=2, padding="SAME", data_format=fmt)),
+    "avg_pool2d_backward": (make_avg_pool_backward, lambda ops, d, e, fmt: ops.avg_pool2d_backward(
+        d["dy"], e["x_shape"], (3, 2), **AVG_POOL, data_format=fmt)),
+    "adaptive_avg_pool2d": (make_image, lambda ops, d, e, fmt: ops.adaptive_avg_pool2d(
+        d["x"], (4, 3), data_format=fmt)),
+    "adaptive_avg_pool2d_backward": (
+        make_adaptive_backward, lambda ops, d, e, fmt: ops.adaptive_avg_pool2d_backward(
+            d["dy"], e["x_shape"], data_format=fmt)),
     "lrn": (make_lrn_backward, lambda ops, d, e, fmt: ops.lrn(d["x"], **LRN, data_format=fmt)),
     "lrn_backward": (make_lrn_backward, lambda ops, d, e, fmt: ops.lrn_backward(
         d["dy"], d["x"], **LRN, data_format=fmt)),
@@ -219,36 +304,55 @@ def test_nothing_runs_before_compute_and_each_chunk_is_one_eager_call(case, rng,
     assert_matches(computed, eager)
 
 
+# The batch reductions and the index of their first summed output (after dx).
+REDUCTIONS = {"conv2d_backward": 1, "conv2d_backward-groups": 1,
+              "conv2d_transpose_backward": 1, "conv2d_transpose_backward-groups": 1,
+              "conv2d_backward_filter": 0}
+
+
 @pytest.mark.parametrize("fmt", LAYOUTS)
-@pytest.mark.parametrize("case", ["conv2d_backward", "conv2d_transpose_backward"])
+@pytest.mark.parametrize("case", list(REDUCTIONS))
 def test_batch_gradients_are_a_deterministic_tree_sum_of_the_chunks(case, fmt, rng):
     make, call = CASES[case]
+    first = REDUCTIONS[case]
     data, extra = make(rng, fmt, np.float32)
     chunks = (2, 1, 1, 2, 1)
-    # Each chunk's eager dw, db; with one tree node for all five the sum is np.sum's.
-    per_chunk = [call(numbaconv, {k: v[s:s + c] for k, v in data.items()}, extra, fmt)
+
+    def summed(ops, data, **kw):
+        return as_tuple(call(ops, data, extra, fmt, **kw))[first:]
+
+    # Each chunk's eager sums; with one tree node for all five the sum is np.sum's.
+    per_chunk = [summed(numbaconv, {k: v[s:s + c] for k, v in data.items()})
                  for s, c in zip(np.cumsum((0,) + chunks[:-1]), chunks)]
-    lazy = chunk(data, chunks)
-    flat = dask.compute(*_backward(case, lazy, extra, fmt, split_every=8),
-                        scheduler="synchronous")[1:]
-    for i, got in enumerate(flat, start=1):
+    flat = dask.compute(*summed(nd, chunk(data, chunks), split_every=8),
+                        scheduler="synchronous")
+    assert len(flat) == (2 if first else 1)  # dw and db after dx, or dw alone
+    for i, got in enumerate(flat):
         np.testing.assert_array_equal(got, np.sum([p[i] for p in per_chunk], axis=0))
     # A deeper tree (two partials per node): same sums to float32 rounding,
     # and bit-identical when computed again from a new graph.
-    deep = [dask.compute(*_backward(case, chunk(data, chunks), extra, fmt, split_every=2),
+    deep = [dask.compute(*summed(nd, chunk(data, chunks), split_every=2),
                          scheduler="synchronous") for _ in range(2)]
-    eager = call(numbaconv, data, extra, fmt)
-    for i in (1, 2):
+    eager = summed(numbaconv, data)
+    for i, want in enumerate(eager):
         np.testing.assert_array_equal(deep[0][i], deep[1][i])
-        scale = np.abs(eager[i]).max()
-        np.testing.assert_allclose(deep[0][i], eager[i], rtol=1e-5, atol=1e-5 * scale)
-        np.testing.assert_allclose(deep[0][i], flat[i - 1], rtol=1e-5, atol=1e-5 * scale)
+        scale = np.abs(want).max()
+        np.testing.assert_allclose(deep[0][i], want, rtol=1e-5, atol=1e-5 * scale)
+        np.testing.assert_allclose(deep[0][i], flat[i], rtol=1e-5, atol=1e-5 * scale)
 
 
-def _backward(case, data, extra, fmt, split_every):
-    geometry = CONV_BACK if case == "conv2d_backward" else TRANSPOSE
-    return getattr(nd, case)(data["dy"], data["x"], extra["w"], **geometry, data_format=fmt,
-                             split_every=split_every)
+def test_the_separate_gradients_match_conv2d_backward(rng):
+    """conv2d_backward_input and _filter give conv2d_backward's dx and dw, chunk by chunk."""
+    data, extra = make_grouped_backward(rng, "NCHW", np.float64)
+    lazy = chunk(data, (3, 3, 1))
+    geometry = {**CONV_BACK, "groups": GROUPS, "data_format": "NCHW"}
+    dx, dw, _ = nd.conv2d_backward(lazy["dy"], lazy["x"], extra["w"], **geometry)
+    dx_alone = nd.conv2d_backward_input(lazy["dy"], extra["w"], data["x"].shape, **geometry)
+    dw_alone = nd.conv2d_backward_filter(lazy["dy"], lazy["x"], extra["w"].shape, **geometry)
+    assert dx_alone.chunks == dx.chunks and dw_alone.chunks == dw.chunks
+    computed = dask.compute(dx, dw, dx_alone, dw_alone, scheduler="synchronous")
+    np.testing.assert_allclose(computed[2], computed[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(computed[3], computed[1], rtol=1e-12, atol=1e-12)
 
 
 # ------------------------------------------------------------ graph and inputs
@@ -351,6 +455,24 @@ def test_cols_split_inside_a_sample_are_rechunked_at_sample_boundaries(rng):
     (lambda d, e: nd.col2im(nd.im2col(d["x"], 3), (N + 1,) + d["x"].shape[1:], 3),
      ValueError, "cols"),
     (lambda d, e: nd.lrn(d["x"], depth_radius=-1), ValueError, "depth_radius"),
+    (lambda d, e: nd.conv2d(d["x"], e["w"][:, :, :1], groups=2), ValueError, "groups"),
+    (lambda d, e: nd.conv2d_backward_input(d["x"][:, 1:-1, 1:, :1].repeat(4, axis=3), e["w"],
+                                           (N + 1,) + d["x"].shape[1:]), ValueError, "x_shape"),
+    (lambda d, e: nd.conv2d_backward_filter(d["x"][:, 1:-1, 1:, :1].repeat(4, axis=3), d["x"],
+                                            5), TypeError, "w_shape"),
+    (lambda d, e: nd.conv2d_backward_filter(d["x"][:, 1:-1, 1:, :1].repeat(4, axis=3), d["x"],
+                                            e["w"].shape, split_every=1), ValueError,
+     "split_every"),
+    (lambda d, e: nd.max_pool2d(d["x"], 2, dilation=0), ValueError, "dilation"),
+    (lambda d, e: nd.max_pool2d_argmax(d["x"], 2, ceil_mode="yes"), TypeError, "ceil_mode"),
+    (lambda d, e: nd.max_unpool2d(d["x"][:, ::2, ::2], d["x"][:, ::2, ::2].astype(int),
+                                  (6,) + d["x"].shape[1:]), ValueError, "x_shape"),
+    (lambda d, e: nd.avg_pool2d(d["x"], 2, count_include_pad=1.5), TypeError,
+     "count_include_pad"),
+    (lambda d, e: nd.avg_pool2d_backward(d["x"], d["x"].shape, 2), ValueError, "dy"),
+    (lambda d, e: nd.adaptive_avg_pool2d(d["x"], 0), ValueError, "output_size"),
+    (lambda d, e: nd.adaptive_avg_pool2d_backward(d["x"], d["x"].shape[:3]), ValueError,
+     "x_shape"),
     (lambda d, e: nd.lrn(d["x"][d["x"][:, 0, 0, 0] > 0]), ValueError, "compute_chunk_sizes"),
 ])
 def test_bad_input_raises_at_graph_construction_naming_the_argument(call, error, match, rng,
@@ -363,13 +485,14 @@ def test_bad_input_raises_at_graph_construction_naming_the_argument(call, error,
 
 
 def test_signatures_are_those_of_the_eager_functions():
-    """Every eager keyword (the backward convolutions add split_every)."""
+    """Every eager op and keyword (the batch reductions add split_every)."""
     ops = EAGER_OPS
     assert set(ops) <= set(nd.__all__)
+    reductions = {"conv2d_backward", "conv2d_transpose_backward", "conv2d_backward_filter"}
     for name in ops:
         lazy = inspect.signature(getattr(nd, name)).parameters
         eager = inspect.signature(getattr(numbaconv, name)).parameters
-        extra = {"split_every"} if name.endswith("backward") and "conv" in name else set()
+        extra = {"split_every"} if name in reductions else set()
         assert [p for p in lazy if p not in extra] == list(eager), name
         for p in eager:
             assert lazy[p].default == eager[p].default and lazy[p].kind == eager[p].kind
@@ -431,6 +554,8 @@ def test_a_forward_and_backward_pass_on_the_cluster_match_eager_and_synchronous(
                                           data_format=fmt)
     grads = nd.conv2d_backward(lazy["dy"], lazy["x"], extra["w"], padding="SAME",
                                data_format=fmt, split_every=2)
+    grads += (nd.conv2d_backward_filter(lazy["dy"], lazy["x"], extra["w"].shape,
+                                        padding="SAME", data_format=fmt, split_every=2),)
     distributed = on_cluster(client, pooled, argmax, *grads)
     again = on_cluster(client, *grads[1:])
     eager_pooled, eager_argmax = numbaconv.max_pool2d_argmax(
@@ -438,15 +563,17 @@ def test_a_forward_and_backward_pass_on_the_cluster_match_eager_and_synchronous(
                                        data_format=fmt), **LRN, data_format=fmt),
         2, data_format=fmt)
     eager = (eager_pooled, eager_argmax, *numbaconv.conv2d_backward(
-        data["dy"], data["x"], extra["w"], padding="SAME", data_format=fmt))
-    for got, want in zip(distributed, eager):
+        data["dy"], data["x"], extra["w"], padding="SAME", data_format=fmt),
+        numbaconv.conv2d_backward_filter(data["dy"], data["x"], extra["w"].shape,
+                                         padding="SAME", data_format=fmt))
+    for got, want in zip(distributed, eager, strict=True):
         assert got.dtype == want.dtype and got.shape == want.shape
         scale = np.abs(want).max()
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * scale)
     # Same chunking, same tree, same Numba threads per worker: the same bits.
     # (Not those of the in-process run: the eager dw and db kernels sum
     # per-thread partials, so their float32 bits follow the thread count.)
-    for got, repeat in zip(distributed[3:], again):
+    for got, repeat in zip(distributed[3:], again, strict=True):
         np.testing.assert_array_equal(got, repeat)
 
 
