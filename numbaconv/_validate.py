@@ -556,15 +556,22 @@ def flag(value, name):
 
 
 def _check_windows_reach_input(size, out, k, stride, dilation, pad_before, axis, what):
-    """ValueError if some window's taps all fall outside [0, size) (possible with dilation)."""
-    starts = np.arange(out)[:, None] * stride - pad_before
-    taps = starts + dilation * np.arange(k)
-    empty = np.flatnonzero(~((taps >= 0) & (taps < size)).any(axis=1))
+    """ValueError if some window's taps all fall outside [0, size) (possible with dilation).
+
+    Window o's taps are ``start + i * dilation`` (``start = o * stride - pad_before``,
+    ``0 <= i < k``); those inside the input are ``first <= i <= last``, computed
+    per window, so the check costs O(out) whatever the window's size.
+    """
+    starts = np.arange(out, dtype=np.int64) * stride - pad_before
+    first = np.maximum(0, -(starts // dilation))  # ceil(-start / dilation)
+    last = np.minimum(k - 1, (size - 1 - starts) // dilation)
+    empty = np.flatnonzero(first > last)
     if empty.size:
+        start = int(starts[empty[0]])
         raise ValueError(
-            f"{what}: the window of output {axis} {empty[0]} reads rows/columns "
-            f"{taps[empty[0]].tolist()}, none inside the input's {size}; choose a smaller "
-            f"dilation ({dilation}) or padding ({pad_before}) along {axis}"
+            f"{what}: the window of output {axis} {empty[0]} reads rows/columns {start}, "
+            f"{start + dilation}, ..., {start + (k - 1) * dilation}, none inside the input's "
+            f"{size}; choose a smaller dilation ({dilation}) or padding ({pad_before}) along {axis}"
         )
 
 
