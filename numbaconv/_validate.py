@@ -559,17 +559,23 @@ def _check_windows_reach_input(size, out, k, stride, dilation, pad_before, axis,
     """ValueError if some window's taps all fall outside [0, size) (possible with dilation).
 
     Window o's taps are ``start + i * dilation`` (``start = o * stride - pad_before``,
-    ``0 <= i < k``); those inside the input are ``first <= i <= last``, computed
-    per window, so the check costs O(out) whatever the window's size.
+    ``0 <= i < k``); those inside the input are ``first <= i <= last``. With
+    ``dilation <= size`` a window can miss the input only by lying wholly
+    before or after it, and such windows sit at the two ends: the first and
+    the last window decide. A larger dilation can step over the input, but
+    then few windows fit (``out <= size`` with SAME padding, fewer still with
+    explicit padding below the window size), so each is checked. Either way
+    the cost is bounded by the data, never by the padding or the window.
     """
-    starts = np.arange(out, dtype=np.int64) * stride - pad_before
+    windows = np.array([0, out - 1]) if dilation <= size else np.arange(out)
+    starts = windows.astype(np.int64) * stride - pad_before
     first = np.maximum(0, -(starts // dilation))  # ceil(-start / dilation)
     last = np.minimum(k - 1, (size - 1 - starts) // dilation)
     empty = np.flatnonzero(first > last)
     if empty.size:
-        start = int(starts[empty[0]])
+        o, start = int(windows[empty[0]]), int(starts[empty[0]])
         raise ValueError(
-            f"{what}: the window of output {axis} {empty[0]} reads rows/columns {start}, "
+            f"{what}: the window of output {axis} {o} reads rows/columns {start}, "
             f"{start + dilation}, ..., {start + (k - 1) * dilation}, none inside the input's "
             f"{size}; choose a smaller dilation ({dilation}) or padding ({pad_before}) along {axis}"
         )
