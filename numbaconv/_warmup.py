@@ -145,7 +145,7 @@ def warmup(dtypes: Iterable[DTypeLike] = (np.float32, np.float64)) -> float:
     """Compile (or load from the on-disk cache) every kernel for ``dtypes``.
 
     Nothing is compiled at import time, and the first call of each op and
-    dtype compiles its kernels (seconds, see the README's "First calls").
+    dtype compiles its kernels (seconds: see the README's notes for users).
     Call this once at start-up when the first real call must not pay that;
     ``python -m numbaconv warmup`` does the same from a shell (install
     scripts, Docker images, CI).
