@@ -60,6 +60,7 @@ def _ops(nc, np, dtype):
 
 
 def measure(dtype_name):
+    """Import numbaconv, call each op once; the report (wall and CPU ms per op)."""
     t0 = time.perf_counter()
     import numbaconv as nc
 
@@ -82,6 +83,7 @@ def measure(dtype_name):
 
 
 def main(argv=None):
+    """Measure and write the report to ``--result``."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--result", required=True)
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
