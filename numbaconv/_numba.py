@@ -43,8 +43,22 @@ class _OutOfTreeFunctionCache(caching.FunctionCache):
     _impl_class = _OutOfTreeCacheImpl
 
 
+def _explicit_prange():
+    """Numba's parallel options: explicit ``prange`` loops only.
+
+    Its other conversions (NumPy calls such as ``np.zeros``, slice
+    assignments, reductions, comprehensions) would turn each such statement
+    into a parfor of its own: a parallel region, lowered and compiled apart,
+    for a small set-up array outside the prange, or a loop nest inside it
+    that runs sequentially anyway. A new dict per kernel: Numba pops from it.
+    """
+    return dict(comprehension=False, reduction=False, inplace_binop=False, setitem=False,
+                numpy=False, stencil=False)
+
+
 def _jit(fn, parallel, fastmath):
-    options = dict(parallel=parallel, fastmath=set(fastmath), error_model="numpy", nogil=True)
+    options = dict(parallel=_explicit_prange() if parallel else False, fastmath=set(fastmath),
+                   error_model="numpy", nogil=True)
     dispatcher = numba.njit(**options)(fn)
     if numba.config.DISABLE_JIT:  # a plain Python function: nothing to cache
         return dispatcher

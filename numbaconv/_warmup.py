@@ -1,11 +1,166 @@
-"""Compile the common kernel signatures ahead of the first real call."""
+"""Compile (or load) every kernel ahead of the first real call, and describe the kernel cache.
+
+The steps below call the public ops on tiny inputs chosen so that together
+they reach every kernel the public ops can reach: both convolution
+strategies ("planes" for narrow layers, "patch GEMM" for wide ones, see
+``_fast.convolution``) for the forward pass, the input gradient and the
+filter gradient, and every layout-specific kernel (NCHW pool backward and
+LRN). ``python -m numbaconv warmup`` runs the same steps with progress.
+"""
+import importlib
+import pkgutil
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 from numpy.typing import DTypeLike
 
 from ._api import public
+
+LAYOUTS = ("NHWC", "NCHW")
+
+
+def _nchw(a):
+    return np.ascontiguousarray(a.transpose(0, 3, 1, 2))
+
+
+def _oihw(w):
+    return np.ascontiguousarray(w.transpose(3, 2, 0, 1))
+
+
+def _conv_step(c_in, c_out, backward):
+    """Forward (and transpose) or backward (and transpose backward) conv on a C_in -> C_out layer.
+
+    3x3 filters on a 4x4 plane: with 2 -> 2 channels every pass takes the
+    planes strategy, with 16 -> 32 every pass the patch GEMM (the reduction
+    of the forward pass and the filter gradient is 144 long, that of the
+    input gradient 288, all into >= 16 channels over few pixels).
+    """
+    def step(nc, dtype):
+        x = np.ones((1, 4, 4, c_in), dtype)
+        w = np.ones((3, 3, c_in, c_out), dtype)
+        b = np.ones(c_out, dtype)
+        for layout in LAYOUTS:
+            xl, wl = (_nchw(x), _oihw(w)) if layout == "NCHW" else (x, w)
+            y = nc.conv2d(xl, wl, b, padding=1, data_format=layout)
+            if backward:
+                nc.conv2d_backward(y, xl, wl, padding=1, data_format=layout)
+                nc.conv2d_transpose_backward(xl, y, wl, padding=1, data_format=layout)
+            else:
+                nc.conv2d_transpose(y, wl, np.ones(c_in, dtype), padding=1, data_format=layout)
+    return step
+
+
+def _patches_step(nc, dtype):
+    x = np.ones((1, 4, 4, 2), dtype)
+    for layout in LAYOUTS:
+        xl = _nchw(x) if layout == "NCHW" else x
+        nc.col2im(nc.im2col(xl, 3, padding=1, data_format=layout), xl.shape, 3, padding=1,
+                  data_format=layout)
+
+
+def _depthwise_step(nc, dtype):
+    """Depthwise conv (groups = C_in) forward and gradients; other group counts run the dense kernels."""
+    x = np.ones((1, 4, 4, 2), dtype)
+    w = np.ones((3, 3, 1, 2), dtype)
+    for layout in LAYOUTS:
+        xl, wl = (_nchw(x), _oihw(w)) if layout == "NCHW" else (x, w)
+        y = nc.conv2d(xl, wl, np.ones(2, dtype), padding=1, groups=2, data_format=layout)
+        nc.conv2d_backward(y, xl, wl, padding=1, groups=2, data_format=layout)
+
+
+def _pool_step(nc, dtype):
+    x = np.arange(32, dtype=dtype).reshape(1, 4, 4, 2)
+    for layout in LAYOUTS:
+        xl = _nchw(x) if layout == "NCHW" else x
+        nc.max_pool2d(xl, 2, data_format=layout)
+        pooled, argmax = nc.max_pool2d_argmax(xl, 2, data_format=layout)
+        nc.max_pool2d_backward(pooled, argmax, xl.shape, data_format=layout)
+        nc.max_unpool2d(pooled, argmax, xl.shape, data_format=layout)
+
+
+def _avg_pool_step(nc, dtype):
+    x = np.arange(32, dtype=dtype).reshape(1, 4, 4, 2)
+    for layout in LAYOUTS:
+        xl = _nchw(x) if layout == "NCHW" else x
+        nc.avg_pool2d_backward(nc.avg_pool2d(xl, 2, data_format=layout), xl.shape, 2,
+                               data_format=layout)
+        nc.adaptive_avg_pool2d_backward(nc.adaptive_avg_pool2d(xl, 1, data_format=layout),
+                                        xl.shape, data_format=layout)
+
+
+def _lrn_step(nc, dtype):
+    x = np.ones((1, 4, 4, 2), dtype)
+    for layout in LAYOUTS:
+        xl = _nchw(x) if layout == "NCHW" else x
+        nc.lrn(xl, depth_radius=1, data_format=layout)
+        nc.lrn_backward(xl, xl, depth_radius=1, data_format=layout)
+
+
+# (label, step): each step runs its ops in both layouts.
+STEPS: list[tuple[str, Callable]] = [
+    ("conv2d, conv2d_transpose (planes)", _conv_step(2, 2, backward=False)),
+    ("conv2d_backward, conv2d_transpose_backward (planes)", _conv_step(2, 2, backward=True)),
+    ("conv2d, conv2d_transpose (patch GEMM)", _conv_step(16, 32, backward=False)),
+    ("conv2d_backward, conv2d_transpose_backward (patch GEMM)", _conv_step(16, 32, backward=True)),
+    ("conv2d, conv2d_backward (depthwise)", _depthwise_step),
+    ("im2col, col2im", _patches_step),
+    ("max_pool2d, max_pool2d_argmax, max_pool2d_backward, max_unpool2d", _pool_step),
+    ("avg_pool2d, adaptive_avg_pool2d and their backwards", _avg_pool_step),
+    ("lrn, lrn_backward", _lrn_step),
+]
+
+
+def kernels():
+    """Every Numba dispatcher in ``numbaconv._kernels``: {"module.name": dispatcher}."""
+    from numba.core.registry import CPUDispatcher
+
+    from . import _kernels
+
+    found: dict = {}
+    for info in pkgutil.iter_modules(_kernels.__path__):
+        module = importlib.import_module(f"{_kernels.__name__}.{info.name}")
+        for obj in vars(module).values():
+            # Module-level dispatchers defined in this module (not imported ones).
+            if isinstance(obj, CPUDispatcher) and obj.py_func.__module__ == module.__name__:
+                found.setdefault(f"{info.name}.{obj.py_func.__name__}", obj)
+    return found
+
+
+def _counts(dispatchers):
+    return {name: (sum(d.stats.cache_hits.values()), sum(d.stats.cache_misses.values()))
+            for name, d in dispatchers.items()}
+
+
+def run(dtypes: Iterable[DTypeLike], report: Callable[[str], None] | None = None) -> float:
+    """Run every step for every dtype; ``report`` gets one line per step (kernels compiled and loaded)."""
+    import numbaconv as nc
+
+    chosen = [np.dtype(d) for d in dtypes]
+    for d in chosen:
+        if d.kind not in "biuf":
+            raise TypeError(f"warmup: dtypes must be real numeric dtypes, got {d}")
+    dispatchers = kernels() if report else {}
+    total = len(chosen) * len(STEPS)
+    start = time.perf_counter()
+    done = 0
+    for dtype in chosen:
+        for label, step in STEPS:
+            before = _counts(dispatchers)
+            t0 = time.perf_counter()
+            step(nc, dtype.type)
+            seconds = time.perf_counter() - t0
+            done += 1
+            if report:
+                after = _counts(dispatchers)
+                loaded = [n for n in dispatchers if after[n][0] > before[n][0]]
+                compiled = [n for n in dispatchers if after[n][1] > before[n][1]]
+                detail = "; ".join(part for part in (
+                    "compiled " + ", ".join(compiled) if compiled else "",
+                    "loaded " + ", ".join(loaded) if loaded else "") if part)
+                report(f"[{done}/{total}] {dtype.name} {label}: {seconds:.2f} s"
+                       + (f" ({detail})" if detail else " (already in memory)"))
+    return time.perf_counter() - start
 
 
 @public("numbaconv")
@@ -13,8 +168,10 @@ def warmup(dtypes: Iterable[DTypeLike] = (np.float32, np.float64)) -> float:
     """Compile (or load from the on-disk cache) every kernel for ``dtypes``.
 
     Nothing is compiled at import time, and the first call of each op and
-    dtype compiles its kernel (seconds). Call this once at start-up when the
-    first real call must not pay that.
+    dtype compiles its kernels (seconds: see the README's notes for users).
+    Call this once at start-up when the first real call must not pay that;
+    ``python -m numbaconv warmup`` does the same from a shell (install
+    scripts, Docker images, CI).
 
     Parameters
     ----------
@@ -33,8 +190,10 @@ def warmup(dtypes: Iterable[DTypeLike] = (np.float32, np.float64)) -> float:
 
     Notes
     -----
-    Each public op runs once on a tiny input in each data format. TensorFlow
-    and PyTorch have no equivalent: their kernels are compiled ahead of time.
+    Every public op runs once on tiny inputs in each data format, with
+    shapes that reach both convolution strategies (planes and patch GEMM)
+    for the forward pass and both gradients. TensorFlow and PyTorch have
+    no equivalent: their kernels are compiled ahead of time.
 
     Examples
     --------
@@ -44,35 +203,4 @@ def warmup(dtypes: Iterable[DTypeLike] = (np.float32, np.float64)) -> float:
     >>> seconds > 0
     True
     """
-    import numbaconv as nc
-
-    start = time.perf_counter()
-    for dtype in dtypes:
-        x = np.ones((1, 4, 4, 2), dtype)
-        w = np.ones((3, 3, 2, 2), dtype)
-        b = np.ones(2, dtype)
-        y = nc.conv2d(x, w, b, padding=1)
-        nc.conv2d_backward(y, x, w, padding=1)
-        nc.conv2d_transpose(y, w, b, padding=1)
-        nc.conv2d_transpose_backward(x, y, w, padding=1)
-        # Depthwise kernels (groups = C_in); other groups run the kernels above.
-        w_depthwise = np.ones((3, 3, 1, 2), dtype)
-        nc.conv2d_backward(y, x, w_depthwise, padding=1, groups=2)
-        nc.conv2d(x, w_depthwise, b, padding=1, groups=2)
-        nc.col2im(nc.im2col(x, 3, padding=1), x.shape, 3, padding=1)
-        pooled, argmax = nc.max_pool2d_argmax(x, 2)
-        nc.max_pool2d(x, 2)
-        nc.max_pool2d_backward(pooled, argmax, x.shape)
-        nc.max_unpool2d(pooled, argmax, x.shape)
-        nc.avg_pool2d_backward(nc.avg_pool2d(x, 2), x.shape, 2)
-        nc.adaptive_avg_pool2d_backward(nc.adaptive_avg_pool2d(x, 1), x.shape)
-        nc.lrn_backward(x, x, depth_radius=1)
-        nc.lrn(x, depth_radius=1)
-        # Channels-first kernels (argmax scatter, LRN) that NCHW calls reach.
-        x_nchw = x.transpose(0, 3, 1, 2)
-        pooled, argmax = nc.max_pool2d_argmax(x_nchw, 2, data_format="NCHW")
-        nc.max_pool2d_backward(pooled, argmax, x_nchw.shape, data_format="NCHW")
-        nc.max_unpool2d(pooled, argmax, x_nchw.shape, data_format="NCHW")
-        nc.lrn_backward(x_nchw, x_nchw, depth_radius=1, data_format="NCHW")
-        nc.lrn(x_nchw, depth_radius=1, data_format="NCHW")
-    return time.perf_counter() - start
+    return run(dtypes)

@@ -24,6 +24,7 @@ import json
 import math
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -76,6 +77,10 @@ def parse_args(argv):
                            "unless --quick)")
     cold.add_argument("--no-cold", dest="cold", action="store_false",
                       help="use numbaconv's normal on-disk cache, as found")
+    p.add_argument("--startup-only", action="store_true",
+                   help="only the start-up section: import and each public op's first call, with an "
+                        "empty and then a warm Numba cache (perf/startup.py)")
+    p.add_argument("--startup-dtype", default="float32", choices=("float32", "float64"))
     p.add_argument("--out-dir", default=os.path.join(PERF_DIR, "results"))
     p.add_argument("--no-plot", action="store_true")
     args = p.parse_args(argv)
@@ -330,6 +335,9 @@ def table(doc):
                          f"{fmt(c.get('steady_ms'), '10.3f', '         -')}{fmt(c.get('compile_ms'), '11.1f', '          -')}")
         lines.append(f"  total {'compile (cold' if comp['cold'] else '(first'} - steady, all ops): "
                      f"{comp['total_compile_s']:.1f} s")
+    if doc.get("startup"):
+        lines.append("")
+        lines.extend(startup_table(doc["startup"]))
     lines.append("")
     lines.append("rate: GFLOP/s for conv (2*N*OH*OW*KH*KW*Cin*Cout per pass; backward = 2 passes), "
                  "effective GB/s for pool/LRN (bytes an ideal kernel moves); %peak: of the sgemm "
@@ -402,6 +410,57 @@ def compile_summary(cold_rows, import_s, warm_report, cold):
     return {"cold": cold, "import_s_cold": import_s,
             "import_s_warm": (warm_report or {}).get("import_s"), "ops": ops,
             "total_compile_s": total / 1e3}
+
+
+def run_startup(args, cache, tag, tmp):
+    """One ``perf/startup.py`` process with ``cache`` as its Numba cache; its report, or None."""
+    result = os.path.join(tmp, f"startup-{tag}.json")
+    env = worker_env("numbaconv", args, cache)
+    env["OMP_WAIT_POLICY"] = "PASSIVE"  # CPU time then counts work, not spinning threads
+    proc = subprocess.run([sys.executable, os.path.join(PERF_DIR, "startup.py"), "--result", result,
+                           "--dtype", args.startup_dtype], env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, cwd=PERF_DIR, timeout=WORKER_TIMEOUT_S)
+    if proc.returncode != 0 or not os.path.exists(result):
+        progress(f"start-up ({tag}) failed (exit code {proc.returncode}): {proc.stderr[-2000:]}")
+        return None
+    with open(result) as f:
+        return json.load(f)
+
+
+def startup_summary(args, tmp):
+    """numbaconv's import and per-op first calls in a new process: empty cache, then warm cache."""
+    cache = os.path.join(tmp, "startup-numba-cache")
+    shutil.rmtree(cache, ignore_errors=True)
+    progress(f"numbaconv start-up, {args.startup_dtype}: a new process with an empty Numba cache")
+    cold = run_startup(args, cache, "cold", tmp)
+    progress("numbaconv start-up: a new process with the cache it filled")
+    warm = run_startup(args, cache, "warm", tmp) if cold else None
+    if not (cold and warm):
+        return None
+    ops = {op: {"cold_ms": ms, "warm_ms": warm["first_call_ms"].get(op),
+                "cold_cpu_ms": cold["first_call_cpu_ms"][op],
+                "warm_cpu_ms": warm["first_call_cpu_ms"].get(op)}
+           for op, ms in cold["first_call_ms"].items()}
+    return {"dtype": args.startup_dtype, "import_s_cold": cold["import_s"], "import_s_warm": warm["import_s"],
+            "ops": ops, "total_cold_s": cold["total_s"], "total_warm_s": warm["total_s"],
+            "process_cold_s": cold["process_s"], "process_warm_s": warm["process_s"],
+            "loadavg": [cold["loadavg"], warm["loadavg"]]}
+
+
+def startup_table(st):
+    lines = [f"numbaconv start-up ({st['dtype']}, NHWC then NCHW-only kernels, small inputs; "
+             "new processes, empty then warm Numba cache; ms)",
+             f"  {'op':<28}{'cold':>10}{'cold cpu':>10}{'warm':>9}{'warm cpu':>10}",
+             f"  {'import numbaconv':<28}{1e3 * st['import_s_cold']:10.1f}{'':>10}"
+             f"{1e3 * st['import_s_warm']:9.1f}"]
+    for op, c in st["ops"].items():
+        lines.append(f"  {op:<28}{c['cold_ms']:10.1f}{c['cold_cpu_ms']:10.1f}"
+                     f"{fmt(c['warm_ms'], '9.1f')}{fmt(c['warm_cpu_ms'], '10.1f')}")
+    lines.append(f"  {'all (import + first calls)':<28}{1e3 * st['total_cold_s']:10.1f}{'':>10}"
+                 f"{1e3 * st['total_warm_s']:9.1f}")
+    lines.append(f"  load average (1 min) at the end of each process: {st['loadavg'][0][0]:.1f}, "
+                 f"{st['loadavg'][1][0]:.1f}")
+    return lines
 
 
 def threads_summary(frameworks):
@@ -503,6 +562,31 @@ def time_phase(workers, op_ids, records, args, frameworks):
         progress(f"timed {op:<16} median ms: " + ", ".join(line))
 
 
+def result_stem(args, doc, created, suffix=""):
+    os.makedirs(args.out_dir, exist_ok=True)
+    git = doc["git"]
+    return os.path.join(args.out_dir, f"{created:%Y%m%d-%H%M%S}-{git['short']}"
+                                      f"{'-dirty' if git['dirty'] else ''}{'-quick' if args.quick else ''}"
+                                      f"{suffix}")
+
+
+def startup_only(args, doc, t_start, created):
+    """``--startup-only``: the start-up section alone, to stdout and its own JSON."""
+    with tempfile.TemporaryDirectory(prefix="numbaconv-bench-") as tmp:
+        doc["startup"] = startup_summary(args, tmp)
+    if doc["startup"] is None:
+        return 1
+    doc["loadavg_end"] = os.getloadavg()
+    doc["wall_s"] = time.perf_counter() - t_start
+    text = "\n".join(startup_table(doc["startup"]))
+    print(text)
+    stem = result_stem(args, doc, created, "-startup")
+    with open(stem + ".json", "w") as f:
+        json.dump(dict(doc, table=text), f, indent=1)
+    progress(f"done in {doc['wall_s']:.0f} s; results: {stem}.json")
+    return 0
+
+
 def main(argv=None):
     args = parse_args(argv)
     args.case_list = C.select(args.cases)
@@ -515,6 +599,8 @@ def main(argv=None):
         "git": git, "machine": timing.cpu_info(), "versions": timing.versions(),
         "threads_requested": args.threads,
     }
+    if args.startup_only:
+        return startup_only(args, doc, t_start, created)
     progress("measuring the machine's limits (sgemm, copy bandwidth)")
     doc["limits"] = timing.machine_limits(args.quick)
     progress(f"sgemm {doc['limits']['sgemm_gflops']:.0f} GFLOP/s, copy {doc['limits']['copy_gbps']:.1f} GB/s")
@@ -554,6 +640,8 @@ def main(argv=None):
         nc_rows = [r for r in rows if r["impl"] == "numbaconv"]
         doc["compile"] = compile_summary(nc_rows, frameworks.get("numbaconv", {}).get("import_s"),
                                          warm_report, args.cold)
+        if args.cold and "numbaconv" in workers:
+            doc["startup"] = startup_summary(args, tmp)
         nc = frameworks.get("numbaconv")
         if nc is not None and (nc.get("status") != "ok" or nc.get("errors")
                                or any(r.get("ok") is False for r in nc_rows)):
@@ -571,9 +659,7 @@ def main(argv=None):
     text = table(doc)
     print(text)
 
-    os.makedirs(args.out_dir, exist_ok=True)
-    stem = os.path.join(args.out_dir, f"{created:%Y%m%d-%H%M%S}-{git['short']}"
-                                      f"{'-dirty' if git['dirty'] else ''}{'-quick' if args.quick else ''}")
+    stem = result_stem(args, doc, created)
     png = None if args.no_plot else plot(doc, stem + ".png")
     out = dict(doc, case_list=[c._asdict() for c in args.case_list], rows=rows, table=text, plot=png)
     del out["by_op"]

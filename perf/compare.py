@@ -154,6 +154,12 @@ def parse_args(argv):
     p.add_argument("--threads", type=int)
     p.add_argument("--repo", default=REPO, help="the git repository (default: this checkout)")
     p.add_argument("--json", help="also write the per-round figures to this file")
+    p.add_argument("--startup", action="store_true",
+                   help="also compare start-up: in every round and side, perf/startup.py in a new "
+                        "process with an empty Numba cache (rows startup.<op>: compile + first call; "
+                        "startup.all: import + every first call) and again with that cache "
+                        "(startup-warm.all); slow: a cold compile of the whole API per side and round")
+    p.add_argument("--startup-dtype", default="float32", choices=("float32", "float64"))
     args = p.parse_args(argv)
     if args.rounds < 2:
         p.error("--rounds must be >= 2")
@@ -193,6 +199,8 @@ def main(argv=None):
                 report = run(side, args, tmp, ["--runs", str(args.runs)], f"round{r}")
                 key = "cpu_median_ms" if args.clock == "cpu" else "median_ms"
                 side.rounds.append({o["op"]: o[key] for o in report["ops"] if key in o})
+                if args.startup:
+                    side.rounds[-1].update(startup_round(side, args, tmp, r))
             say(f"round {r + 1}/{args.rounds} ({order[0].name}{order[1].name}) done")
 
         rows = analyse(a, b, args)
@@ -206,6 +214,37 @@ def main(argv=None):
         return 1 if any(r["verdict"] == "REGRESSION" for r in rows) else 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def startup_round(side, args, tmp, r):
+    """{startup[-warm].<op>: ms} from two new processes: an empty Numba cache of its own, then warm."""
+    cache = os.path.join(tmp, f"startup-cache-{side.name}-{r}")
+    env = dict(os.environ, PYTHONPATH=side.root, NUMBA_CACHE_DIR=cache, PYTHONHASHSEED="0",
+               OMP_WAIT_POLICY="PASSIVE")
+    if args.threads:
+        env["NUMBA_NUM_THREADS"] = str(args.threads)
+    key = "first_call_cpu_ms" if args.clock == "cpu" else "first_call_ms"
+    rows = {}
+    for prefix in ("startup", "startup-warm"):
+        result = os.path.join(tmp, f"{side.name}-{prefix}-{r}.json")
+        proc = subprocess.run([sys.executable, os.path.join(PERF_DIR, "startup.py"), "--result", result,
+                               "--dtype", args.startup_dtype], env=env, cwd=PERF_DIR,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if proc.returncode != 0 or not os.path.exists(result):
+            sys.stderr.write(proc.stderr[-3000:])
+            say(f"side {side.name} ({side.label}): start-up run crashed: exit code {proc.returncode}")
+            raise SystemExit(2)
+        with open(result) as f:
+            report = json.load(f)
+        if not os.path.abspath(report["module_file"]).startswith(os.path.abspath(side.root) + os.sep):
+            say(f"side {side.name}: start-up imported numbaconv from {report['module_file']}")
+            raise SystemExit(2)
+        if prefix == "startup":  # warm first calls take microseconds: only their sum is compared
+            for op, ms in report[key].items():
+                rows[f"{prefix}.{op}"] = ms
+        rows[f"{prefix}.all"] = sum(report[key].values()) + 1e3 * report["import_s"]
+    shutil.rmtree(cache, ignore_errors=True)
+    return rows
 
 
 def outputs_differ(a, b, impl):
@@ -229,7 +268,9 @@ def outputs_differ(a, b, impl):
 def analyse(a, b, args):
     rng = np.random.default_rng(0)
     rows = []
-    for op in C.op_ids(args.case_list):
+    ops = C.op_ids(args.case_list)
+    ops += [op for op in (a.rounds[0] if a.rounds else {}) if op.startswith("startup") and op not in ops]
+    for op in ops:
         pairs = [(ra[op], rb[op]) for ra, rb in zip(a.rounds, b.rounds) if op in ra and op in rb]
         if not pairs:
             continue
@@ -259,6 +300,7 @@ def judge(pairs, threshold, confidence=0.95, rng=None):
 
 def render(a, b, rows, args, differ, wall):
     pct = int(round(args.confidence * 100))
+    w = max([16] + [len(r["op"]) + 1 for r in rows])
     lines = [
         f"A: {a.label}",
         f"B: {b.label}",
@@ -266,13 +308,13 @@ def render(a, b, rows, args, differ, wall):
         f"side (order AB, BA, ...), median {args.clock} time of {args.runs} calls per op per process; threshold "
         f"{args.threshold:.0%} beyond the {pct}% bootstrap interval; {wall:.0f} s",
         "",
-        f"{'op':<16}{'A ms':>10}{'B ms':>10}{'B/A':>7}{f'{pct}% CI':>16}{'IQR':>16}{'cv A':>7}{'cv B':>7}  verdict",
+        f"{'op':<{w}}{'A ms':>10}{'B ms':>10}{'B/A':>7}{f'{pct}% CI':>16}{'IQR':>16}{'cv A':>7}{'cv B':>7}  verdict",
     ]
     for r in rows:
         ci = "[{:.3f}, {:.3f}]".format(*r["ci"])
         iqr = "[{:.3f}, {:.3f}]".format(*r["iqr"])
         lines.append(
-            f"{r['op']:<16}{r['a_ms']:10.3f}{r['b_ms']:10.3f}{r['ratio']:7.3f}{ci:>16}{iqr:>16}"
+            f"{r['op']:<{w}}{r['a_ms']:10.3f}{r['b_ms']:10.3f}{r['ratio']:7.3f}{ci:>16}{iqr:>16}"
             f"{r['a_spread']:7.1%}{r['b_spread']:7.1%}  {r['verdict']}")
     regressions = [r["op"] for r in rows if r["verdict"] == "REGRESSION"]
     lines.append("")

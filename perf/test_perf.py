@@ -189,3 +189,53 @@ def test_verdicts():
     fast = 0.5 + 0.02 * rng.standard_normal(8)
     lo, hi = ci(fast)
     assert compare.verdict(np.median(fast), lo, hi, 0.10) == "faster"
+
+
+# ------------------------------------------------------------------ start-up
+
+
+def test_startup_rows_are_judged_like_any_op():
+    # compare.py --startup adds startup[-warm].* rows to each round; analyse
+    # judges them after the cases' ops, so a slower compile is a REGRESSION.
+    args = SimpleNamespace(case_list=C.select(["maxpool"]), threshold=0.10, confidence=0.95)
+    fast = {"maxpool.fwd": 1.0, "startup.conv2d": 1000.0, "startup.all": 2000.0, "startup-warm.all": 50.0}
+    slow = dict(fast, **{"startup.conv2d": 2000.0, "startup.all": 3000.0})
+    a = SimpleNamespace(rounds=[dict(fast) for _ in range(6)])
+    b = SimpleNamespace(rounds=[dict(slow) for _ in range(6)])
+    rows = {r["op"]: r for r in compare.analyse(a, b, args)}
+    assert list(rows) == ["maxpool.fwd", "startup.conv2d", "startup.all", "startup-warm.all"]
+    assert rows["startup.conv2d"]["verdict"] == "REGRESSION"
+    assert rows["startup.all"]["ratio"] == pytest.approx(1.5)
+    assert rows["startup-warm.all"]["verdict"] == rows["maxpool.fwd"]["verdict"] == "same"
+
+
+def test_startup_script_reports_every_public_op(tmp_path):
+    # Two new processes on an empty cache of their own: the first compiles
+    # every kernel, the second loads them.
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=os.path.dirname(PERF))
+    reports = []
+    for run in ("cold", "warm"):
+        result = tmp_path / f"{run}.json"
+        subprocess.run([sys.executable, os.path.join(PERF, "startup.py"), "--result", str(result)],
+                       env=env, cwd=PERF, check=True, timeout=1200)
+        reports.append(json.loads(result.read_text()))
+    cold, warm = reports
+    import numbaconv
+
+    called = {op.removesuffix("_wide").removesuffix("_nchw") for op in cold["first_call_ms"]}
+    assert called == set(numbaconv.__all__) - {"warmup", "reference"}
+    assert set(cold["first_call_cpu_ms"]) == set(cold["first_call_ms"]) == set(warm["first_call_ms"])
+    assert cold["total_s"] == pytest.approx(cold["import_s"] + sum(cold["first_call_ms"].values()) / 1e3)
+    assert cold["total_s"] > 3 * warm["total_s"]
+
+
+def test_bench_startup_table_lists_each_op():
+    import bench
+
+    st = {"dtype": "float32", "import_s_cold": 0.4, "import_s_warm": 0.3, "total_cold_s": 9.0,
+          "total_warm_s": 0.9, "loadavg": [[2.0, 2.0, 2.0], [2.5, 2.0, 2.0]],
+          "ops": {"conv2d": {"cold_ms": 5000.0, "cold_cpu_ms": 4900.0, "warm_ms": 400.0, "warm_cpu_ms": 390.0},
+                  "lrn": {"cold_ms": 2000.0, "cold_cpu_ms": 1990.0, "warm_ms": None, "warm_cpu_ms": None}}}
+    text = "\n".join(bench.startup_table(st))
+    assert "conv2d" in text and "5000.0" in text and "import numbaconv" in text
+    assert text.splitlines()[-2].split()[-2:] == ["9000.0", "900.0"]

@@ -284,8 +284,13 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, chunk_p
         dy_rows = np.zeros((chunk_pixels, c_pad), partial.dtype)  # columns past C_out stay zero
         r = row_units * part // n_parts
         r_end = row_units * (part + 1) // n_parts
+        # Offsets go to the helpers as int64 values: a literal 0 would be an
+        # argument type of its own, i.e. a second compile of the helper (the
+        # forward kernel calls them with ints). The dy gather keeps its
+        # literal geometry: a 1x1 gather specialized at compile time.
+        zero = np.int64(0)
         while r < r_end:
-            p = 0
+            p = zero
             while r < r_end and p + dy.w <= chunk_pixels:
                 n = r // dy.h
                 oh0 = r - n * dy.h
@@ -296,4 +301,4 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, chunk_p
                                 1, 1, 1, 1, 0, 0)
                 p += rows * dy.w
                 r += rows
-            _tile_products(out, at, dy_rows, 0, 0, p)
+            _tile_products(out, at, dy_rows, zero, zero, p)
