@@ -78,7 +78,7 @@ DW_PATCH_MAX_PIXELS = 1024  # or calls of fewer output pixels in all, go to the 
 # rows and columns past their block: beyond these bounds their scratch would
 # grow with the stride or dilation, not with the data, and the patch GEMM
 # (whose scratch is a block of patches) takes the call whatever the channels.
-PLANE_MAX_PHASES = 16
+PLANE_MAX_PHASES = 64  # strides up to 8 x 8: their planes still tile the padded input block
 PLANE_MAX_REACH = 256
 PATCH_PIXELS = 256  # output pixels per work unit: the patch block stays in L2
 PART_PIXELS = 4096  # filter gradient: pixels per partial sum, at the least
