@@ -53,10 +53,10 @@ def test_no_cache_location_falls_back_to_uncached_kernels():
     assert "will not be cached" in result.stderr  # announced, not silent
 
 
-# Every entry kernel the drivers call, by module.
+# Every entry kernel the Python drivers call, by module (the convolution
+# kernels are called by the nopython drivers of conv_drivers).
 ENTRY_KERNELS = {
-    "convolution": ["conv2d_nhwc", "conv2d_transpose_nhwc", "conv2d_backward_filter_nhwc",
-                    "bias_backward_rows"],
+    "conv_drivers": ["forward", "transpose", "backward_filter", "bias_backward"],
     "patches": ["im2col_nhwc", "col2im_nhwc"],
     "pooling": ["max_pool2d_nhwc", "max_pool2d_argmax_nhwc", "max_pool2d_backward_nhwc",
                 "max_pool2d_backward_nchw"],
@@ -99,7 +99,7 @@ def test_one_compiled_variant_per_kernel_and_dtype_whatever_the_input_flags():
                 run(np.ascontiguousarray(xv.transpose(0, 3, 1, 2)), wv.transpose(3, 2, 0, 1), "NCHW")
                 run(xv.transpose(0, 3, 1, 2), wv.transpose(3, 2, 0, 1), "NCHW")
         counts = {}
-        for module in ("convolution", "patches", "pooling", "normalization"):
+        for module in ("conv_drivers", "patches", "pooling", "normalization"):
             mod = importlib.import_module(f"numbaconv._kernels.{module}")
             for name, obj in vars(mod).items():
                 if hasattr(obj, "signatures"):

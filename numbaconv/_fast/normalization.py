@@ -11,11 +11,9 @@ NHWC and back cost more than the NHWC kernel itself.
 import numpy as np
 
 from .._kernels import normalization as kernels
+from .._kernels.normalization import BLOCK_ELEMENTS as _BLOCK_ELEMENTS
 from ._memory import contiguous, nchw_planes
 
-# Scratch elements per prange job: a few KB per buffer (stays in L1/L2) and
-# many jobs for the threads.
-_BLOCK_ELEMENTS = 2048
 _MIN_NCHW_BLOCK = 64  # pixels: long enough rows for the vector loops
 
 

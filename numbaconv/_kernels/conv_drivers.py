@@ -152,7 +152,11 @@ def _phases(size, pad, s):
     """The stride phases that hold some output index: at most ``size`` of them, however large the stride."""
     if s <= size:
         return np.arange(s)
-    return np.unique((np.arange(size) + pad) % s)
+    # size < s consecutive indices hold distinct phases: one run from pad % s,
+    # wrapping around to 0 past s - 1. In increasing order:
+    first = pad % s
+    wrapped = max(0, first + size - s)
+    return np.concatenate((np.arange(wrapped), np.arange(first, min(first + size, s))))
 
 
 @kernel(parallel=False)
@@ -234,8 +238,11 @@ def transpose(x, w, w_steps, k_h, k_w, b, y, sh, sw, dh, dw, pt, pl):
             start = (j0 * sh + r - pt) * y.h_step + (i0 * sw + c - pl) * y.w_step
             phase = Image(y.data[start:], y.n, rows, cols, c_in, y.n_step,
                           sh * y.h_step, sw * y.w_step, y.c_step)
-            forward(x, w, w_steps, c_out, c_in, b, phase, taps_h, taps_w, True,
-                    1, 1, dil_h, dil_w, shift_h - j0, shift_w - i0)
+            # Non-literal constants: a literal argument would compile the
+            # forward kernels a second time (Numba specializes on literals).
+            one = np.int64(1)
+            forward(x, w, w_steps, c_out, c_in, b, phase, taps_h, taps_w, np.bool_(True),
+                    one, one, dil_h, dil_w, shift_h - j0, shift_w - i0)
 
 
 @kernel(parallel=False)

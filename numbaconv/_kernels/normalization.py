@@ -23,6 +23,10 @@ from numba import prange
 
 from .._numba import kernel
 
+# Scratch elements per prange job of the NHWC kernels (``block = max(BLOCK_ELEMENTS // C, 1)``
+# pixels): a few KB per buffer (stays in L1/L2) and many jobs for the threads.
+BLOCK_ELEMENTS = 2048
+
 
 @kernel(parallel=False)
 def _normalize(x, window_sums, bias, alpha, beta, y):
