@@ -32,6 +32,7 @@ from llvmlite import ir
 from numba import types
 from numba.core import caching
 from numba.extending import intrinsic, overload
+from numba.np.ufunc.parallel import _launch_threads
 
 FASTMATH = frozenset({"nsz", "arcp", "contract", "reassoc"})
 
@@ -89,6 +90,19 @@ def kernel(fn=None, *, parallel=True, fastmath=FASTMATH):
     if fn is None:
         return lambda f: _jit(f, parallel, fastmath)
     return _jit(fn, parallel, fastmath)
+
+
+def launch_threads():
+    """Start Numba's thread pool unless it runs (what the first call of a parallel kernel does).
+
+    Serial nopython code that calls parallel kernels (the conv drivers, the
+    ``numbaconv.kernels`` functions, users' functions calling those), when
+    loaded from the cache, does not start it and crashes on its first
+    parallel region (numba#9938, #8578). Callers of such code call this
+    first; it costs a flag check once the pool runs.
+    """
+    if not numba.config.DISABLE_JIT:
+        _launch_threads()
 
 
 def serial(dispatcher):

@@ -25,7 +25,10 @@ Two flavours of each function:
   on and the others may oversubscribe or hang (numba#3551, #4484).
 
 Each flavour compiles (or loads from Numba's cache) on its first call, per
-dtype; the serial ones are compiled only if you call them.
+dtype; the serial ones are compiled only if you call them. Importing this
+module starts Numba's thread pool (as the first call of any parallel kernel
+does): a cached function of yours that calls these kernels, loaded in a new
+process, would otherwise crash on its first parallel region (numba#9938).
 
 Shapes: ``x (N, H, W, C_in)``, ``w (KH, KW, C_in, C_out)``, ``b
 (C_out,)``, ``y (N, OH, OW, C_out)``, ``OH = (H + pad_top + pad_bottom -
@@ -101,7 +104,7 @@ from ._kernels.patches import im2col_nhwc as _im2col_nhwc
 from ._kernels.pooling import max_pool2d_argmax_nhwc as _max_pool2d_argmax_nhwc
 from ._kernels.pooling import max_pool2d_backward_nhwc as _max_pool2d_backward_nhwc
 from ._kernels.pooling import max_pool2d_nhwc as _max_pool2d_nhwc
-from ._numba import kernel, serial
+from ._numba import kernel, launch_threads, serial
 
 __all__ = [
     "conv2d", "conv2d_backward_input", "conv2d_backward_filter", "conv2d_backward_bias",
@@ -114,6 +117,8 @@ __all__ = [
     "output_shape_conv2d", "output_shape_conv2d_transpose", "output_shape_im2col",
     "output_shape_max_pool2d", "same_padding",
 ]
+
+launch_threads()  # see the module docstring (numba#9938)
 
 _out_size = kernel(_geometry.conv_out_size, parallel=False)
 _transpose_size = kernel(_geometry.transpose_out_size, parallel=False)

@@ -14,6 +14,7 @@ import numpy as np
 
 from .._kernels import conv_drivers as d
 from .._kernels import convolution as k
+from .._numba import launch_threads
 from ._memory import contiguous
 
 
@@ -57,6 +58,7 @@ def _filter_memory(w, nchw):
 
 
 def conv2d(x, w, b, g, nchw):
+    launch_threads()  # the drivers are serial code calling parallel kernels
     n, c_in, c_out = x.shape[0], w.shape[2], w.shape[3]
     y = empty_like_layout((n, g.oh, g.ow, c_out), x.dtype, nchw)
     data, steps = _filter_memory(w, nchw)
@@ -67,6 +69,7 @@ def conv2d(x, w, b, g, nchw):
 
 def conv2d_transpose(x, w, b, g, nchw):
     """x lives on g's output plane (g.oh, g.ow); the result on its input plane (g.h, g.w)."""
+    launch_threads()  # the drivers are serial code calling parallel kernels
     n, c_in = x.shape[0], w.shape[2]
     y = empty_like_layout((n, g.h, g.w, c_in), x.dtype, nchw)
     data, steps = _filter_memory(w, nchw)
@@ -76,12 +79,14 @@ def conv2d_transpose(x, w, b, g, nchw):
 
 
 def conv2d_backward_filter(x, dy, g, nchw):
+    launch_threads()  # the drivers are serial code calling parallel kernels
     dw = np.empty((g.kh, g.kw, x.shape[3], dy.shape[3]), x.dtype)
     d.backward_filter(image(x, nchw), image(dy, nchw), dw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl)
     return dw
 
 
 def bias_backward(dy, nchw):
+    launch_threads()  # the drivers are serial code calling parallel kernels
     db = np.empty(dy.shape[3], dy.dtype)
     d.bias_backward(image(dy, nchw), db)
     return db
