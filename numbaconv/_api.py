@@ -20,8 +20,12 @@ NCHW, i.e. whether the NHWC-indexed data are views of NCHW arrays):
 - ``lrn(x, depth_radius, bias, alpha, beta, nchw) -> y``;
   ``lrn_backward(dy, x, depth_radius, bias, alpha, beta, nchw) -> dx``.
 
-Cores may assume validated arguments, must not modify their inputs and must
-return fresh arrays. ``nchw`` is the only layout information a core gets: the
+Every core also takes ``out=None``: when given, an NHWC/HWIO-indexed view
+(a tuple for ``max_pool2d_argmax``) of the caller's validated result buffer,
+which the core fills and returns (:func:`writes_into` makes a core that
+allocates into one that copies into ``out``). Cores may assume validated
+arguments, must not modify their inputs and, without ``out``, must return
+fresh arrays. ``nchw`` is the only layout information a core gets: the
 layout is decided here, once per call (:func:`_nchw`), and never re-detected
 from strides.
 """
@@ -65,92 +69,163 @@ def _nchw(args):
 
 
 # ------------------------------------------------------------ convolution
+#
+# ``out``: the caller's result buffer(s), validated (``_validate.out_array``)
+# before any core runs, and passed to the core as an NHWC/HWIO-indexed view
+# of the caller's memory; the public function then returns ``out`` itself.
 
 
-def conv2d(backend, x, w, b, stride, padding, dilation, data_format):
+def _view(out, fmt):
+    """An NHWC-indexed view of a caller's result buffer (None stays None)."""
+    return None if out is None else v.to_nhwc(out, fmt)
+
+
+def _filter_view(out, fmt):
+    return None if out is None else v.filters_to_hwio(out, fmt)
+
+
+def conv2d(backend, x, w, b, stride, padding, dilation, data_format, out=None):
     a = v.conv2d(x, w, b, stride, padding, dilation, data_format)
-    return v.from_nhwc(backend.conv2d(a.x, a.w, a.b, a.g, _nchw(a)), a.data_format)
+    shape = (a.x.shape[0], a.g.oh, a.g.ow, a.w.shape[3])
+    out = v.out_array(out, "out", v.from_nhwc_shape(shape, a.data_format), a.x.dtype,
+                      {"x": x, "w": w, "b": b})
+    y = backend.conv2d(a.x, a.w, a.b, a.g, _nchw(a), out=_view(out, a.data_format))
+    return out if out is not None else v.from_nhwc(y, a.data_format)
 
 
-def conv2d_backward(backend, dy, x, w, stride, padding, dilation, data_format):
+def _gradients(backend, a, out, inputs, dx_core, dw_inputs):
+    """(dx, dw, db) of conv2d_backward and conv2d_transpose_backward, into ``out`` when given."""
+    nchw, fmt = _nchw(a), a.data_format
+    outs = v.out_arrays(out, [
+        ("dx", v.from_nhwc_shape(a.x.shape, fmt), a.x.dtype),
+        ("dw", v.filter_shape(a.w.shape, fmt), a.x.dtype),
+        ("db", (a.dy.shape[3],), a.x.dtype),
+    ], inputs)
+    dx_out, dw_out, db_out = outs if outs is not None else (None, None, None)
+    dx = dx_core(a.dy, a.w, None, a.g, nchw, out=_view(dx_out, fmt))
+    dw = backend.conv2d_backward_filter(*dw_inputs, a.g, nchw, out=_filter_view(dw_out, fmt))
+    db = backend.bias_backward(a.dy, nchw, out=db_out)
+    if outs is not None:
+        return out
+    return v.from_nhwc(dx, fmt), v.filters_from_hwio(dw, fmt), np.ascontiguousarray(db)
+
+
+def conv2d_backward(backend, dy, x, w, stride, padding, dilation, data_format, out=None):
     a = v.conv2d(x, w, None, stride, padding, dilation, data_format, dy=dy)
-    nchw = _nchw(a)
-    dx = backend.conv2d_transpose(a.dy, a.w, None, a.g, nchw)
-    dw = backend.conv2d_backward_filter(a.x, a.dy, a.g, nchw)
-    return (
-        v.from_nhwc(dx, a.data_format),
-        v.filters_from_hwio(dw, a.data_format),
-        np.ascontiguousarray(backend.bias_backward(a.dy, nchw)),
-    )
+    return _gradients(backend, a, out, {"dy": dy, "x": x, "w": w}, backend.conv2d_transpose,
+                      (a.x, a.dy))
 
 
-def conv2d_transpose(backend, x, w, b, stride, padding, output_padding, dilation, data_format):
+def conv2d_transpose(backend, x, w, b, stride, padding, output_padding, dilation, data_format,
+                     out=None):
     a = v.conv2d_transpose(x, w, b, stride, padding, output_padding, dilation, data_format)
-    return v.from_nhwc(backend.conv2d_transpose(a.x, a.w, a.b, a.g, _nchw(a)), a.data_format)
+    shape = (a.x.shape[0], a.g.h, a.g.w, a.w.shape[2])
+    out = v.out_array(out, "out", v.from_nhwc_shape(shape, a.data_format), a.x.dtype,
+                      {"x": x, "w": w, "b": b})
+    y = backend.conv2d_transpose(a.x, a.w, a.b, a.g, _nchw(a), out=_view(out, a.data_format))
+    return out if out is not None else v.from_nhwc(y, a.data_format)
 
 
 def conv2d_transpose_backward(backend, dy, x, w, stride, padding, output_padding, dilation,
-                              data_format):
+                              data_format, out=None):
     a = v.conv2d_transpose(x, w, None, stride, padding, output_padding, dilation,
                            data_format, dy=dy)
-    nchw = _nchw(a)
     # The forward conv of this geometry maps dy's plane onto x's plane.
-    dx = backend.conv2d(a.dy, a.w, None, a.g, nchw)
-    dw = backend.conv2d_backward_filter(a.dy, a.x, a.g, nchw)
-    return (
-        v.from_nhwc(dx, a.data_format),
-        v.filters_from_hwio(dw, a.data_format),
-        np.ascontiguousarray(backend.bias_backward(a.dy, nchw)),
-    )
+    return _gradients(backend, a, out, {"dy": dy, "x": x, "w": w}, backend.conv2d, (a.dy, a.x))
 
 
 # ---------------------------------------------------------------- patches
 
 
-def im2col(backend, x, kernel_size, stride, padding, dilation, data_format):
+def im2col(backend, x, kernel_size, stride, padding, dilation, data_format, out=None):
     a = v.im2col(x, kernel_size, stride, padding, dilation, data_format)
-    return np.ascontiguousarray(backend.im2col(a.data, a.g, _nchw(a)))
+    shape = (a.n * a.g.oh * a.g.ow, a.g.kh * a.g.kw * a.c)
+    out = v.out_array(out, "out", shape, a.data.dtype, {"x": x})
+    cols = backend.im2col(a.data, a.g, _nchw(a), out=out)
+    return out if out is not None else np.ascontiguousarray(cols)
 
 
-def col2im(backend, cols, x_shape, kernel_size, stride, padding, dilation, data_format):
+def col2im(backend, cols, x_shape, kernel_size, stride, padding, dilation, data_format, out=None):
     a = v.col2im(cols, x_shape, kernel_size, stride, padding, dilation, data_format)
-    return v.from_nhwc(backend.col2im(a.data, a.n, a.c, a.g, _nchw(a)), a.data_format)
+    shape = v.from_nhwc_shape((a.n, a.g.h, a.g.w, a.c), a.data_format)
+    out = v.out_array(out, "out", shape, a.data.dtype, {"cols": cols})
+    x = backend.col2im(a.data, a.n, a.c, a.g, _nchw(a), out=_view(out, a.data_format))
+    return out if out is not None else v.from_nhwc(x, a.data_format)
 
 
 # ---------------------------------------------------------------- pooling
 
 
-def max_pool2d(backend, x, pool_size, stride, padding, data_format):
-    a = v.max_pool2d(x, pool_size, stride, padding, data_format)
-    return v.from_nhwc(backend.max_pool2d(a.x, a.g, _nchw(a)), a.data_format)
+def _pool_shape(a):
+    return v.from_nhwc_shape((a.x.shape[0], a.g.oh, a.g.ow, a.x.shape[3]), a.data_format)
 
 
-def max_pool2d_argmax(backend, x, pool_size, stride, padding, data_format):
+def max_pool2d(backend, x, pool_size, stride, padding, data_format, out=None):
     a = v.max_pool2d(x, pool_size, stride, padding, data_format)
-    y, argmax = backend.max_pool2d_argmax(a.x, a.g, _nchw(a))
+    out = v.out_array(out, "out", _pool_shape(a), a.x.dtype, {"x": x})
+    y = backend.max_pool2d(a.x, a.g, _nchw(a), out=_view(out, a.data_format))
+    return out if out is not None else v.from_nhwc(y, a.data_format)
+
+
+def max_pool2d_argmax(backend, x, pool_size, stride, padding, data_format, out=None):
+    a = v.max_pool2d(x, pool_size, stride, padding, data_format)
+    shape = _pool_shape(a)
+    outs = v.out_arrays(out, [("y", shape, a.x.dtype), ("argmax", shape, np.dtype(np.int64))],
+                        {"x": x})
+    views = None if outs is None else tuple(_view(o, a.data_format) for o in outs)
+    y, argmax = backend.max_pool2d_argmax(a.x, a.g, _nchw(a), out=views)
+    if outs is not None:
+        return out
     return v.from_nhwc(y, a.data_format), v.from_nhwc(argmax, a.data_format)
 
 
-def max_pool2d_backward(backend, dy, argmax, x_shape, data_format):
+def max_pool2d_backward(backend, dy, argmax, x_shape, data_format, out=None):
     a = v.max_pool2d_backward(dy, argmax, x_shape, data_format)
-    dx = backend.max_pool2d_backward(a.dy, a.argmax, a.h, a.w, _nchw(a))
-    return v.from_nhwc(dx, a.data_format)
+    shape = v.from_nhwc_shape((a.dy.shape[0], a.h, a.w, a.dy.shape[3]), a.data_format)
+    out = v.out_array(out, "out", shape, a.dy.dtype, {"dy": dy, "argmax": argmax})
+    dx = backend.max_pool2d_backward(a.dy, a.argmax, a.h, a.w, _nchw(a),
+                                     out=_view(out, a.data_format))
+    return out if out is not None else v.from_nhwc(dx, a.data_format)
 
 
 # ------------------------------------------------------------------- LRN
 
 
-def lrn(backend, x, depth_radius, bias, alpha, beta, data_format):
+def lrn(backend, x, depth_radius, bias, alpha, beta, data_format, out=None):
     a = v.lrn(x, depth_radius, bias, alpha, beta, data_format)
-    y = backend.lrn(a.x, a.depth_radius, a.bias, a.alpha, a.beta, _nchw(a))
-    return v.from_nhwc(y, a.data_format)
+    out = v.out_array(out, "out", v.from_nhwc_shape(a.x.shape, a.data_format), a.x.dtype, {"x": x})
+    y = backend.lrn(a.x, a.depth_radius, a.bias, a.alpha, a.beta, _nchw(a),
+                    out=_view(out, a.data_format))
+    return out if out is not None else v.from_nhwc(y, a.data_format)
 
 
-def lrn_backward(backend, dy, x, depth_radius, bias, alpha, beta, data_format):
+def lrn_backward(backend, dy, x, depth_radius, bias, alpha, beta, data_format, out=None):
     a = v.lrn(x, depth_radius, bias, alpha, beta, data_format, dy=dy)
-    dx = backend.lrn_backward(a.dy, a.x, a.depth_radius, a.bias, a.alpha, a.beta,
-                              _nchw(a))
-    return v.from_nhwc(dx, a.data_format)
+    out = v.out_array(out, "out", v.from_nhwc_shape(a.x.shape, a.data_format), a.x.dtype,
+                      {"dy": dy, "x": x})
+    dx = backend.lrn_backward(a.dy, a.x, a.depth_radius, a.bias, a.alpha, a.beta, _nchw(a),
+                              out=_view(out, a.data_format))
+    return out if out is not None else v.from_nhwc(dx, a.data_format)
+
+
+def writes_into(core: "Core") -> "Core":
+    """A core that takes ``out=`` and writes its result(s) there, from one that allocates.
+
+    For cores with no cheaper way (the NumPy reference's): the result is
+    computed as usual and copied into ``out`` (an array, or a tuple for a
+    core with several results).
+    """
+    def with_out(*args, out=None):
+        result = core(*args)
+        if out is None:
+            return result
+        if isinstance(out, tuple):
+            for o, r in zip(out, result, strict=True):
+                o[...] = r
+        else:
+            out[...] = result
+        return out
+    return with_out
 
 
 # --------------------------------------------------- the public functions

@@ -34,7 +34,8 @@ _BACKEND = _api.Backend(
 
 @_api.public("numbaconv")
 def conv2d(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *, stride: IntOrPair = 1,
-           padding: Padding = 0, dilation: IntOrPair = 1, data_format: str = "NHWC") -> np.ndarray:
+           padding: Padding = 0, dilation: IntOrPair = 1, data_format: str = "NHWC",
+        out: np.ndarray | None = None) -> np.ndarray:
     """2-D cross-correlation plus bias (what TensorFlow and PyTorch call conv2d).
 
     ``y[n, oh, ow, o] = b[o] + sum(x[n, oh * sh - top + kh * dh, ow * sw - left + kw * dw, i]
@@ -58,6 +59,11 @@ def conv2d(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *, stride: In
         Spacing of the window taps along (H, W); each >= 1.
     data_format : {'NHWC', 'NCHW'}, default 'NHWC'
         The layout of ``x`` and of the result (any case).
+    out : ndarray, optional
+        A buffer to write the result into, instead of a fresh array: of the
+        result's shape and dtype, C-contiguous and sharing no memory with an
+        input (``ValueError``/``TypeError`` naming it otherwise). It is
+        returned.
 
     Returns
     -------
@@ -108,13 +114,14 @@ def conv2d(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *, stride: In
     >>> nc.conv2d(x_nchw, w_oihw, stride=2, data_format="NCHW").shape
     (1, 1, 2, 2)
     """
-    return _api.conv2d(_BACKEND, x, w, b, stride, padding, dilation, data_format)
+    return _api.conv2d(_BACKEND, x, w, b, stride, padding, dilation, data_format, out=out)
 
 
 @_api.public("numbaconv")
 def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, *, stride: IntOrPair = 1,
                     padding: Padding = 0, dilation: IntOrPair = 1,
-                    data_format: str = "NHWC") -> Gradients:
+                    data_format: str = "NHWC",
+        out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Gradients:
     """Gradients of ``sum(conv2d(x, w, b) * dy)`` with respect to x, w and b.
 
     Parameters
@@ -127,6 +134,11 @@ def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, *, stride: IntOrP
         The forward call's filters.
     stride, padding, dilation, data_format
         As in :func:`conv2d`, the forward call's.
+    out : tuple of 3 ndarrays (dx, dw, db), optional
+        Buffers to write the results into, instead of fresh arrays: each of
+        its result's shape and dtype, C-contiguous and sharing no memory
+        with an input or another buffer (``ValueError``/``TypeError`` naming
+        it otherwise). The tuple is returned.
 
     Returns
     -------
@@ -176,14 +188,15 @@ def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, *, stride: IntOrP
     >>> db
     array([4.])
     """
-    return _api.conv2d_backward(_BACKEND, dy, x, w, stride, padding, dilation, data_format)
+    return _api.conv2d_backward(_BACKEND, dy, x, w, stride, padding, dilation, data_format, out=out)
 
 
 @_api.public("numbaconv")
 def conv2d_transpose(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *,
                      stride: IntOrPair = 1, padding: Padding = 0,
                      output_padding: IntOrPair = 0, dilation: IntOrPair = 1,
-                     data_format: str = "NHWC") -> np.ndarray:
+                     data_format: str = "NHWC",
+        out: np.ndarray | None = None) -> np.ndarray:
     """Transposed convolution: the adjoint of :func:`conv2d` with the same w and geometry.
 
     Each input entry spreads its filter taps over the output plane; overlaps
@@ -209,6 +222,11 @@ def conv2d_transpose(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *,
         rule), and 0 with ``'SAME'``.
     data_format : {'NHWC', 'NCHW'}, default 'NHWC'
         The layout of ``x`` and of the result (any case).
+    out : ndarray, optional
+        A buffer to write the result into, instead of a fresh array: of the
+        result's shape and dtype, C-contiguous and sharing no memory with an
+        input (``ValueError``/``TypeError`` naming it otherwise). It is
+        returned.
 
     Returns
     -------
@@ -256,14 +274,15 @@ def conv2d_transpose(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *,
     (1, 8, 8, 3)
     """
     return _api.conv2d_transpose(_BACKEND, x, w, b, stride, padding, output_padding, dilation,
-                                 data_format)
+                                 data_format, out=out)
 
 
 @_api.public("numbaconv")
 def conv2d_transpose_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, *,
                               stride: IntOrPair = 1, padding: Padding = 0,
                               output_padding: IntOrPair = 0, dilation: IntOrPair = 1,
-                              data_format: str = "NHWC") -> Gradients:
+                              data_format: str = "NHWC",
+        out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Gradients:
     """Gradients of ``sum(conv2d_transpose(x, w, b) * dy)`` with respect to x, w and b.
 
     Parameters
@@ -276,6 +295,11 @@ def conv2d_transpose_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, *,
         The forward call's filters.
     stride, padding, output_padding, dilation, data_format
         As in :func:`conv2d_transpose`, the forward call's.
+    out : tuple of 3 ndarrays (dx, dw, db), optional
+        Buffers to write the results into, instead of fresh arrays: each of
+        its result's shape and dtype, C-contiguous and sharing no memory
+        with an input or another buffer (``ValueError``/``TypeError`` naming
+        it otherwise). The tuple is returned.
 
     Returns
     -------
@@ -320,7 +344,7 @@ def conv2d_transpose_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, *,
     array([9.])
     """
     return _api.conv2d_transpose_backward(_BACKEND, dy, x, w, stride, padding, output_padding,
-                                          dilation, data_format)
+                                          dilation, data_format, out=out)
 
 
 # ------------------------------------------------------------------- patches
@@ -329,7 +353,8 @@ def conv2d_transpose_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, *,
 @_api.public("numbaconv")
 def im2col(x: ArrayLike, kernel_size: IntOrPair, *, stride: IntOrPair = 1,
            padding: Padding = 0, dilation: IntOrPair = 1,
-           data_format: str = "NHWC") -> np.ndarray:
+           data_format: str = "NHWC",
+        out: np.ndarray | None = None) -> np.ndarray:
     """Every window of ``x`` as one row of a matrix (the patches of a convolution).
 
     Parameters
@@ -340,6 +365,11 @@ def im2col(x: ArrayLike, kernel_size: IntOrPair, *, stride: IntOrPair = 1,
         The window (KH, KW); each >= 1.
     stride, padding, dilation, data_format
         As in :func:`conv2d`.
+    out : ndarray, optional
+        A buffer to write the result into, instead of a fresh array: of the
+        result's shape and dtype, C-contiguous and sharing no memory with an
+        input (``ValueError``/``TypeError`` naming it otherwise). It is
+        returned.
 
     Returns
     -------
@@ -379,13 +409,14 @@ def im2col(x: ArrayLike, kernel_size: IntOrPair, *, stride: IntOrPair = 1,
            [3., 4., 6., 7.],
            [4., 5., 7., 8.]])
     """
-    return _api.im2col(_BACKEND, x, kernel_size, stride, padding, dilation, data_format)
+    return _api.im2col(_BACKEND, x, kernel_size, stride, padding, dilation, data_format, out=out)
 
 
 @_api.public("numbaconv")
 def col2im(cols: ArrayLike, x_shape: Sequence[int], kernel_size: IntOrPair, *,
            stride: IntOrPair = 1, padding: Padding = 0, dilation: IntOrPair = 1,
-           data_format: str = "NHWC") -> np.ndarray:
+           data_format: str = "NHWC",
+        out: np.ndarray | None = None) -> np.ndarray:
     """The exact adjoint of :func:`im2col`: patches summed back into an array of ``x_shape``.
 
     Parameters
@@ -396,6 +427,11 @@ def col2im(cols: ArrayLike, x_shape: Sequence[int], kernel_size: IntOrPair, *,
         The shape of the image, (N, H, W, C), or (N, C, H, W) with NCHW.
     kernel_size, stride, padding, dilation, data_format
         As in :func:`im2col`.
+    out : ndarray, optional
+        A buffer to write the result into, instead of a fresh array: of the
+        result's shape and dtype, C-contiguous and sharing no memory with an
+        input (``ValueError``/``TypeError`` naming it otherwise). It is
+        returned.
 
     Returns
     -------
@@ -433,7 +469,7 @@ def col2im(cols: ArrayLike, x_shape: Sequence[int], kernel_size: IntOrPair, *,
            [1., 2., 1.]])
     """
     return _api.col2im(_BACKEND, cols, x_shape, kernel_size, stride, padding, dilation,
-                       data_format)
+                       data_format, out=out)
 
 
 # ------------------------------------------------------------------- pooling
@@ -441,7 +477,8 @@ def col2im(cols: ArrayLike, x_shape: Sequence[int], kernel_size: IntOrPair, *,
 
 @_api.public("numbaconv")
 def max_pool2d(x: ArrayLike, pool_size: IntOrPair, *, stride: IntOrPair | None = None,
-               padding: Padding = 0, data_format: str = "NHWC") -> np.ndarray:
+               padding: Padding = 0, data_format: str = "NHWC",
+        out: np.ndarray | None = None) -> np.ndarray:
     """Max pooling: the maximum of each window, per sample and channel.
 
     Parameters
@@ -457,6 +494,11 @@ def max_pool2d(x: ArrayLike, pool_size: IntOrPair, *, stride: IntOrPair | None =
         must be smaller than the window along its axis.
     data_format : {'NHWC', 'NCHW'}, default 'NHWC'
         The layout of ``x`` and of the result (any case).
+    out : ndarray, optional
+        A buffer to write the result into, instead of a fresh array: of the
+        result's shape and dtype, C-contiguous and sharing no memory with an
+        input (``ValueError``/``TypeError`` naming it otherwise). It is
+        returned.
 
     Returns
     -------
@@ -494,19 +536,25 @@ def max_pool2d(x: ArrayLike, pool_size: IntOrPair, *, stride: IntOrPair | None =
     array([[5., 8.],
            [7., 9.]])
     """
-    return _api.max_pool2d(_BACKEND, x, pool_size, stride, padding, data_format)
+    return _api.max_pool2d(_BACKEND, x, pool_size, stride, padding, data_format, out=out)
 
 
 @_api.public("numbaconv")
 def max_pool2d_argmax(x: ArrayLike, pool_size: IntOrPair, *, stride: IntOrPair | None = None,
                       padding: Padding = 0,
-                      data_format: str = "NHWC") -> tuple[np.ndarray, np.ndarray]:
+                      data_format: str = "NHWC",
+        out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Max pooling that also returns where each maximum came from.
 
     Parameters
     ----------
     x, pool_size, stride, padding, data_format
         As in :func:`max_pool2d`.
+    out : tuple of 2 ndarrays (y, argmax), optional
+        Buffers to write the results into, instead of fresh arrays: each of
+        its result's shape and dtype, C-contiguous and sharing no memory
+        with an input or another buffer (``ValueError``/``TypeError`` naming
+        it otherwise). The tuple is returned.
 
     Returns
     -------
@@ -547,12 +595,13 @@ def max_pool2d_argmax(x: ArrayLike, pool_size: IntOrPair, *, stride: IntOrPair |
     array([[ 1,  6],
            [12, 14]])
     """
-    return _api.max_pool2d_argmax(_BACKEND, x, pool_size, stride, padding, data_format)
+    return _api.max_pool2d_argmax(_BACKEND, x, pool_size, stride, padding, data_format, out=out)
 
 
 @_api.public("numbaconv")
 def max_pool2d_backward(dy: ArrayLike, argmax: ArrayLike, x_shape: Sequence[int], *,
-                        data_format: str = "NHWC") -> np.ndarray:
+                        data_format: str = "NHWC",
+        out: np.ndarray | None = None) -> np.ndarray:
     """Gradient of max pooling: each ``dy`` entry added at its argmax.
 
     Parameters
@@ -565,6 +614,11 @@ def max_pool2d_backward(dy: ArrayLike, argmax: ArrayLike, x_shape: Sequence[int]
         The shape of the pooled input.
     data_format : {'NHWC', 'NCHW'}, default 'NHWC'
         The layout of ``dy``, ``argmax``, ``x_shape`` and the result.
+    out : ndarray, optional
+        A buffer to write the result into, instead of a fresh array: of the
+        result's shape and dtype, C-contiguous and sharing no memory with an
+        input (``ValueError``/``TypeError`` naming it otherwise). It is
+        returned.
 
     Returns
     -------
@@ -607,7 +661,7 @@ def max_pool2d_backward(dy: ArrayLike, argmax: ArrayLike, x_shape: Sequence[int]
            [0., 0., 0., 0.],
            [1., 0., 1., 0.]])
     """
-    return _api.max_pool2d_backward(_BACKEND, dy, argmax, x_shape, data_format)
+    return _api.max_pool2d_backward(_BACKEND, dy, argmax, x_shape, data_format, out=out)
 
 
 # ----------------------------------------------------------------------- LRN
@@ -615,7 +669,8 @@ def max_pool2d_backward(dy: ArrayLike, argmax: ArrayLike, x_shape: Sequence[int]
 
 @_api.public("numbaconv")
 def lrn(x: ArrayLike, *, depth_radius: int = 5, bias: float = 1.0, alpha: float = 1.0,
-        beta: float = 0.5, data_format: str = "NHWC") -> np.ndarray:
+        beta: float = 0.5, data_format: str = "NHWC",
+        out: np.ndarray | None = None) -> np.ndarray:
     """Local response normalization across channels (TensorFlow's semantics and defaults).
 
     ``sqr_sum[c] = sum(x[c'] ** 2 for c' in [c - r, c + r] clipped to the
@@ -632,6 +687,11 @@ def lrn(x: ArrayLike, *, depth_radius: int = 5, bias: float = 1.0, alpha: float 
         Finite reals. ``alpha`` multiplies the raw sum of squares (not its mean).
     data_format : {'NHWC', 'NCHW'}, default 'NHWC'
         The layout of ``x`` and of the result (any case).
+    out : ndarray, optional
+        A buffer to write the result into, instead of a fresh array: of the
+        result's shape and dtype, C-contiguous and sharing no memory with an
+        input (``ValueError``/``TypeError`` naming it otherwise). It is
+        returned.
 
     Returns
     -------
@@ -667,12 +727,13 @@ def lrn(x: ArrayLike, *, depth_radius: int = 5, bias: float = 1.0, alpha: float 
     >>> nc.lrn(x, depth_radius=1, bias=0.0, alpha=1.0, beta=0.5)[0, 0, 0]  # x / sqrt([9, 25, 25])
     array([0. , 0.6, 0.8])
     """
-    return _api.lrn(_BACKEND, x, depth_radius, bias, alpha, beta, data_format)
+    return _api.lrn(_BACKEND, x, depth_radius, bias, alpha, beta, data_format, out=out)
 
 
 @_api.public("numbaconv")
 def lrn_backward(dy: ArrayLike, x: ArrayLike, *, depth_radius: int = 5, bias: float = 1.0,
-                 alpha: float = 1.0, beta: float = 0.5, data_format: str = "NHWC") -> np.ndarray:
+                 alpha: float = 1.0, beta: float = 0.5, data_format: str = "NHWC",
+        out: np.ndarray | None = None) -> np.ndarray:
     """Gradient of ``sum(lrn(x) * dy)`` with respect to x.
 
     Parameters
@@ -683,6 +744,11 @@ def lrn_backward(dy: ArrayLike, x: ArrayLike, *, depth_radius: int = 5, bias: fl
         The forward call's input.
     depth_radius, bias, alpha, beta, data_format
         As in :func:`lrn`, the forward call's.
+    out : ndarray, optional
+        A buffer to write the result into, instead of a fresh array: of the
+        result's shape and dtype, C-contiguous and sharing no memory with an
+        input (``ValueError``/``TypeError`` naming it otherwise). It is
+        returned.
 
     Returns
     -------
@@ -715,4 +781,4 @@ def lrn_backward(dy: ArrayLike, x: ArrayLike, *, depth_radius: int = 5, bias: fl
     >>> dx[0, 0, 0]
     array([ 0.33333333,  0.032     , -0.024     ])
     """
-    return _api.lrn_backward(_BACKEND, dy, x, depth_radius, bias, alpha, beta, data_format)
+    return _api.lrn_backward(_BACKEND, dy, x, depth_radius, bias, alpha, beta, data_format, out=out)

@@ -444,3 +444,57 @@ def lrn(x, depth_radius, bias, alpha, beta, fmt, dy=None):
         x_nhwc, rest[0] if rest else None, integer(depth_radius, "depth_radius", 0),
         _real(bias, "bias"), _real(alpha, "alpha"), _real(beta, "beta"), fmt,
     )
+
+
+# ---------------------------------------------------------------- out=
+
+
+def filter_shape(hwio_shape, fmt):
+    """A filter shape in the caller's layout: HWIO for NHWC, OIHW for NCHW."""
+    kh, kw, ci, co = hwio_shape
+    return hwio_shape if fmt == "NHWC" else (co, ci, kh, kw)
+
+
+def out_array(out, name, shape, dtype, inputs):
+    """The caller's result buffer, checked; None when there is none.
+
+    It must be an ndarray of exactly ``shape`` and ``dtype``, C-contiguous,
+    writable, and share no memory with any of ``inputs`` (a dict of the
+    caller's arguments by name: a kernel reading an input it is overwriting
+    would give garbage).
+    """
+    if out is None:
+        return None
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
+    shape = tuple(shape)
+    if out.shape != shape:
+        raise ValueError(f"{name} has shape {out.shape} but the result has shape {shape}")
+    if out.dtype != dtype:
+        raise TypeError(f"{name} has dtype {out.dtype} but the result has dtype {np.dtype(dtype)}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous (np.ascontiguousarray makes one); got strides {out.strides}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+    for input_name, value in inputs.items():
+        if isinstance(value, np.ndarray) and np.shares_memory(out, value):
+            raise ValueError(f"{name} shares memory with {input_name}; pass a buffer of its own")
+    return out
+
+
+def out_arrays(out, specs, inputs):
+    """A tuple of result buffers (``specs``: (name, shape, dtype) each), checked; None when there is none."""
+    if out is None:
+        return None
+    names = ", ".join(name for name, _, _ in specs)
+    if not isinstance(out, tuple) or len(out) != len(specs):
+        raise TypeError(f"out must be a tuple of {len(specs)} arrays ({names}), got {type(out).__name__}")
+    if any(o is None for o in out):
+        raise TypeError(f"out must hold {len(specs)} arrays ({names}), not None")
+    checked = tuple(out_array(o, f"out[{i}] ({name})", shape, dtype, inputs)
+                    for i, (o, (name, shape, dtype)) in enumerate(zip(out, specs, strict=True)))
+    for i in range(len(checked)):
+        for j in range(i + 1, len(checked)):
+            if np.shares_memory(checked[i], checked[j]):
+                raise ValueError(f"out[{i}] and out[{j}] share memory; each result needs a buffer of its own")
+    return checked

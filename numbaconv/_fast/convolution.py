@@ -57,36 +57,42 @@ def _filter_memory(w, nchw):
     return contiguous(w).reshape(-1), (kw * ci * co, ci * co, co, 1)
 
 
-def conv2d(x, w, b, g, nchw):
+def conv2d(x, w, b, g, nchw, out=None):
     launch_threads()  # the drivers are serial code calling parallel kernels
     n, c_in, c_out = x.shape[0], w.shape[2], w.shape[3]
-    y = empty_like_layout((n, g.oh, g.ow, c_out), x.dtype, nchw)
+    # ``out`` (the caller's C-contiguous buffer, NHWC-indexed) has the memory order of ``y``.
+    y = empty_like_layout((n, g.oh, g.ow, c_out), x.dtype, nchw) if out is None else out
     data, steps = _filter_memory(w, nchw)
     d.forward(image(x, nchw), data, steps, c_in, c_out, _bias(b, c_out, x.dtype), image(y, nchw),
               np.arange(g.kh), np.arange(g.kw), False, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl)
     return y
 
 
-def conv2d_transpose(x, w, b, g, nchw):
+def conv2d_transpose(x, w, b, g, nchw, out=None):
     """x lives on g's output plane (g.oh, g.ow); the result on its input plane (g.h, g.w)."""
     launch_threads()  # the drivers are serial code calling parallel kernels
     n, c_in = x.shape[0], w.shape[2]
-    y = empty_like_layout((n, g.h, g.w, c_in), x.dtype, nchw)
+    y = empty_like_layout((n, g.h, g.w, c_in), x.dtype, nchw) if out is None else out
     data, steps = _filter_memory(w, nchw)
     d.transpose(image(x, nchw), data, steps, g.kh, g.kw, _bias(b, c_in, x.dtype), image(y, nchw),
                 g.sh, g.sw, g.dh, g.dw, g.pt, g.pl)
     return y
 
 
-def conv2d_backward_filter(x, dy, g, nchw):
+def conv2d_backward_filter(x, dy, g, nchw, out=None):
     launch_threads()  # the drivers are serial code calling parallel kernels
-    dw = np.empty((g.kh, g.kw, x.shape[3], dy.shape[3]), x.dtype)
+    # The kernels write C-contiguous HWIO; an OIHW buffer (an NCHW caller's) gets a copy.
+    direct = out is not None and out.flags.c_contiguous
+    dw = out if direct else np.empty((g.kh, g.kw, x.shape[3], dy.shape[3]), x.dtype)
     d.backward_filter(image(x, nchw), image(dy, nchw), dw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl)
+    if out is not None and not direct:
+        out[...] = dw
+        return out
     return dw
 
 
-def bias_backward(dy, nchw):
+def bias_backward(dy, nchw, out=None):
     launch_threads()  # the drivers are serial code calling parallel kernels
-    db = np.empty(dy.shape[3], dy.dtype)
+    db = np.empty(dy.shape[3], dy.dtype) if out is None else out
     d.bias_backward(image(dy, nchw), db)
     return db

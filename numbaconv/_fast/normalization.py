@@ -27,36 +27,36 @@ def _nchw_block(c):
     return max(_BLOCK_ELEMENTS // c, _MIN_NCHW_BLOCK)
 
 
-def lrn(x, depth_radius, bias, alpha, beta, nchw):
-    """y of x's shape (N, H, W, C)."""
+def lrn(x, depth_radius, bias, alpha, beta, nchw, out=None):
+    """y of x's shape (N, H, W, C); ``out`` (NHWC-indexed, C-contiguous in the caller's layout) is written in place."""
     n, h, w, c = x.shape
     if x.size == 0:
-        return np.empty(x.shape, dtype=x.dtype)
+        return np.empty(x.shape, dtype=x.dtype) if out is None else out
     scalars = _scalars(x.dtype, depth_radius, c, bias, alpha, beta)
     if nchw:
-        y = np.empty((n, c, h, w), dtype=x.dtype)
+        y = np.empty((n, c, h, w), dtype=x.dtype) if out is None else out.transpose(0, 3, 1, 2)
         kernels.lrn_nchw(nchw_planes(x), *scalars, _nchw_block(c), y.reshape(n, c, h * w))
         return y.transpose(0, 2, 3, 1)
     x = contiguous(x)
-    y = np.empty_like(x)
+    y = np.empty_like(x) if out is None else out
     kernels.lrn_nhwc(x.reshape(-1), c, *scalars, max(_BLOCK_ELEMENTS // c, 1), y.reshape(-1))
     return y
 
 
-def lrn_backward(dy, x, depth_radius, bias, alpha, beta, nchw):
-    """dx of x's shape (N, H, W, C)."""
+def lrn_backward(dy, x, depth_radius, bias, alpha, beta, nchw, out=None):
+    """dx of x's shape (N, H, W, C); ``out`` as in :func:`lrn`."""
     n, h, w, c = x.shape
     if x.size == 0:
-        return np.empty(x.shape, dtype=x.dtype)
+        return np.empty(x.shape, dtype=x.dtype) if out is None else out
     scalars = _scalars(x.dtype, depth_radius, c, bias, alpha, beta)
     two_alpha_beta = x.dtype.type(2 * alpha * beta)
     if nchw:
-        dx = np.empty((n, c, h, w), dtype=x.dtype)
+        dx = np.empty((n, c, h, w), dtype=x.dtype) if out is None else out.transpose(0, 3, 1, 2)
         kernels.lrn_backward_nchw(nchw_planes(dy), nchw_planes(x), *scalars, two_alpha_beta,
                                   _nchw_block(c), dx.reshape(n, c, h * w))
         return dx.transpose(0, 2, 3, 1)
     x, dy = contiguous(x), contiguous(dy)
-    dx = np.empty_like(x)
+    dx = np.empty_like(x) if out is None else out
     kernels.lrn_backward_nhwc(dy.reshape(-1), x.reshape(-1), c, *scalars, two_alpha_beta,
                               max(_BLOCK_ELEMENTS // c, 1), dx.reshape(-1))
     return dx

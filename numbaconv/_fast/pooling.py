@@ -17,39 +17,51 @@ from .._kernels import pooling as kernels
 from ._memory import contiguous, nchw_planes
 
 
-def _pool(x, g, with_argmax):
+def _pool(x, g, with_argmax, nchw, out):
     x = contiguous(x)
     shape = (x.shape[0], g.oh, g.ow, x.shape[3])
-    y = np.empty(shape, dtype=x.dtype)
+    # The kernels write NHWC memory: an NCHW caller's buffers get a copy.
+    direct = out is not None and not nchw
+    outs = out if with_argmax else (out,)
+    y = outs[0] if direct else np.empty(shape, dtype=x.dtype)
     geometry = (g.kh, g.kw, g.sh, g.sw, g.pt, g.pl)
     if not with_argmax:
         kernels.max_pool2d_nhwc(x, *geometry, x.dtype.type(1), y)
-        return y
-    argmax = np.empty(shape, dtype=np.int64)
-    kernels.max_pool2d_argmax_nhwc(x, *geometry, y, argmax)
-    return y, argmax
+        results = (y,)
+    else:
+        argmax = outs[1] if direct else np.empty(shape, dtype=np.int64)
+        kernels.max_pool2d_argmax_nhwc(x, *geometry, y, argmax)
+        results = (y, argmax)
+    if out is not None and not direct:
+        for o, r in zip(outs, results, strict=True):
+            o[...] = r
+    results = outs if out is not None else results
+    return results if with_argmax else results[0]
 
 
-def max_pool2d_argmax(x, g, nchw):
+def max_pool2d_argmax(x, g, nchw, out=None):
     """(y, argmax) of shape (N, OH, OW, C); argmax is int64, flat h * W + w. NHWC in either layout."""
-    return _pool(x, g, True)
+    return _pool(x, g, True, nchw, out)
 
 
-def max_pool2d(x, g, nchw):
+def max_pool2d(x, g, nchw, out=None):
     """y of shape (N, OH, OW, C). NHWC in either layout."""
-    return _pool(x, g, False)
+    return _pool(x, g, False, nchw, out)
 
 
-def max_pool2d_backward(dy, argmax, h, w, nchw):
-    """dx of shape (N, H, W, C): each dy entry added at its argmax."""
+def max_pool2d_backward(dy, argmax, h, w, nchw, out=None):
+    """dx of shape (N, H, W, C): each dy entry added at its argmax.
+
+    ``out`` (NHWC-indexed, C-contiguous in the caller's layout) is written in place.
+    """
     n, oh, ow, c = dy.shape
     if nchw:
-        dx = np.empty((n, c, h * w), dtype=dy.dtype)
+        dx = np.empty((n, c, h * w), dtype=dy.dtype) if out is None else out.transpose(0, 3, 1, 2).reshape(n, c, h * w)
         kernels.max_pool2d_backward_nchw(nchw_planes(dy).reshape(n * c, oh * ow),
                                          nchw_planes(argmax).reshape(n * c, oh * ow),
                                          dx.reshape(n * c, h * w))
         return dx.reshape(n, c, h, w).transpose(0, 2, 3, 1)
     dy, argmax = contiguous(dy), contiguous(argmax)
-    dx = np.empty((n, h * w, c), dtype=dy.dtype)
+    dx = np.empty((n, h * w, c), dtype=dy.dtype) if out is None else out.reshape(n, h * w, c)
     kernels.max_pool2d_backward_nhwc(dy, argmax, dx)
     return dx.reshape(n, h, w, c)
