@@ -21,22 +21,23 @@ def _pool(x, g, with_argmax, nchw, out):
     x = contiguous(x)
     shape = (x.shape[0], g.oh, g.ow, x.shape[3])
     # The kernels write NHWC memory: an NCHW caller's buffers get a copy.
+    outs = [] if out is None else (list(out) if with_argmax else [out])
     direct = out is not None and not nchw
-    outs = out if with_argmax else (out,)
     y = outs[0] if direct else np.empty(shape, dtype=x.dtype)
     geometry = (g.kh, g.kw, g.sh, g.sw, g.pt, g.pl)
-    if not with_argmax:
-        kernels.max_pool2d_nhwc(x, *geometry, x.dtype.type(1), y)
-        results = (y,)
-    else:
+    if with_argmax:
         argmax = outs[1] if direct else np.empty(shape, dtype=np.int64)
         kernels.max_pool2d_argmax_nhwc(x, *geometry, y, argmax)
-        results = (y, argmax)
-    if out is not None and not direct:
+        results = [y, argmax]
+    else:
+        kernels.max_pool2d_nhwc(x, *geometry, x.dtype.type(1), y)
+        results = [y]
+    if outs and not direct:
         for o, r in zip(outs, results, strict=True):
             o[...] = r
-    results = outs if out is not None else results
-    return results if with_argmax else results[0]
+    if outs:
+        return out
+    return tuple(results) if with_argmax else y
 
 
 def max_pool2d_argmax(x, g, nchw, out=None):
