@@ -29,6 +29,7 @@ fresh arrays. ``nchw`` is the only layout information a core gets: the
 layout is decided here, once per call (:func:`_nchw`), and never re-detected
 from strides.
 """
+import functools
 import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, TypeVar
@@ -215,6 +216,7 @@ def writes_into(core: "Core") -> "Core":
     computed as usual and copied into ``out`` (an array, or a tuple for a
     core with several results).
     """
+    @functools.wraps(core)  # keeps the core's name and module
     def with_out(*args, out=None):
         result = core(*args)
         if out is None:
