@@ -82,7 +82,7 @@ CASES = (
 def _layer(net, n, hw, c_in, c_out, k, stride=1, pad=None):
     """A conv layer of a real network: NHWC x (n, hw, hw, c_in), k x k filters, symmetric padding."""
     pad = k // 2 if pad is None else pad
-    name = f"sw-{net}-{hw}x{c_in}-{k}x{k}s{stride}-{c_out}"
+    name = f"sw-{net}-{n}x{hw}x{c_in}-{k}x{k}s{stride}-{c_out}"
     return Case(name, f"{net}: {n}x{hw}x{hw}x{c_in} * {k}x{k}x{c_in}x{c_out} S={stride} P={pad}",
                 "conv", (n, hw, hw, c_in), 1, w_shape=(k, k, c_in, c_out), stride=stride, pad=pad)
 
