@@ -38,6 +38,7 @@ def _ops(nc, np, dtype):
     cols = nc.reference.im2col(xp, 3, padding=1)
     xc = np.ascontiguousarray(xp.transpose(0, 3, 1, 2))
     pooled_c, argmax_c = nc.reference.max_pool2d_argmax(xc, 2, data_format="NCHW")
+    avg, adaptive = nc.reference.avg_pool2d(xp, 2), nc.reference.adaptive_avg_pool2d(xp, 1)
     return [
         ("conv2d", lambda: nc.conv2d(x, w, b, padding=1)),
         ("conv2d_backward", lambda: nc.conv2d_backward(y, x, w, padding=1)),
@@ -45,11 +46,18 @@ def _ops(nc, np, dtype):
         ("conv2d_transpose_backward", lambda: nc.conv2d_transpose_backward(x, y, w, padding=1)),
         ("conv2d_wide", lambda: nc.conv2d(xw, ww, padding=1)),
         ("conv2d_backward_wide", lambda: nc.conv2d_backward(yw, xw, ww, padding=1)),
+        ("conv2d_backward_input", lambda: nc.conv2d_backward_input(y, w, x.shape, padding=1)),
+        ("conv2d_backward_filter", lambda: nc.conv2d_backward_filter(y, x, w.shape, padding=1)),
         ("im2col", lambda: nc.im2col(xp, 3, padding=1)),
         ("col2im", lambda: nc.col2im(cols, xp.shape, 3, padding=1)),
         ("max_pool2d", lambda: nc.max_pool2d(xp, 2)),
         ("max_pool2d_argmax", lambda: nc.max_pool2d_argmax(xp, 2)),
         ("max_pool2d_backward", lambda: nc.max_pool2d_backward(pooled, argmax, xp.shape)),
+        ("max_unpool2d", lambda: nc.max_unpool2d(pooled, argmax, xp.shape)),
+        ("avg_pool2d", lambda: nc.avg_pool2d(xp, 2)),
+        ("avg_pool2d_backward", lambda: nc.avg_pool2d_backward(avg, xp.shape, 2)),
+        ("adaptive_avg_pool2d", lambda: nc.adaptive_avg_pool2d(xp, 1)),
+        ("adaptive_avg_pool2d_backward", lambda: nc.adaptive_avg_pool2d_backward(adaptive, xp.shape)),
         ("lrn", lambda: nc.lrn(xp, depth_radius=2)),
         ("lrn_backward", lambda: nc.lrn_backward(xp, xp, depth_radius=2)),
         ("max_pool2d_backward_nchw", lambda: nc.max_pool2d_backward(pooled_c, argmax_c, xc.shape,
