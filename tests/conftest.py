@@ -4,6 +4,7 @@
 against the NumPy reference (``numbaconv.reference``): the contract holds for
 both.
 """
+import numba
 import numpy as np
 import pytest
 from hypothesis import settings
@@ -27,3 +28,17 @@ def impl(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(20261122)
+
+
+@pytest.fixture
+def thread_counts():
+    """1 and 2 Numba threads, for tests that compare results across thread counts.
+
+    Fails (rather than skips) where Numba has a single thread: those tests
+    would prove nothing. The caller's thread count is restored afterwards.
+    """
+    before = numba.get_num_threads()
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.fail("comparing thread counts needs 2 Numba threads (NUMBA_NUM_THREADS >= 2)")
+    yield 1, 2
+    numba.set_num_threads(before)

@@ -370,17 +370,6 @@ def test_same_call_twice_is_bit_identical():
         assert first.tobytes() == second.tobytes()
 
 
-@pytest.fixture
-def thread_counts():
-    """1 and (up to) 2 threads; the caller's thread count is restored afterwards."""
-    before = numba.get_num_threads()
-    most = min(2, numba.config.NUMBA_NUM_THREADS)
-    if most < 2:
-        pytest.skip("Numba has a single thread here (NUMBA_NUM_THREADS=1)")
-    yield 1, most
-    numba.set_num_threads(before)
-
-
 def test_one_and_two_threads_agree(thread_counts):
     """Bit for bit, dw and db included: their partial sums are split by the shape, not by the threads."""
     results = {}

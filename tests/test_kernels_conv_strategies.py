@@ -183,16 +183,6 @@ def test_the_filter_gradient_rule_at_its_boundaries(n, plane, c_in, c_out, expec
 # ------------------------------------------------------------------ thread counts
 
 
-@pytest.fixture
-def thread_counts():
-    """1 and 2 threads; the caller's thread count is restored afterwards."""
-    before = numba.get_num_threads()
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.fail("these tests need 2 Numba threads (NUMBA_NUM_THREADS >= 2)")
-    yield 1, 2
-    numba.set_num_threads(before)
-
-
 @pytest.mark.parametrize("case", [WIDE_CASES[0], WIDE_CASES[1], WIDE_CASES[4], CONV_CASES[1]],
                          ids=case_id)
 def test_every_output_is_bit_identical_at_1_and_2_threads(case, thread_counts):

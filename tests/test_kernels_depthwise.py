@@ -109,17 +109,6 @@ def test_same_call_twice_is_bit_identical(multiplier):
         assert first.tobytes() == second.tobytes()
 
 
-@pytest.fixture
-def thread_counts():
-    """1 and (up to) 2 threads; the caller's thread count is restored afterwards."""
-    before = numba.get_num_threads()
-    most = min(2, numba.config.NUMBA_NUM_THREADS)
-    if most < 2:
-        pytest.skip("Numba has a single thread here (NUMBA_NUM_THREADS=1)")
-    yield 1, most
-    numba.set_num_threads(before)
-
-
 @pytest.mark.parametrize("multiplier", [1, 2])
 def test_one_and_two_threads_are_bit_identical(thread_counts, multiplier):
     """y, dx, dw and the transpose; db comes from the dense convolution's bias core (its partial
