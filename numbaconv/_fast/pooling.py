@@ -80,14 +80,9 @@ def _scaled(axis, dtype):
 
 
 def _readers(axis, size):
-    """Per input index: the outputs [first, stop) whose window reads it, and their scales.
-
-    Contiguous, because window starts and stops never decrease along the axis.
-    """
+    """Per input index: the outputs [first, stop) whose window reads it, and their scales."""
     start, stop, scale = axis
-    cells = np.arange(size)
-    first = np.searchsorted(stop, cells, side="right").astype(np.int64)
-    return first, np.searchsorted(start, cells, side="right").astype(np.int64), scale
+    return (*_geometry.window_readers(start, stop, size), scale)
 
 
 def _average(x, rows, cols):
