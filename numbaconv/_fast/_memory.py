@@ -25,3 +25,25 @@ def nchw_planes(a):
     """
     n, h, w, c = a.shape
     return contiguous(a.transpose(0, 3, 1, 2)).reshape(n, c, h * w)
+
+
+def result(out, shape, dtype):
+    """Where a driver writes a C-contiguous NHWC result: the caller's ``out=`` view when it is one, else a fresh array.
+
+    ``out`` (validated: of the result's shape and dtype) is an NHWC-indexed
+    view of the caller's buffer; for an NCHW caller it is not C-contiguous
+    in NHWC order, and the driver computes into a fresh array that
+    :func:`deliver` copies.
+    """
+    if out is not None and out.flags.c_contiguous:
+        return out
+    return np.empty(shape, dtype)
+
+
+def deliver(result, out):
+    """A driver's return value: ``out`` (holding the result, copied into it unless written there), or the result."""
+    if out is None:
+        return result
+    if result.ctypes.data != out.ctypes.data or result.strides != out.strides:  # not a view of it
+        out[...] = result
+    return out

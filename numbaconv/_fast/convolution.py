@@ -13,7 +13,7 @@ import numpy as np
 from .. import _plan as plan
 from .._kernels import convolution as k
 from .._kernels import patch_gemm as pg
-from ._memory import contiguous
+from ._memory import contiguous, deliver, result
 
 
 def image(a, nchw):
@@ -30,8 +30,10 @@ def image(a, nchw):
     return k.Image(a.reshape(-1), n, h, w, c, h * w * c, w * c, c, 1)
 
 
-def empty_like_layout(shape, dtype, nchw):
-    """An NHWC-indexed result of ``shape``, in NCHW memory when ``nchw``."""
+def empty_like_layout(shape, dtype, nchw, out=None):
+    """An NHWC-indexed result of ``shape``, in NCHW memory when ``nchw``: ``out`` when it is one."""
+    if out is not None and (out.transpose(0, 3, 1, 2) if nchw else out).flags.c_contiguous:
+        return out
     if nchw:
         n, h, w, c = shape
         return np.empty((n, c, h, w), dtype).transpose(0, 2, 3, 1)
@@ -101,12 +103,12 @@ def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None
                   sh, sw, dh, dw, pt, pl)
 
 
-def conv2d(x, w, b, g, nchw):
+def conv2d(x, w, b, g, nchw, out=None):
     n, c_out = x.shape[0], w.shape[3]
-    y = empty_like_layout((n, g.oh, g.ow, c_out), x.dtype, nchw)
+    y = empty_like_layout((n, g.oh, g.ow, c_out), x.dtype, nchw, out)
     _forward(x, w, _bias(b, c_out, x.dtype), image(y, nchw), (g.kh, g.kw), (g.sh, g.sw),
              (g.dh, g.dw), (g.pt, g.pl), nchw)
-    return y
+    return deliver(y, out)
 
 
 def _phases(size, pad, s):
@@ -118,7 +120,7 @@ def _phase_taps(k, d, s, r):
     return [int(t) for t in taps], step, shift
 
 
-def conv2d_transpose(x, w, b, g, nchw):
+def conv2d_transpose(x, w, b, g, nchw, out=None):
     """x lives on g's output plane (g.oh, g.ow); the result on its input plane (g.h, g.w).
 
     The result splits into the stride phases ``(r, c)`` of its rows and
@@ -126,7 +128,7 @@ def conv2d_transpose(x, w, b, g, nchw):
     reversed filter taps that reach it, written through a strided Image.
     """
     n, c_in = x.shape[0], w.shape[2]
-    y = empty_like_layout((n, g.h, g.w, c_in), x.dtype, nchw)
+    y = empty_like_layout((n, g.h, g.w, c_in), x.dtype, nchw, out)
     bias = _bias(b, c_in, x.dtype)
     y_img = image(y, nchw)
     phases = []
@@ -148,20 +150,20 @@ def conv2d_transpose(x, w, b, g, nchw):
                         g.sh * y_img.h_step, g.sw * y_img.w_step, y_img.c_step)
         _forward(x, w, bias, phase, (len(taps_h), len(taps_w)), (1, 1), (dil_h, dil_w),
                  (shift_h - j0, shift_w - i0), nchw, (taps_h, taps_w), swap=True)
-    return y
+    return deliver(y, out)
 
 
-def conv2d_backward_filter(x, dy, g, nchw):
+def conv2d_backward_filter(x, dy, g, nchw, out=None):
     """Compute dw by the plane kernel, or by the patch GEMM for few pixels (``_dw_by_patches``)."""
     if (plan.dw_by_patches(x.shape[0], g.oh, g.ow, g.kh, g.kw, x.shape[3], dy.shape[3])
             or not plan.planes_fit(g.kh, g.kw, g.sh, g.sw, g.dh, g.dw)):
-        return _backward_filter_patches(x, dy, g, nchw)
-    return _backward_filter_planes(x, dy, g, nchw)
+        return deliver(_backward_filter_patches(x, dy, g, nchw), out)
+    return deliver(_backward_filter_planes(x, dy, g, nchw, out), out)
 
 
-def _backward_filter_planes(x, dy, g, nchw):
+def _backward_filter_planes(x, dy, g, nchw, out):
     n = x.shape[0]
-    dw = np.empty((g.kh, g.kw, x.shape[3], dy.shape[3]), x.dtype)
+    dw = result(out, (g.kh, g.kw, x.shape[3], dy.shape[3]), x.dtype)
     parts, rows = plan.dw_planes_plan(n, g.oh, g.ow, g.kw, g.sw, g.dw)
     k.conv2d_backward_filter_nhwc(image(x, nchw), image(dy, nchw), dw, parts, rows,
                                   g.sh, g.sw, g.dh, g.dw, g.pt, g.pl)
@@ -180,9 +182,9 @@ def _backward_filter_patches(x, dy, g, nchw):
     return np.ascontiguousarray(dw[:k_len, :c_out]).reshape(g.kh, g.kw, c_in, c_out)
 
 
-def bias_backward(dy, nchw):
+def bias_backward(dy, nchw, out=None):
     n, oh, ow, c = dy.shape
-    db = np.empty(c, dy.dtype)
+    db = result(out, (c,), dy.dtype)
     if nchw:
         rows, channel_step = contiguous(dy.transpose(0, 3, 1, 2)).reshape(n, c * oh * ow), oh * ow
     else:
@@ -190,4 +192,4 @@ def bias_backward(dy, nchw):
     # Parts from the shape, not the thread count: bit-identical at any thread count.
     parts = plan.bias_parts(rows.shape[0])
     k.bias_backward_rows(rows, db, channel_step, parts)
-    return db
+    return deliver(db, out)
