@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test test-boundscheck coverage lint bench bench-quick bench-under-load compare history history-smoke sweep example example-dask example-dask-quick clean
+.PHONY: test test-boundscheck coverage lint bench bench-quick bench-under-load compare history history-smoke sweep example example-dask example-dask-quick example-njit example-njit-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -95,6 +95,16 @@ example-dask: $(VENV)/.test-installed
 # The same, small and quick (CI): exits 1 if the results differ from eager.
 example-dask-quick: $(VENV)/.test-installed
 	$(BIN)/python examples/dask_digits.py --images 4096 --chunk 512 --repeats 1 --train-epochs 0
+
+# The digits CNN's forward and backward pass as one @njit function over
+# numbaconv.kernels, checked against the public API (exit 1 if they differ),
+# and the speed of both.
+example-njit: $(VENV)/.test-installed
+	$(BIN)/python examples/njit_digits.py
+
+# The same, a few SGD steps each (CI; under a minute with a warm cache).
+example-njit-quick: $(VENV)/.test-installed
+	$(BIN)/python examples/njit_digits.py --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .coverage

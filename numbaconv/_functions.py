@@ -44,7 +44,7 @@ _BACKEND = _api.Backend(
 @_api.public("numbaconv")
 def conv2d(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *, stride: IntOrPair = 1,
            padding: Padding = 0, dilation: IntOrPair = 1, groups: int = 1,
-           data_format: str = "NHWC") -> np.ndarray:
+           data_format: str = "NHWC", out: np.ndarray | None = None) -> np.ndarray:
     """2-D cross-correlation plus bias (what TensorFlow and PyTorch call conv2d), grouped or depthwise too.
 
     ``y[n, oh, ow, o] = b[o] + sum(x[n, oh * sh - top + kh * dh, ow * sw - left + kw * dw, i]
@@ -75,6 +75,11 @@ def conv2d(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *, stride: In
         ``C_out // C_in``).
     data_format : {'NHWC', 'NCHW'}, default 'NHWC'
         The layout of ``x`` and of the result (any case).
+    out : ndarray, optional
+        A buffer to write the result into instead of a fresh array: of the
+        result's shape and dtype, C-contiguous, writable and sharing no
+        memory with an input (``ValueError``/``TypeError`` naming it
+        otherwise, before any computation). It is returned.
 
     Returns
     -------
@@ -144,13 +149,14 @@ def conv2d(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *, stride: In
     array([[8., 8.],
            [8., 8.]], dtype=float32)
     """
-    return _api.conv2d(_BACKEND, x, w, b, stride, padding, dilation, groups, data_format)
+    return _api.conv2d(_BACKEND, x, w, b, stride, padding, dilation, groups, data_format, out=out)
 
 
 @_api.public("numbaconv")
 def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, *, stride: IntOrPair = 1,
                     padding: Padding = 0, dilation: IntOrPair = 1, groups: int = 1,
-                    data_format: str = "NHWC") -> Gradients:
+                    data_format: str = "NHWC",
+                    out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Gradients:
     """Gradients of ``sum(conv2d(x, w, b) * dy)`` with respect to x, w and b.
 
     Parameters
@@ -163,6 +169,11 @@ def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, *, stride: IntOrP
         The forward call's filters.
     stride, padding, dilation, groups, data_format
         As in :func:`conv2d`, the forward call's.
+    out : tuple of 3 ndarrays (dx, dw, db), optional
+        Buffers to write the results into instead of fresh arrays: each of
+        its result's shape and dtype, C-contiguous, writable and sharing no
+        memory with an input or another buffer (``ValueError``/``TypeError``
+        naming it otherwise, before any computation). The tuple is returned.
 
     Returns
     -------
@@ -213,13 +224,14 @@ def conv2d_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, *, stride: IntOrP
     >>> db
     array([4.])
     """
-    return _api.conv2d_backward(_BACKEND, dy, x, w, stride, padding, dilation, groups, data_format)
+    return _api.conv2d_backward(_BACKEND, dy, x, w, stride, padding, dilation, groups, data_format, out=out)
 
 
 @_api.public("numbaconv")
 def conv2d_backward_input(dy: ArrayLike, w: ArrayLike, x_shape: Sequence[int], *,
                           stride: IntOrPair = 1, padding: Padding = 0, dilation: IntOrPair = 1,
-                          groups: int = 1, data_format: str = "NHWC") -> np.ndarray:
+                          groups: int = 1, data_format: str = "NHWC",
+                          out: np.ndarray | None = None) -> np.ndarray:
     """The gradient of ``sum(conv2d(x, w) * dy)`` with respect to x, without computing dw.
 
     Parameters
@@ -233,6 +245,11 @@ def conv2d_backward_input(dy: ArrayLike, w: ArrayLike, x_shape: Sequence[int], *
         NCHW; ``'SAME'`` padding is resolved from it.
     stride, padding, dilation, groups, data_format
         As in :func:`conv2d`, the forward call's.
+    out : ndarray, optional
+        A buffer to write the result into instead of a fresh array: of the
+        result's shape and dtype, C-contiguous, writable and sharing no
+        memory with an input (``ValueError``/``TypeError`` naming it
+        otherwise, before any computation). It is returned.
 
     Returns
     -------
@@ -271,13 +288,14 @@ def conv2d_backward_input(dy: ArrayLike, w: ArrayLike, x_shape: Sequence[int], *
            [1., 2., 1.]])
     """
     return _api.conv2d_backward_input(_BACKEND, dy, w, x_shape, stride, padding, dilation, groups,
-                                      data_format)
+                                      data_format, out=out)
 
 
 @_api.public("numbaconv")
 def conv2d_backward_filter(dy: ArrayLike, x: ArrayLike, w_shape: Sequence[int], *,
                            stride: IntOrPair = 1, padding: Padding = 0, dilation: IntOrPair = 1,
-                           groups: int = 1, data_format: str = "NHWC") -> np.ndarray:
+                           groups: int = 1, data_format: str = "NHWC",
+                           out: np.ndarray | None = None) -> np.ndarray:
     """The gradient of ``sum(conv2d(x, w) * dy)`` with respect to w, without computing dx.
 
     Parameters
@@ -291,6 +309,11 @@ def conv2d_backward_filter(dy: ArrayLike, x: ArrayLike, w_shape: Sequence[int], 
         groups, KH, KW) with NCHW.
     stride, padding, dilation, groups, data_format
         As in :func:`conv2d`, the forward call's.
+    out : ndarray, optional
+        A buffer to write the result into instead of a fresh array: of the
+        result's shape and dtype, C-contiguous, writable and sharing no
+        memory with an input (``ValueError``/``TypeError`` naming it
+        otherwise, before any computation). It is returned.
 
     Returns
     -------
@@ -326,14 +349,14 @@ def conv2d_backward_filter(dy: ArrayLike, x: ArrayLike, w_shape: Sequence[int], 
            [20., 24.]])
     """
     return _api.conv2d_backward_filter(_BACKEND, dy, x, w_shape, stride, padding, dilation, groups,
-                                       data_format)
+                                       data_format, out=out)
 
 
 @_api.public("numbaconv")
 def conv2d_transpose(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *,
                      stride: IntOrPair = 1, padding: Padding = 0,
                      output_padding: IntOrPair = 0, dilation: IntOrPair = 1, groups: int = 1,
-                     data_format: str = "NHWC") -> np.ndarray:
+                     data_format: str = "NHWC", out: np.ndarray | None = None) -> np.ndarray:
     """Transposed convolution: the adjoint of :func:`conv2d` with the same w and geometry.
 
     Each input entry spreads its filter taps over the output plane; overlaps
@@ -363,6 +386,11 @@ def conv2d_transpose(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *,
         The forward conv's groups; it must divide C_out (``x``'s channels).
     data_format : {'NHWC', 'NCHW'}, default 'NHWC'
         The layout of ``x`` and of the result (any case).
+    out : ndarray, optional
+        A buffer to write the result into instead of a fresh array: of the
+        result's shape and dtype, C-contiguous, writable and sharing no
+        memory with an input (``ValueError``/``TypeError`` naming it
+        otherwise, before any computation). It is returned.
 
     Returns
     -------
@@ -411,7 +439,7 @@ def conv2d_transpose(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *,
     (1, 8, 8, 3)
     """
     return _api.conv2d_transpose(_BACKEND, x, w, b, stride, padding, output_padding, dilation,
-                                 groups, data_format)
+                                 groups, data_format, out=out)
 
 
 @_api.public("numbaconv")
@@ -419,7 +447,8 @@ def conv2d_transpose_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, *,
                               stride: IntOrPair = 1, padding: Padding = 0,
                               output_padding: IntOrPair = 0, dilation: IntOrPair = 1,
                               groups: int = 1,
-                              data_format: str = "NHWC") -> Gradients:
+                              data_format: str = "NHWC",
+                              out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Gradients:
     """Gradients of ``sum(conv2d_transpose(x, w, b) * dy)`` with respect to x, w and b.
 
     Parameters
@@ -432,6 +461,11 @@ def conv2d_transpose_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, *,
         The forward call's filters.
     stride, padding, output_padding, dilation, groups, data_format
         As in :func:`conv2d_transpose`, the forward call's.
+    out : tuple of 3 ndarrays (dx, dw, db), optional
+        Buffers to write the results into instead of fresh arrays: each of
+        its result's shape and dtype, C-contiguous, writable and sharing no
+        memory with an input or another buffer (``ValueError``/``TypeError``
+        naming it otherwise, before any computation). The tuple is returned.
 
     Returns
     -------
@@ -476,7 +510,7 @@ def conv2d_transpose_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, *,
     array([9.])
     """
     return _api.conv2d_transpose_backward(_BACKEND, dy, x, w, stride, padding, output_padding,
-                                          dilation, groups, data_format)
+                                          dilation, groups, data_format, out=out)
 
 
 # ------------------------------------------------------------------- patches
@@ -485,7 +519,7 @@ def conv2d_transpose_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, *,
 @_api.public("numbaconv")
 def im2col(x: ArrayLike, kernel_size: IntOrPair, *, stride: IntOrPair = 1,
            padding: Padding = 0, dilation: IntOrPair = 1,
-           data_format: str = "NHWC") -> np.ndarray:
+           data_format: str = "NHWC", out: np.ndarray | None = None) -> np.ndarray:
     """Every window of ``x`` as one row of a matrix (the patches of a convolution).
 
     Parameters
@@ -496,6 +530,11 @@ def im2col(x: ArrayLike, kernel_size: IntOrPair, *, stride: IntOrPair = 1,
         The window (KH, KW); each >= 1.
     stride, padding, dilation, data_format
         As in :func:`conv2d`.
+    out : ndarray, optional
+        A buffer to write the result into instead of a fresh array: of the
+        result's shape and dtype, C-contiguous, writable and sharing no
+        memory with an input (``ValueError``/``TypeError`` naming it
+        otherwise, before any computation). It is returned.
 
     Returns
     -------
@@ -535,13 +574,13 @@ def im2col(x: ArrayLike, kernel_size: IntOrPair, *, stride: IntOrPair = 1,
            [3., 4., 6., 7.],
            [4., 5., 7., 8.]])
     """
-    return _api.im2col(_BACKEND, x, kernel_size, stride, padding, dilation, data_format)
+    return _api.im2col(_BACKEND, x, kernel_size, stride, padding, dilation, data_format, out=out)
 
 
 @_api.public("numbaconv")
 def col2im(cols: ArrayLike, x_shape: Sequence[int], kernel_size: IntOrPair, *,
            stride: IntOrPair = 1, padding: Padding = 0, dilation: IntOrPair = 1,
-           data_format: str = "NHWC") -> np.ndarray:
+           data_format: str = "NHWC", out: np.ndarray | None = None) -> np.ndarray:
     """The exact adjoint of :func:`im2col`: patches summed back into an array of ``x_shape``.
 
     Parameters
@@ -552,6 +591,11 @@ def col2im(cols: ArrayLike, x_shape: Sequence[int], kernel_size: IntOrPair, *,
         The shape of the image, (N, H, W, C), or (N, C, H, W) with NCHW.
     kernel_size, stride, padding, dilation, data_format
         As in :func:`im2col`.
+    out : ndarray, optional
+        A buffer to write the result into instead of a fresh array: of the
+        result's shape and dtype, C-contiguous, writable and sharing no
+        memory with an input (``ValueError``/``TypeError`` naming it
+        otherwise, before any computation). It is returned.
 
     Returns
     -------
@@ -589,7 +633,7 @@ def col2im(cols: ArrayLike, x_shape: Sequence[int], kernel_size: IntOrPair, *,
            [1., 2., 1.]])
     """
     return _api.col2im(_BACKEND, cols, x_shape, kernel_size, stride, padding, dilation,
-                       data_format)
+                       data_format, out=out)
 
 
 # ------------------------------------------------------------------- pooling
@@ -598,7 +642,7 @@ def col2im(cols: ArrayLike, x_shape: Sequence[int], kernel_size: IntOrPair, *,
 @_api.public("numbaconv")
 def max_pool2d(x: ArrayLike, pool_size: IntOrPair, *, stride: IntOrPair | None = None,
                padding: Padding = 0, dilation: IntOrPair = 1, ceil_mode: bool = False,
-               data_format: str = "NHWC") -> np.ndarray:
+               data_format: str = "NHWC", out: np.ndarray | None = None) -> np.ndarray:
     """Max pooling: the maximum of each window, per sample and channel.
 
     Parameters
@@ -621,6 +665,11 @@ def max_pool2d(x: ArrayLike, pool_size: IntOrPair, *, stride: IntOrPair | None =
         window that would start in the bottom/right padding (PyTorch's rule).
     data_format : {'NHWC', 'NCHW'}, default 'NHWC'
         The layout of ``x`` and of the result (any case).
+    out : ndarray, optional
+        A buffer to write the result into instead of a fresh array: of the
+        result's shape and dtype, C-contiguous, writable and sharing no
+        memory with an input (``ValueError``/``TypeError`` naming it
+        otherwise, before any computation). It is returned.
 
     Returns
     -------
@@ -670,19 +719,25 @@ def max_pool2d(x: ArrayLike, pool_size: IntOrPair, *, stride: IntOrPair | None =
            [9., 6.]])
     """
     return _api.max_pool2d(_BACKEND, x, pool_size, stride, padding, dilation, ceil_mode,
-                           data_format)
+                           data_format, out=out)
 
 
 @_api.public("numbaconv")
 def max_pool2d_argmax(x: ArrayLike, pool_size: IntOrPair, *, stride: IntOrPair | None = None,
                       padding: Padding = 0, dilation: IntOrPair = 1, ceil_mode: bool = False,
-                      data_format: str = "NHWC") -> tuple[np.ndarray, np.ndarray]:
+                      data_format: str = "NHWC",
+                      out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Max pooling that also returns where each maximum came from.
 
     Parameters
     ----------
     x, pool_size, stride, padding, dilation, ceil_mode, data_format
         As in :func:`max_pool2d`.
+    out : tuple of 2 ndarrays (y, argmax), optional
+        Buffers to write the results into instead of fresh arrays: each of
+        its result's shape and dtype, C-contiguous, writable and sharing no
+        memory with an input or another buffer (``ValueError``/``TypeError``
+        naming it otherwise, before any computation). The tuple is returned.
 
     Returns
     -------
@@ -725,12 +780,12 @@ def max_pool2d_argmax(x: ArrayLike, pool_size: IntOrPair, *, stride: IntOrPair |
            [12, 14]])
     """
     return _api.max_pool2d_argmax(_BACKEND, x, pool_size, stride, padding, dilation, ceil_mode,
-                                  data_format)
+                                  data_format, out=out)
 
 
 @_api.public("numbaconv")
 def max_pool2d_backward(dy: ArrayLike, argmax: ArrayLike, x_shape: Sequence[int], *,
-                        data_format: str = "NHWC") -> np.ndarray:
+                        data_format: str = "NHWC", out: np.ndarray | None = None) -> np.ndarray:
     """Gradient of max pooling: each ``dy`` entry added at its argmax.
 
     Parameters
@@ -743,6 +798,11 @@ def max_pool2d_backward(dy: ArrayLike, argmax: ArrayLike, x_shape: Sequence[int]
         The shape of the pooled input.
     data_format : {'NHWC', 'NCHW'}, default 'NHWC'
         The layout of ``dy``, ``argmax``, ``x_shape`` and the result.
+    out : ndarray, optional
+        A buffer to write the result into instead of a fresh array: of the
+        result's shape and dtype, C-contiguous, writable and sharing no
+        memory with an input (``ValueError``/``TypeError`` naming it
+        otherwise, before any computation). It is returned.
 
     Returns
     -------
@@ -785,12 +845,12 @@ def max_pool2d_backward(dy: ArrayLike, argmax: ArrayLike, x_shape: Sequence[int]
            [0., 0., 0., 0.],
            [1., 0., 1., 0.]])
     """
-    return _api.max_pool2d_backward(_BACKEND, dy, argmax, x_shape, data_format)
+    return _api.max_pool2d_backward(_BACKEND, dy, argmax, x_shape, data_format, out=out)
 
 
 @_api.public("numbaconv")
 def max_unpool2d(y: ArrayLike, argmax: ArrayLike, x_shape: Sequence[int], *,
-                 data_format: str = "NHWC") -> np.ndarray:
+                 data_format: str = "NHWC", out: np.ndarray | None = None) -> np.ndarray:
     """Partial inverse of max pooling: ``y`` written into zeros at its ``argmax`` positions.
 
     Parameters
@@ -804,6 +864,11 @@ def max_unpool2d(y: ArrayLike, argmax: ArrayLike, x_shape: Sequence[int], *,
         The shape of the result (the pooled input's).
     data_format : {'NHWC', 'NCHW'}, default 'NHWC'
         The layout of ``y``, ``argmax``, ``x_shape`` and the result.
+    out : ndarray, optional
+        A buffer to write the result into instead of a fresh array: of the
+        result's shape and dtype, C-contiguous, writable and sharing no
+        memory with an input (``ValueError``/``TypeError`` naming it
+        otherwise, before any computation). It is returned.
 
     Returns
     -------
@@ -848,13 +913,13 @@ def max_unpool2d(y: ArrayLike, argmax: ArrayLike, x_shape: Sequence[int], *,
            [0., 0., 0., 0.],
            [7., 0., 9., 0.]])
     """
-    return _api.max_unpool2d(_BACKEND, y, argmax, x_shape, data_format)
+    return _api.max_unpool2d(_BACKEND, y, argmax, x_shape, data_format, out=out)
 
 
 @_api.public("numbaconv")
 def avg_pool2d(x: ArrayLike, pool_size: IntOrPair, *, stride: IntOrPair | None = None,
                padding: Padding = 0, ceil_mode: bool = False, count_include_pad: bool = False,
-               data_format: str = "NHWC") -> np.ndarray:
+               data_format: str = "NHWC", out: np.ndarray | None = None) -> np.ndarray:
     """Average pooling: the mean of each window, per sample and channel.
 
     Parameters
@@ -878,6 +943,11 @@ def avg_pool2d(x: ArrayLike, pool_size: IntOrPair, *, stride: IntOrPair | None =
         padding is not counted).
     data_format : {'NHWC', 'NCHW'}, default 'NHWC'
         The layout of ``x`` and of the result (any case).
+    out : ndarray, optional
+        A buffer to write the result into instead of a fresh array: of the
+        result's shape and dtype, C-contiguous, writable and sharing no
+        memory with an input (``ValueError``/``TypeError`` naming it
+        otherwise, before any computation). It is returned.
 
     Returns
     -------
@@ -925,14 +995,14 @@ def avg_pool2d(x: ArrayLike, pool_size: IntOrPair, *, stride: IntOrPair | None =
            [2.25, 6.  ]])
     """
     return _api.avg_pool2d(_BACKEND, x, pool_size, stride, padding, ceil_mode, count_include_pad,
-                           data_format)
+                           data_format, out=out)
 
 
 @_api.public("numbaconv")
 def avg_pool2d_backward(dy: ArrayLike, x_shape: Sequence[int], pool_size: IntOrPair, *,
                         stride: IntOrPair | None = None, padding: Padding = 0,
                         ceil_mode: bool = False, count_include_pad: bool = False,
-                        data_format: str = "NHWC") -> np.ndarray:
+                        data_format: str = "NHWC", out: np.ndarray | None = None) -> np.ndarray:
     """Gradient of ``sum(avg_pool2d(x) * dy)`` with respect to x (the adjoint of avg_pool2d).
 
     Parameters
@@ -943,6 +1013,11 @@ def avg_pool2d_backward(dy: ArrayLike, x_shape: Sequence[int], pool_size: IntOrP
         The shape of the pooled input.
     pool_size, stride, padding, ceil_mode, count_include_pad, data_format
         As in :func:`avg_pool2d`, the forward call's.
+    out : ndarray, optional
+        A buffer to write the result into instead of a fresh array: of the
+        result's shape and dtype, C-contiguous, writable and sharing no
+        memory with an input (``ValueError``/``TypeError`` naming it
+        otherwise, before any computation). It is returned.
 
     Returns
     -------
@@ -979,12 +1054,12 @@ def avg_pool2d_backward(dy: ArrayLike, x_shape: Sequence[int], pool_size: IntOrP
            [0.25, 0.5 , 0.25]])
     """
     return _api.avg_pool2d_backward(_BACKEND, dy, x_shape, pool_size, stride, padding, ceil_mode,
-                                    count_include_pad, data_format)
+                                    count_include_pad, data_format, out=out)
 
 
 @_api.public("numbaconv")
 def adaptive_avg_pool2d(x: ArrayLike, output_size: IntOrPair, *,
-                        data_format: str = "NHWC") -> np.ndarray:
+                        data_format: str = "NHWC", out: np.ndarray | None = None) -> np.ndarray:
     """Average pooling to a given output size (``output_size=1``: global average pooling).
 
     Output cell ``i`` along an axis of length ``L`` averages the input cells
@@ -999,6 +1074,11 @@ def adaptive_avg_pool2d(x: ArrayLike, output_size: IntOrPair, *,
         (OH, OW); each >= 1 (larger than the input is allowed: bins repeat cells).
     data_format : {'NHWC', 'NCHW'}, default 'NHWC'
         The layout of ``x`` and of the result (any case).
+    out : ndarray, optional
+        A buffer to write the result into instead of a fresh array: of the
+        result's shape and dtype, C-contiguous, writable and sharing no
+        memory with an input (``ValueError``/``TypeError`` naming it
+        otherwise, before any computation). It is returned.
 
     Returns
     -------
@@ -1035,12 +1115,12 @@ def adaptive_avg_pool2d(x: ArrayLike, output_size: IntOrPair, *,
     >>> nc.adaptive_avg_pool2d(x, 1)[0, 0, 0]  # global average pooling
     array([4., 5.])
     """
-    return _api.adaptive_avg_pool2d(_BACKEND, x, output_size, data_format)
+    return _api.adaptive_avg_pool2d(_BACKEND, x, output_size, data_format, out=out)
 
 
 @_api.public("numbaconv")
 def adaptive_avg_pool2d_backward(dy: ArrayLike, x_shape: Sequence[int], *,
-                                 data_format: str = "NHWC") -> np.ndarray:
+                                 data_format: str = "NHWC", out: np.ndarray | None = None) -> np.ndarray:
     """Gradient of ``sum(adaptive_avg_pool2d(x, output_size) * dy)`` with respect to x.
 
     Parameters
@@ -1052,6 +1132,11 @@ def adaptive_avg_pool2d_backward(dy: ArrayLike, x_shape: Sequence[int], *,
         The shape of the pooled input.
     data_format : {'NHWC', 'NCHW'}, default 'NHWC'
         The layout of ``dy``, ``x_shape`` and the result.
+    out : ndarray, optional
+        A buffer to write the result into instead of a fresh array: of the
+        result's shape and dtype, C-contiguous, writable and sharing no
+        memory with an input (``ValueError``/``TypeError`` naming it
+        otherwise, before any computation). It is returned.
 
     Returns
     -------
@@ -1084,7 +1169,7 @@ def adaptive_avg_pool2d_backward(dy: ArrayLike, x_shape: Sequence[int], *,
     >>> nc.adaptive_avg_pool2d_backward(dy, (1, 1, 5, 1))[0, 0, :, 0]  # cell 2 is in both bins
     array([0.33333333, 0.33333333, 1.        , 0.66666667, 0.66666667])
     """
-    return _api.adaptive_avg_pool2d_backward(_BACKEND, dy, x_shape, data_format)
+    return _api.adaptive_avg_pool2d_backward(_BACKEND, dy, x_shape, data_format, out=out)
 
 
 # ----------------------------------------------------------------------- LRN
@@ -1092,7 +1177,7 @@ def adaptive_avg_pool2d_backward(dy: ArrayLike, x_shape: Sequence[int], *,
 
 @_api.public("numbaconv")
 def lrn(x: ArrayLike, *, depth_radius: int = 5, bias: float = 1.0, alpha: float = 1.0,
-        beta: float = 0.5, data_format: str = "NHWC") -> np.ndarray:
+        beta: float = 0.5, data_format: str = "NHWC", out: np.ndarray | None = None) -> np.ndarray:
     """Local response normalization across channels (TensorFlow's semantics and defaults).
 
     ``sqr_sum[c] = sum(x[c'] ** 2 for c' in [c - r, c + r] clipped to the
@@ -1109,6 +1194,11 @@ def lrn(x: ArrayLike, *, depth_radius: int = 5, bias: float = 1.0, alpha: float 
         Finite reals. ``alpha`` multiplies the raw sum of squares (not its mean).
     data_format : {'NHWC', 'NCHW'}, default 'NHWC'
         The layout of ``x`` and of the result (any case).
+    out : ndarray, optional
+        A buffer to write the result into instead of a fresh array: of the
+        result's shape and dtype, C-contiguous, writable and sharing no
+        memory with an input (``ValueError``/``TypeError`` naming it
+        otherwise, before any computation). It is returned.
 
     Returns
     -------
@@ -1144,12 +1234,13 @@ def lrn(x: ArrayLike, *, depth_radius: int = 5, bias: float = 1.0, alpha: float 
     >>> nc.lrn(x, depth_radius=1, bias=0.0, alpha=1.0, beta=0.5)[0, 0, 0]  # x / sqrt([9, 25, 25])
     array([0. , 0.6, 0.8])
     """
-    return _api.lrn(_BACKEND, x, depth_radius, bias, alpha, beta, data_format)
+    return _api.lrn(_BACKEND, x, depth_radius, bias, alpha, beta, data_format, out=out)
 
 
 @_api.public("numbaconv")
 def lrn_backward(dy: ArrayLike, x: ArrayLike, *, depth_radius: int = 5, bias: float = 1.0,
-                 alpha: float = 1.0, beta: float = 0.5, data_format: str = "NHWC") -> np.ndarray:
+                 alpha: float = 1.0, beta: float = 0.5, data_format: str = "NHWC",
+                 out: np.ndarray | None = None) -> np.ndarray:
     """Gradient of ``sum(lrn(x) * dy)`` with respect to x.
 
     Parameters
@@ -1160,6 +1251,11 @@ def lrn_backward(dy: ArrayLike, x: ArrayLike, *, depth_radius: int = 5, bias: fl
         The forward call's input.
     depth_radius, bias, alpha, beta, data_format
         As in :func:`lrn`, the forward call's.
+    out : ndarray, optional
+        A buffer to write the result into instead of a fresh array: of the
+        result's shape and dtype, C-contiguous, writable and sharing no
+        memory with an input (``ValueError``/``TypeError`` naming it
+        otherwise, before any computation). It is returned.
 
     Returns
     -------
@@ -1192,4 +1288,4 @@ def lrn_backward(dy: ArrayLike, x: ArrayLike, *, depth_radius: int = 5, bias: fl
     >>> dx[0, 0, 0]
     array([ 0.33333333,  0.032     , -0.024     ])
     """
-    return _api.lrn_backward(_BACKEND, dy, x, depth_radius, bias, alpha, beta, data_format)
+    return _api.lrn_backward(_BACKEND, dy, x, depth_radius, bias, alpha, beta, data_format, out=out)

@@ -24,22 +24,28 @@ and refuses what no normalization can bound (``INDEX_LIMIT``):
   (``o * stride - pad_before + i * dilation``) lies within twice that
   extent, so it fits in int64.
 
+The functions here are ``register_jitable``: plain Python for the public
+API, compiled into ``numbaconv.kernels``' nopython code when a user calls it.
+
 The reference (``numbaconv.reference``) computes with the caller's stride and
 dilation (``Geometry.stride``, ``Geometry.dilation``), so the tests that hold
 the kernels to the reference also check this normalization.
 """
 
 import numpy as np
+from numba.extending import register_jitable
 
 # Every index a kernel forms is below twice the padded extent (see above).
 INDEX_LIMIT = 2 ** 62
 
 
+@register_jitable
 def conv_out_size(size, k, stride, dilation, pad_before, pad_after):
     """Output length of a convolution/pooling window sliding along one axis."""
     return (size + pad_before + pad_after - dilation * (k - 1) - 1) // stride + 1
 
 
+@register_jitable
 def same_padding(size, k, stride, dilation):
     """TensorFlow's SAME rule: (before, after), the odd extra cell goes after."""
     out = -(-size // stride)
@@ -47,11 +53,13 @@ def same_padding(size, k, stride, dilation):
     return total // 2, total - total // 2
 
 
+@register_jitable
 def transpose_out_size(size, k, stride, dilation, pad_before, pad_after, output_padding):
     """Output length of a transposed convolution (the input length of its forward conv)."""
     return (size - 1) * stride - pad_before - pad_after + dilation * (k - 1) + 1 + output_padding
 
 
+@register_jitable
 def kernel_step(out, k, stride, dilation):
     """(stride, dilation) the kernels use along an axis: 1 where it cannot change the answer.
 
@@ -61,6 +69,7 @@ def kernel_step(out, k, stride, dilation):
     return (stride if out > 1 else 1), (dilation if k > 1 else 1)
 
 
+@register_jitable
 def pool_out_size(size, k, stride, dilation, pad_before, pad_after, ceil_mode):
     """Output length of a pooling window along one axis, with PyTorch's ``ceil_mode``.
 
@@ -77,6 +86,7 @@ def pool_out_size(size, k, stride, dilation, pad_before, pad_after, ceil_mode):
     return out
 
 
+@register_jitable
 def pool_windows(size, out, k, stride, pad_before, pad_after, count_include_pad):
     """Average-pooling windows along one axis, as (start, stop, divisor) int arrays.
 
@@ -92,6 +102,20 @@ def pool_windows(size, out, k, stride, pad_before, pad_after, count_include_pad)
     return start, stop, stop - start
 
 
+@register_jitable
+def window_readers(start, stop, size):
+    """Per input index along an axis: the windows [first, stop) that read it (int64 arrays).
+
+    ``start``/``stop`` are the windows' cells (``pool_windows``,
+    ``adaptive_bins``); the readers are contiguous, because window starts
+    and stops never decrease along the axis.
+    """
+    cells = np.arange(size)
+    return (np.searchsorted(stop, cells, side="right").astype(np.int64),
+            np.searchsorted(start, cells, side="right").astype(np.int64))
+
+
+@register_jitable
 def adaptive_bins(size, out):
     """Adaptive-pooling bins along one axis, as (start, stop, divisor) int arrays.
 

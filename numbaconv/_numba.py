@@ -13,7 +13,19 @@ Numba's own locators minus that in-tree one: ``NUMBA_CACHE_DIR`` when it is
 set, else Numba's user-wide cache directory (``~/.cache/numba`` on Linux,
 ``XDG_CACHE_HOME`` honoured), else Numba's remaining fallbacks; with none
 writable, kernels run uncached with a warning.
+
+Serial twins: :func:`serial` gives the same Python source compiled with
+``parallel=False`` (``prange`` runs as ``range``), calling the serial twins
+of the kernels it calls. ``numbaconv.kernels`` offers them to users, who
+call them inside their own ``prange`` loops (nested parallel regions hang
+or abort in Numba, numba#3551, #4484). A twin is a dispatcher of its own,
+cached under a name of its own (Numba's cache index does not key on the
+``parallel`` flag), and compiled only when called: the public API never
+calls one. Callees are found among the function's global names, so kernels
+that have twins call their callees by plain names (not through a module
+attribute); ``register_jitable`` helpers hold no ``prange`` and need none.
 """
+import types as pytypes
 import warnings
 
 import numba
@@ -22,6 +34,7 @@ from llvmlite import ir
 from numba import types
 from numba.core import caching
 from numba.extending import intrinsic, overload
+from numba.np.ufunc.parallel import _launch_threads
 
 FASTMATH = frozenset({"nsz", "arcp", "contract", "reassoc"})
 
@@ -43,6 +56,22 @@ class _OutOfTreeFunctionCache(caching.FunctionCache):
     _impl_class = _OutOfTreeCacheImpl
 
 
+class _SerialTwinCacheImpl(_OutOfTreeCacheImpl):
+    """The cache files of a serial twin: its own name, beside its parallel original's."""
+
+    def get_filename_base(self, fullname, abiflags):
+        return super().get_filename_base(fullname + "-serial", abiflags)
+
+
+class _SerialTwinFunctionCache(caching.FunctionCache):
+    _impl_class = _SerialTwinCacheImpl
+
+
+# What each kernel was compiled as: (python function, parallel, fastmath), by dispatcher id.
+_KERNELS: dict[int, tuple] = {}
+_TWINS: dict[int, object] = {}  # dispatcher id -> its serial twin (itself when it is one already)
+
+
 def _explicit_prange():
     """Numba's parallel options: explicit ``prange`` loops only.
 
@@ -56,15 +85,16 @@ def _explicit_prange():
                 numpy=False, stencil=False)
 
 
-def _jit(fn, parallel, fastmath):
+def _jit(fn, parallel, fastmath, cache_class=_OutOfTreeFunctionCache):
     options = dict(parallel=_explicit_prange() if parallel else False, fastmath=set(fastmath),
                    error_model="numpy", nogil=True)
     dispatcher = numba.njit(**options)(fn)
     if numba.config.DISABLE_JIT:  # a plain Python function: nothing to cache
         return dispatcher
+    _KERNELS[id(dispatcher)] = (fn, parallel, fastmath)
     try:
         # What ``cache=True`` does (Dispatcher.enable_caching), with our locators.
-        dispatcher._cache = _OutOfTreeFunctionCache(fn)
+        dispatcher._cache = cache_class(fn)
     except RuntimeError as err:  # no writable cache location (numba#1771, #5566)
         warnings.warn(f"numbaconv: compiled kernels will not be cached ({err})",
                       RuntimeWarning, stacklevel=3)
@@ -76,6 +106,45 @@ def kernel(fn=None, *, parallel=True, fastmath=FASTMATH):
     if fn is None:
         return lambda f: _jit(f, parallel, fastmath)
     return _jit(fn, parallel, fastmath)
+
+
+def launch_threads():
+    """Start Numba's thread pool unless it runs (what the first call of a parallel kernel does).
+
+    Serial nopython code that calls parallel kernels (the ``numbaconv.kernels``
+    functions, users' functions calling those), when loaded from the cache,
+    does not start it and crashes on its first parallel region (numba#9938,
+    #8578). Costs a flag check once the pool runs.
+    """
+    if not numba.config.DISABLE_JIT:
+        _launch_threads()
+
+
+def serial(dispatcher):
+    """The serial twin of a kernel: its source compiled with ``parallel=False``, calling serial twins.
+
+    A kernel that is serial and calls only serial kernels is its own twin.
+    Making a twin compiles nothing: it compiles (or loads from its own
+    cache) when first called. Uncompiled (``NUMBA_DISABLE_JIT=1``) every
+    kernel is a Python function and its own twin.
+    """
+    key = id(dispatcher)
+    if key not in _KERNELS:  # not a kernel (or NUMBA_DISABLE_JIT): nothing parallel in it
+        return dispatcher
+    if key not in _TWINS:
+        fn, parallel, fastmath = _KERNELS[key]
+        callees = {name: serial(fn.__globals__[name]) for name in fn.__code__.co_names
+                   if id(fn.__globals__.get(name)) in _KERNELS}
+        swapped = {name: twin for name, twin in callees.items() if twin is not fn.__globals__[name]}
+        if not parallel and not swapped:
+            _TWINS[key] = dispatcher
+        else:
+            twin_fn = pytypes.FunctionType(fn.__code__, {**fn.__globals__, **swapped}, fn.__name__,
+                                           fn.__defaults__, fn.__closure__)
+            twin_fn.__qualname__, twin_fn.__doc__ = fn.__qualname__, fn.__doc__
+            twin_fn.__module__ = fn.__module__
+            _TWINS[key] = _jit(twin_fn, False, fastmath, _SerialTwinFunctionCache)
+    return _TWINS[key]
 
 
 # ------------------------------------------------------------ register tiles

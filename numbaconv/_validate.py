@@ -732,3 +732,58 @@ def lrn(x, depth_radius, bias, alpha, beta, fmt, dy=None):
         integer(depth_radius, "depth_radius", 0, maximum=None),
         _real(bias, "bias"), _real(alpha, "alpha"), _real(beta, "beta"), fmt,
     )
+
+
+# ---------------------------------------------------------------- out=
+
+
+def _overlap(a, b):
+    """np.shares_memory, after the cheap bounds test (the exact one costs microseconds per pair)."""
+    return np.may_share_memory(a, b) and np.shares_memory(a, b)
+
+
+def out_array(out, name, shape, dtype, inputs):
+    """The caller's result buffer, checked; None when there is none.
+
+    It must be an ndarray of exactly ``shape`` and ``dtype``, C-contiguous,
+    writable, and share no memory with any of ``inputs`` (a dict of the
+    caller's arguments by name: a kernel reading an input it is overwriting
+    would give garbage).
+    """
+    if out is None:
+        return None
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
+    shape = tuple(int(s) for s in shape)
+    if out.shape != shape:
+        raise ValueError(f"{name} has shape {out.shape} but the result has shape {shape}")
+    if out.dtype != dtype:
+        raise TypeError(f"{name} has dtype {out.dtype} but the result has dtype {np.dtype(dtype)}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous (np.ascontiguousarray makes one); "
+                         f"got strides {out.strides}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+    for input_name, value in inputs.items():
+        if isinstance(value, np.ndarray) and _overlap(out, value):
+            raise ValueError(f"{name} shares memory with {input_name}; pass a buffer of its own")
+    return out
+
+
+def out_arrays(out, specs, inputs):
+    """A tuple of result buffers (``specs``: (name, shape, dtype) each), checked; None when there is none."""
+    if out is None:
+        return None
+    names = ", ".join(name for name, _, _ in specs)
+    if not isinstance(out, tuple) or len(out) != len(specs):
+        raise TypeError(f"out must be a tuple of {len(specs)} arrays ({names}), got {type(out).__name__}"
+                        + (f" of length {len(out)}" if isinstance(out, tuple) else ""))
+    checked = tuple(out_array(o, f"out[{i}] ({name})", shape, dtype, inputs) if o is not None else None
+                    for i, (o, (name, shape, dtype)) in enumerate(zip(out, specs, strict=True)))
+    if any(o is None for o in checked):
+        raise TypeError(f"out must hold {len(specs)} arrays ({names}), not None")
+    for i in range(len(checked)):
+        for j in range(i + 1, len(checked)):
+            if _overlap(checked[i], checked[j]):
+                raise ValueError(f"out[{i}] and out[{j}] share memory; each result needs a buffer of its own")
+    return checked

@@ -15,8 +15,8 @@ from numbaconv import _api
 
 OPS = [name for name in numbaconv.__all__ if name not in ("warmup", "reference")]
 # Public subpackages that are attributes only once imported (``import numbaconv.compat``,
-# ``import numbaconv.dask``).
-ON_DEMAND = {"compat", "dask"}
+# ``import numbaconv.dask``, ``import numbaconv.kernels``).
+ON_DEMAND = {"compat", "dask", "kernels"}
 
 
 def test_all_lists_exactly_the_public_names():

@@ -22,7 +22,7 @@ import pytest
 
 import numbaconv as fast
 import numbaconv.reference as ref
-from numbaconv._fast import convolution as drivers
+from numbaconv import _plan as drivers
 from numbaconv._kernels import convolution as plane_kernels
 from numbaconv._kernels import patch_gemm
 

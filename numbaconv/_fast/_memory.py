@@ -25,3 +25,28 @@ def nchw_planes(a):
     """
     n, h, w, c = a.shape
     return contiguous(a.transpose(0, 3, 1, 2)).reshape(n, c, h * w)
+
+
+def result(out, shape, dtype):
+    """Where a driver writes a C-contiguous NHWC result: the caller's ``out=`` view when it is one, else a fresh array.
+
+    ``out`` (validated: of the result's shape and dtype) is an NHWC-indexed
+    view of the caller's buffer; for an NCHW caller it is not C-contiguous
+    in NHWC order, and the driver computes into a fresh array that
+    :func:`deliver` copies.
+    """
+    if out is not None and out.flags.c_contiguous:
+        return out
+    return np.empty(shape, dtype)
+
+
+def deliver(result, out):
+    """A driver's return value: ``out`` (holding the result, copied into it unless written there), or the result."""
+    if out is None or result is out:
+        return result
+    # A layout view of out (an NCHW buffer seen through a transpose) already holds it.
+    same = (result.strides == out.strides and np.may_share_memory(result, out)
+            and result.__array_interface__["data"][0] == out.__array_interface__["data"][0])
+    if not same:
+        out[...] = result
+    return out

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import convolution as dense
 from . import depthwise
+from ._memory import deliver
 
 
 def _group_slices(channels, groups):
@@ -29,33 +30,34 @@ def _empty(shape, dtype, nchw):
     return np.empty(shape, dtype)
 
 
-def grouped_conv2d(x, w, b, g, groups, nchw):
+def grouped_conv2d(x, w, b, g, groups, nchw, out=None):
+    """``out`` (an NHWC-indexed view of the caller's buffer) gets a copy of the result."""
     if w.shape[2] == 1:
-        return depthwise.conv2d(x, w, b, g, groups, nchw)
+        return deliver(depthwise.conv2d(x, w, b, g, groups, nchw), out)
     c_out = w.shape[3]
     y = _empty((x.shape[0], g.oh, g.ow, c_out), x.dtype, nchw)
     for ins, outs in zip(_group_slices(x.shape[3], groups), _group_slices(c_out, groups), strict=True):
         y[..., outs] = dense.conv2d(x[..., ins], w[..., outs], None if b is None else b[outs], g, nchw)
-    return y
+    return deliver(y, out)
 
 
-def grouped_conv2d_transpose(x, w, b, g, groups, nchw):
+def grouped_conv2d_transpose(x, w, b, g, groups, nchw, out=None):
     """Groups split x's channels (the forward conv's C_out) and the result's (its C_in) alike."""
     if w.shape[2] == 1:
-        return depthwise.conv2d_transpose(x, w, b, g, groups, nchw)
+        return deliver(depthwise.conv2d_transpose(x, w, b, g, groups, nchw), out)
     c_in = w.shape[2] * groups
     y = _empty((x.shape[0], g.h, g.w, c_in), x.dtype, nchw)
     for ins, outs in zip(_group_slices(c_in, groups), _group_slices(x.shape[3], groups), strict=True):
         y[..., ins] = dense.conv2d_transpose(x[..., outs], w[..., outs], None if b is None else b[ins],
                                              g, nchw)
-    return y
+    return deliver(y, out)
 
 
-def grouped_conv2d_backward_filter(x, dy, g, groups, nchw):
+def grouped_conv2d_backward_filter(x, dy, g, groups, nchw, out=None):
     if x.shape[3] == groups:
-        return depthwise.conv2d_backward_filter(x, dy, g, groups, nchw)
+        return deliver(depthwise.conv2d_backward_filter(x, dy, g, groups, nchw), out)
     c_out = dy.shape[3]
     dw = np.empty((g.kh, g.kw, x.shape[3] // groups, c_out), x.dtype)
     for ins, outs in zip(_group_slices(x.shape[3], groups), _group_slices(c_out, groups), strict=True):
         dw[..., outs] = dense.conv2d_backward_filter(x[..., ins], dy[..., outs], g, nchw)
-    return dw
+    return deliver(dw, out)

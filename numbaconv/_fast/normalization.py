@@ -15,7 +15,7 @@ float64 (``_lrn``): the kernels count such blocks as they go.
 import numpy as np
 
 from .._kernels import normalization as kernels
-from ._memory import contiguous, nchw_planes
+from ._memory import contiguous, deliver, nchw_planes, result
 
 # Scratch elements per prange job: a few KB per buffer (stays in L1/L2) and
 # many jobs for the threads.
@@ -69,19 +69,19 @@ def _nchw_block(c):
     return max(_BLOCK_ELEMENTS // c, _MIN_NCHW_BLOCK)
 
 
-def _run(x, dy, depth_radius, bias, alpha, beta, nchw):
+def _run(x, dy, depth_radius, bias, alpha, beta, nchw, out=None):
     """One kernel call in x's dtype: (result, mask of the entries whose block must be recomputed).
 
     The result has x's shape, allocated in x's memory order (an NHWC view of
-    NCHW memory for channels-first data); the mask broadcasts against it,
-    and is None when no block needs it.
+    NCHW memory for channels-first data), or is ``out`` when that is such an
+    array; the mask broadcasts against it, and is None when no block needs it.
     """
     n, h, w, c = x.shape
     scalars = _scalars(x.dtype, depth_radius, c, bias, alpha, beta, backward=dy is not None)
     if nchw:
         block = _nchw_block(c)
         blocks = -(-(h * w) // block)
-        out = np.empty((n, c, h, w), dtype=x.dtype)
+        out = result(None if out is None else out.transpose(0, 3, 1, 2), (n, c, h, w), x.dtype)
         outside = np.empty(n * blocks, dtype=np.int64)
         data = (nchw_planes(x),) if dy is None else (nchw_planes(dy), nchw_planes(x))
         kernel = kernels.lrn_nchw if dy is None else kernels.lrn_backward_nchw
@@ -94,7 +94,7 @@ def _run(x, dy, depth_radius, bias, alpha, beta, nchw):
     block = max(_BLOCK_ELEMENTS // c, 1)
     per_job = block * c
     x = contiguous(x)
-    out = np.empty_like(x)
+    out = result(out, x.shape, x.dtype)
     outside = np.empty(-(-x.size // per_job), dtype=np.int64)
     if dy is None:
         kernels.lrn_nhwc(x.reshape(-1), c, *scalars, block, out.reshape(-1), outside)
@@ -106,24 +106,27 @@ def _run(x, dy, depth_radius, bias, alpha, beta, nchw):
     return out, np.repeat(outside > 0, per_job)[:x.size].reshape(x.shape)
 
 
-def _lrn(x, dy, depth_radius, bias, alpha, beta, nchw):
-    """y (dy None) or dx; blocks that float32 cannot compute accurately are recomputed in float64."""
+def _lrn(x, dy, depth_radius, bias, alpha, beta, nchw, target=None):
+    """y (dy None) or dx, into ``target`` when given.
+
+    Blocks that float32 cannot compute accurately are recomputed in float64.
+    """
     if x.size == 0:
-        return np.empty(x.shape, dtype=x.dtype)
-    out, redo = _run(x, dy, depth_radius, bias, alpha, beta, nchw)
+        return deliver(np.empty(x.shape, dtype=x.dtype), target)
+    out, redo = _run(x, dy, depth_radius, bias, alpha, beta, nchw, target)
     if redo is not None and x.dtype != np.float64:
         wide = _run(x.astype(np.float64), None if dy is None else dy.astype(np.float64),
                     depth_radius, bias, alpha, beta, nchw)[0]
         with np.errstate(over="ignore", under="ignore"):
             np.copyto(out, wide, where=redo)
-    return out
+    return deliver(out, target)
 
 
-def lrn(x, depth_radius, bias, alpha, beta, nchw):
+def lrn(x, depth_radius, bias, alpha, beta, nchw, out=None):
     """y of x's shape (N, H, W, C)."""
-    return _lrn(x, None, depth_radius, bias, alpha, beta, nchw)
+    return _lrn(x, None, depth_radius, bias, alpha, beta, nchw, out)
 
 
-def lrn_backward(dy, x, depth_radius, bias, alpha, beta, nchw):
+def lrn_backward(dy, x, depth_radius, bias, alpha, beta, nchw, out=None):
     """dx of x's shape (N, H, W, C)."""
-    return _lrn(x, dy, depth_radius, bias, alpha, beta, nchw)
+    return _lrn(x, dy, depth_radius, bias, alpha, beta, nchw, out)

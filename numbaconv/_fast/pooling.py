@@ -17,57 +17,52 @@ import numpy as np
 
 from .. import _geometry
 from .._kernels import pooling as kernels
-from ._memory import contiguous, nchw_planes
+from ._memory import contiguous, deliver, nchw_planes, result
 
 # ----------------------------------------------------------------- max pooling
 
 
-def _pool(x, g, with_argmax):
+def max_pool2d_argmax(x, g, nchw, out=None):
+    """(y, argmax) of shape (N, OH, OW, C); argmax is int64, flat h * W + w. NHWC in either layout."""
     x = contiguous(x)
     shape = (x.shape[0], g.oh, g.ow, x.shape[3])
-    y = np.empty(shape, dtype=x.dtype)
-    geometry = (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl)
-    if not with_argmax:
-        kernels.max_pool2d_nhwc(x, *geometry, x.dtype.type(1), y)
-        return y
-    argmax = np.empty(shape, dtype=np.int64)
-    kernels.max_pool2d_argmax_nhwc(x, *geometry, y, argmax)
-    return y, argmax
+    y_out, argmax_out = (None, None) if out is None else out
+    y, argmax = result(y_out, shape, x.dtype), result(argmax_out, shape, np.int64)
+    kernels.max_pool2d_argmax_nhwc(x, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, y, argmax)
+    return deliver(y, y_out), deliver(argmax, argmax_out)
 
 
-def max_pool2d_argmax(x, g, nchw):
-    """(y, argmax) of shape (N, OH, OW, C); argmax is int64, flat h * W + w. NHWC in either layout."""
-    return _pool(x, g, True)
-
-
-def max_pool2d(x, g, nchw):
+def max_pool2d(x, g, nchw, out=None):
     """y of shape (N, OH, OW, C). NHWC in either layout."""
-    return _pool(x, g, False)
+    x = contiguous(x)
+    y = result(out, (x.shape[0], g.oh, g.ow, x.shape[3]), x.dtype)
+    kernels.max_pool2d_nhwc(x, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, x.dtype.type(1), y)
+    return deliver(y, out)
 
 
-def _scatter(values, argmax, h, w, nchw, accumulate):
-    """(N, H, W, C): each entry of ``values`` added (or assigned) at its argmax."""
+def _scatter(values, argmax, h, w, nchw, accumulate, out):
+    """(N, H, W, C): each entry of ``values`` added (or assigned) at its argmax; into ``out`` when given."""
     n, oh, ow, c = values.shape
     if nchw:
-        out = np.empty((n, c, h * w), dtype=values.dtype)
+        planes = result(None if out is None else out.transpose(0, 3, 1, 2), (n, c, h, w), values.dtype)
         kernels.scatter_at_argmax_nchw(nchw_planes(values).reshape(n * c, oh * ow),
                                        nchw_planes(argmax).reshape(n * c, oh * ow),
-                                       accumulate, out.reshape(n * c, h * w))
-        return out.reshape(n, c, h, w).transpose(0, 2, 3, 1)
+                                       accumulate, planes.reshape(n * c, h * w))
+        return deliver(planes.transpose(0, 2, 3, 1), out)
     values, argmax = contiguous(values), contiguous(argmax)
-    out = np.empty((n, h * w, c), dtype=values.dtype)
-    kernels.scatter_at_argmax_nhwc(values, argmax, accumulate, out)
-    return out.reshape(n, h, w, c)
+    dx = result(out, (n, h, w, c), values.dtype)
+    kernels.scatter_at_argmax_nhwc(values, argmax, accumulate, dx.reshape(n, h * w, c))
+    return deliver(dx, out)
 
 
-def max_pool2d_backward(dy, argmax, h, w, nchw):
+def max_pool2d_backward(dy, argmax, h, w, nchw, out=None):
     """dx of shape (N, H, W, C): each dy entry added at its argmax."""
-    return _scatter(dy, argmax, h, w, nchw, True)
+    return _scatter(dy, argmax, h, w, nchw, True, out)
 
 
-def max_unpool2d(y, argmax, h, w, nchw):
+def max_unpool2d(y, argmax, h, w, nchw, out=None):
     """x of shape (N, H, W, C): zeros, each y entry written at its argmax (the last one wins)."""
-    return _scatter(y, argmax, h, w, nchw, False)
+    return _scatter(y, argmax, h, w, nchw, False, out)
 
 
 # ------------------------------------------------------------- average pooling
@@ -80,28 +75,23 @@ def _scaled(axis, dtype):
 
 
 def _readers(axis, size):
-    """Per input index: the outputs [first, stop) whose window reads it, and their scales.
-
-    Contiguous, because window starts and stops never decrease along the axis.
-    """
+    """Per input index: the outputs [first, stop) whose window reads it, and their scales."""
     start, stop, scale = axis
-    cells = np.arange(size)
-    first = np.searchsorted(stop, cells, side="right").astype(np.int64)
-    return first, np.searchsorted(start, cells, side="right").astype(np.int64), scale
+    return (*_geometry.window_readers(start, stop, size), scale)
 
 
-def _average(x, rows, cols):
+def _average(x, rows, cols, out):
     x = contiguous(x)
-    y = np.empty((x.shape[0], rows[0].size, cols[0].size, x.shape[3]), dtype=x.dtype)
+    y = result(out, (x.shape[0], rows[0].size, cols[0].size, x.shape[3]), x.dtype)
     kernels.avg_pool2d_nhwc(x, *rows, *cols, y)
-    return y
+    return deliver(y, out)
 
 
-def _average_backward(dy, rows, cols, h, w):
+def _average_backward(dy, rows, cols, h, w, out):
     dy = contiguous(dy)
-    dx = np.empty((dy.shape[0], h, w, dy.shape[3]), dtype=dy.dtype)
+    dx = result(out, (dy.shape[0], h, w, dy.shape[3]), dy.dtype)
     kernels.avg_pool2d_backward_nhwc(dy, *_readers(rows, h), *_readers(cols, w), dx)
-    return dx
+    return deliver(dx, out)
 
 
 def _windows(g, count_include_pad, dtype):
@@ -113,25 +103,25 @@ def _bins(size, out, dtype):
     return _scaled(_geometry.adaptive_bins(size, out), dtype)
 
 
-def avg_pool2d(x, g, count_include_pad, nchw):
+def avg_pool2d(x, g, count_include_pad, nchw, out=None):
     """y of shape (N, OH, OW, C): window means. NHWC in either layout."""
     rows, cols = _windows(g, count_include_pad, x.dtype)
-    return _average(x, rows, cols)
+    return _average(x, rows, cols, out)
 
 
-def avg_pool2d_backward(dy, g, count_include_pad, nchw):
+def avg_pool2d_backward(dy, g, count_include_pad, nchw, out=None):
     """dx of shape (N, H, W, C). NHWC in either layout."""
     rows, cols = _windows(g, count_include_pad, dy.dtype)
-    return _average_backward(dy, rows, cols, g.h, g.w)
+    return _average_backward(dy, rows, cols, g.h, g.w, out)
 
 
-def adaptive_avg_pool2d(x, oh, ow, nchw):
+def adaptive_avg_pool2d(x, oh, ow, nchw, out=None):
     """y of shape (N, OH, OW, C): bin means. NHWC in either layout."""
     _, h, w, _ = x.shape
-    return _average(x, _bins(h, oh, x.dtype), _bins(w, ow, x.dtype))
+    return _average(x, _bins(h, oh, x.dtype), _bins(w, ow, x.dtype), out)
 
 
-def adaptive_avg_pool2d_backward(dy, h, w, nchw):
+def adaptive_avg_pool2d_backward(dy, h, w, nchw, out=None):
     """dx of shape (N, H, W, C). NHWC in either layout."""
     _, oh, ow, _ = dy.shape
-    return _average_backward(dy, _bins(h, oh, dy.dtype), _bins(w, ow, dy.dtype), h, w)
+    return _average_backward(dy, _bins(h, oh, dy.dtype), _bins(w, ow, dy.dtype), h, w, out)

@@ -1,0 +1,183 @@
+"""The convolution drivers' plan arithmetic: strategy, work units, partial sums, stride phases.
+
+Plain integer functions of the shape (never of timing or of the thread
+count), shared by the two kinds of driver: the public API's Python drivers
+(``numbaconv._fast.convolution``) call them as ordinary Python, which
+compiles nothing, and the ``@njit`` drivers of ``numbaconv.kernels`` compile
+them into their own code (``register_jitable``) when a user first calls one.
+Each returns ints (or an int64 array) in both worlds.
+
+Two strategies:
+
+- "planes" (``_kernels.convolution``): vectorizes over output positions;
+  suits short reductions (few input channels and small kernels, e.g. the
+  seed's 3x3x3 -> 16).
+- "patch GEMM" (``_kernels.patch_gemm``): register-tiled matrix products
+  over gathered patches; suits long reductions into many output channels
+  (wide layers, large kernels) and small planes (batch 1, 7x7 to 14x14).
+
+The input gradient and the transpose run the forward kernel of either
+strategy on the stride phases of their output (:func:`phases`,
+:func:`phase_rows`, :func:`phase_taps`).
+"""
+import numpy as np
+from numba.extending import register_jitable
+
+from ._kernels.patch_gemm import OUT, PIX
+
+# Grid positions per work unit: the plane scratch of a unit stays cache-sized.
+MAX_GRID = 4096
+# Work units wanted per call, so that small batches still use every thread.
+MIN_UNITS = 8
+# Measured one-thread boundaries (perf/sweep.py checks them against the peers):
+PATCH_MIN_K = 64  # the patch GEMM needs a reduction of at least this many values,
+PATCH_MIN_OUT = 16  # at least one register tile's width of output channels,
+PATCH_MIN_WORK = 4096  # and K * C_out at least this (below, the planes' shorter setup wins).
+DW_PATCH_MAX_PLANE = 256  # filter gradient: output planes of at most this many pixels,
+DW_PATCH_MAX_PIXELS = 1024  # or calls of fewer output pixels in all, go to the patch GEMM
+# The plane kernels hold a plane per stride phase and reach (K - 1) * d // s
+# rows and columns past their block: beyond these bounds their scratch would
+# grow with the stride or dilation, not with the data, and the patch GEMM
+# (whose scratch is a block of patches) takes the call whatever the channels.
+PLANE_MAX_PHASES = 64  # strides up to 8 x 8: their planes still tile the padded input block
+PLANE_MAX_REACH = 256
+PATCH_PIXELS = 256  # output pixels per work unit: the patch block stays in L2
+PART_PIXELS = 4096  # filter gradient: pixels per partial sum, at the least
+MAX_PARTS = 8
+PARTIAL_BUDGET = 1 << 23  # filter gradient: elements of all partial sums together
+CHUNK_PIXELS = 256  # filter gradient: pixels gathered per pass
+
+
+@register_jitable
+def rows_per_block(n, rows, pitch):
+    """Rows of the output grid per work unit of the plane kernels; depends on shapes only, not on threads."""
+    blocks_per_image = -(-MIN_UNITS // n) if n else 1
+    return max(1, min(rows, MAX_GRID // pitch, -(-rows // blocks_per_image)))
+
+
+@register_jitable
+def by_patches(k_len, n_out):
+    """The forward kernels' strategy, from the reduction length and the output channels."""
+    return k_len >= PATCH_MIN_K and n_out >= PATCH_MIN_OUT and k_len * n_out >= PATCH_MIN_WORK
+
+
+@register_jitable
+def planes_fit(kh, kw, sh, sw, dh, dw):
+    """Whether the plane kernels' scratch stays proportional to the data for this geometry."""
+    return (sh * sw <= PLANE_MAX_PHASES and (kh - 1) * dh // sh <= PLANE_MAX_REACH
+            and (kw - 1) * dw // sw <= PLANE_MAX_REACH)
+
+
+@register_jitable
+def padded_channels(n_out):
+    """C_out rounded up to whole register tiles (the packed filters' columns)."""
+    return -(-n_out // OUT) * OUT
+
+
+@register_jitable
+def patch_units(n, oh, ow, c_pad):
+    """(rows_per_unit, out_per_unit) of the patch GEMM; from the shape alone."""
+    rows = max(1, min(oh, PATCH_PIXELS // ow))
+    units = n * -(-oh // rows)
+    out_per_unit = c_pad
+    if 0 < units < MIN_UNITS:  # (no units at all: an empty batch)
+        # Few pixels (batch 1, small planes): split the channels too, in
+        # blocks of at least 16, rather than the pixels: each unit then
+        # reads its own part of the filters once.
+        blocks = min(-(-MIN_UNITS // units), max(1, c_pad // 16))
+        out_per_unit = -(-c_pad // blocks // OUT) * OUT
+    return rows, out_per_unit
+
+
+@register_jitable
+def dw_by_patches(n, oh, ow, kh, kw, c_in, c_out):
+    """Whether the filter gradient goes to the patch GEMM.
+
+    The plane kernel reads each gathered input row once for all taps
+    (gathered patches copy it KH * KW times) but reduces over one block of
+    rows at a time: with few output pixels its reductions are short, and
+    the patch GEMM's are not.
+    """
+    few_pixels = oh * ow <= DW_PATCH_MAX_PLANE or n * oh * ow < DW_PATCH_MAX_PIXELS
+    return few_pixels and kh * kw * c_in >= PATCH_MIN_K and c_out >= PATCH_MIN_OUT
+
+
+@register_jitable
+def dw_planes_plan(n, oh, ow, kw, sw, dw):
+    """(parts, rows_per_block) of the plane kernel's filter gradient.
+
+    The parts, and so the order of every sum, follow from the shape alone:
+    the result is bit-identical at any thread count.
+    """
+    pitch = ow + (kw - 1) * dw // sw
+    rows = rows_per_block(n, oh, pitch)
+    return max(1, min(MAX_PARTS, n * -(-oh // rows))), rows
+
+
+@register_jitable
+def dw_patches_plan(n, oh, ow, kh, kw, c_in, c_out):
+    """(k_pad, c_pad, parts, k_block, chunk_pixels) of the patch GEMM's filter gradient (shape alone)."""
+    k_len = kh * kw * c_in
+    k_pad, c_pad = -(-k_len // PIX) * PIX, -(-c_out // OUT) * OUT
+    parts = max(1, min(MAX_PARTS, n * oh * ow // PART_PIXELS, PARTIAL_BUDGET // (k_pad * c_pad)))
+    k_blocks = max(1, min(-(-MIN_UNITS // parts), k_pad // 48))
+    k_block = -(-k_pad // k_blocks // PIX) * PIX
+    return k_pad, c_pad, parts, k_block, max(CHUNK_PIXELS, ow)
+
+
+@register_jitable
+def bias_parts(rows):
+    """Partial sums of the bias gradient over ``rows`` rows (shape, not threads: bit-identical)."""
+    return max(1, min(MAX_PARTS, rows))
+
+
+@register_jitable
+def phases(size, pad, s):
+    """The stride phases that hold some output index, increasing (int64): at most ``size`` of them."""
+    if s <= size:
+        return np.arange(s)
+    # size < s consecutive indices (i + pad) % s: one run from pad % s,
+    # wrapping around to 0 past s - 1.
+    first = pad % s
+    wrapped = max(0, first + size - s)
+    out = np.empty(wrapped + min(first + size, s) - first, np.int64)
+    for i in range(wrapped):
+        out[i] = i
+    for i in range(first, min(first + size, s)):
+        out[wrapped + i - first] = i
+    return out
+
+
+@register_jitable
+def phase_rows(size, pad, s, r):
+    """(first j, count) of the outputs ``i = j * s + r - pad`` with ``0 <= i < size``."""
+    first = -((r - pad) // s)
+    last = (size - 1 + pad - r) // s
+    return first, max(0, last - first + 1)
+
+
+@register_jitable
+def phase_taps(k, d, s, r):
+    """Taps of a kernel axis that reach the output phase r (``(t * d) % s == r``), in reverse order.
+
+    Output index ``i + pad = j * s + r`` reads x at ``j - (t * d - r) // s``
+    for each such tap t: a stride-1 correlation whose taps, reversed, are
+    ``d // gcd(d, s)`` apart. Returns (taps as int64, dilation, shift of the
+    last tap).
+    """
+    count = 0
+    for t in range(k):
+        if (t * d) % s == r:
+            count += 1
+    taps = np.empty(count, np.int64)
+    i = count
+    for t in range(k):
+        if (t * d) % s == r:
+            i -= 1
+            taps[i] = t
+    if count == 0:
+        return taps, 1, 0
+    a, g = d, s  # gcd(d, s)
+    while g:
+        a, g = g, a % g
+    return taps, d // a, (int(taps[0]) * d - r) // s
