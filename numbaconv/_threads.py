@@ -43,7 +43,7 @@ SERIAL_BELOW_NS = 30_000
 # call is worth a parallel hand-off (~10-20 us on a quiet machine).
 NS_PER_MAC = 0.06  # convolution multiply-adds
 NS_PER_TAP = 1.0  # one window tap of a pooling or patch copy
-NS_PER_ELEMENT = 1.0  # one element read or written by a scatter, reduction or copy
+NS_PER_ELEMENT = 0.3  # one element read or written by a scatter, reduction or copy
 NS_PER_LRN_ELEMENT = 2.0  # one LRN output (a window sum and a power)
 
 
