@@ -17,15 +17,20 @@ neighbour processes beside numbaconv, PyTorch and TensorFlow):
   output is bit-identical at any thread count.
 - **GNU OpenMP waits briefly, then sleeps.** Numba's ``omp`` threading layer
   (the default with pip's Numba on Linux) uses GNU libgomp, whose threads
-  spin up to 300,000 times waiting for the next parallel region. Beside a
-  busy neighbour the spinning thread holds a CPU that the thread with the
-  remaining work needs, and calls slow down 20-40x. Unless the user chose
-  (``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` in the environment), importing
-  numbaconv sets ``GOMP_SPINCOUNT`` to ``OMP_SPIN_COUNT``, a few
-  microseconds of spinning. libgomp reads it once, when it is loaded: by
-  Numba at its first parallel call, so the setting has no effect if Numba's
-  threads were started before numbaconv was imported, and it also applies
-  to other libraries that load the same libgomp later in the process.
+  spin up to 300,000 times waiting for the next parallel region. Beside
+  three busy processes on this project's 2-core machine the spinning threads
+  hold CPUs that the thread with the remaining work needs: the seed
+  convolution's forward slowed 8x (median of 8 rounds; single rounds up to
+  40x). Unless the user chose (``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` in
+  the environment), importing numbaconv sets ``GOMP_SPINCOUNT`` to
+  ``OMP_SPIN_COUNT``, a few microseconds of spinning: 2.5x there. The price
+  is paid beside one busy process, where a sleeping thread waits for the
+  busy one's time slice to wake: 2.2x instead of 1.2x for that forward
+  (``perf/under_load.py``; the numbers are in the issue-10 notes). libgomp
+  reads the variable once, when it is loaded: by Numba at its first parallel
+  call, so the setting has no effect if Numba's threads were started before
+  numbaconv was imported, and it also applies to other libraries that load
+  the same libgomp later in the process.
 """
 import functools
 import os
