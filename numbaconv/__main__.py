@@ -128,6 +128,7 @@ def info_lines():
     import numba
 
     import numbaconv
+    from numbaconv import _threads
 
     model, llvm_cpu = cpu_name()
     layer, threads = threading()
@@ -142,6 +143,8 @@ def info_lines():
         f"cpu: {model} (LLVM target {llvm_cpu}, {os.cpu_count()} logical CPUs)",
         f"threading layer: {layer}",
         f"threads: {threads}",
+        f"openmp wait: {_threads.openmp_wait()}",
+        f"serial below: {_threads.SERIAL_BELOW_NS / 1000:g} us of estimated work",
         f"NUMBA_CACHE_DIR: {os.environ.get('NUMBA_CACHE_DIR') or '(not set)'}",
         f"cache directory: {path or '(none: kernels are not cached)'}",
         f"cache writable: {'yes' if writable else 'no'}",

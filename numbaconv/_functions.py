@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _api
+from . import _api, _threads
 from ._api import Gradients, IntOrPair, Padding
 from ._fast import convolution as _convolution
 from ._fast import grouped as _grouped
@@ -16,26 +16,31 @@ from ._fast import normalization as _normalization
 from ._fast import patches as _patches
 from ._fast import pooling as _pooling
 
+# Each core runs serially when its estimated work is too small to share
+# (see ``numbaconv._threads``).
+_small = _threads.serial_when_small
 _BACKEND = _api.Backend(
-    conv2d=_convolution.conv2d,
-    conv2d_transpose=_convolution.conv2d_transpose,
-    conv2d_backward_filter=_convolution.conv2d_backward_filter,
-    bias_backward=_convolution.bias_backward,
-    grouped_conv2d=_grouped.grouped_conv2d,
-    grouped_conv2d_transpose=_grouped.grouped_conv2d_transpose,
-    grouped_conv2d_backward_filter=_grouped.grouped_conv2d_backward_filter,
-    im2col=_patches.im2col,
-    col2im=_patches.col2im,
-    max_pool2d=_pooling.max_pool2d,
-    max_pool2d_argmax=_pooling.max_pool2d_argmax,
-    max_pool2d_backward=_pooling.max_pool2d_backward,
-    lrn=_normalization.lrn,
-    lrn_backward=_normalization.lrn_backward,
-    max_unpool2d=_pooling.max_unpool2d,
-    avg_pool2d=_pooling.avg_pool2d,
-    avg_pool2d_backward=_pooling.avg_pool2d_backward,
-    adaptive_avg_pool2d=_pooling.adaptive_avg_pool2d,
-    adaptive_avg_pool2d_backward=_pooling.adaptive_avg_pool2d_backward,
+    conv2d=_small(_convolution.conv2d, _threads.conv_cost),
+    conv2d_transpose=_small(_convolution.conv2d_transpose, _threads.transpose_cost),
+    conv2d_backward_filter=_small(_convolution.conv2d_backward_filter, _threads.filter_cost),
+    bias_backward=_small(_convolution.bias_backward, _threads.bias_cost),
+    grouped_conv2d=_small(_grouped.grouped_conv2d, _threads.conv_cost),
+    grouped_conv2d_transpose=_small(_grouped.grouped_conv2d_transpose, _threads.transpose_cost),
+    grouped_conv2d_backward_filter=_small(_grouped.grouped_conv2d_backward_filter,
+                                          _threads.grouped_filter_cost),
+    im2col=_small(_patches.im2col, _threads.window_cost),
+    col2im=_small(_patches.col2im, _threads.col2im_cost),
+    max_pool2d=_small(_pooling.max_pool2d, _threads.window_cost),
+    max_pool2d_argmax=_small(_pooling.max_pool2d_argmax, _threads.window_cost),
+    max_pool2d_backward=_small(_pooling.max_pool2d_backward, _threads.scatter_cost),
+    lrn=_small(_normalization.lrn, _threads.lrn_cost),
+    lrn_backward=_small(_normalization.lrn_backward, _threads.lrn_backward_cost),
+    max_unpool2d=_small(_pooling.max_unpool2d, _threads.scatter_cost),
+    avg_pool2d=_small(_pooling.avg_pool2d, _threads.window_cost),
+    avg_pool2d_backward=_small(_pooling.avg_pool2d_backward, _threads.window_cost),
+    adaptive_avg_pool2d=_small(_pooling.adaptive_avg_pool2d, _threads.adaptive_cost),
+    adaptive_avg_pool2d_backward=_small(_pooling.adaptive_avg_pool2d_backward,
+                                        _threads.adaptive_backward_cost),
 )
 
 # --------------------------------------------------------------- convolution

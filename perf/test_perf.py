@@ -239,3 +239,14 @@ def test_bench_startup_table_lists_each_op():
     text = "\n".join(bench.startup_table(st))
     assert "conv2d" in text and "5000.0" in text and "import numbaconv" in text
     assert text.splitlines()[-2].split()[-2:] == ["9000.0", "900.0"]
+
+
+def test_under_load_summary_takes_medians_over_rounds():
+    import under_load
+
+    medians = {"nc": {0: {"op": [1.0, 2.0, 4.0]}, 3: {"op": [3.0, 2.0, 40.0]}}}
+    ms, slowdown = under_load.summarize(medians, [0, 3])
+    assert ms["nc"][0]["op"] == 2.0 and ms["nc"][3]["op"] == 3.0
+    # per-round ratios 3, 1, 10: the median compares figures of one round
+    assert slowdown["nc"][3]["op"] == 3.0
+    assert "x" in under_load.table(ms, slowdown, [0, 3]).splitlines()[0]

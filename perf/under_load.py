@@ -15,7 +15,7 @@ quiet:
 (The other pass of each case is timed too and shown.) It loads every core of
 the machine on purpose: do not run it while others are timing anything.
 
-    python perf/under_load.py [--runs N] [--min-time S] [--neighbours 0 1 3]
+    python perf/under_load.py [--runs N] [--min-time S] [--neighbours 0 1 3] [--rounds R]
                               [--impls numbaconv torch tensorflow] [--threads N]
 
 ``make bench-under-load`` runs it with the defaults. Results: a table on
@@ -24,6 +24,7 @@ stdout and ``perf/results/under-load-<timestamp>.json``.
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -70,43 +71,69 @@ def run_worker(impl, inputs, outputs, check_against, args):
 
 
 def measure(args, inputs, outputs):
-    """{impl: {neighbours: {op: median ms}}}, and the workers' runtime info."""
+    """{impl: {neighbours: {op: [median ms per round]}}}, and the workers' runtime info.
+
+    Each round runs every load in turn (quiet first), and every impl under
+    each load, so a round's quiet and busy figures are minutes apart at most.
+    """
     medians, info = {}, {}
-    for neighbours in args.neighbours:
-        procs = start_neighbours(neighbours)
-        try:
-            time.sleep(0.5)  # let the neighbours get going
-            for i, impl in enumerate(args.impls):
-                report = run_worker(impl, inputs, outputs, args.impls[:i], args)
-                for err in report["errors"]:
-                    print(f"{impl}: {err['op']} failed:\n{err['error']}", file=sys.stderr)
-                wrong = [r["op"] for r in report["ops"] if r.get("ok") is False]
-                if wrong:
-                    print(f"{impl}: wrong results, not timed: {wrong}", file=sys.stderr)
-                medians.setdefault(impl, {})[neighbours] = {
-                    r["op"]: r["median_ms"] for r in report["ops"] if "median_ms" in r}
-                info.setdefault(impl, report.get("runtime"))
-        finally:
-            stop_neighbours(procs)
+    for _ in range(args.rounds):
+        for neighbours in args.neighbours:
+            procs = start_neighbours(neighbours)
+            try:
+                time.sleep(0.5)  # let the neighbours get going
+                for i, impl in enumerate(args.impls):
+                    report = run_worker(impl, inputs, outputs, args.impls[:i], args)
+                    for err in report["errors"]:
+                        print(f"{impl}: {err['op']} failed:\n{err['error']}", file=sys.stderr)
+                    wrong = [r["op"] for r in report["ops"] if r.get("ok") is False]
+                    if wrong:
+                        print(f"{impl}: wrong results, not timed: {wrong}", file=sys.stderr)
+                    by_op = medians.setdefault(impl, {}).setdefault(neighbours, {})
+                    for r in report["ops"]:
+                        if "median_ms" in r:
+                            by_op.setdefault(r["op"], []).append(r["median_ms"])
+                    info.setdefault(impl, report.get("runtime"))
+            finally:
+                stop_neighbours(procs)
     return medians, info
 
 
-def table(medians, neighbours):
+def summarize(medians, neighbours):
+    """(median ms, slowdown) per impl, load and op: medians over rounds.
+
+    The slowdown is the median over rounds of each round's busy / quiet
+    ratio, so a round's ratio compares figures taken minutes apart.
+    """
+    quiet = neighbours[0]
+    ms, slowdown = {}, {}
+    for impl, by_load in medians.items():
+        for n, by_op in by_load.items():
+            for op, rounds in by_op.items():
+                ms.setdefault(impl, {}).setdefault(n, {})[op] = statistics.median(rounds)
+                base = by_load.get(quiet, {}).get(op)
+                if n != quiet and base:
+                    ratios = [t / b for t, b in zip(rounds, base, strict=False) if b]
+                    slowdown.setdefault(impl, {}).setdefault(n, {})[op] = statistics.median(ratios)
+    return ms, slowdown
+
+
+def table(ms, slowdown, neighbours):
     """Rows: impl x op; columns: the median per load and the slowdown against the first load."""
     quiet = neighbours[0]
     head = f"{'impl':<11} {'op':<17}" + "".join(
         f" {f'{n} busy (ms)':>13}" + (f" {'x':>6}" if n != quiet else "") for n in neighbours)
     lines = [head, "-" * len(head)]
-    for impl, by_load in medians.items():
+    for impl, by_load in ms.items():
         ops = sorted(by_load.get(quiet, {}), key=lambda op: (op not in HIGHLIGHT, op))
         for op in ops:
             row = f"{impl:<11} {op:<17}"
             for n in neighbours:
-                ms = by_load.get(n, {}).get(op)
-                row += f" {ms:13.3f}" if ms is not None else f" {'-':>13}"
+                t = by_load.get(n, {}).get(op)
+                row += f" {t:13.3f}" if t is not None else f" {'-':>13}"
                 if n != quiet:
-                    base = by_load[quiet].get(op)
-                    row += f" {ms / base:6.2f}" if ms and base else f" {'-':>6}"
+                    x = slowdown.get(impl, {}).get(n, {}).get(op)
+                    row += f" {x:6.2f}" if x is not None else f" {'-':>6}"
             lines.append(row)
     return "\n".join(lines)
 
@@ -121,6 +148,8 @@ def main(argv=None):
     p.add_argument("--impls", nargs="+", default=["numbaconv", "torch", "tensorflow"],
                    choices=["numbaconv", "torch", "tensorflow", "reference"])
     p.add_argument("--threads", type=int, help="threads per library (default: each library's own)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="repeat every load this many times; figures are medians over rounds (default 1)")
     p.add_argument("--out-dir", default=os.path.join(HERE, "results"))
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -128,20 +157,15 @@ def main(argv=None):
         os.makedirs(inputs)
         C.save_inputs(inputs, C.select(list(CASES), exact=True), quick=False)
         medians, info = measure(args, inputs, outputs)
-    text = table(medians, args.neighbours)
-    print(text)
-    print("medians per op of >= {} timed calls; x = slowdown against {} busy neighbours".format(
-        args.runs, args.neighbours[0]))
+    ms, slowdown = summarize(medians, args.neighbours)
+    print(table(ms, slowdown, args.neighbours))
+    print(f"medians per op of >= {args.runs} timed calls, then over {args.rounds} round(s); "
+          f"x = slowdown against {args.neighbours[0]} busy neighbours (median of the rounds' ratios)")
     os.makedirs(args.out_dir, exist_ok=True)
     path = os.path.join(args.out_dir, time.strftime("under-load-%Y%m%d-%H%M%S.json"))
     with open(path, "w") as f:
-        json.dump({"args": vars(args), "medians_ms": medians, "runtime": info,
-                   "cpu": timing.cpu_info(), "versions": timing.versions(),
-                   "slowdown": {impl: {str(n): {op: ms / by_load[args.neighbours[0]][op]
-                                                for op, ms in by_load.get(n, {}).items()
-                                                if by_load[args.neighbours[0]].get(op)}
-                                       for n in args.neighbours[1:]}
-                                for impl, by_load in medians.items()}}, f, indent=1)
+        json.dump({"args": vars(args), "medians_ms": ms, "rounds_ms": medians, "slowdown": slowdown,
+                   "runtime": info, "cpu": timing.cpu_info(), "versions": timing.versions()}, f, indent=1)
     print(f"wrote {path}")
 
 

@@ -145,6 +145,8 @@ def test_info_describes_versions_threads_and_the_cache(warm_cache):
     assert fields["numba"] == numba.__version__
     assert int(fields["threads"]) >= 1
     assert fields["threading layer"] in ("tbb", "omp", "workqueue")
+    assert fields["openmp wait"].startswith(("GOMP_SPINCOUNT=", "OMP_WAIT_POLICY="))
+    assert float(fields["serial below"].split()[0]) > 0
     assert fields["NUMBA_CACHE_DIR"] == str(cache)
     assert Path(fields["cache directory"]).parent == cache
     assert fields["cache writable"] == "yes"
