@@ -156,9 +156,10 @@ def integer(value, name, minimum, maximum=INT64_MAX):
     The default maximum is int64's: kernels index in int64, and NumPy
     cannot take a larger int as a size or an index either.
     """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r} of type {type(value).__name__}")
-    value = operator.index(value)
+    if type(value) is not int:  # (a plain int skips the ABC checks: 8 per conv call)
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{name} must be an int, got {value!r} of type {type(value).__name__}")
+        value = operator.index(value)
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     if maximum is not None and value > maximum:

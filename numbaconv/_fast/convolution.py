@@ -95,9 +95,13 @@ def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None
         pg.conv2d_patch_gemm(image(x, False), wk, b, y_img, kh, kw, rows, outs,
                              sh, sw, dh, dw, pt, pl)
         return
-    # Planes: the kernel reads a C-contiguous HWIO filter.
-    hwio = w[np.ix_(np.asarray(taps_h, np.int64), np.asarray(taps_w, np.int64))]
-    hwio = np.ascontiguousarray(hwio.transpose(0, 1, 3, 2) if swap else hwio)
+    # Planes: the kernel reads a C-contiguous HWIO filter (the whole one, as
+    # given, for the forward: no gather copy on the small calls it serves).
+    if taps is None and not swap:
+        hwio = contiguous(w)
+    else:
+        hwio = w[np.ix_(np.asarray(taps_h, np.int64), np.asarray(taps_w, np.int64))]
+        hwio = np.ascontiguousarray(hwio.transpose(0, 1, 3, 2) if swap else hwio)
     pitch = y_img.w + (kw - 1) * dw // sw
     k.conv2d_nhwc(image(x, nchw), hwio, b, y_img, plan.rows_per_block(y_img.n, y_img.h, pitch),
                   sh, sw, dh, dw, pt, pl)
