@@ -165,3 +165,41 @@ def test_numba_cache_dir_is_honoured(tmp_path):
                NUMBA_CACHE_DIR=str(cache_dir), NUMBA_DISABLE_JIT="0")
     assert _cache_files(site) == [] and not (tmp_path / "unused").exists()
     assert any(name.startswith("pooling.max_pool2d_nhwc") for name in _cache_files(cache_dir))
+
+
+def test_parfor_link_only_libraries_are_ours_only(tmp_path):
+    """Our kernels' intermediate parfor libraries (loop body, wrappers) get no machine code; users' do."""
+    out = run_python("""
+        import json, numba, numpy as np
+        from numba.core import codegen
+        import numbaconv as nc
+        engine_adds = []
+        add = codegen.JITCPUCodegen._add_module
+        def spy(self, module):
+            engine_adds.append(module.name)
+            return add(self, module)
+        codegen.JITCPUCodegen._add_module = spy
+        x = np.arange(32, dtype=np.float32).reshape(1, 4, 4, 2)
+        pooled = nc.max_pool2d(x, 2)
+        ours = list(engine_adds)
+        del engine_adds[:]
+        @numba.njit(parallel=True)
+        def users(a):
+            out = np.empty_like(a)
+            for i in numba.prange(a.size):
+                out[i] = a[i] * 2
+            return out
+        doubled = users(np.arange(5.0))
+        print(json.dumps({"ours": ours, "users": list(engine_adds), "pooled": pooled.ravel().tolist(),
+                          "doubled": doubled.tolist()}))
+    """, NUMBA_CACHE_DIR=str(tmp_path))
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["pooled"] == [10.0, 11.0, 14.0, 15.0, 26.0, 27.0, 30.0, 31.0]
+    assert seen["doubled"] == [0.0, 2.0, 4.0, 6.0, 8.0]
+    wrappers = ("parallelgufuncwrapper", "_GufuncWrapper object")
+    assert "max_pool2d_nhwc" in seen["ours"]
+    assert not [m for m in seen["ours"] if m.startswith(wrappers) or wrappers[1] in m
+                or "__numba_parfor_gufunc" in m]
+    assert [m for m in seen["users"] if "__numba_parfor_gufunc" in m]
+    assert "parallelgufuncwrapper" in seen["users"]
+    assert [m for m in seen["users"] if wrappers[1] in m]
