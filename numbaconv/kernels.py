@@ -393,13 +393,23 @@ def conv2d_backward_bias(dy, db):
 
 
 @kernel(parallel=False)
+def _patch_geometry(h, w, kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right,
+                    dilation_h, dilation_w):
+    """(oh, ow, kh, kw, sh, sw, dh, dw) of im2col/col2im on an (h, w) plane, as the kernels take them."""
+    kh, kw, sh, sw, dh, dw = _int64s(kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w)
+    oh = _conv_out_size(h, kh, sh, dh, pad_top, pad_bottom)
+    ow = _conv_out_size(w, kw, sw, dw, pad_left, pad_right)
+    sh, sw, dh, dw = _steps(oh, ow, kh, kw, sh, sw, dh, dw)
+    return oh, ow, kh, kw, sh, sw, dh, dw
+
+
+@kernel(parallel=False)
 def im2col(x, cols, kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_bottom, pad_left,
            pad_right, dilation_h, dilation_w):
     """cols[(n, oh, ow), (kh, kw, c)] = x[n, oh * stride_h - pad_top + kh * dilation_h, ..., c] (0 on padding)."""
-    kh, kw, sh, sw, dh, dw = _int64s(kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w)
-    oh = _conv_out_size(x.shape[1], kh, sh, dh, pad_top, pad_bottom)
-    ow = _conv_out_size(x.shape[2], kw, sw, dw, pad_left, pad_right)
-    sh, sw, dh, dw = _steps(oh, ow, kh, kw, sh, sw, dh, dw)
+    oh, ow, kh, kw, sh, sw, dh, dw = _patch_geometry(x.shape[1], x.shape[2], kernel_h, kernel_w, stride_h,
+                                                     stride_w, pad_top, pad_bottom, pad_left, pad_right,
+                                                     dilation_h, dilation_w)
     _im2col_nhwc(x, cols, oh, ow, kh, kw, sh, sw, dh, dw, np.int64(pad_top), np.int64(pad_left))
 
 
@@ -407,10 +417,9 @@ def im2col(x, cols, kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_bottom,
 def col2im(cols, x, kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_bottom, pad_left,
            pad_right, dilation_h, dilation_w):
     """x = the adjoint of im2col: every cols entry summed into the pixel it was read from."""
-    kh, kw, sh, sw, dh, dw = _int64s(kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w)
-    oh = _conv_out_size(x.shape[1], kh, sh, dh, pad_top, pad_bottom)
-    ow = _conv_out_size(x.shape[2], kw, sw, dw, pad_left, pad_right)
-    sh, sw, dh, dw = _steps(oh, ow, kh, kw, sh, sw, dh, dw)
+    oh, ow, kh, kw, sh, sw, dh, dw = _patch_geometry(x.shape[1], x.shape[2], kernel_h, kernel_w, stride_h,
+                                                     stride_w, pad_top, pad_bottom, pad_left, pad_right,
+                                                     dilation_h, dilation_w)
     _col2im_nhwc(cols, x, oh, ow, kh, kw, sh, sw, dh, dw, np.int64(pad_top), np.int64(pad_left))
 
 
