@@ -109,6 +109,7 @@ array([[ 8., 12., 12.,  8.],
 import numpy as np
 
 from ._fast.normalization import _BLOCK_ELEMENTS
+from ._fast.normalization import scale_range as _scale_range
 from ._geometry import adaptive_bins as _adaptive_bins
 from ._geometry import conv_out_size as _conv_out_size
 from ._geometry import kernel_step as _kernel_step
@@ -160,9 +161,6 @@ __all__ = _OPS + [op + "_serial" for op in _OPS] + [
 ]
 
 launch_threads()  # see the module docstring (numba#9938)
-
-_TINY32 = float(np.finfo(np.float32).tiny)
-_MAX32 = float(np.finfo(np.float32).max)
 
 
 # ------------------------------------------------------------------ shapes
@@ -509,26 +507,6 @@ def adaptive_avg_pool2d_backward(dy, dx):
 
 
 # --------------------------------------------------------------------- LRN
-
-
-@kernel(parallel=False)
-def _scale_range(itemsize, radius, bias, alpha, beta):
-    """[lo, hi]: the scales a block may have for float32 arithmetic to be accurate.
-
-    The nopython form of ``numbaconv._fast.normalization._scale_range``
-    (see there); the whole line for float64 (``itemsize`` 8).
-    """
-    if itemsize != 4:
-        return -np.inf, np.inf
-    for value in (bias, alpha, 2 * alpha * beta):
-        if value != 0 and not _TINY32 <= abs(value) <= _MAX32:
-            return np.inf, -np.inf
-    lo, hi = max(_TINY32, abs(alpha) * (2 * radius + 1) * _TINY32), _MAX32
-    for power in (beta, beta + 1.0):
-        if power != 0:
-            a, b = _TINY32 ** (1 / power), _MAX32 ** (1 / power)
-            lo, hi = max(lo, min(a, b)), min(hi, max(a, b))
-    return lo, hi
 
 
 @kernel(parallel=False)

@@ -13,6 +13,7 @@ overflow, parameters beyond its range) are recomputed block by block in
 float64 (``_lrn``): the kernels count such blocks as they go.
 """
 import numpy as np
+from numba.extending import register_jitable
 
 from .._kernels import normalization as kernels
 from ._memory import contiguous, deliver, nchw_planes, result
@@ -21,6 +22,8 @@ from ._memory import contiguous, deliver, nchw_planes, result
 # many jobs for the threads.
 _BLOCK_ELEMENTS = 2048
 _MIN_NCHW_BLOCK = 64  # pixels: long enough rows for the vector loops
+_TINY32 = float(np.finfo(np.float32).tiny)
+_MAX32 = float(np.finfo(np.float32).max)
 
 
 def _in_dtype(dtype, *values):
@@ -29,30 +32,30 @@ def _in_dtype(dtype, *values):
         return tuple(dtype.type(v) for v in values)
 
 
-def _scale_range(dtype, radius, bias, alpha, beta, two_alpha_beta):
-    """[lo, hi]: the scales a block may have for its arithmetic in dtype to be accurate.
+@register_jitable
+def scale_range(itemsize, radius, bias, alpha, beta):
+    """[lo, hi]: the scales a block may have for its arithmetic to be accurate.
 
-    For float32: the scale s, s ** beta and s ** (beta + 1) (the backward's
-    divisor) are normal floats, and s is large enough that squares lost to
-    float32's subnormal range (at most 2**-150 each, 2r + 1 per window,
-    times alpha) stay below its rounding error. A block with a scale outside
-    is recomputed in float64 by the kernel. Parameters that float32 cannot
-    hold give an empty range (every block in float64). For float64 data,
-    the whole line.
+    For float32 data (``itemsize`` 4): the scale s, s ** beta and
+    s ** (beta + 1) (the backward's divisor) are normal floats, and s is
+    large enough that squares lost to float32's subnormal range (at most
+    2**-150 each, 2r + 1 per window, times alpha) stay below its rounding
+    error. A block with a scale outside is recomputed in float64 by the
+    kernel. Parameters that float32 cannot hold give an empty range (every
+    block in float64). For float64 data, the whole line. Plain Python for
+    the drivers (``beta`` a NumPy float, so powers overflow to inf rather
+    than raise); compiled into ``numbaconv.kernels``' LRN on a user's call.
     """
-    if dtype != np.float32:
+    if itemsize != 4:
         return -np.inf, np.inf
-    info = np.finfo(np.float32)
-    tiny, big = float(info.tiny), float(info.max)
-    for value in (bias, alpha, two_alpha_beta):
-        if value != 0 and not tiny <= abs(value) <= big:
+    for value in (bias, alpha, 2 * alpha * beta):
+        if value != 0 and not _TINY32 <= abs(value) <= _MAX32:
             return np.inf, -np.inf
-    lo, hi = max(tiny, abs(alpha) * (2 * radius + 1) * tiny), big
-    with np.errstate(over="ignore", under="ignore", divide="ignore"):
-        for power in (np.float64(beta), np.float64(beta) + 1):
-            if power != 0:
-                ends = sorted((np.float64(tiny) ** (1 / power), np.float64(big) ** (1 / power)))
-                lo, hi = max(lo, float(ends[0])), min(hi, float(ends[1]))
+    lo, hi = max(_TINY32, abs(alpha) * (2 * radius + 1) * _TINY32), _MAX32
+    for power in (beta, beta + 1.0):
+        if power != 0:
+            a, b = _TINY32 ** (1 / power), _MAX32 ** (1 / power)
+            lo, hi = max(lo, min(a, b)), min(hi, max(a, b))
     return lo, hi
 
 
@@ -61,7 +64,8 @@ def _scalars(dtype, depth_radius, c, bias, alpha, beta, backward):
     # The radius is clipped here too, so that any int fits the kernel's int64.
     radius = min(depth_radius, c - 1)
     params = (bias, alpha, beta) + ((2 * alpha * beta,) if backward else ())
-    lo, hi = _scale_range(dtype, radius, bias, alpha, beta, 2 * alpha * beta)
+    with np.errstate(over="ignore", under="ignore", divide="ignore"):
+        lo, hi = scale_range(np.dtype(dtype).itemsize, radius, bias, alpha, np.float64(beta))
     return (radius, *_in_dtype(dtype, *params, lo, hi))
 
 
