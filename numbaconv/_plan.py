@@ -15,6 +15,9 @@ Two strategies:
 - "patch GEMM" (``_kernels.patch_gemm``): register-tiled matrix products
   over gathered patches; suits long reductions into many output channels
   (wide layers, large kernels) and small planes (batch 1, 7x7 to 14x14).
+- "Winograd" (``_kernels.winograd``): F(2x2, 3x3), 2.25x fewer
+  multiplications, the same register-tiled products; 3x3 stride-1
+  undilated calls with enough channels (:func:`by_winograd`).
 
 The input gradient and the transpose run the forward kernel of either
 strategy on the stride phases of their output (:func:`phases`,
@@ -42,6 +45,12 @@ DW_PATCH_MAX_PIXELS = 1024  # or calls of fewer output pixels in all, go to the 
 PLANE_MAX_PHASES = 64  # strides up to 8 x 8: their planes still tile the padded input block
 PLANE_MAX_REACH = 256
 PATCH_PIXELS = 256  # output pixels per work unit: the patch block stays in L2
+WINOGRAD_TILES = 64  # 2x2 tiles per work unit (as many outputs as PATCH_PIXELS)
+# Measured one-thread boundaries of Winograd against the direct strategies
+# (float32, 3x3 stride 1; perf/sweep.py checks them against the peers):
+WINOGRAD_MIN_IN = 24  # input channels, at least (16 -> 16: 1.19x slower, 24 -> 24: 0.91x),
+WINOGRAD_MIN_OUT = 24  # output channels, at least,
+WINOGRAD_MIN_PIXELS = 128  # and output pixels in all (2 x 7 x 7, 1 x 10 x 10: 1.02-1.04x; 1 x 12 x 12: 0.75x)
 PART_PIXELS = 4096  # filter gradient: pixels per partial sum, at the least
 MAX_PARTS = 8
 PARTIAL_BUDGET = 1 << 23  # filter gradient: elements of all partial sums together
@@ -62,6 +71,18 @@ def by_patches(k_len, n_out):
 
 
 @register_jitable
+def by_winograd(kh, kw, sh, sw, dh, dw, n_in, n_out, n, oh, ow):
+    """Whether a forward call (or a stride phase of the input gradient) goes to the Winograd kernel.
+
+    Below the bounds the transforms (per pixel, and of the filters) cost
+    more than the 2.25x fewer products save.
+    """
+    return (kh == 3 and kw == 3 and sh == 1 and sw == 1 and dh == 1 and dw == 1
+            and n_in >= WINOGRAD_MIN_IN and n_out >= WINOGRAD_MIN_OUT
+            and n * oh * ow >= WINOGRAD_MIN_PIXELS)
+
+
+@register_jitable
 def planes_fit(kh, kw, sh, sw, dh, dw):
     """Whether the plane kernels' scratch stays proportional to the data for this geometry."""
     return (sh * sw <= PLANE_MAX_PHASES and (kh - 1) * dh // sh <= PLANE_MAX_REACH
@@ -75,18 +96,35 @@ def padded_channels(n_out):
 
 
 @register_jitable
+def channels_per_unit(units, c_pad):
+    """Output channels per work unit, when ``units`` blocks of pixels leave threads idle.
+
+    Few pixels (batch 1, small planes): split the channels too, in blocks
+    of at least 16, rather than the pixels: each unit then reads its own
+    part of the filters once.
+    """
+    if not 0 < units < MIN_UNITS:  # (no units at all: an empty batch)
+        return c_pad
+    blocks = min(-(-MIN_UNITS // units), max(1, c_pad // 16))
+    return -(-c_pad // blocks // OUT) * OUT
+
+
+@register_jitable
 def patch_units(n, oh, ow, c_pad):
     """(rows_per_unit, out_per_unit) of the patch GEMM; from the shape alone."""
     rows = max(1, min(oh, PATCH_PIXELS // ow))
-    units = n * -(-oh // rows)
-    out_per_unit = c_pad
-    if 0 < units < MIN_UNITS:  # (no units at all: an empty batch)
-        # Few pixels (batch 1, small planes): split the channels too, in
-        # blocks of at least 16, rather than the pixels: each unit then
-        # reads its own part of the filters once.
-        blocks = min(-(-MIN_UNITS // units), max(1, c_pad // 16))
-        out_per_unit = -(-c_pad // blocks // OUT) * OUT
-    return rows, out_per_unit
+    return rows, channels_per_unit(n * -(-oh // rows), c_pad)
+
+
+@register_jitable
+def winograd_units(n, oh, ow, c_pad):
+    """(tile_rows, tile_cols, out_per_unit, units) of the Winograd kernel; from the shape alone."""
+    t_h, t_w = -(-oh // 2), -(-ow // 2)
+    cols = max(1, min(t_w, WINOGRAD_TILES))
+    rows = max(1, min(n * t_h, WINOGRAD_TILES // cols))  # rows of tiles, over all images
+    units = -(-(n * t_h) // rows) * -(-t_w // cols)
+    outs = channels_per_unit(units, c_pad)
+    return rows, cols, outs, units * -(-c_pad // outs)
 
 
 @register_jitable

@@ -134,9 +134,12 @@ from ._kernels.pooling import avg_pool2d_nhwc as _avg_pool2d_nhwc
 from ._kernels.pooling import max_pool2d_argmax_nhwc as _max_pool2d_argmax_nhwc
 from ._kernels.pooling import max_pool2d_nhwc as _max_pool2d_nhwc
 from ._kernels.pooling import scatter_at_argmax_nhwc as _scatter_at_argmax_nhwc
+from ._kernels.winograd import conv2d_winograd as _conv2d_winograd
+from ._kernels.winograd import transform_filters as _transform_filters
 from ._numba import kernel, launch_threads, serial
 from ._plan import bias_parts as _bias_parts
 from ._plan import by_patches as _by_patches
+from ._plan import by_winograd as _by_winograd
 from ._plan import dw_by_patches as _dw_by_patches
 from ._plan import dw_patches_plan as _dw_patches_plan
 from ._plan import dw_planes_plan as _dw_planes_plan
@@ -147,6 +150,7 @@ from ._plan import phase_taps as _phase_taps
 from ._plan import phases as _phases
 from ._plan import planes_fit as _planes_fit
 from ._plan import rows_per_block as _rows_per_block
+from ._plan import winograd_units as _winograd_units
 
 _OPS = [
     "conv2d", "conv2d_backward_input", "conv2d_backward_filter", "conv2d_backward_bias",
@@ -263,13 +267,22 @@ def _forward(x, w, b, y, taps_h, taps_w, swap, sh, sw, dh, dw, pt, pl):
     """
     k_h, k_w = taps_h.size, taps_w.size
     n_in = w.shape[3] if swap else w.shape[2]
+    kh_, kw_, ci_, co_ = w.shape
+    steps = (kw_ * ci_ * co_, ci_ * co_, co_, np.int64(1))
+    if _by_winograd(k_h, k_w, sh, sw, dh, dw, n_in, y.c, y.n, y.h, y.w):
+        c_pad = _padded_channels(y.c)
+        u = np.zeros((16, n_in, c_pad), w.dtype)
+        _transform_filters(w.reshape(-1), steps, taps_h, taps_w, swap, y.c, u)
+        rows, cols, outs, units = _winograd_units(y.n, y.h, y.w, c_pad)
+        bad = np.zeros(units, np.int64)
+        _conv2d_winograd(_image(x), u, b, y, rows, cols, outs, pt, pl, bad)
+        if bad.sum() == 0:
+            return  # (else an output is not finite: recomputed below, as the public API does)
     if not _by_patches(k_h * k_w * n_in, y.c) and _planes_fit(k_h, k_w, sh, sw, dh, dw):
         hwio = _sub_filter(w, taps_h, taps_w, swap)
         pitch = y.w + (k_w - 1) * dw // sw
         _conv2d_nhwc(_image(x), hwio, b, y, _rows_per_block(y.n, y.h, pitch), sh, sw, dh, dw, pt, pl)
         return
-    kh_, kw_, ci_, co_ = w.shape
-    steps = (kw_ * ci_ * co_, ci_ * co_, co_, np.int64(1))
     wk = np.zeros((k_h * k_w * n_in, _padded_channels(y.c)), w.dtype)
     _pack_filters(w.reshape(-1), steps, taps_h, taps_w, swap, y.c, wk)
     rows, outs = _patch_units(y.n, y.h, y.w, wk.shape[1])

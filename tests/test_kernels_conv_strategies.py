@@ -1,9 +1,10 @@
 """Both convolution strategies on every shape class, and the rule that chooses between them.
 
-``numbaconv._fast.convolution`` has two strategies: "planes" (vectorized over
-output positions; narrow layers) and "patch GEMM" (register-tiled products
-over gathered patches; wide layers, large kernels, small planes), chosen per
-call from the shape. The input gradient and the transpose run the forward
+``numbaconv._fast.convolution`` has three strategies: "planes" (vectorized
+over output positions; narrow layers), "patch GEMM" (register-tiled products
+over gathered patches; wide layers, large kernels, small planes) and
+"Winograd" (3x3 stride-1 layers with enough channels; see
+``test_kernels_conv_winograd``), chosen per call from the shape. The input gradient and the transpose run the forward
 kernels on the stride phases of their output; the filter gradient has a
 plane kernel and a patch kernel of its own.
 
@@ -45,10 +46,13 @@ WIDE_CASES = [
 
 STRATEGIES = {
     # Forward, input gradient and transpose on planes; the filter gradient on planes.
-    "planes": dict(PATCH_MIN_K=10**9, DW_PATCH_MAX_PLANE=-1, DW_PATCH_MAX_PIXELS=0),
+    "planes": dict(PATCH_MIN_K=10**9, DW_PATCH_MAX_PLANE=-1, DW_PATCH_MAX_PIXELS=0,
+                   WINOGRAD_MIN_IN=10**9),
     # Everything on the patch GEMM.
     "patches": dict(PATCH_MIN_K=0, PATCH_MIN_OUT=0, PATCH_MIN_WORK=0,
-                    DW_PATCH_MAX_PLANE=10**18),
+                    DW_PATCH_MAX_PLANE=10**18, WINOGRAD_MIN_IN=10**9),
+    # Every 3x3 stride-1 undilated forward (or input-gradient phase) on Winograd, whatever the channels.
+    "winograd": dict(WINOGRAD_MIN_IN=0, WINOGRAD_MIN_OUT=0, WINOGRAD_MIN_PIXELS=0),
 }
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from .. import _plan as plan
 from .._kernels import convolution as k
 from .._kernels import patch_gemm as pg
+from .._kernels import winograd as wg
 from ._memory import contiguous, deliver, result
 
 
@@ -47,11 +48,12 @@ def _bias(b, c, dtype):
 
 # ------------------------------------------------------------------ strategies
 #
-# Two strategies, chosen from the shape alone by ``numbaconv._plan`` (the
+# Three strategies, chosen from the shape alone by ``numbaconv._plan`` (the
 # plan arithmetic shared with ``numbaconv.kernels``' nopython drivers):
-# "planes" (``_kernels.convolution``) and "patch GEMM"
-# (``_kernels.patch_gemm``). The input gradient and the transpose run the
-# forward kernel of either strategy on the stride phases of their output.
+# "planes" (``_kernels.convolution``), "patch GEMM" (``_kernels.patch_gemm``)
+# and "Winograd" (``_kernels.winograd``, 3x3 stride 1). The input gradient
+# and the transpose run the forward kernel of any strategy on the stride
+# phases of their output.
 
 
 def _filter_memory(w, nchw):
@@ -77,6 +79,23 @@ def _packed(w, nchw, taps_h, taps_w, swap):
     return out
 
 
+def _winograd(x, w, b, y_img, pad, nchw, taps_h, taps_w, swap):
+    """y_img = the 3x3 stride-1 correlation of x with w (+ b) by Winograd; False if an output is not finite.
+
+    (The caller then recomputes the call by a direct method: see ``_kernels.winograd``.)
+    """
+    n_in = w.shape[3] if swap else w.shape[2]
+    c_pad = plan.padded_channels(y_img.c)
+    u = np.zeros((16, n_in, c_pad), w.dtype)
+    data, steps = _filter_memory(w, nchw)
+    wg.transform_filters(data, steps, np.asarray(taps_h, np.int64), np.asarray(taps_w, np.int64),
+                         swap, y_img.c, u)
+    rows, cols, outs, units = plan.winograd_units(y_img.n, y_img.h, y_img.w, c_pad)
+    bad = np.zeros(units, np.int64)
+    wg.conv2d_winograd(image(x, nchw), u, b, y_img, rows, cols, outs, pad[0], pad[1], bad)
+    return not bad.any()
+
+
 def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None, swap=False):
     """y_img = correlation of x with w (+ b) by the strategy the shape calls for.
 
@@ -86,6 +105,9 @@ def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None
     """
     (kh, kw), (sh, sw), (dh, dw), (pt, pl) = kernel_size, stride, dilation, pad
     taps_h, taps_w = taps if taps is not None else (range(kh), range(kw))
+    if (plan.by_winograd(kh, kw, sh, sw, dh, dw, x.shape[3], y_img.c, y_img.n, y_img.h, y_img.w)
+            and _winograd(x, w, b, y_img, pad, nchw, taps_h, taps_w, swap)):
+        return
     if (plan.by_patches(kh * kw * x.shape[3], y_img.c)
             or not plan.planes_fit(kh, kw, sh, sw, dh, dw)):
         # Patches gather runs of channels: NCHW data are copied to NHWC once

@@ -1,0 +1,260 @@
+"""3x3 stride-1 convolution by Winograd's minimal filtering F(2x2, 3x3) (the "Winograd" strategy).
+
+A direct 3x3 convolution spends 36 multiply-adds per input channel and
+output channel on a 2x2 block of outputs; F(2x2, 3x3) spends 16
+(Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2015):
+
+    Y = A^T [ (G g G^T) * (B^T d B) ] A
+
+for a 4x4 input tile d and the 3x3 filter g, where ``*`` is elementwise.
+Summed over input channels, each of the 16 elements ``e`` of the
+transformed tiles is a matrix product (tiles x C_in) @ (C_in x C_out): the
+register-tiled micro-kernel of the patch GEMM (``patch_gemm._tile_products``)
+does those, so the transforms are the only new code. With 2.25x fewer
+multiplications than the direct method this is how a loop kernel can beat
+oneDNN's direct convolution on the 3x3 layers that dominate VGG, ResNet
+and U-Net (``numbaconv._plan.by_winograd`` says where it is used).
+
+Numerics: the transforms use the points 0, 1, -1 (and 1/2 in G), the
+best-conditioned choice: float32 results differ from the direct sum by a
+few units of the last place, like any change of summation order. A
+non-finite input (inf or NaN) would come out as NaN where the direct sum
+gives +-inf (the transforms subtract it from itself), so every unit counts
+the non-finite outputs it stores and the driver recomputes a call that has
+any by the patch GEMM, whose results then equal the direct method's.
+
+One prange iteration owns a block of tiles (``tile_rows`` rows of tiles,
+from one image or several when planes are small, ``tile_cols`` tiles
+each) and a block of output channels; it copies the input rows the block
+reads into zero-padded scratch (so no tap needs a bounds test), transforms
+them, multiplies, transforms back and stores. Every transform loop runs
+over a whole row of tiles (or all tiles) and their channels, with one
+store stream and at most four load streams, so that it vectorizes (LLVM's
+runtime alias checks stay within its limit) and its set-up is paid once
+per row, not per tile (measured: per-tile loops took a third of the
+time at 64 channels).
+"""
+import numpy as np
+from numba import prange
+
+from .._numba import kernel
+from .convolution import _copy_block, round_up
+from .patch_gemm import K_CHUNK, PIX, _tile_products
+
+# B^T's rows as (index, sign) pairs: (B^T d)[i] = sign0 * d[index0] + sign1 * d[index1].
+_BT_INDEX = np.array([[0, 2], [1, 2], [2, 1], [1, 3]], np.int64)
+_BT_SIGN = np.array([[1.0, -1.0], [1.0, 1.0], [1.0, -1.0], [1.0, -1.0]])
+
+
+@kernel
+def transform_filters(w, w_steps, taps_h, taps_w, swap, n_out, u):
+    """u[e, i, o] = (G g G^T)[e // 4, e % 4] for g[a, b] = W[taps_h[a], taps_w[b], i, o] (W[.., o, i] if ``swap``).
+
+    ``w`` is the filter's flat memory and ``w_steps`` the element steps of
+    its (kh, kw, ci, co) indices, as in ``patch_gemm.pack_filters`` (three
+    taps per axis: the forward's, or the input gradient's reversed ones).
+    ``u`` is (16, I, round_up(n_out, OUT)); the caller zeroes it (columns
+    past n_out are not written). G = [[1, 0, 0], [1/2, 1/2, 1/2],
+    [1/2, -1/2, 1/2], [0, 0, 1]]. One prange iteration owns one input
+    channel i; its loops run over o (one store and at most three loads
+    each, so that they vectorize): g's nine runs are copied to scratch
+    first, then G g, then (G g) G^T.
+    """
+    s_h, s_w, s_ci, s_co = w_steps
+    s_i, s_o = (s_co, s_ci) if swap else (s_ci, s_co)
+    half = u.dtype.type(0.5)
+    step = np.uint64(s_o)
+    for i in prange(u.shape[1]):
+        g = np.empty((9, n_out), u.dtype)
+        for a in range(3):
+            for b in range(3):
+                src = np.uint64(i * s_i + taps_h[a] * s_h + taps_w[b] * s_w)
+                dst = g[a * 3 + b]
+                for o in range(n_out):
+                    dst[o] = w[src + np.uint64(o) * step]
+        t = np.empty((12, n_out), u.dtype)  # t[a * 3 + b] = (G g)[a, b]
+        for b in range(3):
+            g0, g1, g2 = g[b], g[3 + b], g[6 + b]
+            t0, t1, t2, t3 = t[b], t[3 + b], t[6 + b], t[9 + b]
+            for o in range(n_out):
+                t0[o] = g0[o]
+            for o in range(n_out):
+                t1[o] = (g0[o] + g1[o] + g2[o]) * half
+            for o in range(n_out):
+                t2[o] = (g0[o] - g1[o] + g2[o]) * half
+            for o in range(n_out):
+                t3[o] = g2[o]
+        for a in range(4):
+            r0, r1, r2 = t[3 * a], t[3 * a + 1], t[3 * a + 2]
+            u0, u1, u2, u3 = u[4 * a, i], u[4 * a + 1, i], u[4 * a + 2, i], u[4 * a + 3, i]
+            for o in range(n_out):
+                u0[o] = r0[o]
+            for o in range(n_out):
+                u1[o] = (r0[o] + r1[o] + r2[o]) * half
+            for o in range(n_out):
+                u2[o] = (r0[o] - r1[o] + r2[o]) * half
+            for o in range(n_out):
+                u3[o] = r2[o]
+
+
+@kernel(parallel=False)
+def _fill_block(block, x, n, ih0, iw0):
+    """block[p, r, c, ci] = x[n, ih0 + r, iw0 + 2 * c + p, ci] where inside x; the caller zeroes the rest.
+
+    ``block`` is (2, rows, cols, C): the even (p = 0) and odd (p = 1)
+    columns apart, so that the same input column of consecutive tiles (2
+    apart) is one contiguous run.
+    """
+    rows, cols = block.shape[1], block.shape[2]
+    flat = block.reshape(-1)
+    r_lo, r_hi = max(0, -ih0), min(rows, x.h - ih0)
+    for p in range(2):
+        # Columns c with 0 <= iw0 + 2 * c + p < x.w.
+        c_lo = max(0, -((iw0 + p) // 2))
+        c_hi = min(cols, (x.w - iw0 - p + 1) // 2)
+        if r_hi <= r_lo or c_hi <= c_lo:
+            continue
+        src = n * x.n_step + (ih0 + r_lo) * x.h_step + (iw0 + 2 * c_lo + p) * x.w_step
+        dst = ((p * rows + r_lo) * cols + c_lo) * x.c
+        # Runs of channels on the block's side (element step 1): contiguous
+        # copies from NHWC memory, a gather over channels from NCHW memory.
+        _copy_block(flat, dst, (cols * x.c, x.c, 1), x.data, src, (x.h_step, 2 * x.w_step, x.c_step),
+                    (r_hi - r_lo, c_hi - c_lo, x.c))
+
+
+@kernel(parallel=False)
+def _transform_row(v, t0, block):
+    """v[e, t0 + c] = (B^T d B)[e // 4, e % 4] for the tiles c < cols - 1 of one row of tiles.
+
+    ``block`` (2, 4, cols, C) holds the row's four input rows, even and odd
+    columns apart (``_fill_block``): tile c reads (parity, column) (0, c),
+    (1, c), (0, c + 1), (1, c + 1). Each of the 16 outputs is a signed sum
+    of four input runs (B^T has two entries per row), one loop over all
+    the row's tiles and channels.
+    """
+    cols, c_in = block.shape[2], block.shape[3]
+    length = (cols - 1) * c_in
+    flat = block.reshape(-1)
+    for i in range(4):
+        k0, k1 = _BT_INDEX[i, 0], _BT_INDEX[i, 1]
+        sk0, sk1 = _BT_SIGN[i, 0], _BT_SIGN[i, 1]
+        for j in range(4):
+            l0, l1 = _BT_INDEX[j, 0], _BT_INDEX[j, 1]
+            a0 = v.dtype.type(sk0 * _BT_SIGN[j, 0])
+            a1 = v.dtype.type(sk0 * _BT_SIGN[j, 1])
+            a2 = v.dtype.type(sk1 * _BT_SIGN[j, 0])
+            a3 = v.dtype.type(sk1 * _BT_SIGN[j, 1])
+            # Input column l of a tile: parity l % 2, column offset l // 2.
+            o0 = (((l0 % 2) * 4 + k0) * cols + l0 // 2) * c_in
+            o1 = (((l1 % 2) * 4 + k0) * cols + l1 // 2) * c_in
+            o2 = (((l0 % 2) * 4 + k1) * cols + l0 // 2) * c_in
+            o3 = (((l1 % 2) * 4 + k1) * cols + l1 // 2) * c_in
+            s0, s1 = flat[o0:o0 + length], flat[o1:o1 + length]
+            s2, s3 = flat[o2:o2 + length], flat[o3:o3 + length]
+            dst = v[i * 4 + j].reshape(-1)[t0 * c_in:t0 * c_in + length]
+            for c in range(length):
+                dst[c] = a0 * s0[c] + a1 * s1[c] + a2 * s2[c] + a3 * s3[c]
+
+
+@kernel(parallel=False)
+def _untransform(m):
+    """m[4 + k] = (A^T M A)[k // 2, k % 2] for k < 4, elementwise over the tiles and channels of ``m`` (16, L).
+
+    A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]. In place, in two steps: A^T M
+    (its top row into m[0..3], its bottom row into m[12..15]), then the
+    outputs into m[4..7]; every loop runs over all of L.
+    """
+    length = m.shape[1]
+    for col in range(4):
+        m0, m1, m2, m3 = m[col], m[4 + col], m[8 + col], m[12 + col]
+        for q in range(length):
+            m3[q] = m1[q] - m2[q] - m3[q]
+        for q in range(length):
+            m0[q] = m0[q] + m1[q] + m2[q]
+    for row in range(2):
+        s0, s1, s2, s3 = m[12 * row], m[12 * row + 1], m[12 * row + 2], m[12 * row + 3]
+        left, right = m[4 + 2 * row], m[5 + 2 * row]
+        for q in range(length):
+            left[q] = s0[q] + s1[q] + s2[q]
+        for q in range(length):
+            right[q] = s1[q] - s2[q] - s3[q]
+
+
+@kernel(parallel=False)
+def _store_pixel(y, pix, src, bias):
+    """y.data[pix + q * c_step] = src[q] + bias[q] for q < len(bias); returns how many are not finite."""
+    bad = 0
+    inf = src.dtype.type(np.inf)
+    # (A comparison, not ``value - value != 0``: under the kernels'
+    # reassociation LLVM may fold that difference to zero.)
+    if y.c_step == 1:  # NHWC memory: one contiguous run, a vector loop
+        dst = y.data[pix:pix + bias.size]
+        for q in range(bias.size):
+            value = src[q] + bias[q]
+            dst[q] = value
+            bad += not abs(value) < inf
+        return bad
+    step = np.uint64(y.c_step)
+    start = np.uint64(pix)
+    for q in range(bias.size):
+        value = src[q] + bias[q]
+        y.data[start + np.uint64(q) * step] = value
+        bad += not abs(value) < inf
+    return bad
+
+
+@kernel
+def conv2d_winograd(x, u, b, y, tile_rows, tile_cols, out_per_unit, pt, pl, bad):
+    """y[n, oh, ow, co] = b[co] + sum(x[n, oh - pt + kh, ow - pl + kw, ci] * g[kh, kw, ci, co]) (3x3, stride 1).
+
+    ``x`` and ``y`` are Images; ``u`` is the transformed filter (16, C_in,
+    round_up(C_out, OUT)) of ``transform_filters``; ``b`` has C_out
+    entries. The rows of tiles (2x2 outputs each) of all images form one
+    sequence; one prange iteration owns ``tile_rows`` consecutive ones of
+    them (from one or more images: small planes share the filters'
+    passes), ``tile_cols`` tiles of each, and ``out_per_unit`` output
+    channels, and writes into ``bad[unit]`` how many outputs it stored
+    that are not finite (the driver then recomputes the call by a direct
+    method).
+    """
+    c_in, c_pad = u.shape[1], u.shape[2]
+    t_h, t_w = (y.h + 1) // 2, (y.w + 1) // 2
+    row_blocks = (y.n * t_h + tile_rows - 1) // tile_rows
+    col_blocks = (t_w + tile_cols - 1) // tile_cols
+    out_blocks = (c_pad + out_per_unit - 1) // out_per_unit
+    for unit in prange(row_blocks * col_blocks * out_blocks):
+        rest = np.int64(unit)
+        ob = rest % out_blocks
+        rest //= out_blocks
+        cb = rest % col_blocks
+        g0 = (rest // col_blocks) * tile_rows  # the first row of tiles, counted over all images
+        tc0 = cb * tile_cols
+        rows, cols = min(tile_rows, y.n * t_h - g0), min(tile_cols, t_w - tc0)
+        n_tiles = rows * cols
+        co0 = ob * out_per_unit
+        n_out = min(out_per_unit, c_pad - co0)
+        # Each row of tiles reads 4 padded input rows (2 shared with the next).
+        block = np.zeros((rows, 2, 4, cols + 1, c_in), u.dtype)
+        tiles_pad = round_up(n_tiles, PIX)
+        v = np.empty((16, tiles_pad, c_in), u.dtype)
+        v[:, n_tiles:, :] = 0  # the register tiles' padding rows
+        for r in range(rows):
+            n, tr = (g0 + r) // t_h, (g0 + r) % t_h
+            _fill_block(block[r], x, n, 2 * tr - pt, 2 * tc0 - pl)
+            _transform_row(v, r * cols, block[r])
+        m = np.zeros((16, tiles_pad, n_out), u.dtype)
+        for e in range(16):
+            for k0 in range(0, c_in, K_CHUNK):
+                _tile_products(m[e], v[e], u[e], co0, k0, min(k0 + K_CHUNK, c_in))
+        _untransform(m.reshape(16, tiles_pad * n_out))
+        bias = b[co0:min(co0 + n_out, y.c)]
+        bad_outputs = 0
+        for r in range(rows):
+            n, tr = (g0 + r) // t_h, (g0 + r) % t_h
+            for tc in range(cols):
+                oh, ow = 2 * tr, 2 * (tc0 + tc)
+                for k in range(4):
+                    if oh + k // 2 < y.h and ow + k % 2 < y.w:
+                        pix = n * y.n_step + (oh + k // 2) * y.h_step + (ow + k % 2) * y.w_step + co0 * y.c_step
+                        bad_outputs += _store_pixel(y, pix, m[4 + k, r * cols + tc], bias)
+        bad[unit] = bad_outputs

@@ -1,0 +1,179 @@
+"""The Winograd F(2x2, 3x3) strategy: its own shape classes, its rule, non-finite values, thread counts.
+
+``numbaconv._kernels.winograd`` takes 3x3 stride-1 undilated forward calls
+(and input-gradient phases) with at least ``WINOGRAD_MIN_IN`` input and
+``WINOGRAD_MIN_OUT`` output channels and ``WINOGRAD_MIN_PIXELS`` outputs;
+the tests of its results force it on smaller calls. Its own corners: odd output sizes
+(tiles that hang over the edge), padding of 0, 2 and asymmetric padding,
+planes wider than one block of tiles, batch 1 (channels split across
+units), C_out not a multiple of the 16-wide register tile, C_in beyond one
+chunk of the reduction, NCHW memory; and the outputs that are not finite,
+which it hands back to the direct method.
+"""
+import numba
+import numpy as np
+import pytest
+
+import numbaconv as fast
+import numbaconv.reference as ref
+from numbaconv import _plan as plan
+from numbaconv._kernels import convolution, patch_gemm, winograd
+
+from test_kernels_conv import FORMATS, filters_to_format, to_format, tolerance
+
+# (n, h, w, c_in, c_out, padding)
+CASES = [
+    (2, 8, 8, 16, 16, 1),
+    (1, 7, 7, 32, 48, 1),  # batch 1, odd plane: channels split across units, edge tiles
+    (3, 9, 11, 20, 33, ((0, 2), (2, 1))),  # asymmetric padding, C_out one past two tiles
+    (2, 5, 6, 16, 17, 0),  # VALID: 3x4 outputs
+    (1, 1, 1, 16, 16, 1),  # a single output
+    (1, 3, 3, 16, 16, 2),  # padding beyond the kernel's reach on every side
+    (1, 4, 140, 16, 16, 1),  # 70 tiles a row: two blocks of columns
+    (5, 3, 3, 16, 16, 1),  # 2x2 tiles an image: units span images, rows of tiles that hang over
+    (40, 4, 4, 16, 16, 0),  # 40 rows of tiles, blocks of 32 that end mid-batch
+    (1, 6, 6, 530, 18, 1),  # C_in beyond one reduction chunk (K_CHUNK)
+    (4, 12, 10, 24, 64, "SAME"),
+]
+
+
+def case_id(case):
+    n, h, w, ci, co, p = case
+    return f"{n}x{h}x{w}x{ci}-{co}-p{p}".replace(" ", "")
+
+
+def inputs(case, dtype, seed=0):
+    n, h, w, ci, co, p = case
+    rng = np.random.default_rng(seed + n * h * w * ci * co)
+    x = rng.standard_normal((n, h, w, ci)).astype(dtype)
+    wt = rng.standard_normal((3, 3, ci, co)).astype(dtype)
+    b = rng.standard_normal(co).astype(dtype)
+    dy = rng.standard_normal(ref.conv2d(x, wt, padding=p).shape).astype(dtype)
+    return x, wt, b, dy
+
+
+@pytest.fixture
+def forced(monkeypatch):
+    """Winograd on every 3x3 stride-1 undilated call, whatever its channels and size."""
+    for name in ("WINOGRAD_MIN_IN", "WINOGRAD_MIN_OUT", "WINOGRAD_MIN_PIXELS"):
+        monkeypatch.setattr(plan, name, 0)
+
+
+class Calls:
+    """Counts the calls of the Winograd kernel and of the direct ones (patch GEMM or planes)."""
+
+    def __init__(self, monkeypatch):
+        self.counts = {"winograd": 0, "direct": 0}
+        for module, name, key in ((winograd, "conv2d_winograd", "winograd"),
+                                  (patch_gemm, "conv2d_patch_gemm", "direct"),
+                                  (convolution, "conv2d_nhwc", "direct")):
+            monkeypatch.setattr(module, name, self.counting(key, getattr(module, name)))
+
+    def counting(self, key, kernel):
+        def call(*args):
+            self.counts[key] += 1
+            return kernel(*args)
+        return call
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=lambda t: t.__name__)
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_winograd_matches_the_reference(case, dtype, fmt, forced, monkeypatch):
+    calls = Calls(monkeypatch)
+    x, w, b, dy = inputs(case, dtype)
+    p = case[5]
+    wide = [a.astype(np.float64) for a in (x, w, b, dy)]
+    atol = tolerance(dtype, 9 * max(case[3], case[4]))
+    want = ref.conv2d(*wide[:3], padding=p)
+    X, W, DY = to_format(x, fmt), filters_to_format(w, fmt), to_format(dy, fmt)
+    got = fast.conv2d(X, W, b, padding=p, data_format=fmt)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(to_format(got, fmt) if fmt == "NHWC" else got.transpose(0, 2, 3, 1),
+                               want, atol=atol, rtol=0)
+    assert calls.counts["winograd"] == 1
+    # The input gradient is a stride-1 3x3 correlation with the reversed, swapped filter.
+    dx = fast.conv2d_backward_input(DY, W, X.shape, padding=p, data_format=fmt)
+    dx_want = ref.conv2d_backward_input(wide[3], wide[1], x.shape, padding=p)
+    np.testing.assert_allclose(dx if fmt == "NHWC" else dx.transpose(0, 2, 3, 1), dx_want,
+                               atol=atol, rtol=0)
+    assert calls.counts["winograd"] == 2
+    if not isinstance(p, str):
+        up = fast.conv2d_transpose(DY, W, None, padding=p, data_format=fmt)
+        up_want = ref.conv2d_transpose(wide[3], wide[1], None, padding=p)
+        np.testing.assert_allclose(up if fmt == "NHWC" else up.transpose(0, 2, 3, 1), up_want,
+                                   atol=atol, rtol=0)
+    assert calls.counts["direct"] == 0
+
+
+# (kernel, stride, dilation, c_in, c_out, (n, h, w) of x, winograd?)
+MIN_IN, MIN_OUT = plan.WINOGRAD_MIN_IN, plan.WINOGRAD_MIN_OUT
+RULE = [
+    ((3, 3), 1, 1, MIN_IN, MIN_OUT, (1, 1, 128), True),  # 128 outputs (WINOGRAD_MIN_PIXELS)
+    ((3, 3), 1, 1, MIN_IN, MIN_OUT, (1, 1, 127), False),
+    ((3, 3), 1, 1, MIN_IN - 1, MIN_OUT, (2, 16, 16), False),
+    ((3, 3), 1, 1, MIN_IN, MIN_OUT - 1, (2, 16, 16), False),
+    ((3, 3), 2, 1, 64, 64, (4, 32, 32), False),  # stride 2: its input gradient's phases have 2 or 1 taps
+    ((3, 3), 1, 2, 64, 64, (2, 16, 16), False),  # dilated
+    ((3, 2), 1, 1, 64, 64, (2, 16, 16), False),
+    ((5, 5), 1, 1, 64, 64, (2, 16, 16), False),
+]
+
+
+@pytest.mark.parametrize("k, s, d, c_in, c_out, size, expected", RULE)
+def test_the_rule(k, s, d, c_in, c_out, size, expected, monkeypatch):
+    calls = Calls(monkeypatch)
+    rng = np.random.default_rng(c_in + c_out)
+    x = rng.standard_normal(size + (c_in,))
+    w = rng.standard_normal(k + (c_in, c_out))
+    kw = dict(stride=s, dilation=d, padding=1)
+    y = fast.conv2d(x, w, **kw)
+    np.testing.assert_allclose(y, ref.conv2d(x, w, **kw), atol=tolerance(np.float64, 9 * c_in), rtol=0)
+    assert (calls.counts["winograd"] == 1) == expected
+    dy = rng.standard_normal(y.shape)
+    fast.conv2d_backward_input(dy, w, x.shape, **kw)
+    assert (calls.counts["winograd"] == 2) == expected
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
+def test_non_finite_inputs_give_the_direct_methods_answer(value, fmt, forced, monkeypatch):
+    """The transforms would turn an inf into NaN; such calls are redone by a direct method."""
+    calls = Calls(monkeypatch)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 6, 7, 32)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 32, 16)).astype(np.float32)
+    x[1, 2, 3, 4] = value
+    got = fast.conv2d(to_format(x, fmt), filters_to_format(w, fmt), padding=1, data_format=fmt)
+    got = got if fmt == "NHWC" else got.transpose(0, 2, 3, 1)
+    want = ref.conv2d(x, w, padding=1)
+    assert calls.counts == {"winograd": 1, "direct": 1}
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want))
+    finite = np.isfinite(want)
+    assert (~finite).any() and finite.any()
+    np.testing.assert_allclose(got[finite], want[finite], atol=tolerance(np.float32, 9 * 32), rtol=0)
+
+
+def test_transforms_that_overflow_float32_are_redone_directly(forced, monkeypatch):
+    """Values whose direct sum is finite but whose transformed tiles overflow float32."""
+    calls = Calls(monkeypatch)
+    # B^T d B adds up to four inputs: (d11 + d12 + d21 + d22) = 4.8e38 overflows.
+    x = np.full((1, 4, 4, 16), 1.2e38, np.float32)
+    w = np.full((3, 3, 16, 16), 1e-3, np.float32)
+    want = ref.conv2d(x.astype(np.float64), w.astype(np.float64), padding=1)
+    got = fast.conv2d(x, w, padding=1)
+    assert np.isfinite(want).all() and calls.counts["winograd"] == 1
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=0)
+    assert calls.counts["direct"] == 1
+
+
+def test_bit_identical_at_1_and_2_threads(thread_counts, forced):
+    x, w, b, dy = inputs(CASES[2], np.float32)
+    p = CASES[2][5]
+    results = {}
+    for threads in thread_counts:
+        numba.set_num_threads(threads)
+        results[threads] = [fast.conv2d(x, w, b, padding=p), *fast.conv2d_backward(dy, x, w, padding=p)]
+    for one, two in zip(*results.values()):
+        assert one.tobytes() == two.tobytes()
