@@ -1,10 +1,10 @@
 """Compile (or load) every kernel ahead of the first real call, and describe the kernel cache.
 
 The steps below call the public ops on tiny inputs chosen so that together
-they reach every kernel the public ops can reach: both convolution
-strategies ("planes" for narrow layers, "patch GEMM" for wide ones, see
-``_fast.convolution``) for the forward pass, the input gradient and the
-filter gradient, and every layout-specific kernel (NCHW pool backward and
+they reach every kernel the public ops can reach: the three convolution
+strategies ("planes" for narrow layers, "patch GEMM" for wide ones,
+"Winograd" for 3x3 stride-1 ones, see ``_plan``) for the forward pass, the
+input gradient and the filter gradient, and every layout-specific kernel (NCHW pool backward and
 LRN). ``python -m numbaconv warmup`` runs the same steps with progress.
 """
 import importlib
@@ -49,6 +49,16 @@ def _conv_step(c_in, c_out, backward):
             else:
                 nc.conv2d_transpose(y, wl, np.ones(c_in, dtype), padding=1, data_format=layout)
     return step
+
+
+def _winograd_step(nc, dtype):
+    """3x3 stride-1 conv and its input gradient by Winograd (``_plan.by_winograd``); the transpose shares them."""
+    x = np.ones((1, 8, 16, 24), dtype)
+    w = np.ones((3, 3, 24, 24), dtype)
+    for layout in LAYOUTS:
+        xl, wl = (_nchw(x), _oihw(w)) if layout == "NCHW" else (x, w)
+        y = nc.conv2d(xl, wl, padding=1, data_format=layout)
+        nc.conv2d_backward_input(y, wl, xl.shape, padding=1, data_format=layout)
 
 
 def _patches_step(nc, dtype):
@@ -103,6 +113,7 @@ STEPS: list[tuple[str, Callable]] = [
     ("conv2d_backward, conv2d_transpose_backward (planes)", _conv_step(2, 2, backward=True)),
     ("conv2d, conv2d_transpose (patch GEMM)", _conv_step(16, 32, backward=False)),
     ("conv2d_backward, conv2d_transpose_backward (patch GEMM)", _conv_step(16, 32, backward=True)),
+    ("conv2d, conv2d_backward_input (Winograd)", _winograd_step),
     ("conv2d, conv2d_backward (depthwise)", _depthwise_step),
     ("im2col, col2im", _patches_step),
     ("max_pool2d, max_pool2d_argmax, max_pool2d_backward, max_unpool2d", _pool_step),
