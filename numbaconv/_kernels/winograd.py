@@ -46,6 +46,11 @@ _BT_INDEX = np.array([[0, 2], [1, 2], [2, 1], [1, 3]], np.int64)
 _BT_SIGN = np.array([[1.0, -1.0], [1.0, 1.0], [1.0, -1.0], [1.0, -1.0]])
 
 
+FILTER_BLOCK = 16  # input channels per work unit of the filter transform
+# G, the filter transform: u = G g G^T.
+_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+
+
 @kernel
 def transform_filters(w, w_steps, taps_h, taps_w, swap, n_out, u):
     """u[e, i, o] = (G g G^T)[e // 4, e % 4] for g[a, b] = W[taps_h[a], taps_w[b], i, o] (W[.., o, i] if ``swap``).
@@ -54,47 +59,63 @@ def transform_filters(w, w_steps, taps_h, taps_w, swap, n_out, u):
     its (kh, kw, ci, co) indices, as in ``patch_gemm.pack_filters`` (three
     taps per axis: the forward's, or the input gradient's reversed ones).
     ``u`` is (16, I, round_up(n_out, OUT)); the caller zeroes it (columns
-    past n_out are not written). G = [[1, 0, 0], [1/2, 1/2, 1/2],
-    [1/2, -1/2, 1/2], [0, 0, 1]]. One prange iteration owns one input
-    channel i; its loops run over o (one store and at most three loads
-    each, so that they vectorize): g's nine runs are copied to scratch
-    first, then G g, then (G g) G^T.
+    past n_out are not written). One prange iteration owns FILTER_BLOCK
+    input channels: it copies their g into scratch, reading along
+    whichever of i and o is contiguous in memory (a strided read of the
+    swapped filter took 14 ms at 512 x 512 channels), then computes G g and
+    (G g) G^T in loops over o (one store, at most three loads: they
+    vectorize). Coefficients come from ``_G`` in plain loops (not written
+    out term by term), which halves the kernel's compile time.
     """
     s_h, s_w, s_ci, s_co = w_steps
     s_i, s_o = (s_co, s_ci) if swap else (s_ci, s_co)
-    half = u.dtype.type(0.5)
-    step = np.uint64(s_o)
-    for i in prange(u.shape[1]):
-        g = np.empty((9, n_out), u.dtype)
+    n_i = u.shape[1]
+    for blk in prange((n_i + FILTER_BLOCK - 1) // FILTER_BLOCK):
+        i0 = np.int64(blk) * FILTER_BLOCK
+        block = min(FILTER_BLOCK, n_i - i0)
+        g = np.empty((FILTER_BLOCK, 9, n_out), u.dtype)
         for a in range(3):
             for b in range(3):
-                src = np.uint64(i * s_i + taps_h[a] * s_h + taps_w[b] * s_w)
-                dst = g[a * 3 + b]
-                for o in range(n_out):
-                    dst[o] = w[src + np.uint64(o) * step]
+                tap = np.uint64(i0 * s_i + taps_h[a] * s_h + taps_w[b] * s_w)
+                if s_o == 1:  # runs along o
+                    for ii in range(block):
+                        src = tap + np.uint64(ii * s_i)
+                        dst = g[ii, a * 3 + b]
+                        for o in range(n_out):
+                            dst[o] = w[src + np.uint64(o)]
+                else:  # runs along i (or neither)
+                    for o in range(n_out):
+                        src = tap + np.uint64(o * s_o)
+                        for ii in range(block):
+                            g[ii, a * 3 + b, o] = w[src + np.uint64(ii * s_i)]
         t = np.empty((12, n_out), u.dtype)  # t[a * 3 + b] = (G g)[a, b]
-        for b in range(3):
-            g0, g1, g2 = g[b], g[3 + b], g[6 + b]
-            t0, t1, t2, t3 = t[b], t[3 + b], t[6 + b], t[9 + b]
-            for o in range(n_out):
-                t0[o] = g0[o]
-            for o in range(n_out):
-                t1[o] = (g0[o] + g1[o] + g2[o]) * half
-            for o in range(n_out):
-                t2[o] = (g0[o] - g1[o] + g2[o]) * half
-            for o in range(n_out):
-                t3[o] = g2[o]
-        for a in range(4):
-            r0, r1, r2 = t[3 * a], t[3 * a + 1], t[3 * a + 2]
-            u0, u1, u2, u3 = u[4 * a, i], u[4 * a + 1, i], u[4 * a + 2, i], u[4 * a + 3, i]
-            for o in range(n_out):
-                u0[o] = r0[o]
-            for o in range(n_out):
-                u1[o] = (r0[o] + r1[o] + r2[o]) * half
-            for o in range(n_out):
-                u2[o] = (r0[o] - r1[o] + r2[o]) * half
-            for o in range(n_out):
-                u3[o] = r2[o]
+        for ii in range(block):
+            gi = g[ii]
+            for a in range(4):
+                for b in range(3):
+                    _combine3(t[a * 3 + b], gi[b], gi[3 + b], gi[6 + b], _G[a, 0], _G[a, 1], _G[a, 2])
+            for a in range(4):
+                for b in range(4):
+                    _combine3(u[a * 4 + b, i0 + ii], t[a * 3], t[a * 3 + 1], t[a * 3 + 2],
+                              _G[b, 0], _G[b, 1], _G[b, 2])
+
+
+@kernel(parallel=False)
+def _combine3(dst, s0, s1, s2, c0, c1, c2):
+    """dst[o] = c0 * s0[o] + c1 * s1[o] + c2 * s2[o] for o < len(s0), terms of weight 0 left out.
+
+    (Left out, not multiplied by zero: a zero weight times inf would be NaN.)
+    """
+    a0, a1, a2 = dst.dtype.type(c0), dst.dtype.type(c1), dst.dtype.type(c2)
+    if c1 == 0 and c2 == 0:
+        for o in range(s0.size):
+            dst[o] = a0 * s0[o]
+    elif c0 == 0 and c1 == 0:
+        for o in range(s0.size):
+            dst[o] = a2 * s2[o]
+    else:
+        for o in range(s0.size):
+            dst[o] = a0 * s0[o] + a1 * s1[o] + a2 * s2[o]
 
 
 @kernel(parallel=False)
