@@ -177,3 +177,23 @@ def test_bit_identical_at_1_and_2_threads(thread_counts, forced):
         results[threads] = [fast.conv2d(x, w, b, padding=p), *fast.conv2d_backward(dy, x, w, padding=p)]
     for one, two in zip(*results.values()):
         assert one.tobytes() == two.tobytes()
+
+
+@pytest.mark.parametrize("n, hw, c_in, c_out", [(2, 28, 64, 64), (1, 14, 256, 192)])
+def test_float32_error_is_no_larger_than_the_direct_kernels(n, hw, c_in, c_out, monkeypatch):
+    """The README's accuracy claim: against a float64 reference, forward and input gradient."""
+    rng = np.random.default_rng(c_in)
+    x = rng.standard_normal((n, hw, hw, c_in)).astype(np.float32)
+    w = (rng.standard_normal((3, 3, c_in, c_out)) / np.sqrt(9 * c_in)).astype(np.float32)
+    dy = rng.standard_normal((n, hw, hw, c_out)).astype(np.float32)
+    want = (ref.conv2d(x.astype(np.float64), w.astype(np.float64), padding=1),
+            ref.conv2d_backward_input(dy.astype(np.float64), w.astype(np.float64), x.shape, padding=1))
+    errors = {}
+    for strategy, min_in in (("winograd", plan.WINOGRAD_MIN_IN), ("direct", 10**9)):
+        monkeypatch.setattr(plan, "WINOGRAD_MIN_IN", min_in)
+        calls = Calls(monkeypatch)
+        got = (fast.conv2d(x, w, padding=1), fast.conv2d_backward_input(dy, w, x.shape, padding=1))
+        assert calls.counts[strategy] == 2
+        errors[strategy] = [np.abs(g - e).max() / np.abs(e).max() for g, e in zip(got, want)]
+    for wino, direct in zip(errors["winograd"], errors["direct"]):
+        assert wino <= max(direct, 2e-6)
