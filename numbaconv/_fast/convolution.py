@@ -92,7 +92,9 @@ def _winograd(x, w, b, y_img, pad, nchw, taps_h, taps_w, swap):
                          swap, y_img.c, u)
     rows, cols, outs, units = plan.winograd_units(y_img.n, y_img.h, y_img.w, c_pad)
     bad = np.zeros(units, np.int64)
-    wg.conv2d_winograd(image(x, nchw), u, b, y_img, rows, cols, outs, pad[0], pad[1], bad)
+    # NCHW data are copied to NHWC once, as for the patch GEMM: the block
+    # fill reads runs of channels.
+    wg.conv2d_winograd(image(x, False), u, b, y_img, rows, cols, outs, pad[0], pad[1], bad)
     return not bad.any()
 
 
