@@ -50,7 +50,8 @@ WINOGRAD_TILES = 64  # 2x2 tiles per work unit (as many outputs as PATCH_PIXELS)
 # (float32, 3x3 stride 1; perf/sweep.py checks them against the peers):
 WINOGRAD_MIN_IN = 24  # input channels, at least (16 -> 16: 1.19x slower, 24 -> 24: 0.91x),
 WINOGRAD_MIN_OUT = 24  # output channels, at least,
-WINOGRAD_MIN_PIXELS = 128  # and output pixels in all (2 x 7 x 7, 1 x 10 x 10: 1.02-1.04x; 1 x 12 x 12: 0.75x)
+WINOGRAD_MIN_PIXELS = 128  # and output pixels in all (2 x 7 x 7, 1 x 10 x 10: 1.02-1.04x; 1 x 12 x 12: 0.75x);
+WINOGRAD_DW_MIN_PIXELS = 512  # the filter gradient, more (512 channels: 392 pixels 1.18x, 784 0.87-0.91x)
 PART_PIXELS = 4096  # filter gradient: pixels per partial sum, at the least
 MAX_PARTS = 8
 PARTIAL_BUDGET = 1 << 23  # filter gradient: elements of all partial sums together
@@ -80,6 +81,18 @@ def by_winograd(kh, kw, sh, sw, dh, dw, n_in, n_out, n, oh, ow):
     return (kh == 3 and kw == 3 and sh == 1 and sw == 1 and dh == 1 and dw == 1
             and n_in >= WINOGRAD_MIN_IN and n_out >= WINOGRAD_MIN_OUT
             and n * oh * ow >= WINOGRAD_MIN_PIXELS)
+
+
+@register_jitable
+def dw_by_winograd(kh, kw, sh, sw, dh, dw, n_in, n_out, n, oh, ow):
+    """Whether the filter gradient goes to Winograd: as :func:`by_winograd`, over more pixels.
+
+    Its fixed costs (the transform of 16 partial sums per channel pair back
+    to 3x3, a channel block's redone input transforms) need more pixels to
+    pay off than the forward's filter transform.
+    """
+    return (by_winograd(kh, kw, sh, sw, dh, dw, n_in, n_out, n, oh, ow)
+            and n * oh * ow >= WINOGRAD_DW_MIN_PIXELS)
 
 
 @register_jitable
@@ -161,6 +174,26 @@ def dw_patches_plan(n, oh, ow, kh, kw, c_in, c_out):
     k_blocks = max(1, min(-(-MIN_UNITS // parts), k_pad // 48))
     k_block = -(-k_pad // k_blocks // PIX) * PIX
     return k_pad, c_pad, parts, k_block, max(CHUNK_PIXELS, ow)
+
+
+@register_jitable
+def dw_winograd_plan(n, oh, ow, c_in, c_out):
+    """(tile_rows, tile_cols, parts, out_blocks, block_co, c_pad) of the Winograd filter gradient (shape alone).
+
+    Each product reduces over about WINOGRAD_TILES tiles (whole rows of
+    tiles, several when rows are short); the partial sums (16 x block_co x
+    c_pad each) are split into parts of at least PART_PIXELS outputs within
+    PARTIAL_BUDGET, and the output channels into blocks of at least 64
+    when there are fewer parts than MIN_UNITS.
+    """
+    cols = max(1, min(-(-ow // 2), WINOGRAD_TILES))
+    rows = max(1, WINOGRAD_TILES // cols)
+    c_pad = -(-c_in // OUT) * OUT
+    co_pad = -(-c_out // PIX) * PIX
+    parts = max(1, min(MAX_PARTS, n * oh * ow // PART_PIXELS, PARTIAL_BUDGET // (16 * co_pad * c_pad)))
+    out_blocks = max(1, min(-(-MIN_UNITS // parts), c_out // 64))
+    block_co = -(-c_out // out_blocks // PIX) * PIX
+    return rows, cols, parts, -(-c_out // block_co), block_co, c_pad
 
 
 @register_jitable

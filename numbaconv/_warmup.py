@@ -52,13 +52,16 @@ def _conv_step(c_in, c_out, backward):
 
 
 def _winograd_step(nc, dtype):
-    """3x3 stride-1 conv and its input gradient by Winograd (``_plan.by_winograd``); the transpose shares them."""
-    x = np.ones((1, 8, 16, 24), dtype)
+    """3x3 stride-1 conv and its gradients by Winograd (``_plan.by_winograd``, ``dw_by_winograd``).
+
+    (The transpose shares the forward's kernels.)
+    """
+    x = np.ones((1, 16, 32, 24), dtype)
     w = np.ones((3, 3, 24, 24), dtype)
     for layout in LAYOUTS:
         xl, wl = (_nchw(x), _oihw(w)) if layout == "NCHW" else (x, w)
         y = nc.conv2d(xl, wl, padding=1, data_format=layout)
-        nc.conv2d_backward_input(y, wl, xl.shape, padding=1, data_format=layout)
+        nc.conv2d_backward(y, xl, wl, padding=1, data_format=layout)
 
 
 def _patches_step(nc, dtype):
@@ -113,7 +116,7 @@ STEPS: list[tuple[str, Callable]] = [
     ("conv2d_backward, conv2d_transpose_backward (planes)", _conv_step(2, 2, backward=True)),
     ("conv2d, conv2d_transpose (patch GEMM)", _conv_step(16, 32, backward=False)),
     ("conv2d_backward, conv2d_transpose_backward (patch GEMM)", _conv_step(16, 32, backward=True)),
-    ("conv2d, conv2d_backward_input (Winograd)", _winograd_step),
+    ("conv2d, conv2d_backward (Winograd)", _winograd_step),
     ("conv2d, conv2d_backward (depthwise)", _depthwise_step),
     ("im2col, col2im", _patches_step),
     ("max_pool2d, max_pool2d_argmax, max_pool2d_backward, max_unpool2d", _pool_step),

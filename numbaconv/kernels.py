@@ -134,15 +134,19 @@ from ._kernels.pooling import avg_pool2d_nhwc as _avg_pool2d_nhwc
 from ._kernels.pooling import max_pool2d_argmax_nhwc as _max_pool2d_argmax_nhwc
 from ._kernels.pooling import max_pool2d_nhwc as _max_pool2d_nhwc
 from ._kernels.pooling import scatter_at_argmax_nhwc as _scatter_at_argmax_nhwc
+from ._kernels.winograd import conv2d_backward_filter_winograd as _filter_winograd
 from ._kernels.winograd import conv2d_winograd as _conv2d_winograd
+from ._kernels.winograd import filter_gradient_from_winograd as _filter_from_winograd
 from ._kernels.winograd import transform_filters as _transform_filters
 from ._numba import kernel, launch_threads, serial
 from ._plan import bias_parts as _bias_parts
 from ._plan import by_patches as _by_patches
 from ._plan import by_winograd as _by_winograd
 from ._plan import dw_by_patches as _dw_by_patches
+from ._plan import dw_by_winograd as _dw_by_winograd
 from ._plan import dw_patches_plan as _dw_patches_plan
 from ._plan import dw_planes_plan as _dw_planes_plan
+from ._plan import dw_winograd_plan as _dw_winograd_plan
 from ._plan import padded_channels as _padded_channels
 from ._plan import patch_units as _patch_units
 from ._plan import phase_rows as _phase_rows
@@ -366,13 +370,21 @@ def conv2d_backward_input(dy, w, dx, stride_h, stride_w, pad_top, pad_left, dila
 def conv2d_backward_filter(dy, x, dw, stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w):
     """dw = the gradient of sum(conv2d(x, w) * dy) with respect to w (dw has w's shape, HWIO).
 
-    By the plane kernel or, for few pixels, the patch GEMM; the partial
-    sums follow from the shape alone (bit-identical at any thread count).
+    By Winograd (3x3, stride 1), the plane kernel or, for few pixels, the
+    patch GEMM, by the public API's rule; the partial sums follow from the
+    shape alone (bit-identical at any thread count).
     """
     sh, sw, pt, pl, dh, dw_ = _int64s(stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w)
     k_h, k_w, c_in, c_out = dw.shape
     n, oh, ow = dy.shape[0], dy.shape[1], dy.shape[2]
     sh, sw, dh, dw_ = _steps(oh, ow, k_h, k_w, sh, sw, dh, dw_)
+    if _dw_by_winograd(k_h, k_w, sh, sw, dh, dw_, c_in, c_out, n, oh, ow):
+        rows, cols, parts, blocks, block_co, c_pad = _dw_winograd_plan(n, oh, ow, c_in, c_out)
+        partial = np.empty((parts, blocks, 16, block_co, c_pad), dw.dtype)
+        _filter_winograd(_image(x), _image(dy), partial, rows, cols, pt, pl)
+        _filter_from_winograd(partial, dw)
+        if np.isfinite(dw).all():
+            return  # (else a value is not finite: recomputed below, as the public API does)
     if (not _dw_by_patches(n, oh, ow, k_h, k_w, c_in, c_out)
             and _planes_fit(k_h, k_w, sh, sw, dh, dw_)):
         parts, rows = _dw_planes_plan(n, oh, ow, k_w, sw, dw_)

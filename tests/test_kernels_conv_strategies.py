@@ -52,7 +52,8 @@ STRATEGIES = {
     "patches": dict(PATCH_MIN_K=0, PATCH_MIN_OUT=0, PATCH_MIN_WORK=0,
                     DW_PATCH_MAX_PLANE=10**18, WINOGRAD_MIN_IN=10**9),
     # Every 3x3 stride-1 undilated forward (or input-gradient phase) on Winograd, whatever the channels.
-    "winograd": dict(WINOGRAD_MIN_IN=0, WINOGRAD_MIN_OUT=0, WINOGRAD_MIN_PIXELS=0),
+    "winograd": dict(WINOGRAD_MIN_IN=0, WINOGRAD_MIN_OUT=0, WINOGRAD_MIN_PIXELS=0,
+                     WINOGRAD_DW_MIN_PIXELS=0),
 }
 
 

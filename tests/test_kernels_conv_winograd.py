@@ -1,9 +1,10 @@
-"""The Winograd F(2x2, 3x3) strategy: its own shape classes, its rule, non-finite values, thread counts.
+"""The Winograd F(2x2, 3x3) strategy: its own shape classes, its rules, non-finite values, thread counts.
 
 ``numbaconv._kernels.winograd`` takes 3x3 stride-1 undilated forward calls
 (and input-gradient phases) with at least ``WINOGRAD_MIN_IN`` input and
-``WINOGRAD_MIN_OUT`` output channels and ``WINOGRAD_MIN_PIXELS`` outputs;
-the tests of its results force it on smaller calls. Its own corners: odd output sizes
+``WINOGRAD_MIN_OUT`` output channels and ``WINOGRAD_MIN_PIXELS`` outputs,
+and their filter gradients from ``WINOGRAD_DW_MIN_PIXELS`` outputs; the
+tests of its results force it on smaller calls. Its own corners: odd output sizes
 (tiles that hang over the edge), padding of 0, 2 and asymmetric padding,
 planes wider than one block of tiles, batch 1 (channels split across
 units), C_out not a multiple of the 16-wide register tile, C_in beyond one
@@ -55,18 +56,21 @@ def inputs(case, dtype, seed=0):
 @pytest.fixture
 def forced(monkeypatch):
     """Winograd on every 3x3 stride-1 undilated call, whatever its channels and size."""
-    for name in ("WINOGRAD_MIN_IN", "WINOGRAD_MIN_OUT", "WINOGRAD_MIN_PIXELS"):
+    for name in ("WINOGRAD_MIN_IN", "WINOGRAD_MIN_OUT", "WINOGRAD_MIN_PIXELS", "WINOGRAD_DW_MIN_PIXELS"):
         monkeypatch.setattr(plan, name, 0)
 
 
 class Calls:
-    """Counts the calls of the Winograd kernel and of the direct ones (patch GEMM or planes)."""
+    """Counts the calls of the Winograd kernels and of the direct ones (patch GEMM or planes)."""
 
     def __init__(self, monkeypatch):
-        self.counts = {"winograd": 0, "direct": 0}
+        self.counts = {"winograd": 0, "direct": 0, "winograd_dw": 0, "direct_dw": 0}
         for module, name, key in ((winograd, "conv2d_winograd", "winograd"),
                                   (patch_gemm, "conv2d_patch_gemm", "direct"),
-                                  (convolution, "conv2d_nhwc", "direct")):
+                                  (convolution, "conv2d_nhwc", "direct"),
+                                  (winograd, "conv2d_backward_filter_winograd", "winograd_dw"),
+                                  (patch_gemm, "conv2d_backward_filter_patch_gemm", "direct_dw"),
+                                  (convolution, "conv2d_backward_filter_nhwc", "direct_dw")):
             monkeypatch.setattr(module, name, self.counting(key, getattr(module, name)))
 
     def counting(self, key, kernel):
@@ -98,6 +102,11 @@ def test_winograd_matches_the_reference(case, dtype, fmt, forced, monkeypatch):
     np.testing.assert_allclose(dx if fmt == "NHWC" else dx.transpose(0, 2, 3, 1), dx_want,
                                atol=atol, rtol=0)
     assert calls.counts["winograd"] == 2
+    dw = fast.conv2d_backward_filter(DY, X, W.shape, padding=p, data_format=fmt)
+    dw_want = ref.conv2d_backward_filter(wide[3], wide[0], w.shape, padding=p)
+    np.testing.assert_allclose(dw if fmt == "NHWC" else dw.transpose(2, 3, 1, 0), dw_want,
+                               atol=tolerance(dtype, case[0] * case[1] * case[2]), rtol=0)
+    assert calls.counts["winograd_dw"] == 1 and calls.counts["direct_dw"] == 0
     if not isinstance(p, str):
         up = fast.conv2d_transpose(DY, W, None, padding=p, data_format=fmt)
         up_want = ref.conv2d_transpose(wide[3], wide[1], None, padding=p)
@@ -111,6 +120,8 @@ MIN_IN, MIN_OUT = plan.WINOGRAD_MIN_IN, plan.WINOGRAD_MIN_OUT
 RULE = [
     ((3, 3), 1, 1, MIN_IN, MIN_OUT, (1, 1, 128), True),  # 128 outputs (WINOGRAD_MIN_PIXELS)
     ((3, 3), 1, 1, MIN_IN, MIN_OUT, (1, 1, 127), False),
+    ((3, 3), 1, 1, MIN_IN, MIN_OUT, (1, 1, 512), True),  # the filter gradient's 512 (WINOGRAD_DW_MIN_PIXELS)
+    ((3, 3), 1, 1, MIN_IN, MIN_OUT, (1, 1, 511), True),  # forward and input gradient only
     ((3, 3), 1, 1, MIN_IN - 1, MIN_OUT, (2, 16, 16), False),
     ((3, 3), 1, 1, MIN_IN, MIN_OUT - 1, (2, 16, 16), False),
     ((3, 3), 2, 1, 64, 64, (4, 32, 32), False),  # stride 2: its input gradient's phases have 2 or 1 taps
@@ -133,6 +144,11 @@ def test_the_rule(k, s, d, c_in, c_out, size, expected, monkeypatch):
     dy = rng.standard_normal(y.shape)
     fast.conv2d_backward_input(dy, w, x.shape, **kw)
     assert (calls.counts["winograd"] == 2) == expected
+    dw = fast.conv2d_backward_filter(dy, x, w.shape, **kw)
+    np.testing.assert_allclose(dw, ref.conv2d_backward_filter(dy, x, w.shape, **kw),
+                               atol=tolerance(np.float64, y.size // c_out), rtol=0)
+    enough = y.shape[0] * y.shape[1] * y.shape[2] >= plan.WINOGRAD_DW_MIN_PIXELS
+    assert calls.counts["winograd_dw"] == (expected and enough)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -147,12 +163,23 @@ def test_non_finite_inputs_give_the_direct_methods_answer(value, fmt, forced, mo
     got = fast.conv2d(to_format(x, fmt), filters_to_format(w, fmt), padding=1, data_format=fmt)
     got = got if fmt == "NHWC" else got.transpose(0, 2, 3, 1)
     want = ref.conv2d(x, w, padding=1)
-    assert calls.counts == {"winograd": 1, "direct": 1}
+    assert calls.counts["winograd"] == 1 and calls.counts["direct"] == 1
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want))
     finite = np.isfinite(want)
     assert (~finite).any() and finite.any()
     np.testing.assert_allclose(got[finite], want[finite], atol=tolerance(np.float32, 9 * 32), rtol=0)
+    # The filter gradient: inf in x (or in dy) reaches every dw entry some tap of it touches.
+    dy = rng.standard_normal(want.shape).astype(np.float32)
+    got = fast.conv2d_backward_filter(to_format(dy, fmt), to_format(x, fmt), filters_to_format(w, fmt).shape,
+                                      padding=1, data_format=fmt)
+    got = got if fmt == "NHWC" else got.transpose(2, 3, 1, 0)
+    want = ref.conv2d_backward_filter(dy, x, w.shape, padding=1)
+    assert calls.counts["winograd_dw"] == 1 and calls.counts["direct_dw"] == 1
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want))
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(got[finite], want[finite], atol=tolerance(np.float32, 2 * 6 * 7), rtol=0)
 
 
 def test_transforms_that_overflow_float32_are_redone_directly(forced, monkeypatch):
@@ -179,21 +206,23 @@ def test_bit_identical_at_1_and_2_threads(thread_counts, forced):
         assert one.tobytes() == two.tobytes()
 
 
-@pytest.mark.parametrize("n, hw, c_in, c_out", [(2, 28, 64, 64), (1, 14, 256, 192)])
+@pytest.mark.parametrize("n, hw, c_in, c_out", [(2, 28, 64, 64), (4, 14, 256, 192)])
 def test_float32_error_is_no_larger_than_the_direct_kernels(n, hw, c_in, c_out, monkeypatch):
-    """The README's accuracy claim: against a float64 reference, forward and input gradient."""
+    """The README's accuracy claim: against a float64 reference, forward and both gradients."""
     rng = np.random.default_rng(c_in)
     x = rng.standard_normal((n, hw, hw, c_in)).astype(np.float32)
     w = (rng.standard_normal((3, 3, c_in, c_out)) / np.sqrt(9 * c_in)).astype(np.float32)
     dy = rng.standard_normal((n, hw, hw, c_out)).astype(np.float32)
-    want = (ref.conv2d(x.astype(np.float64), w.astype(np.float64), padding=1),
-            ref.conv2d_backward_input(dy.astype(np.float64), w.astype(np.float64), x.shape, padding=1))
+    x64, w64, dy64 = (a.astype(np.float64) for a in (x, w, dy))
+    want = (ref.conv2d(x64, w64, padding=1), ref.conv2d_backward_input(dy64, w64, x.shape, padding=1),
+            ref.conv2d_backward_filter(dy64, x64, w.shape, padding=1))
     errors = {}
     for strategy, min_in in (("winograd", plan.WINOGRAD_MIN_IN), ("direct", 10**9)):
         monkeypatch.setattr(plan, "WINOGRAD_MIN_IN", min_in)
         calls = Calls(monkeypatch)
-        got = (fast.conv2d(x, w, padding=1), fast.conv2d_backward_input(dy, w, x.shape, padding=1))
-        assert calls.counts[strategy] == 2
+        got = (fast.conv2d(x, w, padding=1), fast.conv2d_backward_input(dy, w, x.shape, padding=1),
+               fast.conv2d_backward_filter(dy, x, w.shape, padding=1))
+        assert calls.counts[strategy] == 2 and calls.counts[strategy + "_dw"] == 1
         errors[strategy] = [np.abs(g - e).max() / np.abs(e).max() for g, e in zip(got, want)]
     for wino, direct in zip(errors["winograd"], errors["direct"]):
         assert wino <= max(direct, 2e-6)

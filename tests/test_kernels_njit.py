@@ -43,7 +43,7 @@ CONV_CASES = [
     (2, 6, 6, 4, 3, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), (0, 0)),  # 1x1
     (2, 11, 9, 3, 4, 2, 2, (3, 4), (0, 1, 1, 0), (1, 1), (2, 0)),  # stride beyond the kernel
     (1, 5, 7, 70, 17, 3, 3, (1, 1), (2, 2, 2, 2), (2, 2), (0, 0)),  # patches, odd C_out, padding > 1
-    (2, 8, 9, 16, 24, 3, 3, (1, 1), (1, 1, 0, 2), (1, 1), (0, 0)),  # Winograd (forward, input gradient)
+    (2, 16, 18, 24, 24, 3, 3, (1, 1), (1, 1, 0, 2), (1, 1), (0, 0)),  # Winograd (forward, both gradients)
 ]
 # (pool_h, pool_w, (sh, sw), (top, bottom, left, right), (dh, dw), ceil_mode, count_include_pad)
 POOL_CASES = [

@@ -182,11 +182,26 @@ def conv2d_transpose(x, w, b, g, nchw, out=None):
 
 
 def conv2d_backward_filter(x, dy, g, nchw, out=None):
-    """Compute dw by the plane kernel, or by the patch GEMM for few pixels (``_dw_by_patches``)."""
+    """Compute dw by Winograd (``dw_by_winograd``), the plane kernel, or the patch GEMM for few pixels."""
+    if (plan.dw_by_winograd(g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, x.shape[3], dy.shape[3], x.shape[0],
+                            g.oh, g.ow)
+            and (dw := _backward_filter_winograd(x, dy, g, nchw, out)) is not None):
+        return deliver(dw, out)
     if (plan.dw_by_patches(x.shape[0], g.oh, g.ow, g.kh, g.kw, x.shape[3], dy.shape[3])
             or not plan.planes_fit(g.kh, g.kw, g.sh, g.sw, g.dh, g.dw)):
         return deliver(_backward_filter_patches(x, dy, g, nchw), out)
     return deliver(_backward_filter_planes(x, dy, g, nchw, out), out)
+
+
+def _backward_filter_winograd(x, dy, g, nchw, out):
+    """dw by Winograd (3x3, stride 1); None if a value is not finite (then a direct kernel redoes it)."""
+    n, c_in, c_out = x.shape[0], x.shape[3], dy.shape[3]
+    rows, cols, parts, blocks, block_co, c_pad = plan.dw_winograd_plan(n, g.oh, g.ow, c_in, c_out)
+    partial = np.empty((parts, blocks, 16, block_co, c_pad), x.dtype)
+    wg.conv2d_backward_filter_winograd(image(x, False), image(dy, False), partial, rows, cols, g.pt, g.pl)
+    dw = result(out, (3, 3, c_in, c_out), x.dtype)
+    wg.filter_gradient_from_winograd(partial, dw)
+    return dw if np.isfinite(dw).all() else None
 
 
 def _backward_filter_planes(x, dy, g, nchw, out):

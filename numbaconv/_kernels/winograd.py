@@ -120,13 +120,13 @@ def _combine3(dst, s0, s1, s2, c0, c1, c2):
 
 @kernel(parallel=False)
 def _fill_block(block, x, n, ih0, iw0):
-    """block[p, r, c, ci] = x[n, ih0 + r, iw0 + 2 * c + p, ci] where inside x; the caller zeroes the rest.
+    """block[p, r, c, ci] = x[n, ih0 + r, iw0 + 2 * c + p, ci] where inside x and ci < C; the caller zeroes the rest.
 
     ``block`` is (2, rows, cols, C): the even (p = 0) and odd (p = 1)
     columns apart, so that the same input column of consecutive tiles (2
     apart) is one contiguous run.
     """
-    rows, cols = block.shape[1], block.shape[2]
+    rows, cols, c = block.shape[1], block.shape[2], block.shape[3]  # C >= x.c: zero channels past x.c
     flat = block.reshape(-1)
     r_lo, r_hi = max(0, -ih0), min(rows, x.h - ih0)
     for p in range(2):
@@ -136,10 +136,10 @@ def _fill_block(block, x, n, ih0, iw0):
         if r_hi <= r_lo or c_hi <= c_lo:
             continue
         src = n * x.n_step + (ih0 + r_lo) * x.h_step + (iw0 + 2 * c_lo + p) * x.w_step
-        dst = ((p * rows + r_lo) * cols + c_lo) * x.c
+        dst = ((p * rows + r_lo) * cols + c_lo) * c
         # Runs of channels on the block's side (element step 1): contiguous
         # copies from NHWC memory, a gather over channels from NCHW memory.
-        _copy_block(flat, dst, (cols * x.c, x.c, 1), x.data, src, (x.h_step, 2 * x.w_step, x.c_step),
+        _copy_block(flat, dst, (cols * c, c, 1), x.data, src, (x.h_step, 2 * x.w_step, x.c_step),
                     (r_hi - r_lo, c_hi - c_lo, x.c))
 
 
@@ -279,3 +279,163 @@ def conv2d_winograd(x, u, b, y, tile_rows, tile_cols, out_per_unit, pt, pl, bad)
                         pix = n * y.n_step + (oh + k // 2) * y.h_step + (ow + k % 2) * y.w_step + co0 * y.c_step
                         bad_outputs += _store_pixel(y, pix, m[4 + k, r * cols + tc], bias)
         bad[unit] = bad_outputs
+
+
+# ------------------------------------------------------------------ filter gradient
+#
+# dL/dg = G^T [ sum over tiles of (A dy A^T) * (B^T d B) ] G: per element e of
+# the 4x4 transformed tiles, a product (C_out x tiles) @ (tiles x C_in)
+# reduced over tiles, the long axis, by the same micro-kernel.
+
+# A's rows as (index, sign) pairs: (A dy)[i] = sign0 * dy[index0] (+ sign1 * dy[index1] when sign1).
+_A_INDEX = np.array([[0, 0], [0, 1], [0, 1], [1, 1]], np.int64)
+_A_SIGN = np.array([[1.0, 0.0], [1.0, 1.0], [1.0, -1.0], [-1.0, 0.0]])
+
+
+@kernel(parallel=False)
+def _fill_dy(block, dy, n, oh0, ow0, t0, count, co0):
+    """block[k, p, co, t0 + c] = dy[n, oh0 + k, ow0 + 2 * c + p, co0 + co] for c < count, where inside dy.
+
+    ``block`` is (2, 2, channels, tiles): per output row k and column
+    parity p, one channel-major plane over tiles, so that each transformed
+    element is one loop over all channels and tiles. The caller zeroes it.
+    """
+    flat = block.reshape(-1)
+    n_co, tiles = block.shape[2], block.shape[3]
+    channels = min(n_co, dy.c - co0)
+    for k in range(2):
+        oh = oh0 + k
+        if oh >= dy.h:
+            continue
+        for p in range(2):
+            c_hi = min(count, (dy.w - ow0 - p + 1) // 2)  # columns with ow0 + 2 * c + p < OW
+            if c_hi <= 0:
+                continue
+            src = n * dy.n_step + oh * dy.h_step + (ow0 + p) * dy.w_step + co0 * dy.c_step
+            _copy_block(flat, ((k * 2 + p) * n_co) * tiles + t0, (0, tiles, 1),
+                        dy.data, src, (0, dy.c_step, 2 * dy.w_step), (1, channels, c_hi))
+
+
+@kernel(parallel=False)
+def _transform_dy(yt, block):
+    """yt[e] = (A dy A^T)[e // 4, e % 4] over every channel and tile of ``block`` (2, 2, C, T).
+
+    A = [[1, 0], [1, 1], [1, -1], [0, -1]]: each output is a signed sum of
+    one, two or four planes; terms of weight 0 are multiplied in (a
+    non-finite dy gives a non-finite result either way, and the driver
+    redoes such calls).
+    """
+    length = block.shape[2] * block.shape[3]
+    planes = block.reshape(4, length)
+    for i in range(4):
+        for j in range(4):
+            k0, k1 = _A_INDEX[i, 0], _A_INDEX[i, 1]
+            l0, l1 = _A_INDEX[j, 0], _A_INDEX[j, 1]
+            a0 = yt.dtype.type(_A_SIGN[i, 0] * _A_SIGN[j, 0])
+            a1 = yt.dtype.type(_A_SIGN[i, 0] * _A_SIGN[j, 1])
+            a2 = yt.dtype.type(_A_SIGN[i, 1] * _A_SIGN[j, 0])
+            a3 = yt.dtype.type(_A_SIGN[i, 1] * _A_SIGN[j, 1])
+            s0, s1 = planes[k0 * 2 + l0], planes[k0 * 2 + l1]
+            s2, s3 = planes[k1 * 2 + l0], planes[k1 * 2 + l1]
+            dst = yt[i * 4 + j].reshape(-1)
+            for q in range(length):
+                dst[q] = a0 * s0[q] + a1 * s1[q] + a2 * s2[q] + a3 * s3[q]
+
+
+@kernel
+def conv2d_backward_filter_winograd(x, dy, partial, tile_rows, tile_cols, pt, pl):
+    """partial[part, cb, e, co, ci] = sum over the part's tiles of (A dy A^T)[e][co] * (B^T d B)[e][ci].
+
+    3x3, stride 1. ``x`` and ``dy`` are Images; ``partial`` is (parts,
+    channel blocks, 16, block, round_up(C_in, OUT)) with ``block`` a
+    multiple of PIX. The rows of tiles of all images (``tile_cols`` tiles
+    of each, in blocks along the row when it is longer) are split into
+    ``parts`` contiguous ranges by the shape alone, so the sums do not
+    depend on the thread count; one prange iteration owns one range and
+    one block of output channels, and reduces ``tile_rows`` rows of tiles
+    per product.
+    """
+    n_parts, out_blocks, _, block_co, c_pad = partial.shape
+    t_h, t_w = (dy.h + 1) // 2, (dy.w + 1) // 2
+    col_blocks = (t_w + tile_cols - 1) // tile_cols
+    jobs = dy.n * t_h * col_blocks  # (row of tiles, block of columns) pairs, in order
+    for unit in prange(n_parts * out_blocks):
+        part = np.int64(unit) // out_blocks
+        cb = np.int64(unit) - part * out_blocks
+        co0 = cb * block_co
+        out = partial[part, cb]
+        out[:] = 0
+        v = np.empty((16, tile_rows * tile_cols, c_pad), x.data.dtype)
+        dblock = np.empty((2, 2, block_co, tile_rows * tile_cols), x.data.dtype)
+        yt = np.empty((16, block_co, tile_rows * tile_cols), x.data.dtype)
+        job = jobs * part // n_parts
+        job_end = jobs * (part + 1) // n_parts
+        while job < job_end:
+            dblock[:] = 0
+            t = 0
+            for r in range(tile_rows):
+                if job + r >= job_end:
+                    break
+                g, cbk = (job + r) // col_blocks, (job + r) % col_blocks
+                n, tr = g // t_h, g % t_h
+                tc0 = cbk * tile_cols
+                cols = min(tile_cols, t_w - tc0)
+                xblock = np.zeros((2, 4, cols + 1, c_pad), x.data.dtype)
+                _fill_block(xblock, x, n, 2 * tr - pt, 2 * tc0 - pl)
+                _transform_row(v, t, xblock)
+                _fill_dy(dblock, dy, n, 2 * tr, 2 * tc0, t, cols, co0)
+                t += cols
+            job += tile_rows
+            _transform_dy(yt, dblock)
+            for e in range(16):
+                _tile_products(out[e], yt[e], v[e], np.int64(0), np.int64(0), t)
+
+
+@kernel
+def filter_gradient_from_winograd(partial, dw_out):
+    """dw_out[a, b, ci, co] = (G^T S G)[a, b], S[e] = the sum over parts of partial[part, cb, e, co - co0, ci].
+
+    (cb is co's block of output channels, co0 its first.)
+
+    The parts are added in order (bit-identical at any thread count). One
+    prange iteration owns one block of output channels.
+    """
+    n_parts, out_blocks, _, block_co, c_pad = partial.shape
+    c_in, c_out = dw_out.shape[2], dw_out.shape[3]
+    half = dw_out.dtype.type(0.5)
+    for cb in prange(out_blocks):
+        s = partial[0, cb].copy()
+        for part in range(1, n_parts):
+            add = partial[part, cb]
+            for e in range(16):
+                for co in range(block_co):
+                    dst, src = s[e, co], add[e, co]
+                    for ci in range(c_pad):
+                        dst[ci] += src[ci]
+        t = np.empty((12, c_pad), dw_out.dtype)  # t[a * 4 + j] = (G^T S)[a, j]
+        res = np.empty((9, c_pad), dw_out.dtype)
+        for co in range(min(block_co, c_out - cb * block_co)):
+            for j in range(4):
+                s0, s1, s2, s3 = s[j, co], s[4 + j, co], s[8 + j, co], s[12 + j, co]
+                t0, t1, t2 = t[j], t[4 + j], t[8 + j]
+                for ci in range(c_pad):
+                    t0[ci] = s0[ci] + half * (s1[ci] + s2[ci])
+                for ci in range(c_pad):
+                    t1[ci] = half * (s1[ci] - s2[ci])
+                for ci in range(c_pad):
+                    t2[ci] = half * (s1[ci] + s2[ci]) + s3[ci]
+            for a in range(3):
+                r0, r1, r2, r3 = t[4 * a], t[4 * a + 1], t[4 * a + 2], t[4 * a + 3]
+                d0, d1, d2 = res[3 * a], res[3 * a + 1], res[3 * a + 2]
+                for ci in range(c_pad):
+                    d0[ci] = r0[ci] + half * (r1[ci] + r2[ci])
+                for ci in range(c_pad):
+                    d1[ci] = half * (r1[ci] - r2[ci])
+                for ci in range(c_pad):
+                    d2[ci] = half * (r1[ci] + r2[ci]) + r3[ci]
+            o = cb * block_co + co
+            for a in range(3):
+                for b in range(3):
+                    row = res[3 * a + b]
+                    for ci in range(c_in):
+                        dw_out[a, b, ci, o] = row[ci]
