@@ -93,29 +93,35 @@ def transform_filters(w, w_steps, taps_h, taps_w, swap, n_out, u):
             gi = g[ii]
             for a in range(4):
                 for b in range(3):
-                    _combine3(t[a * 3 + b], gi[b], gi[3 + b], gi[6 + b], _G[a, 0], _G[a, 1], _G[a, 2])
+                    _combine(t[a * 3 + b], gi[b], gi[3 + b], gi[6 + b], gi[b], _G[a, 0], _G[a, 1], _G[a, 2], 0.0)
             for a in range(4):
                 for b in range(4):
-                    _combine3(u[a * 4 + b, i0 + ii], t[a * 3], t[a * 3 + 1], t[a * 3 + 2],
-                              _G[b, 0], _G[b, 1], _G[b, 2])
+                    _combine(u[a * 4 + b, i0 + ii, :n_out], t[a * 3], t[a * 3 + 1], t[a * 3 + 2], t[a * 3],
+                             _G[b, 0], _G[b, 1], _G[b, 2], 0.0)
 
 
 @kernel(parallel=False)
-def _combine3(dst, s0, s1, s2, c0, c1, c2):
-    """dst[o] = c0 * s0[o] + c1 * s1[o] + c2 * s2[o] for o < len(s0), terms of weight 0 left out.
+def _combine(dst, r0, r1, r2, r3, c0, c1, c2, c3):
+    """dst = c0 * r0 + c1 * r1 + c2 * r2 + c3 * r3 over len(dst), terms of weight 0 left out.
 
-    (Left out, not multiplied by zero: a zero weight times inf would be NaN.)
+    (Left out, not multiplied by zero: a zero weight times inf would be
+    NaN.) One term per pass: a small function to compile, for the
+    transforms of filters, which run once per call.
     """
-    a0, a1, a2 = dst.dtype.type(c0), dst.dtype.type(c1), dst.dtype.type(c2)
-    if c1 == 0 and c2 == 0:
-        for o in range(s0.size):
-            dst[o] = a0 * s0[o]
-    elif c0 == 0 and c1 == 0:
-        for o in range(s0.size):
-            dst[o] = a2 * s2[o]
-    else:
-        for o in range(s0.size):
-            dst[o] = a0 * s0[o] + a1 * s1[o] + a2 * s2[o]
+    first = True
+    for row, coef in ((r0, c0), (r1, c1), (r2, c2), (r3, c3)):
+        if coef == 0:
+            continue
+        a = dst.dtype.type(coef)
+        if first:
+            for q in range(dst.size):
+                dst[q] = a * row[q]
+            first = False
+        else:
+            for q in range(dst.size):
+                dst[q] += a * row[q]
+    if first:
+        dst[:] = 0
 
 
 @kernel(parallel=False)
@@ -312,8 +318,11 @@ def _fill_dy(block, dy, n, oh0, ow0, t0, count, co0):
             if c_hi <= 0:
                 continue
             src = n * dy.n_step + oh * dy.h_step + (ow0 + p) * dy.w_step + co0 * dy.c_step
-            _copy_block(flat, ((k * 2 + p) * n_co) * tiles + t0, (0, tiles, 1),
-                        dy.data, src, (0, dy.c_step, 2 * dy.w_step), (1, channels, c_hi))
+            # int64 zeros and ones, not literals, in the row slots: the
+            # argument types of _fill_block's call, so no second compile.
+            zero, one = np.int64(0), np.int64(1)
+            _copy_block(flat, ((k * 2 + p) * n_co) * tiles + t0, (zero, tiles, 1),
+                        dy.data, src, (zero, dy.c_step, 2 * dy.w_step), (one, channels, c_hi))
 
 
 @kernel(parallel=False)
@@ -372,7 +381,7 @@ def conv2d_backward_filter_winograd(x, dy, partial, tile_rows, tile_cols, pt, pl
         job_end = jobs * (part + 1) // n_parts
         while job < job_end:
             dblock[:] = 0
-            t = 0
+            t = np.int64(0)  # (a literal 0 would compile the helpers it reaches a second time)
             for r in range(tile_rows):
                 if job + r >= job_end:
                     break
@@ -402,37 +411,24 @@ def filter_gradient_from_winograd(partial, dw_out):
     """
     n_parts, out_blocks, _, block_co, c_pad = partial.shape
     c_in, c_out = dw_out.shape[2], dw_out.shape[3]
-    half = dw_out.dtype.type(0.5)
     for cb in prange(out_blocks):
         s = partial[0, cb].copy()
+        total = s.reshape(-1)
         for part in range(1, n_parts):
-            add = partial[part, cb]
-            for e in range(16):
-                for co in range(block_co):
-                    dst, src = s[e, co], add[e, co]
-                    for ci in range(c_pad):
-                        dst[ci] += src[ci]
+            add = partial[part, cb].reshape(-1)
+            for q in range(total.size):
+                total[q] += add[q]
         t = np.empty((12, c_pad), dw_out.dtype)  # t[a * 4 + j] = (G^T S)[a, j]
-        res = np.empty((9, c_pad), dw_out.dtype)
+        res = np.empty((9, c_pad), dw_out.dtype)  # res[a * 3 + b] = (G^T S G)[a, b]
         for co in range(min(block_co, c_out - cb * block_co)):
-            for j in range(4):
-                s0, s1, s2, s3 = s[j, co], s[4 + j, co], s[8 + j, co], s[12 + j, co]
-                t0, t1, t2 = t[j], t[4 + j], t[8 + j]
-                for ci in range(c_pad):
-                    t0[ci] = s0[ci] + half * (s1[ci] + s2[ci])
-                for ci in range(c_pad):
-                    t1[ci] = half * (s1[ci] - s2[ci])
-                for ci in range(c_pad):
-                    t2[ci] = half * (s1[ci] + s2[ci]) + s3[ci]
             for a in range(3):
-                r0, r1, r2, r3 = t[4 * a], t[4 * a + 1], t[4 * a + 2], t[4 * a + 3]
-                d0, d1, d2 = res[3 * a], res[3 * a + 1], res[3 * a + 2]
-                for ci in range(c_pad):
-                    d0[ci] = r0[ci] + half * (r1[ci] + r2[ci])
-                for ci in range(c_pad):
-                    d1[ci] = half * (r1[ci] - r2[ci])
-                for ci in range(c_pad):
-                    d2[ci] = half * (r1[ci] + r2[ci]) + r3[ci]
+                for j in range(4):
+                    _combine(t[a * 4 + j], s[j, co], s[4 + j, co], s[8 + j, co], s[12 + j, co],
+                             _G[0, a], _G[1, a], _G[2, a], _G[3, a])
+            for a in range(3):
+                for b in range(3):
+                    _combine(res[a * 3 + b], t[a * 4], t[a * 4 + 1], t[a * 4 + 2], t[a * 4 + 3],
+                             _G[0, b], _G[1, b], _G[2, b], _G[3, b])
             o = cb * block_co + co
             for a in range(3):
                 for b in range(3):
