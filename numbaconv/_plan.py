@@ -75,6 +75,12 @@ def padded_channels(n_out):
 
 
 @register_jitable
+def panels_shape(k_len, n_out):
+    """The shape of a (k_len, n_out) matrix in the patch GEMM's panels (``_kernels.patch_gemm``)."""
+    return -(-n_out // OUT), k_len, OUT
+
+
+@register_jitable
 def patch_units(n, oh, ow, c_pad):
     """(rows_per_unit, out_per_unit) of the patch GEMM; from the shape alone."""
     rows = max(1, min(oh, PATCH_PIXELS // ow))

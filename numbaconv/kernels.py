@@ -141,6 +141,7 @@ from ._plan import dw_by_patches as _dw_by_patches
 from ._plan import dw_patches_plan as _dw_patches_plan
 from ._plan import dw_planes_plan as _dw_planes_plan
 from ._plan import padded_channels as _padded_channels
+from ._plan import panels_shape as _panels_shape
 from ._plan import patch_units as _patch_units
 from ._plan import phase_rows as _phase_rows
 from ._plan import phase_taps as _phase_taps
@@ -270,9 +271,9 @@ def _forward(x, w, b, y, taps_h, taps_w, swap, sh, sw, dh, dw, pt, pl):
         return
     kh_, kw_, ci_, co_ = w.shape
     steps = (kw_ * ci_ * co_, ci_ * co_, co_, np.int64(1))
-    wk = np.zeros((k_h * k_w * n_in, _padded_channels(y.c)), w.dtype)
+    wk = np.zeros(_panels_shape(k_h * k_w * n_in, y.c), w.dtype)
     _pack_filters(w.reshape(-1), steps, taps_h, taps_w, swap, y.c, wk)
-    rows, outs = _patch_units(y.n, y.h, y.w, wk.shape[1])
+    rows, outs = _patch_units(y.n, y.h, y.w, _padded_channels(y.c))
     _conv2d_patch_gemm(_image(x), wk, b, y, k_h, k_w, rows, outs, sh, sw, dh, dw, pt, pl)
 
 

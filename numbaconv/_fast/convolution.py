@@ -67,10 +67,10 @@ def _filter_memory(w, nchw):
 
 
 def _packed(w, nchw, taps_h, taps_w, swap):
-    """Filters as the patch GEMM's (K, C_out) matrix, zero-padded to a multiple of OUT columns."""
+    """Filters as the patch GEMM's (K, C_out) matrix in panels, zero-padded to a multiple of OUT columns."""
     n_out = w.shape[2] if swap else w.shape[3]
     n_in = w.shape[3] if swap else w.shape[2]
-    out = np.zeros((len(taps_h) * len(taps_w) * n_in, plan.padded_channels(n_out)), w.dtype)
+    out = np.zeros(plan.panels_shape(len(taps_h) * len(taps_w) * n_in, n_out), w.dtype)
     data, steps = _filter_memory(w, nchw)
     pg.pack_filters(data, steps, np.asarray(taps_h, np.int64), np.asarray(taps_w, np.int64),
                     swap, n_out, out)
@@ -91,7 +91,7 @@ def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None
         # Patches gather runs of channels: NCHW data are copied to NHWC once
         # (a strided gather from NCHW memory measured 15-30% slower).
         wk = _packed(w, nchw, taps_h, taps_w, swap)
-        rows, outs = plan.patch_units(y_img.n, y_img.h, y_img.w, wk.shape[1])
+        rows, outs = plan.patch_units(y_img.n, y_img.h, y_img.w, plan.padded_channels(y_img.c))
         pg.conv2d_patch_gemm(image(x, False), wk, b, y_img, kh, kw, rows, outs,
                              sh, sw, dh, dw, pt, pl)
         return
