@@ -33,8 +33,8 @@ MIN_UNITS = 8
 PATCH_MIN_K = 64  # the patch GEMM needs a reduction of at least this many values,
 PATCH_MIN_OUT = 16  # at least one register tile's width of output channels,
 PATCH_MIN_WORK = 4096  # and K * C_out at least this (below, the planes' shorter setup wins).
-DW_PATCH_MAX_PLANE = 256  # filter gradient: output planes of at most this many pixels,
-DW_PATCH_MAX_PIXELS = 1024  # or calls of fewer output pixels in all, go to the patch GEMM
+DW_PATCH_MIN_OUT = 32  # filter gradient: C_out below this stays with the planes (see dw_by_patches)
+DW_PATCH_MAX_LENGTH = 256  # filter gradient: plane-kernel work units shorter than this go to the patch GEMM
 # The plane kernels hold a plane per stride phase and reach (K - 1) * d // s
 # rows and columns past their block: beyond these bounds their scratch would
 # grow with the stride or dilation, not with the data, and the patch GEMM
@@ -96,16 +96,35 @@ def patch_units(n, oh, ow, c_pad):
 
 
 @register_jitable
-def dw_by_patches(n, oh, ow, kh, kw, c_in, c_out):
-    """Whether the filter gradient goes to the patch GEMM.
+def dw_by_patches(n, oh, ow, kh, kw, sh, sw, dw, c_in, c_out):
+    """Whether the filter gradient goes to the patch GEMM rather than the plane kernel.
 
-    The plane kernel reads each gathered input row once for all taps
-    (gathered patches copy it KH * KW times) but reduces over one block of
-    rows at a time: with few output pixels its reductions are short, and
-    the patch GEMM's are not.
+    The plane kernel reduces over one work unit's grid (``dw_planes_plan``:
+    rows_per_block * pitch positions) at a time with 4 x 4 dot-product
+    tiles, whose horizontal sums and partial-sum updates are paid once per
+    unit: on short grids they dominate. It also fills one plane per stride
+    phase, all of them wasted but one when the filter has fewer taps than
+    there are phases (1x1 stride 2). The patch GEMM's reductions run over
+    up to CHUNK_PIXELS pixels whatever the plane, but its tiles are OUT
+    channels wide: it needs a reduction K >= PATCH_MIN_K and C_out >= 32.
+
+    Measured basis (one Zen4 core, CPU time, 7 interleaved rounds, float32
+    NHWC, planes/patches time): grids under 256 go to patches: VGG
+    2x28x28x256 -> 512 (grid 210) 1.61, 2x14x14x512 -> 512 (64) 3.2,
+    ResNet-18 8x14x14x256 (224) 1.17, ResNet-50 1x1 8x14x14 (196) 1.18-1.28,
+    8x7x7 (49) 3.2-3.6, AlexNet 8x13x13x192 -> 384 (195) 1.35, 64x11x9x16
+    7x7 -> 32 (165) 1.29; from 288 up the planes: 8x16x16x256 3x3 (288)
+    0.93, 8x18x18x64 (360) 0.85, 4x28x28x256 (420) 1.01, 1x64x64x128 (528)
+    0.81, ResNet-18 8x28x28x128 (840) 0.80, 56x56 and wider planes
+    0.75-0.9. C_out 16 keeps the planes at any grid (64x12x12x6 5x5 -> 16:
+    0.76, 4x17x17x16 -> 16: 0.78; -> 32 there: 1.02); 1x1 stride 2
+    (ResNet-18 8x56x56x64 -> 128, grid 784): 1.54.
     """
-    few_pixels = oh * ow <= DW_PATCH_MAX_PLANE or n * oh * ow < DW_PATCH_MAX_PIXELS
-    return few_pixels and kh * kw * c_in >= PATCH_MIN_K and c_out >= PATCH_MIN_OUT
+    if kh * kw * c_in < PATCH_MIN_K or c_out < DW_PATCH_MIN_OUT:
+        return False
+    rows = dw_planes_plan(n, oh, ow, kw, sw, dw)[1]
+    short = rows * (ow + (kw - 1) * dw // sw) < DW_PATCH_MAX_LENGTH
+    return short or kh * kw < sh * sw
 
 
 @register_jitable

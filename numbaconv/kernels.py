@@ -354,14 +354,14 @@ def conv2d_backward_input(dy, w, dx, stride_h, stride_w, pad_top, pad_left, dila
 def conv2d_backward_filter(dy, x, dw, stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w):
     """dw = the gradient of sum(conv2d(x, w) * dy) with respect to w (dw has w's shape, HWIO).
 
-    By the plane kernel or, for few pixels, the patch GEMM; the partial
+    By the plane kernel or, on short plane grids, the patch GEMM; the partial
     sums follow from the shape alone (bit-identical at any thread count).
     """
     sh, sw, pt, pl, dh, dw_ = _int64s(stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w)
     k_h, k_w, c_in, c_out = dw.shape
     n, oh, ow = dy.shape[0], dy.shape[1], dy.shape[2]
     sh, sw, dh, dw_ = _steps(oh, ow, k_h, k_w, sh, sw, dh, dw_)
-    if (not _dw_by_patches(n, oh, ow, k_h, k_w, c_in, c_out)
+    if (not _dw_by_patches(n, oh, ow, k_h, k_w, sh, sw, dw_, c_in, c_out)
             and _planes_fit(k_h, k_w, sh, sw, dh, dw_)):
         parts, rows = _dw_planes_plan(n, oh, ow, k_w, sw, dw_)
         _conv2d_backward_filter_nhwc(_image(x), _image(dy), dw, parts, rows, sh, sw, dh, dw_, pt, pl)

@@ -158,8 +158,8 @@ def conv2d_transpose(x, w, b, g, nchw, out=None):
 
 
 def conv2d_backward_filter(x, dy, g, nchw, out=None):
-    """Compute dw by the plane kernel, or by the patch GEMM for few pixels (``_dw_by_patches``)."""
-    if (plan.dw_by_patches(x.shape[0], g.oh, g.ow, g.kh, g.kw, x.shape[3], dy.shape[3])
+    """Compute dw by the plane kernel, or by the patch GEMM on short plane grids (``plan.dw_by_patches``)."""
+    if (plan.dw_by_patches(x.shape[0], g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.dw, x.shape[3], dy.shape[3])
             or not plan.planes_fit(g.kh, g.kw, g.sh, g.sw, g.dh, g.dw)):
         return deliver(_backward_filter_patches(x, dy, g, nchw), out)
     return deliver(_backward_filter_planes(x, dy, g, nchw, out), out)
