@@ -14,7 +14,9 @@ Two strategies:
   seed's 3x3x3 -> 16).
 - "patch GEMM" (``_kernels.patch_gemm``): register-tiled matrix products
   over gathered patches; suits long reductions into many output channels
-  (wide layers, large kernels) and small planes (batch 1, 7x7 to 14x14).
+  (wide layers, large kernels), 1x1 filters from 32 input channels, and
+  small planes (batch 1, 7x7 to 14x14). The filter gradient goes there
+  on short plane grids (:func:`dw_by_patches`).
 
 The input gradient and the transpose run the forward kernel of either
 strategy on the stride phases of their output (:func:`phases`,
@@ -33,6 +35,8 @@ MIN_UNITS = 8
 PATCH_MIN_K = 64  # the patch GEMM needs a reduction of at least this many values,
 PATCH_MIN_OUT = 16  # at least one register tile's width of output channels,
 PATCH_MIN_WORK = 4096  # and K * C_out at least this (below, the planes' shorter setup wins).
+PATCH_MIN_K_1X1 = 32  # 1x1 filters: the patch GEMM from this reduction on (see by_patches),
+PATCH_MIN_OUT_1X1 = 8  # into at least this many channels (the fewest measured)
 DW_PATCH_MIN_OUT = 32  # filter gradient: C_out below this stays with the planes (see dw_by_patches)
 DW_PATCH_MAX_LENGTH = 256  # filter gradient: plane-kernel work units shorter than this go to the patch GEMM
 # The plane kernels hold a plane per stride phase and reach (K - 1) * d // s
@@ -56,8 +60,18 @@ def rows_per_block(n, rows, pitch):
 
 
 @register_jitable
-def by_patches(k_len, n_out):
-    """The forward kernels' strategy, from the reduction length and the output channels."""
+def by_patches(k_len, n_out, taps):
+    """The forward kernels' strategy, from the reduction length, the output channels and the filter taps.
+
+    A 1x1 filter (``taps`` 1) shares no input between taps, which is what
+    the planes are for: its patch GEMM wins from K = PATCH_MIN_K_1X1 on
+    whatever C_out (one core, CPU time, 7 interleaved rounds, 8 x 56 x 56
+    or 8 x 112 x 112 pixels, planes/patches time: K = 32 -> 64 1.16-1.20,
+    32 -> 32 1.08-1.31, 48 -> 64 1.28, 64 -> 16 1.37, 96 -> 16 1.78, 128 -> 8
+    1.63, 64 -> 64 1.48; K = 16: 0.85-0.95, K = 8 -> 128: 1.01).
+    """
+    if taps == 1 and k_len >= PATCH_MIN_K_1X1 and n_out >= PATCH_MIN_OUT_1X1:
+        return True
     return k_len >= PATCH_MIN_K and n_out >= PATCH_MIN_OUT and k_len * n_out >= PATCH_MIN_WORK
 
 

@@ -264,7 +264,7 @@ def _forward(x, w, b, y, taps_h, taps_w, swap, sh, sw, dh, dw, pt, pl):
     """
     k_h, k_w = taps_h.size, taps_w.size
     n_in = w.shape[3] if swap else w.shape[2]
-    if not _by_patches(k_h * k_w * n_in, y.c) and _planes_fit(k_h, k_w, sh, sw, dh, dw):
+    if not _by_patches(k_h * k_w * n_in, y.c, k_h * k_w) and _planes_fit(k_h, k_w, sh, sw, dh, dw):
         hwio = _sub_filter(w, taps_h, taps_w, swap)
         pitch = y.w + (k_w - 1) * dw // sw
         _conv2d_nhwc(_image(x), hwio, b, y, _rows_per_block(y.n, y.h, pitch), sh, sw, dh, dw, pt, pl)

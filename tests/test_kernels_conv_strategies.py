@@ -45,7 +45,7 @@ WIDE_CASES = [
 
 STRATEGIES = {
     # Forward, input gradient and transpose on planes; the filter gradient on planes.
-    "planes": dict(PATCH_MIN_K=10**9, DW_PATCH_MIN_OUT=10**9),
+    "planes": dict(PATCH_MIN_K=10**9, PATCH_MIN_K_1X1=10**9, DW_PATCH_MIN_OUT=10**9),
     # Everything on the patch GEMM.
     "patches": dict(PATCH_MIN_K=0, PATCH_MIN_OUT=0, PATCH_MIN_WORK=0, DW_PATCH_MIN_OUT=0,
                     DW_PATCH_MAX_LENGTH=10**18),
@@ -130,7 +130,7 @@ class Calls:
         return {n for n in names if self.counts.get(n)}
 
 
-# (c_in, c_out, k): reduction K = k * k * c_in, and the rule's three conditions.
+# (c_in, c_out, k): reduction K = k * k * c_in, and the rule's conditions.
 BOUNDARY = [
     (7, 64, 3, "planes"),  # K = 63 < 64
     (8, 64, 3, "patches"),  # K = 72, C_out = 64: K * C_out = 4608
@@ -138,7 +138,10 @@ BOUNDARY = [
     (8, 56, 3, "planes"),  # K * C_out = 4032 < 4096
     (8, 57, 3, "patches"),  # K * C_out = 4104
     (64, 64, 1, "patches"),  # K * C_out = 4096
-    (63, 64, 1, "planes"),
+    # 1x1 filters: K >= 32 into >= 8 channels
+    (32, 8, 1, "patches"),
+    (31, 64, 1, "planes"),
+    (32, 7, 1, "planes"),
 ]
 
 

@@ -86,7 +86,7 @@ def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None
     """
     (kh, kw), (sh, sw), (dh, dw), (pt, pl) = kernel_size, stride, dilation, pad
     taps_h, taps_w = taps if taps is not None else (range(kh), range(kw))
-    if (plan.by_patches(kh * kw * x.shape[3], y_img.c)
+    if (plan.by_patches(kh * kw * x.shape[3], y_img.c, kh * kw)
             or not plan.planes_fit(kh, kw, sh, sw, dh, dw)):
         # Patches gather runs of channels: NCHW data are copied to NHWC once
         # (a strided gather from NCHW memory measured 15-30% slower).
