@@ -366,10 +366,13 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, chunk_p
         # argument type of its own, i.e. a second compile of the helper (the
         # forward kernel calls them with ints).
         zero = np.int64(0)
-        add = False  # the first chunk overwrites the block of partial
+        r_first = r
         if r == r_end:
             out[:] = 0
         while r < r_end:
+            # The first chunk overwrites the block of partial. (A runtime
+            # bool: a literal False would compile _tile_products twice.)
+            add = r > r_first
             p = zero
             while r < r_end and p + dy.w <= chunk_pixels:
                 n = r // dy.h
@@ -381,4 +384,3 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, chunk_p
                 p += rows * dy.w
                 r += rows
             _tile_products(out, at, dy_panels, zero, zero, p, add)
-            add = True
