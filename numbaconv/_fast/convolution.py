@@ -70,7 +70,7 @@ def _packed(w, nchw, taps_h, taps_w, swap):
     """Filters as the patch GEMM's (K, C_out) matrix in panels, zero-padded to a multiple of OUT columns."""
     n_out = w.shape[2] if swap else w.shape[3]
     n_in = w.shape[3] if swap else w.shape[2]
-    out = np.zeros(plan.panels_shape(len(taps_h) * len(taps_w) * n_in, n_out), w.dtype)
+    out = np.empty(plan.panels_shape(len(taps_h) * len(taps_w) * n_in, n_out), w.dtype)
     data, steps = _filter_memory(w, nchw)
     pg.pack_filters(data, steps, np.asarray(taps_h, np.int64), np.asarray(taps_w, np.int64),
                     swap, n_out, out)

@@ -218,10 +218,10 @@ def pack_filters(w, w_steps, taps_h, taps_w, swap, n_out, out):
     forward conv packs ``I = C_in``, ``O = C_out``; the input gradient and
     the transpose pack the swapped filter (``I = C_out``, ``O = C_in``)
     over a reversed, possibly strided subset of the taps. ``out`` is the
-    (K, round_up(n_out, OUT)) matrix F in panels (module docstring); the
-    caller zeroes it (columns past n_out are not written). One prange
-    iteration owns PACK_ROWS rows of F; each row is one contiguous run of
-    HWIO memory in the forward case.
+    (K, round_up(n_out, OUT)) matrix F in panels (module docstring),
+    its columns past n_out zeroed here (the caller's np.empty saves a
+    pass). One prange iteration owns PACK_ROWS rows of F; each row is one
+    contiguous run of HWIO memory in the forward case.
     """
     s_h, s_w, s_ci, s_co = w_steps
     s_i, s_o = (s_co, s_ci) if swap else (s_ci, s_co)
@@ -248,6 +248,8 @@ def pack_filters(w, w_steps, taps_h, taps_w, swap, n_out, out):
                 dst = out[j, k]
                 for q in range(cols):
                     dst[q] = w[src + np.uint64(q) * uo]
+                for q in range(cols, OUT):
+                    dst[q] = 0
 
 
 @kernel(parallel=False)
