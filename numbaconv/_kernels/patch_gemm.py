@@ -229,13 +229,15 @@ def pack_filters(w, w_steps, taps_h, taps_w, swap, n_out, out):
     k_len = out.shape[1]
     n_i = k_len // n_taps if n_taps else 0
     ui, uo = np.uint64(s_i), np.uint64(s_o)
-    # Tiles of PACK_ROWS rows by OUT columns: whichever of the two source
-    # steps is 1 (o for HWIO filters, i for the swapped ones), the tile's
-    # source lines stay in L1 while it is copied. Row by row, the swapped
-    # filters were read C_in apart, a cache miss per value (1x1 input
-    # gradient 8x7x7x512 -> 2048: 5 of its 14 ms on one core). The rows'
-    # sources are found once per block: two integer divisions per row and
-    # tile cost more than the copy (3x3x512x512: 2.1 ms against 0.7).
+    # HWIO filters (o step 1) are copied row by row. The swapped ones (i
+    # step 1) go in tiles of PACK_ROWS rows by OUT columns, whose source
+    # lines stay in L1 while the tile is copied: row by row they were read
+    # C_in apart, a cache miss per value (1x1 input gradient 8x7x7x512 ->
+    # 2048: 5 of its 14 ms on one core). The rows' sources are found once
+    # per block: two integer divisions per row and tile cost more than the
+    # copy. One core, 3x3x512x512: HWIO 0.75 ms (tile by tile 1.6-2.4; a
+    # plain (K, C_out) matrix, before the panels, 0.5-1.0), swapped 2.4
+    # (row by row 6.1).
     for blk in prange((k_len + PACK_ROWS - 1) // PACK_ROWS):
         k_lo = blk * PACK_ROWS
         k_hi = min(k_len, k_lo + PACK_ROWS)
@@ -246,16 +248,29 @@ def pack_filters(w, w_steps, taps_h, taps_w, swap, n_out, out):
             a = tap // taps_w.size
             srcs[k - k_lo] = (np.uint64(taps_h[a] * s_h + taps_w[tap - a * taps_w.size] * s_w)
                               + np.uint64(i) * ui)
-        for j in range((n_out + OUT - 1) // OUT):
-            cols = min(OUT, n_out - j * OUT)
-            col0 = np.uint64(j * OUT) * uo
+        n_j = (n_out + OUT - 1) // OUT
+        if uo == 1:  # HWIO: row by row, each row one read stream
             for k in range(k_lo, k_hi):
-                src = srcs[k - k_lo] + col0
-                dst = out[j, k]
-                for q in range(cols):
-                    dst[q] = w[src + np.uint64(q) * uo]
-                for q in range(cols, OUT):
-                    dst[q] = 0
+                src = srcs[k - k_lo]
+                for j in range(n_j):
+                    cols = min(OUT, n_out - j * OUT)
+                    dst = out[j, k]
+                    run = w[src + np.uint64(j * OUT):]
+                    for q in range(cols):
+                        dst[q] = run[q]
+                    for q in range(cols, OUT):
+                        dst[q] = 0
+        else:  # strided rows: tile by tile
+            for j in range(n_j):
+                cols = min(OUT, n_out - j * OUT)
+                col0 = np.uint64(j * OUT) * uo
+                for k in range(k_lo, k_hi):
+                    src = srcs[k - k_lo] + col0
+                    dst = out[j, k]
+                    for q in range(cols):
+                        dst[q] = w[src + np.uint64(q) * uo]
+                    for q in range(cols, OUT):
+                        dst[q] = 0
 
 
 @kernel(parallel=False)
