@@ -7,19 +7,22 @@ compiles nothing, and the ``@njit`` drivers of ``numbaconv.kernels`` compile
 them into their own code (``register_jitable``) when a user first calls one.
 Each returns ints (or an int64 array) in both worlds.
 
-Two strategies:
+Three strategies:
 
 - "planes" (``_kernels.convolution``): vectorizes over output positions;
   suits short reductions (few input channels and small kernels, e.g. the
   seed's 3x3x3 -> 16).
 - "patch GEMM" (``_kernels.patch_gemm``): register-tiled matrix products
   over gathered patches; suits long reductions into many output channels
-  (wide layers, large kernels) and small planes (batch 1, 7x7 to 14x14).
+  (wide layers, large kernels), 1x1 filters from 32 input channels, and
+  small planes (batch 1, 7x7 to 14x14). The filter gradient goes there
+  on short plane grids (:func:`dw_by_patches`).
 - "Winograd" (``_kernels.winograd``): F(2x2, 3x3), 2.25x fewer
   multiplications, the same register-tiled products; 3x3 stride-1
-  undilated calls with enough channels (:func:`by_winograd`).
+  undilated calls with enough channels and pixels (:func:`by_winograd`,
+  :func:`dw_by_winograd`).
 
-The input gradient and the transpose run the forward kernel of either
+The input gradient and the transpose run the forward kernel of any
 strategy on the stride phases of their output (:func:`phases`,
 :func:`phase_rows`, :func:`phase_taps`).
 """
@@ -36,8 +39,10 @@ MIN_UNITS = 8
 PATCH_MIN_K = 64  # the patch GEMM needs a reduction of at least this many values,
 PATCH_MIN_OUT = 16  # at least one register tile's width of output channels,
 PATCH_MIN_WORK = 4096  # and K * C_out at least this (below, the planes' shorter setup wins).
-DW_PATCH_MAX_PLANE = 256  # filter gradient: output planes of at most this many pixels,
-DW_PATCH_MAX_PIXELS = 1024  # or calls of fewer output pixels in all, go to the patch GEMM
+PATCH_MIN_K_1X1 = 32  # 1x1 filters: the patch GEMM from this reduction on (see by_patches),
+PATCH_MIN_OUT_1X1 = 8  # into at least this many channels (the fewest measured)
+DW_PATCH_MIN_OUT = 32  # filter gradient: C_out below this stays with the planes (see dw_by_patches)
+DW_PATCH_MAX_LENGTH = 256  # filter gradient: plane-kernel work units shorter than this go to the patch GEMM
 # The plane kernels hold a plane per stride phase and reach (K - 1) * d // s
 # rows and columns past their block: beyond these bounds their scratch would
 # grow with the stride or dilation, not with the data, and the patch GEMM
@@ -66,8 +71,18 @@ def rows_per_block(n, rows, pitch):
 
 
 @register_jitable
-def by_patches(k_len, n_out):
-    """The forward kernels' strategy, from the reduction length and the output channels."""
+def by_patches(k_len, n_out, taps):
+    """The forward kernels' strategy, from the reduction length, the output channels and the filter taps.
+
+    A 1x1 filter (``taps`` 1) shares no input between taps, which is what
+    the planes are for: its patch GEMM wins from K = PATCH_MIN_K_1X1 on
+    whatever C_out (one core, CPU time, 7 interleaved rounds, 8 x 56 x 56
+    or 8 x 112 x 112 pixels, planes/patches time: K = 32 -> 64 1.16-1.20,
+    32 -> 32 1.08-1.31, 48 -> 64 1.28, 64 -> 16 1.37, 96 -> 16 1.78, 128 -> 8
+    1.63, 64 -> 64 1.48; K = 16: 0.85-0.95, K = 8 -> 128: 1.01).
+    """
+    if taps == 1 and k_len >= PATCH_MIN_K_1X1 and n_out >= PATCH_MIN_OUT_1X1:
+        return True
     return k_len >= PATCH_MIN_K and n_out >= PATCH_MIN_OUT and k_len * n_out >= PATCH_MIN_WORK
 
 
@@ -109,6 +124,12 @@ def padded_channels(n_out):
 
 
 @register_jitable
+def panels_shape(k_len, n_out):
+    """The shape of a (k_len, n_out) matrix in the patch GEMM's panels (``_kernels.patch_gemm``)."""
+    return -(-n_out // OUT), k_len, OUT
+
+
+@register_jitable
 def channels_per_unit(units, c_pad):
     """Output channels per work unit, when ``units`` blocks of pixels leave threads idle.
 
@@ -141,16 +162,35 @@ def winograd_units(n, oh, ow, c_pad):
 
 
 @register_jitable
-def dw_by_patches(n, oh, ow, kh, kw, c_in, c_out):
-    """Whether the filter gradient goes to the patch GEMM.
+def dw_by_patches(n, oh, ow, kh, kw, sh, sw, dw, c_in, c_out):
+    """Whether the filter gradient goes to the patch GEMM rather than the plane kernel.
 
-    The plane kernel reads each gathered input row once for all taps
-    (gathered patches copy it KH * KW times) but reduces over one block of
-    rows at a time: with few output pixels its reductions are short, and
-    the patch GEMM's are not.
+    The plane kernel reduces over one work unit's grid (``dw_planes_plan``:
+    rows_per_block * pitch positions) at a time with 4 x 4 dot-product
+    tiles, whose horizontal sums and partial-sum updates are paid once per
+    unit: on short grids they dominate. It also fills one plane per stride
+    phase, all of them wasted but one when the filter has fewer taps than
+    there are phases (1x1 stride 2). The patch GEMM's reductions run over
+    up to CHUNK_PIXELS pixels whatever the plane, but its tiles are OUT
+    channels wide: it needs a reduction K >= PATCH_MIN_K and C_out >= 32.
+
+    Measured basis (one Zen4 core, CPU time, 7 interleaved rounds, float32
+    NHWC, planes/patches time): grids under 256 go to patches: VGG
+    2x28x28x256 -> 512 (grid 210) 1.61, 2x14x14x512 -> 512 (64) 3.2,
+    ResNet-18 8x14x14x256 (224) 1.17, ResNet-50 1x1 8x14x14 (196) 1.18-1.28,
+    8x7x7 (49) 3.2-3.6, AlexNet 8x13x13x192 -> 384 (195) 1.35, 64x11x9x16
+    7x7 -> 32 (165) 1.29; from 288 up the planes: 8x16x16x256 3x3 (288)
+    0.93, 8x18x18x64 (360) 0.85, 4x28x28x256 (420) 1.01, 1x64x64x128 (528)
+    0.81, ResNet-18 8x28x28x128 (840) 0.80, 56x56 and wider planes
+    0.75-0.9. C_out 16 keeps the planes at any grid (64x12x12x6 5x5 -> 16:
+    0.76, 4x17x17x16 -> 16: 0.78; -> 32 there: 1.02); 1x1 stride 2
+    (ResNet-18 8x56x56x64 -> 128, grid 784): 1.54.
     """
-    few_pixels = oh * ow <= DW_PATCH_MAX_PLANE or n * oh * ow < DW_PATCH_MAX_PIXELS
-    return few_pixels and kh * kw * c_in >= PATCH_MIN_K and c_out >= PATCH_MIN_OUT
+    if kh * kw * c_in < PATCH_MIN_K or c_out < DW_PATCH_MIN_OUT:
+        return False
+    rows = dw_planes_plan(n, oh, ow, kw, sw, dw)[1]
+    short = rows * (ow + (kw - 1) * dw // sw) < DW_PATCH_MAX_LENGTH
+    return short or kh * kw < sh * sw
 
 
 @register_jitable

@@ -148,6 +148,7 @@ from ._plan import dw_patches_plan as _dw_patches_plan
 from ._plan import dw_planes_plan as _dw_planes_plan
 from ._plan import dw_winograd_plan as _dw_winograd_plan
 from ._plan import padded_channels as _padded_channels
+from ._plan import panels_shape as _panels_shape
 from ._plan import patch_units as _patch_units
 from ._plan import phase_rows as _phase_rows
 from ._plan import phase_taps as _phase_taps
@@ -274,22 +275,21 @@ def _forward(x, w, b, y, taps_h, taps_w, swap, sh, sw, dh, dw, pt, pl):
     kh_, kw_, ci_, co_ = w.shape
     steps = (kw_ * ci_ * co_, ci_ * co_, co_, np.int64(1))
     if _by_winograd(k_h, k_w, sh, sw, dh, dw, n_in, y.c, y.n, y.h, y.w):
-        c_pad = _padded_channels(y.c)
-        u = np.zeros((16, n_in, c_pad), w.dtype)
+        u = np.zeros((16,) + _panels_shape(n_in, y.c), w.dtype)
         _transform_filters(w.reshape(-1), steps, taps_h, taps_w, swap, y.c, u)
-        rows, cols, outs, units = _winograd_units(y.n, y.h, y.w, c_pad)
+        rows, cols, outs, units = _winograd_units(y.n, y.h, y.w, _padded_channels(y.c))
         bad = np.zeros(units, np.int64)
         _conv2d_winograd(_image(x), u, b, y, rows, cols, outs, pt, pl, bad)
         if bad.sum() == 0:
             return  # (else an output is not finite: recomputed below, as the public API does)
-    if not _by_patches(k_h * k_w * n_in, y.c) and _planes_fit(k_h, k_w, sh, sw, dh, dw):
+    if not _by_patches(k_h * k_w * n_in, y.c, k_h * k_w) and _planes_fit(k_h, k_w, sh, sw, dh, dw):
         hwio = _sub_filter(w, taps_h, taps_w, swap)
         pitch = y.w + (k_w - 1) * dw // sw
         _conv2d_nhwc(_image(x), hwio, b, y, _rows_per_block(y.n, y.h, pitch), sh, sw, dh, dw, pt, pl)
         return
-    wk = np.zeros((k_h * k_w * n_in, _padded_channels(y.c)), w.dtype)
+    wk = np.empty(_panels_shape(k_h * k_w * n_in, y.c), w.dtype)
     _pack_filters(w.reshape(-1), steps, taps_h, taps_w, swap, y.c, wk)
-    rows, outs = _patch_units(y.n, y.h, y.w, wk.shape[1])
+    rows, outs = _patch_units(y.n, y.h, y.w, _padded_channels(y.c))
     _conv2d_patch_gemm(_image(x), wk, b, y, k_h, k_w, rows, outs, sh, sw, dh, dw, pt, pl)
 
 
@@ -370,9 +370,9 @@ def conv2d_backward_input(dy, w, dx, stride_h, stride_w, pad_top, pad_left, dila
 def conv2d_backward_filter(dy, x, dw, stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w):
     """dw = the gradient of sum(conv2d(x, w) * dy) with respect to w (dw has w's shape, HWIO).
 
-    By Winograd (3x3, stride 1), the plane kernel or, for few pixels, the
-    patch GEMM, by the public API's rule; the partial sums follow from the
-    shape alone (bit-identical at any thread count).
+    By Winograd (3x3, stride 1), the plane kernel or, on short plane grids,
+    the patch GEMM, by the public API's rules; the partial sums follow from
+    the shape alone (bit-identical at any thread count).
     """
     sh, sw, pt, pl, dh, dw_ = _int64s(stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w)
     k_h, k_w, c_in, c_out = dw.shape
@@ -385,7 +385,7 @@ def conv2d_backward_filter(dy, x, dw, stride_h, stride_w, pad_top, pad_left, dil
         _filter_from_winograd(partial, dw)
         if np.isfinite(dw).all():
             return  # (else a value is not finite: recomputed below, as the public API does)
-    if (not _dw_by_patches(n, oh, ow, k_h, k_w, c_in, c_out)
+    if (not _dw_by_patches(n, oh, ow, k_h, k_w, sh, sw, dw_, c_in, c_out)
             and _planes_fit(k_h, k_w, sh, sw, dh, dw_)):
         parts, rows = _dw_planes_plan(n, oh, ow, k_w, sw, dw_)
         _conv2d_backward_filter_nhwc(_image(x), _image(dy), dw, parts, rows, sh, sw, dh, dw_, pt, pl)

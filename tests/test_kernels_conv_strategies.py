@@ -46,12 +46,13 @@ WIDE_CASES = [
 
 STRATEGIES = {
     # Forward, input gradient and transpose on planes; the filter gradient on planes.
-    "planes": dict(PATCH_MIN_K=10**9, DW_PATCH_MAX_PLANE=-1, DW_PATCH_MAX_PIXELS=0,
+    "planes": dict(PATCH_MIN_K=10**9, PATCH_MIN_K_1X1=10**9, DW_PATCH_MIN_OUT=10**9,
                    WINOGRAD_MIN_IN=10**9),
     # Everything on the patch GEMM.
-    "patches": dict(PATCH_MIN_K=0, PATCH_MIN_OUT=0, PATCH_MIN_WORK=0,
-                    DW_PATCH_MAX_PLANE=10**18, WINOGRAD_MIN_IN=10**9),
-    # Every 3x3 stride-1 undilated forward (or input-gradient phase) on Winograd, whatever the channels.
+    "patches": dict(PATCH_MIN_K=0, PATCH_MIN_OUT=0, PATCH_MIN_WORK=0, DW_PATCH_MIN_OUT=0,
+                    DW_PATCH_MAX_LENGTH=10**18, WINOGRAD_MIN_IN=10**9),
+    # Every 3x3 stride-1 undilated forward (or input-gradient phase) and filter gradient on Winograd,
+    # whatever the channels.
     "winograd": dict(WINOGRAD_MIN_IN=0, WINOGRAD_MIN_OUT=0, WINOGRAD_MIN_PIXELS=0,
                      WINOGRAD_DW_MIN_PIXELS=0),
 }
@@ -135,7 +136,7 @@ class Calls:
         return {n for n in names if self.counts.get(n)}
 
 
-# (c_in, c_out, k): reduction K = k * k * c_in, and the rule's three conditions.
+# (c_in, c_out, k): reduction K = k * k * c_in, and the rule's conditions.
 BOUNDARY = [
     (7, 64, 3, "planes"),  # K = 63 < 64
     (8, 64, 3, "patches"),  # K = 72, C_out = 64: K * C_out = 4608
@@ -143,7 +144,10 @@ BOUNDARY = [
     (8, 56, 3, "planes"),  # K * C_out = 4032 < 4096
     (8, 57, 3, "patches"),  # K * C_out = 4104
     (64, 64, 1, "patches"),  # K * C_out = 4096
-    (63, 64, 1, "planes"),
+    # 1x1 filters: K >= 32 into >= 8 channels
+    (32, 8, 1, "patches"),
+    (31, 64, 1, "planes"),
+    (32, 7, 1, "planes"),
 ]
 
 
@@ -159,28 +163,34 @@ def test_the_forward_rule_at_its_boundaries(c_in, c_out, k, expected, monkeypatc
     assert calls.used("conv2d_patch_gemm", "conv2d_nhwc") == {want}
 
 
-# (n, plane, c_in, c_out): the filter gradient goes to patches for small planes or few pixels.
+# (n, h, w, c_in, c_out, k, stride, expected): the filter gradient goes to patches when
+# K >= 64, C_out >= 32 and the plane kernel's work unit (rows_per_block * pitch grid
+# positions) is under 256, or the filter has fewer taps than stride phases.
 DW_BOUNDARY = [
-    (3, 16, 16, 16, "patches"),  # OH * OW = 256: a small plane
-    (3, 17, 16, 16, "patches"),  # 289 pixels a plane, but 867 < 1024 in all
-    (4, 17, 16, 16, "planes"),  # 289 a plane, 1156 in all
-    (1, 31, 16, 16, "patches"),  # 961 < 1024 pixels in all
-    (2, 23, 16, 16, "planes"),  # 1058 pixels
-    (3, 16, 7, 16, "planes"),  # K = 63
-    (3, 16, 16, 15, "planes"),  # C_out below a tile
+    (8, 15, 15, 8, 32, 3, 1, "patches"),  # K = 72; 8 images: a unit is a plane, 15 * 17 = 255
+    (8, 16, 14, 8, 32, 3, 1, "planes"),  # 16 * 16 = 256
+    (1, 15, 15, 8, 32, 3, 1, "patches"),  # batch 1: 8 units a plane, 2 * 17
+    (8, 15, 15, 7, 32, 3, 1, "planes"),  # K = 63
+    (8, 15, 15, 8, 31, 3, 1, "planes"),  # C_out below 32
+    (8, 16, 16, 64, 32, 1, 2, "patches"),  # 1x1 stride 2: 1 tap, 4 phases (grid 8 * 8, and:)
+    (8, 40, 40, 64, 32, 1, 2, "patches"),  # grid 20 * 20 = 400: for the phases alone
+    (8, 40, 40, 64, 32, 1, 1, "planes"),  # 1x1 stride 1, grid 40 * 40
+    (8, 40, 40, 16, 32, 2, 2, "planes"),  # 2x2 stride 2: 4 taps for 4 phases, grid 20 * 20
 ]
 
 
-@pytest.mark.parametrize("n, plane, c_in, c_out, expected", DW_BOUNDARY)
-def test_the_filter_gradient_rule_at_its_boundaries(n, plane, c_in, c_out, expected, monkeypatch):
+@pytest.mark.parametrize("n, h, w, c_in, c_out, k, stride, expected", DW_BOUNDARY)
+def test_the_filter_gradient_rule_at_its_boundaries(n, h, w, c_in, c_out, k, stride, expected,
+                                                    monkeypatch):
     calls = Calls(monkeypatch)
-    rng = np.random.default_rng(plane)
-    x = rng.standard_normal((n, plane, plane, c_in))
-    w = rng.standard_normal((3, 3, c_in, c_out))
-    dy = rng.standard_normal((n, plane, plane, c_out))
-    got = fast.conv2d_backward(dy, x, w, padding=1)[1]
-    want = ref.conv2d_backward(dy, x, w, padding=1)[1]
-    np.testing.assert_allclose(got, want, atol=tolerance(np.float64, n * plane * plane), rtol=0)
+    rng = np.random.default_rng(h * w + c_in)
+    x = rng.standard_normal((n, h, w, c_in))
+    wt = rng.standard_normal((k, k, c_in, c_out))
+    kw = dict(stride=stride, padding=k // 2)
+    dy = rng.standard_normal(ref.conv2d(x, wt, **kw).shape)
+    got = fast.conv2d_backward_filter(dy, x, wt.shape, **kw)
+    want = ref.conv2d_backward(dy, x, wt, **kw)[1]
+    np.testing.assert_allclose(got, want, atol=tolerance(np.float64, dy.size // c_out), rtol=0)
     names = ("conv2d_backward_filter_patch_gemm", "conv2d_backward_filter_nhwc")
     assert calls.used(*names) == {names[expected == "planes"]}
 

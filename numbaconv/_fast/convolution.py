@@ -69,10 +69,10 @@ def _filter_memory(w, nchw):
 
 
 def _packed(w, nchw, taps_h, taps_w, swap):
-    """Filters as the patch GEMM's (K, C_out) matrix, zero-padded to a multiple of OUT columns."""
+    """Filters as the patch GEMM's (K, C_out) matrix in panels, zero-padded to a multiple of OUT columns."""
     n_out = w.shape[2] if swap else w.shape[3]
     n_in = w.shape[3] if swap else w.shape[2]
-    out = np.zeros((len(taps_h) * len(taps_w) * n_in, plan.padded_channels(n_out)), w.dtype)
+    out = np.empty(plan.panels_shape(len(taps_h) * len(taps_w) * n_in, n_out), w.dtype)
     data, steps = _filter_memory(w, nchw)
     pg.pack_filters(data, steps, np.asarray(taps_h, np.int64), np.asarray(taps_w, np.int64),
                     swap, n_out, out)
@@ -86,7 +86,7 @@ def _winograd(x, w, b, y_img, pad, nchw, taps_h, taps_w, swap):
     """
     n_in = w.shape[3] if swap else w.shape[2]
     c_pad = plan.padded_channels(y_img.c)
-    u = np.zeros((16, n_in, c_pad), w.dtype)
+    u = np.zeros((16,) + plan.panels_shape(n_in, y_img.c), w.dtype)
     data, steps = _filter_memory(w, nchw)
     wg.transform_filters(data, steps, np.asarray(taps_h, np.int64), np.asarray(taps_w, np.int64),
                          swap, y_img.c, u)
@@ -110,12 +110,12 @@ def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None
     if (plan.by_winograd(kh, kw, sh, sw, dh, dw, x.shape[3], y_img.c, y_img.n, y_img.h, y_img.w)
             and _winograd(x, w, b, y_img, pad, nchw, taps_h, taps_w, swap)):
         return
-    if (plan.by_patches(kh * kw * x.shape[3], y_img.c)
+    if (plan.by_patches(kh * kw * x.shape[3], y_img.c, kh * kw)
             or not plan.planes_fit(kh, kw, sh, sw, dh, dw)):
         # Patches gather runs of channels: NCHW data are copied to NHWC once
         # (a strided gather from NCHW memory measured 15-30% slower).
         wk = _packed(w, nchw, taps_h, taps_w, swap)
-        rows, outs = plan.patch_units(y_img.n, y_img.h, y_img.w, wk.shape[1])
+        rows, outs = plan.patch_units(y_img.n, y_img.h, y_img.w, plan.padded_channels(y_img.c))
         pg.conv2d_patch_gemm(image(x, False), wk, b, y_img, kh, kw, rows, outs,
                              sh, sw, dh, dw, pt, pl)
         return
@@ -182,12 +182,15 @@ def conv2d_transpose(x, w, b, g, nchw, out=None):
 
 
 def conv2d_backward_filter(x, dy, g, nchw, out=None):
-    """Compute dw by Winograd (``dw_by_winograd``), the plane kernel, or the patch GEMM for few pixels."""
+    """Compute dw by Winograd (``plan.dw_by_winograd``), the plane kernel, or the patch GEMM on short plane grids.
+
+    (``plan.dw_by_patches``.)
+    """
     if (plan.dw_by_winograd(g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, x.shape[3], dy.shape[3], x.shape[0],
                             g.oh, g.ow)
             and (dw := _backward_filter_winograd(x, dy, g, nchw, out)) is not None):
         return deliver(dw, out)
-    if (plan.dw_by_patches(x.shape[0], g.oh, g.ow, g.kh, g.kw, x.shape[3], dy.shape[3])
+    if (plan.dw_by_patches(x.shape[0], g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.dw, x.shape[3], dy.shape[3])
             or not plan.planes_fit(g.kh, g.kw, g.sh, g.sw, g.dh, g.dw)):
         return deliver(_backward_filter_patches(x, dy, g, nchw), out)
     return deliver(_backward_filter_planes(x, dy, g, nchw, out), out)

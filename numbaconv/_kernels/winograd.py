@@ -45,7 +45,7 @@ from numba import prange
 
 from .._numba import kernel
 from .convolution import _copy_block, round_up
-from .patch_gemm import K_CHUNK, PIX, _tile_products
+from .patch_gemm import K_CHUNK, OUT, PIX, _tile_products
 
 # B^T's rows as (index, sign) pairs: (B^T d)[i] = sign0 * d[index0] + sign1 * d[index1].
 _BT_INDEX = np.array([[0, 2], [1, 2], [2, 1], [1, 3]], np.int64)
@@ -63,8 +63,9 @@ def transform_filters(w, w_steps, taps_h, taps_w, swap, n_out, u):
     ``w`` is the filter's flat memory and ``w_steps`` the element steps of
     its (kh, kw, ci, co) indices, as in ``patch_gemm.pack_filters`` (three
     taps per axis: the forward's, or the input gradient's reversed ones).
-    ``u`` is (16, I, round_up(n_out, OUT)); the caller zeroes it (columns
-    past n_out are not written). One prange iteration owns FILTER_BLOCK
+    ``u`` is (16, panels, I, OUT): per element, the (I, n_out) matrix in
+    the patch GEMM's panels (``u[e, j, i, q]`` is column ``j * OUT + q``);
+    the caller zeroes it (columns past n_out are not written). One prange iteration owns FILTER_BLOCK
     input channels: it copies their g into scratch, reading along
     whichever of i and o is contiguous in memory (a strided read of the
     swapped filter took 14 ms at 512 x 512 channels), then computes G g and
@@ -74,7 +75,7 @@ def transform_filters(w, w_steps, taps_h, taps_w, swap, n_out, u):
     """
     s_h, s_w, s_ci, s_co = w_steps
     s_i, s_o = (s_co, s_ci) if swap else (s_ci, s_co)
-    n_i = u.shape[1]
+    n_i = u.shape[2]
     for blk in prange((n_i + FILTER_BLOCK - 1) // FILTER_BLOCK):
         i0 = np.int64(blk) * FILTER_BLOCK
         block = min(FILTER_BLOCK, n_i - i0)
@@ -94,6 +95,7 @@ def transform_filters(w, w_steps, taps_h, taps_w, swap, n_out, u):
                         for ii in range(block):
                             g[ii, a * 3 + b, o] = w[src + np.uint64(ii * s_i)]
         t = np.empty((12, n_out), u.dtype)  # t[a * 3 + b] = (G g)[a, b]
+        row = np.empty(n_out, u.dtype)
         for ii in range(block):
             gi = g[ii]
             for a in range(4):
@@ -101,8 +103,11 @@ def transform_filters(w, w_steps, taps_h, taps_w, swap, n_out, u):
                     _combine(t[a * 3 + b], gi[b], gi[3 + b], gi[6 + b], gi[b], _G[a, 0], _G[a, 1], _G[a, 2], 0.0)
             for a in range(4):
                 for b in range(4):
-                    _combine(u[a * 4 + b, i0 + ii, :n_out], t[a * 3], t[a * 3 + 1], t[a * 3 + 2], t[a * 3],
-                             _G[b, 0], _G[b, 1], _G[b, 2], 0.0)
+                    _combine(row, t[a * 3], t[a * 3 + 1], t[a * 3 + 2], t[a * 3], _G[b, 0], _G[b, 1], _G[b, 2], 0.0)
+                    for j in range(u.shape[1]):  # into the panels
+                        dst = u[a * 4 + b, j, i0 + ii]
+                        for q in range(min(OUT, n_out - j * OUT)):
+                            dst[q] = row[j * OUT + q]
 
 
 @kernel(parallel=False)
@@ -130,14 +135,14 @@ def _combine(dst, r0, r1, r2, r3, c0, c1, c2, c3):
 
 
 @kernel(parallel=False)
-def _fill_block(block, x, n, ih0, iw0):
-    """block[p, r, c, ci] = x[n, ih0 + r, iw0 + 2 * c + p, ci] where inside x and ci < C; the caller zeroes the rest.
+def _fill_block(block, x, n, ih0, iw0, c0):
+    """block[p, r, c, ci] = x[n, ih0 + r, iw0 + 2 * c + p, c0 + ci] where inside x; the caller zeroes the rest.
 
     ``block`` is (2, rows, cols, C): the even (p = 0) and odd (p = 1)
     columns apart, so that the same input column of consecutive tiles (2
     apart) is one contiguous run.
     """
-    rows, cols, c = block.shape[1], block.shape[2], block.shape[3]  # C >= x.c: zero channels past x.c
+    rows, cols, c = block.shape[1], block.shape[2], block.shape[3]  # (channels past x's stay zero)
     flat = block.reshape(-1)
     r_lo, r_hi = max(0, -ih0), min(rows, x.h - ih0)
     for p in range(2):
@@ -146,23 +151,25 @@ def _fill_block(block, x, n, ih0, iw0):
         c_hi = min(cols, (x.w - iw0 - p + 1) // 2)
         if r_hi <= r_lo or c_hi <= c_lo:
             continue
-        src = n * x.n_step + (ih0 + r_lo) * x.h_step + (iw0 + 2 * c_lo + p) * x.w_step
+        src = n * x.n_step + (ih0 + r_lo) * x.h_step + (iw0 + 2 * c_lo + p) * x.w_step + c0 * x.c_step
         dst = ((p * rows + r_lo) * cols + c_lo) * c
         # Runs of channels on the block's side (element step 1): contiguous
         # copies from NHWC memory, a gather over channels from NCHW memory.
         _copy_block(flat, dst, (cols * c, c, 1), x.data, src, (x.h_step, 2 * x.w_step, x.c_step),
-                    (r_hi - r_lo, c_hi - c_lo, x.c))
+                    (r_hi - r_lo, c_hi - c_lo, min(c, x.c - c0)))
 
 
 @kernel(parallel=False)
-def _transform_row(v, t0, block):
-    """v[e, t0 + c] = (B^T d B)[e // 4, e % 4] for the tiles c < cols - 1 of one row of tiles.
+def _transform_row(dst, base, e_step, block):
+    """dst[base + e * e_step + c * C + ci] = (B^T d B)[e // 4, e % 4] for channel ci of tile c < cols - 1.
 
-    ``block`` (2, 4, cols, C) holds the row's four input rows, even and odd
-    columns apart (``_fill_block``): tile c reads (parity, column) (0, c),
-    (1, c), (0, c + 1), (1, c + 1). Each of the 16 outputs is a signed sum
-    of four input runs (B^T has two entries per row), one loop over all
-    the row's tiles and channels.
+    ``block`` (2, 4, cols, C) holds one row of tiles' four input rows, even
+    and odd columns apart (``_fill_block``): tile c reads (parity, column)
+    (0, c), (1, c), (0, c + 1), (1, c + 1). ``dst`` is flat; the row's
+    tiles and channels are one run of (cols - 1) * C per element (rows of
+    the forward's (16, tiles, C_in) products, or one panel of the filter
+    gradient's). Each of the 16 outputs is a signed sum of four input runs
+    (B^T has two entries per row), one loop over the whole run.
     """
     cols, c_in = block.shape[2], block.shape[3]
     length = (cols - 1) * c_in
@@ -172,10 +179,10 @@ def _transform_row(v, t0, block):
         sk0, sk1 = _BT_SIGN[i, 0], _BT_SIGN[i, 1]
         for j in range(4):
             l0, l1 = _BT_INDEX[j, 0], _BT_INDEX[j, 1]
-            a0 = v.dtype.type(sk0 * _BT_SIGN[j, 0])
-            a1 = v.dtype.type(sk0 * _BT_SIGN[j, 1])
-            a2 = v.dtype.type(sk1 * _BT_SIGN[j, 0])
-            a3 = v.dtype.type(sk1 * _BT_SIGN[j, 1])
+            a0 = dst.dtype.type(sk0 * _BT_SIGN[j, 0])
+            a1 = dst.dtype.type(sk0 * _BT_SIGN[j, 1])
+            a2 = dst.dtype.type(sk1 * _BT_SIGN[j, 0])
+            a3 = dst.dtype.type(sk1 * _BT_SIGN[j, 1])
             # Input column l of a tile: parity l % 2, column offset l // 2.
             o0 = (((l0 % 2) * 4 + k0) * cols + l0 // 2) * c_in
             o1 = (((l1 % 2) * 4 + k0) * cols + l1 // 2) * c_in
@@ -183,9 +190,10 @@ def _transform_row(v, t0, block):
             o3 = (((l1 % 2) * 4 + k1) * cols + l1 // 2) * c_in
             s0, s1 = flat[o0:o0 + length], flat[o1:o1 + length]
             s2, s3 = flat[o2:o2 + length], flat[o3:o3 + length]
-            dst = v[i * 4 + j].reshape(-1)[t0 * c_in:t0 * c_in + length]
+            start = base + (i * 4 + j) * e_step
+            out = dst[start:start + length]
             for c in range(length):
-                dst[c] = a0 * s0[c] + a1 * s1[c] + a2 * s2[c] + a3 * s3[c]
+                out[c] = a0 * s0[c] + a1 * s1[c] + a2 * s2[c] + a3 * s3[c]
 
 
 @kernel(parallel=False)
@@ -239,8 +247,8 @@ def _store_pixel(y, pix, src, bias):
 def conv2d_winograd(x, u, b, y, tile_rows, tile_cols, out_per_unit, pt, pl, bad):
     """y[n, oh, ow, co] = b[co] + sum(x[n, oh - pt + kh, ow - pl + kw, ci] * g[kh, kw, ci, co]) (3x3, stride 1).
 
-    ``x`` and ``y`` are Images; ``u`` is the transformed filter (16, C_in,
-    round_up(C_out, OUT)) of ``transform_filters``; ``b`` has C_out
+    ``x`` and ``y`` are Images; ``u`` is the transformed filter (16,
+    panels, C_in, OUT) of ``transform_filters``; ``b`` has C_out
     entries. The rows of tiles (2x2 outputs each) of all images form one
     sequence; one prange iteration owns ``tile_rows`` consecutive ones of
     them (from one or more images: small planes share the filters'
@@ -249,7 +257,7 @@ def conv2d_winograd(x, u, b, y, tile_rows, tile_cols, out_per_unit, pt, pl, bad)
     that are not finite (the driver then recomputes the call by a direct
     method).
     """
-    c_in, c_pad = u.shape[1], u.shape[2]
+    c_in, c_pad = u.shape[2], u.shape[1] * OUT
     t_h, t_w = (y.h + 1) // 2, (y.w + 1) // 2
     row_blocks = (y.n * t_h + tile_rows - 1) // tile_rows
     col_blocks = (t_w + tile_cols - 1) // tile_cols
@@ -270,14 +278,16 @@ def conv2d_winograd(x, u, b, y, tile_rows, tile_cols, out_per_unit, pt, pl, bad)
         tiles_pad = round_up(n_tiles, PIX)
         v = np.empty((16, tiles_pad, c_in), u.dtype)
         v[:, n_tiles:, :] = 0  # the register tiles' padding rows
+        v_flat = v.reshape(-1)
+        zero = np.int64(0)  # (an int64, not a literal: see _fill_dy)
         for r in range(rows):
             n, tr = (g0 + r) // t_h, (g0 + r) % t_h
-            _fill_block(block[r], x, n, 2 * tr - pt, 2 * tc0 - pl)
-            _transform_row(v, r * cols, block[r])
-        m = np.zeros((16, tiles_pad, n_out), u.dtype)
+            _fill_block(block[r], x, n, 2 * tr - pt, 2 * tc0 - pl, zero)
+            _transform_row(v_flat, r * cols * c_in, tiles_pad * c_in, block[r])
+        m = np.empty((16, tiles_pad, n_out), u.dtype)
         for e in range(16):
             for k0 in range(0, c_in, K_CHUNK):
-                _tile_products(m[e], v[e], u[e], co0, k0, min(k0 + K_CHUNK, c_in))
+                _tile_products(m[e], v[e], u[e], co0, k0, min(k0 + K_CHUNK, c_in), k0 > 0)
         _untransform(m.reshape(16, tiles_pad * n_out))
         bias = b[co0:min(co0 + n_out, y.c)]
         bad_outputs = 0
@@ -362,7 +372,8 @@ def conv2d_backward_filter_winograd(x, dy, partial, tile_rows, tile_cols, pt, pl
 
     3x3, stride 1. ``x`` and ``dy`` are Images; ``partial`` is (parts,
     channel blocks, 16, block, round_up(C_in, OUT)) with ``block`` a
-    multiple of PIX. The rows of tiles of all images (``tile_cols`` tiles
+    multiple of PIX. The products' B operands (transformed input tiles)
+    are built in the patch GEMM's panels of OUT input channels. The rows of tiles of all images (``tile_cols`` tiles
     of each, in blocks along the row when it is longer) are split into
     ``parts`` contiguous ranges by the shape alone, so the sums do not
     depend on the thread count; one prange iteration owns one range and
@@ -370,6 +381,7 @@ def conv2d_backward_filter_winograd(x, dy, partial, tile_rows, tile_cols, pt, pl
     per product.
     """
     n_parts, out_blocks, _, block_co, c_pad = partial.shape
+    panels = c_pad // OUT
     t_h, t_w = (dy.h + 1) // 2, (dy.w + 1) // 2
     col_blocks = (t_w + tile_cols - 1) // tile_cols
     jobs = dy.n * t_h * col_blocks  # (row of tiles, block of columns) pairs, in order
@@ -379,9 +391,12 @@ def conv2d_backward_filter_winograd(x, dy, partial, tile_rows, tile_cols, pt, pl
         co0 = cb * block_co
         out = partial[part, cb]
         out[:] = 0
-        v = np.empty((16, tile_rows * tile_cols, c_pad), x.data.dtype)
+        tiles = tile_rows * tile_cols
+        v = np.empty((16, panels, tiles, OUT), x.data.dtype)  # B operands: panels of 16 input channels
+        v_flat = v.reshape(-1)
         dblock = np.empty((2, 2, block_co, tile_rows * tile_cols), x.data.dtype)
         yt = np.empty((16, block_co, tile_rows * tile_cols), x.data.dtype)
+        zero = np.int64(0)
         job = jobs * part // n_parts
         job_end = jobs * (part + 1) // n_parts
         while job < job_end:
@@ -394,15 +409,16 @@ def conv2d_backward_filter_winograd(x, dy, partial, tile_rows, tile_cols, pt, pl
                 n, tr = g // t_h, g % t_h
                 tc0 = cbk * tile_cols
                 cols = min(tile_cols, t_w - tc0)
-                xblock = np.zeros((2, 4, cols + 1, c_pad), x.data.dtype)
-                _fill_block(xblock, x, n, 2 * tr - pt, 2 * tc0 - pl)
-                _transform_row(v, t, xblock)
+                for j in range(panels):
+                    xblock = np.zeros((2, 4, cols + 1, OUT), x.data.dtype)
+                    _fill_block(xblock, x, n, 2 * tr - pt, 2 * tc0 - pl, j * OUT)
+                    _transform_row(v_flat, (j * tiles + t) * OUT, panels * tiles * OUT, xblock)
                 _fill_dy(dblock, dy, n, 2 * tr, 2 * tc0, t, cols, co0)
                 t += cols
             job += tile_rows
             _transform_dy(yt, dblock)
             for e in range(16):
-                _tile_products(out[e], yt[e], v[e], np.int64(0), np.int64(0), t)
+                _tile_products(out[e], yt[e], v[e], zero, zero, t, t > 0)  # (t > 0: a bool that is no literal)
 
 
 @kernel
