@@ -55,8 +55,9 @@ WINOGRAD_TILES = 64  # 2x2 tiles per work unit (as many outputs as PATCH_PIXELS)
 # (float32, 3x3 stride 1; perf/sweep.py checks them against the peers):
 WINOGRAD_MIN_IN = 24  # input channels, at least (16 -> 16: 1.19x slower, 24 -> 24: 0.91x),
 WINOGRAD_MIN_OUT = 24  # output channels, at least,
-WINOGRAD_MIN_PIXELS = 128  # and output pixels in all (2 x 7 x 7, 1 x 10 x 10: 1.02-1.04x; 1 x 12 x 12: 0.75x);
-WINOGRAD_DW_MIN_PIXELS = 512  # the filter gradient, more (512 channels: 392 pixels 1.18x, 784 0.87-0.91x)
+WINOGRAD_MIN_PIXELS = 192  # and output pixels in all (2 x 7 x 7: 1.42x, 1 x 10 x 10: 1.11x; 1 x 14 x 14: 0.97x);
+WINOGRAD_DW_MIN_PIXELS = 512  # the filter gradient, more (256 channels: 2 x 14 x 14 1.00x, 1 x 28 x 28 0.78x),
+WINOGRAD_DW_MIN_PLANE = 8  # and planes of 8 x 8 at least (16 x 7 x 7 x 512: 1.12x; 4 x 14 x 14: 0.98x)
 PART_PIXELS = 4096  # filter gradient: pixels per partial sum, at the least
 MAX_PARTS = 8
 PARTIAL_BUDGET = 1 << 23  # filter gradient: elements of all partial sums together
@@ -104,10 +105,12 @@ def dw_by_winograd(kh, kw, sh, sw, dh, dw, n_in, n_out, n, oh, ow):
 
     Its fixed costs (the transform of 16 partial sums per channel pair back
     to 3x3, a channel block's redone input transforms) need more pixels to
-    pay off than the forward's filter transform.
+    pay off than the forward's filter transform, and 7x7 planes waste a
+    quarter of their tiles. Measured (one thread, float32) against the
+    patch GEMM's filter gradient with B operands in panels.
     """
     return (by_winograd(kh, kw, sh, sw, dh, dw, n_in, n_out, n, oh, ow)
-            and n * oh * ow >= WINOGRAD_DW_MIN_PIXELS)
+            and n * oh * ow >= WINOGRAD_DW_MIN_PIXELS and min(oh, ow) >= WINOGRAD_DW_MIN_PLANE)
 
 
 @register_jitable

@@ -54,7 +54,7 @@ STRATEGIES = {
     # Every 3x3 stride-1 undilated forward (or input-gradient phase) and filter gradient on Winograd,
     # whatever the channels.
     "winograd": dict(WINOGRAD_MIN_IN=0, WINOGRAD_MIN_OUT=0, WINOGRAD_MIN_PIXELS=0,
-                     WINOGRAD_DW_MIN_PIXELS=0),
+                     WINOGRAD_DW_MIN_PIXELS=0, WINOGRAD_DW_MIN_PLANE=0),
 }
 
 

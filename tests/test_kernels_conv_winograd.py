@@ -3,7 +3,8 @@
 ``numbaconv._kernels.winograd`` takes 3x3 stride-1 undilated forward calls
 (and input-gradient phases) with at least ``WINOGRAD_MIN_IN`` input and
 ``WINOGRAD_MIN_OUT`` output channels and ``WINOGRAD_MIN_PIXELS`` outputs,
-and their filter gradients from ``WINOGRAD_DW_MIN_PIXELS`` outputs; the
+and their filter gradients from ``WINOGRAD_DW_MIN_PIXELS`` outputs on
+planes of ``WINOGRAD_DW_MIN_PLANE`` rows and columns; the
 tests of its results force it on smaller calls. Its own corners: odd output sizes
 (tiles that hang over the edge), padding of 0, 2 and asymmetric padding,
 planes wider than one block of tiles, batch 1 (channels split across
@@ -56,7 +57,8 @@ def inputs(case, dtype, seed=0):
 @pytest.fixture
 def forced(monkeypatch):
     """Winograd on every 3x3 stride-1 undilated call, whatever its channels and size."""
-    for name in ("WINOGRAD_MIN_IN", "WINOGRAD_MIN_OUT", "WINOGRAD_MIN_PIXELS", "WINOGRAD_DW_MIN_PIXELS"):
+    for name in ("WINOGRAD_MIN_IN", "WINOGRAD_MIN_OUT", "WINOGRAD_MIN_PIXELS", "WINOGRAD_DW_MIN_PIXELS",
+                 "WINOGRAD_DW_MIN_PLANE"):
         monkeypatch.setattr(plan, name, 0)
 
 
@@ -118,10 +120,11 @@ def test_winograd_matches_the_reference(case, dtype, fmt, forced, monkeypatch):
 # (kernel, stride, dilation, c_in, c_out, (n, h, w) of x, winograd?)
 MIN_IN, MIN_OUT = plan.WINOGRAD_MIN_IN, plan.WINOGRAD_MIN_OUT
 RULE = [
-    ((3, 3), 1, 1, MIN_IN, MIN_OUT, (1, 1, 128), True),  # 128 outputs (WINOGRAD_MIN_PIXELS)
-    ((3, 3), 1, 1, MIN_IN, MIN_OUT, (1, 1, 127), False),
-    ((3, 3), 1, 1, MIN_IN, MIN_OUT, (1, 1, 512), True),  # the filter gradient's 512 (WINOGRAD_DW_MIN_PIXELS)
-    ((3, 3), 1, 1, MIN_IN, MIN_OUT, (1, 1, 511), True),  # forward and input gradient only
+    ((3, 3), 1, 1, MIN_IN, MIN_OUT, (1, 1, 192), True),  # 192 outputs (WINOGRAD_MIN_PIXELS)
+    ((3, 3), 1, 1, MIN_IN, MIN_OUT, (1, 1, 191), False),
+    ((3, 3), 1, 1, MIN_IN, MIN_OUT, (1, 8, 64), True),  # the filter gradient's 512 on an 8-high plane
+    ((3, 3), 1, 1, MIN_IN, MIN_OUT, (1, 8, 63), True),  # 504: forward and input gradient only
+    ((3, 3), 1, 1, MIN_IN, MIN_OUT, (2, 7, 40), True),  # 560 on 7-high planes: forward and input gradient
     ((3, 3), 1, 1, MIN_IN - 1, MIN_OUT, (2, 16, 16), False),
     ((3, 3), 1, 1, MIN_IN, MIN_OUT - 1, (2, 16, 16), False),
     ((3, 3), 2, 1, 64, 64, (4, 32, 32), False),  # stride 2: its input gradient's phases have 2 or 1 taps
@@ -147,7 +150,8 @@ def test_the_rule(k, s, d, c_in, c_out, size, expected, monkeypatch):
     dw = fast.conv2d_backward_filter(dy, x, w.shape, **kw)
     np.testing.assert_allclose(dw, ref.conv2d_backward_filter(dy, x, w.shape, **kw),
                                atol=tolerance(np.float64, y.size // c_out), rtol=0)
-    enough = y.shape[0] * y.shape[1] * y.shape[2] >= plan.WINOGRAD_DW_MIN_PIXELS
+    enough = (y.shape[0] * y.shape[1] * y.shape[2] >= plan.WINOGRAD_DW_MIN_PIXELS
+              and min(y.shape[1], y.shape[2]) >= plan.WINOGRAD_DW_MIN_PLANE)
     assert calls.counts["winograd_dw"] == (expected and enough)
 
 
