@@ -122,8 +122,7 @@ from ._kernels.convolution import Image as _Image
 from ._kernels.convolution import bias_backward_rows as _bias_backward_rows
 from ._kernels.convolution import conv2d_backward_filter_nhwc as _conv2d_backward_filter_nhwc
 from ._kernels.convolution import conv2d_nhwc as _conv2d_nhwc
-from ._kernels.normalization import lrn_backward_nhwc as _lrn_backward_nhwc
-from ._kernels.normalization import lrn_nhwc as _lrn_nhwc
+from ._kernels.normalization import local_response_norm as _local_response_norm
 from ._kernels.patch_gemm import conv2d_backward_filter_patch_gemm as _filter_patch_gemm
 from ._kernels.patch_gemm import conv2d_patch_gemm as _conv2d_patch_gemm
 from ._kernels.patch_gemm import pack_filters as _pack_filters
@@ -522,12 +521,8 @@ def _lrn_run(dy, x, out, backward, depth_radius, bias, alpha, beta):
     block = np.int64(max(_BLOCK_ELEMENTS // c, 1))
     per_job = block * c
     outside = np.empty(-(-x.size // per_job), np.int64)
-    if backward:
-        _lrn_backward_nhwc(dy.reshape(-1), x.reshape(-1), c, radius, t(bias), t(alpha), t(beta),
-                           t(2 * alpha * beta), t(lo), t(hi), block, out.reshape(-1), outside)
-    else:
-        _lrn_nhwc(x.reshape(-1), c, radius, t(bias), t(alpha), t(beta), t(lo), t(hi), block,
-                  out.reshape(-1), outside)
+    _local_response_norm(dy.reshape(-1), x.reshape(-1), 1, c, False, backward, radius, t(bias), t(alpha),
+                         t(beta), t(2 * alpha * beta), t(lo), t(hi), block, out.reshape(-1), outside)
     return outside, per_job
 
 

@@ -59,7 +59,7 @@ ENTRY_KERNELS = {
     "patch_gemm": ["conv2d_patch_gemm", "pack_filters", "conv2d_backward_filter_patch_gemm"],
     "patches": ["im2col_nhwc", "col2im_nhwc"],
     "pooling": ["max_pool2d_nhwc", "scatter_at_argmax", "avg_pool2d_nhwc"],
-    "normalization": ["lrn_nhwc", "lrn_backward_nhwc", "lrn_nchw", "lrn_backward_nchw"],
+    "normalization": ["local_response_norm"],
 }
 
 
