@@ -10,8 +10,9 @@ caller sets ``NUMBA_CACHE_DIR`` and ``PYTHONPATH``.
 
 The ops run in a fixed order on small inputs, so that each figure is the
 compile (or load) time of what that op adds to the ones before it: NHWC
-first, in the order of the README's API list, with both convolution
-strategies ("planes" on a narrow layer, "patch GEMM" on a wide one), then
+first, in the order of the README's API list, with the three convolution
+strategies ("planes" on a narrow layer, "patch GEMM" on a wide one,
+"Winograd" on a 3x3 layer of 24 channels and 512 output pixels), then
 NCHW calls (the pool and LRN kernels serve both layouts: these load or
 compile nothing new, and their figures show it).
 """
@@ -33,7 +34,9 @@ def _ops(nc, np, dtype):
 
     x, w, b = a(2, 8, 8, 3), a(3, 3, 3, 8), a(8)  # narrow: planes
     xw, ww = a(2, 8, 8, 32), a(3, 3, 32, 32)  # wide: patch GEMM
+    xg, wg = a(2, 16, 16, 24), a(3, 3, 24, 24)  # 3x3, 512 outputs: Winograd
     y, yw = nc.reference.conv2d(x, w, padding=1), nc.reference.conv2d(xw, ww, padding=1)
+    yg = nc.reference.conv2d(xg, wg, padding=1)
     xp = a(2, 8, 8, 4)
     pooled, argmax = nc.reference.max_pool2d_argmax(xp, 2)
     cols = nc.reference.im2col(xp, 3, padding=1)
@@ -47,6 +50,8 @@ def _ops(nc, np, dtype):
         ("conv2d_transpose_backward", lambda: nc.conv2d_transpose_backward(x, y, w, padding=1)),
         ("conv2d_wide", lambda: nc.conv2d(xw, ww, padding=1)),
         ("conv2d_backward_wide", lambda: nc.conv2d_backward(yw, xw, ww, padding=1)),
+        ("conv2d_winograd", lambda: nc.conv2d(xg, wg, padding=1)),
+        ("conv2d_backward_winograd", lambda: nc.conv2d_backward(yg, xg, wg, padding=1)),
         ("conv2d_backward_input", lambda: nc.conv2d_backward_input(y, w, x.shape, padding=1)),
         ("conv2d_backward_filter", lambda: nc.conv2d_backward_filter(y, x, w.shape, padding=1)),
         ("im2col", lambda: nc.im2col(xp, 3, padding=1)),
