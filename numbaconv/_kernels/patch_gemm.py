@@ -122,24 +122,11 @@ def _tile_products(out, a, b, q_b, k0, k1, add):
             # index that might wrap around) compiled to 12 gathers here and
             # 96 scalar stores below, about 180 cycles a tile (30% of the
             # products at K = 64).
-            o0, o1, o2, o3, o4, o5 = out[p], out[p + 1], out[p + 2], out[p + 3], out[p + 4], out[p + 5]
             c0 = np.uint64(q0)
-            if add:
+            for r in range(PIX):
+                row_out = out[p + r]
                 for q in range(OUT):
-                    acc[0, q] = o0[c0 + np.uint64(q)]
-                    acc[1, q] = o1[c0 + np.uint64(q)]
-                    acc[2, q] = o2[c0 + np.uint64(q)]
-                    acc[3, q] = o3[c0 + np.uint64(q)]
-                    acc[4, q] = o4[c0 + np.uint64(q)]
-                    acc[5, q] = o5[c0 + np.uint64(q)]
-            else:
-                for q in range(OUT):
-                    acc[0, q] = 0
-                    acc[1, q] = 0
-                    acc[2, q] = 0
-                    acc[3, q] = 0
-                    acc[4, q] = 0
-                    acc[5, q] = 0
+                    acc[r, q] = row_out[c0 + np.uint64(q)] if add else 0
             # Views starting at k0: the loop index then starts at 0, so LLVM
             # knows it is never negative. A possibly negative index keeps
             # Numba's wraparound branch in the loop, and with it a store of
@@ -160,18 +147,10 @@ def _tile_products(out, a, b, q_b, k0, k1, add):
                     acc[5, q] += x5 * v
             # One row per loop: stores to six rows in one loop would need
             # more runtime alias checks than LLVM allows, and stay scalar.
-            for q in range(OUT):
-                o0[c0 + np.uint64(q)] = acc[0, q]
-            for q in range(OUT):
-                o1[c0 + np.uint64(q)] = acc[1, q]
-            for q in range(OUT):
-                o2[c0 + np.uint64(q)] = acc[2, q]
-            for q in range(OUT):
-                o3[c0 + np.uint64(q)] = acc[3, q]
-            for q in range(OUT):
-                o4[c0 + np.uint64(q)] = acc[4, q]
-            for q in range(OUT):
-                o5[c0 + np.uint64(q)] = acc[5, q]
+            for r in range(PIX):
+                row_out = out[p + r]
+                for q in range(OUT):
+                    row_out[c0 + np.uint64(q)] = acc[r, q]
 
 
 @kernel
