@@ -155,6 +155,13 @@ def test_the_rule(k, s, d, c_in, c_out, size, expected, monkeypatch):
     assert calls.counts["winograd_dw"] == (expected and enough)
 
 
+# Without the JIT (the coverage run) the kernels' arithmetic is NumPy
+# scalars', which warn on inf - inf and on overflow; compiled, they do not.
+NO_JIT_WARNINGS = pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning",
+                                             "ignore:overflow:RuntimeWarning")
+
+
+@NO_JIT_WARNINGS
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
 def test_non_finite_inputs_give_the_direct_methods_answer(value, fmt, forced, monkeypatch):
@@ -186,6 +193,7 @@ def test_non_finite_inputs_give_the_direct_methods_answer(value, fmt, forced, mo
     np.testing.assert_allclose(got[finite], want[finite], atol=tolerance(np.float32, 2 * 6 * 7), rtol=0)
 
 
+@NO_JIT_WARNINGS
 def test_transforms_that_overflow_float32_are_redone_directly(forced, monkeypatch):
     """Values whose direct sum is finite but whose transformed tiles overflow float32."""
     calls = Calls(monkeypatch)
