@@ -34,8 +34,9 @@ CASES = [
     (1, 4, 140, 16, 16, 1),  # 70 tiles a row: two blocks of columns
     (5, 3, 3, 16, 16, 1),  # 2x2 tiles an image: units span images, rows of tiles that hang over
     (40, 4, 4, 16, 16, 0),  # 40 rows of tiles, blocks of 32 that end mid-batch
-    (1, 6, 6, 530, 18, 1),  # C_in beyond one reduction chunk (K_CHUNK)
-    (4, 12, 10, 24, 64, "SAME"),
+    # Slow without the JIT (the coverage run): their products run as Python.
+    pytest.param((1, 6, 6, 530, 18, 1), marks=pytest.mark.slow),  # C_in beyond one reduction chunk
+    pytest.param((4, 12, 10, 24, 64, "SAME"), marks=pytest.mark.slow),
 ]
 
 
@@ -134,6 +135,7 @@ RULE = [
 ]
 
 
+@pytest.mark.slow  # (64-channel layers: minutes without the JIT)
 @pytest.mark.parametrize("k, s, d, c_in, c_out, size, expected", RULE)
 def test_the_rule(k, s, d, c_in, c_out, size, expected, monkeypatch):
     calls = Calls(monkeypatch)
@@ -218,6 +220,7 @@ def test_bit_identical_at_1_and_2_threads(thread_counts, forced):
         assert one.tobytes() == two.tobytes()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n, hw, c_in, c_out", [(2, 28, 64, 64), (4, 14, 256, 192)])
 def test_float32_error_is_no_larger_than_the_direct_kernels(n, hw, c_in, c_out, monkeypatch):
     """The README's accuracy claim: against a float64 reference, forward and both gradients."""
