@@ -201,7 +201,10 @@ def _backward_filter_winograd(x, dy, g, nchw, out):
     n, c_in, c_out = x.shape[0], x.shape[3], dy.shape[3]
     rows, cols, parts, blocks, block_co, c_pad = plan.dw_winograd_plan(n, g.oh, g.ow, c_in, c_out)
     partial = np.empty((parts, blocks, 16, block_co, c_pad), x.dtype)
-    wg.conv2d_backward_filter_winograd(image(x, False), image(dy, False), partial, rows, cols, g.pt, g.pl)
+    # x as NHWC (its fill reads runs of channels); dy as it is: its fill
+    # gathers channel-major planes, a strided read from either layout, so
+    # an NHWC copy of an NCHW dy would be a pass over dy for nothing.
+    wg.conv2d_backward_filter_winograd(image(x, False), image(dy, nchw), partial, rows, cols, g.pt, g.pl)
     dw = result(out, (3, 3, c_in, c_out), x.dtype)
     wg.filter_gradient_from_winograd(partial, dw)
     return dw if np.isfinite(dw).all() else None
