@@ -445,8 +445,8 @@ def test_pool_kernels_mark_a_window_entirely_in_padding():
     pt, pl = 3, 0  # output row 0 covers padded rows -3 and -2: no input row
     shape = (2, 3, 1, 2)  # OH = (3 + 3 - 2) // 2 + 1, OW = (3 - 2) // 2 + 1
     y, y_only, argmax = np.empty(shape), np.empty(shape), np.empty(shape, np.int64)
-    kernels.max_pool2d_argmax_nhwc(x, kh, kw, sh, sw, dh, dw, pt, pl, y, argmax)
-    kernels.max_pool2d_nhwc(x, kh, kw, sh, sw, dh, dw, pt, pl, 1.0, y_only)
+    kernels.max_pool2d_nhwc(x, kh, kw, sh, sw, dh, dw, pt, pl, 1.0, y, argmax)
+    kernels.max_pool2d_nhwc(x, kh, kw, sh, sw, dh, dw, pt, pl, 1.0, y_only, np.empty((0,) * 4, np.int64))
     assert np.all(y[:, 0] == -np.inf) and np.all(y_only[:, 0] == -np.inf)
     assert np.all(argmax[:, 0] == -1)
     # The other rows are ordinary windows, clipped to the input.
