@@ -12,17 +12,20 @@ O(min(r, C)). ``s ** beta`` goes through square roots for beta in
 {0.5, 0.75, 1}: Numba has no vector ``pow`` here, and a generic beta makes
 the whole op ~8x slower (scalar ``powf`` per element).
 
-One forward and one backward kernel serve both layouts (each parallel
-kernel costs about a second to compile, per dtype). They take x flat and
-run over blocks of pixels, copying a block's squares into a scratch buffer
-laid out as the block lies in memory: channels last (NHWC, all N * H * W
-pixels in a row), ``block`` whole pixels whose channels are 1 apart;
-channels first (NCHW, blocks within a sample), a row of ``block`` pixels per
-channel, channels ``block`` apart. The channel windows of a block are then
-computed with flat, vectorized loops over the whole scratch buffer, each
-term masked to stay inside its own pixel (C is often 16 or less, too short
-for a loop per pixel to vectorize), so both layouts sum each window in the
-same order.
+One kernel serves both layouts and both directions (each parallel kernel
+costs about a second to compile, per dtype). It takes x flat and runs over
+blocks of pixels, copying a block's squares into a scratch buffer laid out
+as the block lies in memory: channels last (NHWC, all N * H * W pixels in a
+row), the block's whole pixels, whose channels are 1 apart; channels first
+(NCHW, blocks within a sample), a row of the block's pixels per channel,
+the rows back to back (channels a block's length apart: a sample's short
+last block is as compact as the others). The channel windows of a block are
+then computed with flat, vectorized loops over the whole scratch buffer,
+each term masked to stay inside its own pixel (C is often 16 or less, too
+short for a loop per pixel to vectorize), so both layouts sum each window
+in the same order. Every scratch entry those loops read, the zeroed slack
+at the ends included, is written first: nothing depends on what
+``np.empty`` returns.
 
 Overflow (float32 data)
 -----------------------
@@ -113,12 +116,13 @@ def _scale_and_power(window_sums, bias, alpha, beta, lo, hi, scale, powered):
 def _add_neighbours(padded, radius, step, channel, c_size, sums):
     """sums[i] += sum(padded[o + i + d * step] for 0 < |d| <= radius if 0 <= channel[i] + d < C), o = radius * step.
 
-    ``padded[o:o + len(sums)]`` holds a block of scratch in which channel
-    c + d of an element of channel c lies ``d * step`` further
-    (``channel[i]`` is the channel of element i), with ``o`` entries of
-    slack at each end so that every read is in bounds (the slack is read,
-    and masked out); masked terms are never added. The caller puts the
-    centre term (d = 0) into ``sums``.
+    ``padded`` is ``len(sums) + 2 * o`` long: ``padded[o:o + len(sums)]``
+    holds a block of scratch in which channel c + d of an element of
+    channel c lies ``d * step`` further (``channel[i]`` is the channel of
+    element i), with ``o`` entries of slack at each end so that every read
+    is in bounds (the slack is read, and masked out: the caller zeroes it);
+    masked terms are never added. The caller puts the centre term (d = 0)
+    into ``sums``.
     """
     length = sums.shape[0]
     zero = sums.dtype.type(0)
@@ -146,28 +150,28 @@ def _add_neighbours(padded, radius, step, channel, c_size, sums):
 
 
 @kernel(parallel=False)
-def _block_channels(c_size, block, channels_first):
-    """The channel of each element of a block's scratch (``block`` pixels of ``c_size`` channels)."""
-    channel = np.empty(block * c_size, dtype=np.int32)
+def _block_channels(c_size, length, channels_first):
+    """The channel of each element of a block's scratch (``length`` pixels of ``c_size`` channels)."""
+    channel = np.empty(length * c_size, dtype=np.int32)
     for i in range(channel.shape[0]):
-        channel[i] = i // block if channels_first else i % c_size
+        channel[i] = i // length if channels_first else i % c_size
     return channel
 
 
 @kernel(parallel=False)
 def _block_rows(job, blocks, block, pixels, c_size, channels_first):
-    """Where a job's block lies: (rows, row length, x offset of row 0, x step between rows, scratch step between rows).
+    """Where a job's block lies: (rows, row length, x offset of row 0, x step between rows).
 
     Channels last: one row of the block's pixels times channels. Channels
-    first: a row of the block's pixels per channel (``block`` apart in the
-    scratch, whatever the block's length).
+    first: a row of the block's pixels per channel. In the scratch, the rows
+    lie back to back (row i at ``i * row length``).
     """
     n = np.int64(job) // blocks
     start = (np.int64(job) % blocks) * block
     length = min(block, pixels - start)
     if channels_first:
-        return c_size, length, (n * c_size) * pixels + start, pixels, block
-    return 1, length * c_size, start * c_size, 0, 0
+        return c_size, length, (n * c_size) * pixels + start, pixels
+    return 1, length * c_size, start * c_size, 0
 
 
 @kernel
@@ -188,41 +192,44 @@ def local_response_norm(dy, x, samples, c_size, channels_first, backward, radius
     largest = np.finfo(out.dtype).max
     pixels = x.shape[0] // (samples * c_size)
     r = min(radius, c_size - 1)
-    step = block if channels_first else 1  # between a channel and the next in the scratch
-    per_job = block * c_size
     blocks = (pixels + block - 1) // block
+    # The channels of a full block's scratch, and of a sample's last block
+    # (channels first, its rows are as long as the block: pixels - its start).
     channel = _block_channels(c_size, block, channels_first)
+    last = _block_channels(c_size, pixels - (blocks - 1) * block, channels_first) if channels_first else channel
     for job in prange(samples * blocks):
-        rows, row_len, start, x_step, s_step = _block_rows(job, blocks, block, pixels, c_size,
-                                                           channels_first)
-        span = (rows - 1) * s_step + row_len
+        rows, row_len, start, x_step = _block_rows(job, blocks, block, pixels, c_size, channels_first)
+        span = rows * row_len  # the block's scratch entries, rows back to back
+        step = row_len if channels_first else 1  # between a channel and the next in the scratch
+        slack = r * step
         # The block's terms with r channels' worth of zero slack at each end
         # (zeroing only the slack: the whole buffer cost 10% with channels first).
-        # Entries past a short block's end are never written: they feed no
-        # output but themselves, or terms that are masked out.
-        terms = np.empty(per_job + 2 * r * step, dtype=x.dtype)
-        for i in range(r * step):
+        # Every entry is written before it is read (a short block's rows lie
+        # back to back too): no result depends on what np.empty returned.
+        terms = np.empty(span + 2 * slack, dtype=x.dtype)
+        for i in range(slack):
             terms[i] = 0
-            terms[r * step + per_job + i] = 0
-        # Written through a slice: to Numba an index r * step + i may be
+            terms[slack + span + i] = 0
+        # Written through a slice: to Numba an index slack + i may be
         # negative, and its wraparound check keeps the loop from vectorizing.
-        terms_block = terms[r * step:r * step + per_job]
-        sums = np.empty(per_job, dtype=x.dtype)
+        terms_block = terms[slack:slack + span]
+        sums = np.empty(span, dtype=x.dtype)
+        job_channel = last if np.int64(job) % blocks == blocks - 1 else channel
         for row in range(rows):
-            first, at = start + row * x_step, row * s_step
+            first, at = start + row * x_step, row * row_len
             x_row = x[first:first + row_len]
             terms_row, sums_row = terms_block[at:at + row_len], sums[at:at + row_len]
             for i in range(row_len):
                 square = x_row[i] * x_row[i]
                 terms_row[i] = square
                 sums_row[i] = square
-        _add_neighbours(terms, r, step, channel, c_size, sums[:span])
+        _add_neighbours(terms, r, step, job_channel, c_size, sums)
         # Backward only (empty for the forward pass).
-        scale = np.empty(per_job * backward, dtype=x.dtype)
-        powered = np.empty(per_job * backward, dtype=x.dtype)
+        scale = np.empty(span * backward, dtype=x.dtype)
+        powered = np.empty(span * backward, dtype=x.dtype)
         count = 0
         for row in range(rows):
-            first, at = start + row * x_step, row * s_step
+            first, at = start + row * x_step, row * row_len
             x_row = x[first:first + row_len]
             if not backward:
                 # In one pass (y = x / powered from the buffer would round
@@ -241,9 +248,9 @@ def local_response_norm(dy, x, samples, c_size, channels_first, backward, radius
                 terms_row[i] = term
                 sums_row[i] = term
         if backward:
-            _add_neighbours(terms, r, step, channel, c_size, sums[:span])
+            _add_neighbours(terms, r, step, job_channel, c_size, sums)
             for row in range(rows):
-                first, at = start + row * x_step, row * s_step
+                first, at = start + row * x_step, row * row_len
                 x_row, dy_row, dx_row = x[first:first + row_len], dy[first:first + row_len], out[first:first + row_len]
                 sums_row, powered_row = sums[at:at + row_len], powered[at:at + row_len]
                 for i in range(row_len):
