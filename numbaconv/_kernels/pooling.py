@@ -119,6 +119,9 @@ def scatter_at_argmax(values, argmax, channels, accumulate, out):
     in [0, P) (validation checks it).
     """
     k_size = np.uint64(channels)
+    # Q; no entries without channels (K = 0: not a division by zero, which
+    # compiled code takes as 0 but Python raises).
+    q_size = values.shape[1] // channels if channels > 0 else 0
     for u in prange(values.shape[0]):
         out_u, values_u, argmax_u = out[u], values[u], argmax[u]
         for i in range(out_u.shape[0]):
@@ -133,7 +136,7 @@ def scatter_at_argmax(values, argmax, channels, accumulate, out):
                 else:
                     out_u[p] = values_u[i]
             continue
-        for q in range(values_u.shape[0] // channels):
+        for q in range(q_size):
             for k in range(k_size):
                 i = np.uint64(q) * k_size + k
                 p = np.uint64(argmax_u[i]) * k_size + k
