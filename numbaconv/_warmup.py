@@ -4,8 +4,10 @@ The steps below call the public ops on tiny inputs chosen so that together
 they reach every kernel the public ops can reach: the three convolution
 strategies ("planes" for narrow layers, "patch GEMM" for wide ones,
 "Winograd" for 3x3 stride-1 ones, see ``_plan``) for the forward pass, the
-input gradient and the filter gradient, and every layout-specific kernel (NCHW pool backward and
-LRN). ``python -m numbaconv warmup`` runs the same steps with progress.
+input gradient and the filter gradient, in both layouts (every kernel
+serves both: the NCHW calls check that no layout needs a compiled
+signature of its own). ``python -m numbaconv warmup`` runs the same steps
+with progress.
 """
 import importlib
 import pkgutil

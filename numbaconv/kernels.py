@@ -122,18 +122,15 @@ from ._kernels.convolution import Image as _Image
 from ._kernels.convolution import bias_backward_rows as _bias_backward_rows
 from ._kernels.convolution import conv2d_backward_filter_nhwc as _conv2d_backward_filter_nhwc
 from ._kernels.convolution import conv2d_nhwc as _conv2d_nhwc
-from ._kernels.normalization import lrn_backward_nhwc as _lrn_backward_nhwc
-from ._kernels.normalization import lrn_nhwc as _lrn_nhwc
+from ._kernels.normalization import local_response_norm as _local_response_norm
 from ._kernels.patch_gemm import conv2d_backward_filter_patch_gemm as _filter_patch_gemm
 from ._kernels.patch_gemm import conv2d_patch_gemm as _conv2d_patch_gemm
 from ._kernels.patch_gemm import pack_filters as _pack_filters
 from ._kernels.patches import col2im_nhwc as _col2im_nhwc
 from ._kernels.patches import im2col_nhwc as _im2col_nhwc
-from ._kernels.pooling import avg_pool2d_backward_nhwc as _avg_pool2d_backward_nhwc
 from ._kernels.pooling import avg_pool2d_nhwc as _avg_pool2d_nhwc
-from ._kernels.pooling import max_pool2d_argmax_nhwc as _max_pool2d_argmax_nhwc
 from ._kernels.pooling import max_pool2d_nhwc as _max_pool2d_nhwc
-from ._kernels.pooling import scatter_at_argmax_nhwc as _scatter_at_argmax_nhwc
+from ._kernels.pooling import scatter_at_argmax as _scatter_at_argmax
 from ._kernels.winograd import conv2d_backward_filter_winograd as _filter_winograd
 from ._kernels.winograd import conv2d_winograd as _conv2d_winograd
 from ._kernels.winograd import filter_gradient_from_winograd as _filter_from_winograd
@@ -454,7 +451,9 @@ def max_pool2d(x, y, pool_h, pool_w, stride_h, stride_w, pad_top, pad_left, dila
     """y[n, oh, ow, c] = the maximum of x over the window (padding never wins; NaN propagates)."""
     kh, kw, sh, sw, pt, pl = _int64s(pool_h, pool_w, stride_h, stride_w, pad_top, pad_left)
     sh, sw, dh, dw = _steps(y.shape[1], y.shape[2], kh, kw, sh, sw, dilation_h, dilation_w)
-    _max_pool2d_nhwc(x, kh, kw, sh, sw, dh, dw, pt, pl, x.dtype.type(1), y)
+    # An empty argmax: the kernel tracks none.
+    _max_pool2d_nhwc(x, kh, kw, sh, sw, dh, dw, pt, pl, x.dtype.type(1), y,
+                     np.empty((0, 0, 0, 0), np.int64))
 
 
 @kernel(parallel=False)
@@ -463,21 +462,23 @@ def max_pool2d_argmax(x, y, argmax, pool_h, pool_w, stride_h, stride_w, pad_top,
     """max_pool2d, and argmax[n, oh, ow, c] = h * W + w of the first maximum of the window."""
     kh, kw, sh, sw, pt, pl = _int64s(pool_h, pool_w, stride_h, stride_w, pad_top, pad_left)
     sh, sw, dh, dw = _steps(y.shape[1], y.shape[2], kh, kw, sh, sw, dilation_h, dilation_w)
-    _max_pool2d_argmax_nhwc(x, kh, kw, sh, sw, dh, dw, pt, pl, y, argmax)
+    _max_pool2d_nhwc(x, kh, kw, sh, sw, dh, dw, pt, pl, x.dtype.type(1), y, argmax)
 
 
 @kernel(parallel=False)
 def max_pool2d_backward(dy, argmax, dx):
     """dx = zeros, then dx[n, argmax[n, oh, ow, c], c] += dy[n, oh, ow, c] (dx viewed as (N, H * W, C))."""
     n, h, w, c = dx.shape
-    _scatter_at_argmax_nhwc(dy, argmax, np.bool_(True), dx.reshape(n, h * w, c))
+    q = dy.shape[1] * dy.shape[2] * c
+    _scatter_at_argmax(dy.reshape(n, q), argmax.reshape(n, q), c, np.bool_(True), dx.reshape(n, h * w * c))
 
 
 @kernel(parallel=False)
 def max_unpool2d(y, argmax, x):
     """x = zeros, then x[n, argmax[n, oh, ow, c], c] = y[n, oh, ow, c] (the last in row-major order wins)."""
     n, h, w, c = x.shape
-    _scatter_at_argmax_nhwc(y, argmax, np.bool_(False), x.reshape(n, h * w, c))
+    q = y.shape[1] * y.shape[2] * c
+    _scatter_at_argmax(y.reshape(n, q), argmax.reshape(n, q), c, np.bool_(False), x.reshape(n, h * w * c))
 
 
 @kernel(parallel=False)
@@ -496,7 +497,7 @@ def avg_pool2d(x, y, pool_h, pool_w, stride_h, stride_w, pad_top, pad_bottom, pa
     rows, cols = _avg_axes(x.shape[1], x.shape[2], y.shape[1], y.shape[2], pool_h, pool_w, stride_h,
                            stride_w, pad_top, pad_bottom, pad_left, pad_right, count_include_pad)
     _avg_pool2d_nhwc(x, rows[0], rows[1], (1 / rows[2]).astype(x.dtype),
-                     cols[0], cols[1], (1 / cols[2]).astype(x.dtype), y)
+                     cols[0], cols[1], (1 / cols[2]).astype(x.dtype), np.bool_(False), y)
 
 
 @kernel(parallel=False)
@@ -508,8 +509,8 @@ def avg_pool2d_backward(dy, dx, pool_h, pool_w, stride_h, stride_w, pad_top, pad
                            pad_top, pad_bottom, pad_left, pad_right, count_include_pad)
     r_first, r_stop = _window_readers(rows[0], rows[1], h)
     c_first, c_stop = _window_readers(cols[0], cols[1], w)
-    _avg_pool2d_backward_nhwc(dy, r_first, r_stop, (1 / rows[2]).astype(dy.dtype),
-                              c_first, c_stop, (1 / cols[2]).astype(dy.dtype), dx)
+    _avg_pool2d_nhwc(dy, r_first, r_stop, (1 / rows[2]).astype(dy.dtype),
+                     c_first, c_stop, (1 / cols[2]).astype(dy.dtype), np.bool_(True), dx)
 
 
 @kernel(parallel=False)
@@ -517,7 +518,7 @@ def adaptive_avg_pool2d(x, y):
     """y[n, i, j, c] = the mean of x over PyTorch's adaptive bin (i, j) (y's shape sets the bins)."""
     rows, cols = _adaptive_bins(x.shape[1], y.shape[1]), _adaptive_bins(x.shape[2], y.shape[2])
     _avg_pool2d_nhwc(x, rows[0], rows[1], (1 / rows[2]).astype(x.dtype),
-                     cols[0], cols[1], (1 / cols[2]).astype(x.dtype), y)
+                     cols[0], cols[1], (1 / cols[2]).astype(x.dtype), np.bool_(False), y)
 
 
 @kernel(parallel=False)
@@ -527,8 +528,8 @@ def adaptive_avg_pool2d_backward(dy, dx):
     rows, cols = _adaptive_bins(h, dy.shape[1]), _adaptive_bins(w, dy.shape[2])
     r_first, r_stop = _window_readers(rows[0], rows[1], h)
     c_first, c_stop = _window_readers(cols[0], cols[1], w)
-    _avg_pool2d_backward_nhwc(dy, r_first, r_stop, (1 / rows[2]).astype(dy.dtype),
-                              c_first, c_stop, (1 / cols[2]).astype(dy.dtype), dx)
+    _avg_pool2d_nhwc(dy, r_first, r_stop, (1 / rows[2]).astype(dy.dtype),
+                     c_first, c_stop, (1 / cols[2]).astype(dy.dtype), np.bool_(True), dx)
 
 
 # --------------------------------------------------------------------- LRN
@@ -545,12 +546,8 @@ def _lrn_run(dy, x, out, backward, depth_radius, bias, alpha, beta):
     block = np.int64(max(_BLOCK_ELEMENTS // c, 1))
     per_job = block * c
     outside = np.empty(-(-x.size // per_job), np.int64)
-    if backward:
-        _lrn_backward_nhwc(dy.reshape(-1), x.reshape(-1), c, radius, t(bias), t(alpha), t(beta),
-                           t(2 * alpha * beta), t(lo), t(hi), block, out.reshape(-1), outside)
-    else:
-        _lrn_nhwc(x.reshape(-1), c, radius, t(bias), t(alpha), t(beta), t(lo), t(hi), block,
-                  out.reshape(-1), outside)
+    _local_response_norm(dy.reshape(-1), x.reshape(-1), 1, c, False, backward, radius, t(bias), t(alpha),
+                         t(beta), t(2 * alpha * beta), t(lo), t(hi), block, out.reshape(-1), outside)
     return outside, per_job
 
 

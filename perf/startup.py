@@ -13,7 +13,8 @@ compile (or load) time of what that op adds to the ones before it: NHWC
 first, in the order of the README's API list, with the three convolution
 strategies ("planes" on a narrow layer, "patch GEMM" on a wide one,
 "Winograd" on a 3x3 layer of 24 channels and 512 output pixels), then
-the NCHW calls that reach layout-specific kernels.
+NCHW calls (the pool and LRN kernels serve both layouts: these load or
+compile nothing new, and their figures show it).
 """
 import argparse
 import json

@@ -291,6 +291,63 @@ def test_lrn_empty_batch_and_channels(shape, fmt):
     assert y.shape == dx.shape == x.shape
 
 
+class _FilledScratch:
+    """numpy, except that ``empty`` fills float arrays with ``fill`` and records them."""
+
+    def __init__(self, fill):
+        self.fill, self.made = fill, []
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    def empty(self, shape, dtype=float):
+        a = np.empty(shape, dtype=dtype)
+        if a.dtype.kind == "f":
+            a.fill(self.fill)
+            self.made.append(a)
+        return a
+
+
+# NCHW blocks of max(2048 // C, 64) pixels per sample: (2, 3, 4, 7) is one short
+# block per sample, (1, 9, 10, 40) a full one and a short one. NHWC blocks of
+# 2048 // C pixels of all samples: (2, 10, 15, 7) has a short last block.
+@pytest.mark.parametrize("fmt, shape", [("NCHW", (2, 3, 4, 7)), ("NCHW", (1, 9, 10, 40)), ("NHWC", (2, 10, 15, 7))],
+                         ids=["nchw-short", "nchw-full-and-short", "nhwc-short"])
+def test_lrn_never_reads_unwritten_scratch(monkeypatch, fmt, shape):
+    # The LRN kernel's body run as Python (its helpers compiled unless the JIT
+    # is off), its np.empty scratch filled with NaN, huge or zero values: a
+    # window sum over an entry the kernel did not write would show as NaN
+    # left in the scratch, as a result depending on the fill, or (without the
+    # JIT) as an overflow warning. The merged LRN kernel once left a short
+    # NCHW block's scratch unwritten between its channel rows and summed it.
+    import types
+
+    from numbaconv._kernels import normalization as lrn_kernels
+
+    kernel = lrn_kernels.local_response_norm
+    body = getattr(kernel, "py_func", kernel)
+    rng = np.random.default_rng(5)
+    x = in_format(rng.standard_normal(shape).astype(np.float32), fmt)
+    dy = in_format(rng.standard_normal(shape).astype(np.float32), fmt)
+    kw = dict(depth_radius=2, bias=1.0, alpha=0.5, beta=0.75, data_format=fmt)
+    results = []
+    for fill in (np.nan, 3e38, -3e38, 0.0):
+        scratch = _FilledScratch(fill)
+        copy = types.FunctionType(body.__code__, {**vars(lrn_kernels), "np": scratch}, body.__name__,
+                                  body.__defaults__, body.__closure__)
+        monkeypatch.setattr(lrn_kernels, "local_response_norm", copy)
+        results.append((fast.lrn(x, **kw), fast.lrn_backward(dy, x, **kw)))
+        monkeypatch.undo()
+        assert scratch.made and not any(np.isnan(a).any() for a in scratch.made), f"unwritten scratch (fill {fill})"
+    for y, dx in results[1:]:
+        np.testing.assert_array_equal(y, results[0][0])
+        np.testing.assert_array_equal(dx, results[0][1])
+    np.testing.assert_allclose(results[0][0], ref.lrn(x, **kw), rtol=2e-5, atol=0)
+    dx_ref = ref.lrn_backward(dy, x, **kw)
+    scale = float(np.abs(dx_ref).max() + np.abs(dy).max())
+    np.testing.assert_allclose(results[0][1], dx_ref, rtol=0, atol=2e-5 * scale)
+
+
 def test_lrn_huge_radius_and_non_contiguous_read_only_inputs():
     rng = np.random.default_rng(11)
     big = rng.standard_normal((2, 6, 5, 12)).astype(np.float32)
@@ -445,8 +502,8 @@ def test_pool_kernels_mark_a_window_entirely_in_padding():
     pt, pl = 3, 0  # output row 0 covers padded rows -3 and -2: no input row
     shape = (2, 3, 1, 2)  # OH = (3 + 3 - 2) // 2 + 1, OW = (3 - 2) // 2 + 1
     y, y_only, argmax = np.empty(shape), np.empty(shape), np.empty(shape, np.int64)
-    kernels.max_pool2d_argmax_nhwc(x, kh, kw, sh, sw, dh, dw, pt, pl, y, argmax)
-    kernels.max_pool2d_nhwc(x, kh, kw, sh, sw, dh, dw, pt, pl, 1.0, y_only)
+    kernels.max_pool2d_nhwc(x, kh, kw, sh, sw, dh, dw, pt, pl, 1.0, y, argmax)
+    kernels.max_pool2d_nhwc(x, kh, kw, sh, sw, dh, dw, pt, pl, 1.0, y_only, np.empty((0,) * 4, np.int64))
     assert np.all(y[:, 0] == -np.inf) and np.all(y_only[:, 0] == -np.inf)
     assert np.all(argmax[:, 0] == -1)
     # The other rows are ordinary windows, clipped to the input.

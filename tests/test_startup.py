@@ -125,8 +125,8 @@ def test_warmup_leaves_nothing_to_compile_for_any_op_or_layout(warm_cache):
     # The parallel kernels of both conv strategies, both layouts' pool and LRN kernels.
     assert {"convolution.conv2d_nhwc", "convolution.conv2d_backward_filter_nhwc",
             "patch_gemm.conv2d_patch_gemm", "patch_gemm.conv2d_backward_filter_patch_gemm",
-            "patch_gemm.pack_filters", "pooling.scatter_at_argmax_nchw",
-            "normalization.lrn_backward_nchw", "patches.col2im_nhwc"} <= loaded
+            "patch_gemm.pack_filters", "pooling.scatter_at_argmax",
+            "normalization.local_response_norm", "patches.col2im_nhwc"} <= loaded
 
 
 def test_warmup_reports_each_compiled_kernel(warm_cache):
@@ -156,7 +156,7 @@ def test_info_describes_versions_threads_and_the_cache(warm_cache):
     cached = int(fields["kernels cached"].split(" of ")[0])
     assert cached == sum(bool(d) for d in kernels.values()) and cached > n_kernels // 2
     assert kernels["patch_gemm.conv2d_patch_gemm"] == ["float32"]
-    assert kernels["pooling.scatter_at_argmax_nchw"] == ["float32"]
+    assert kernels["pooling.scatter_at_argmax"] == ["float32"]
 
 
 def test_warmup_rejects_non_numeric_dtypes():

@@ -36,12 +36,29 @@ def _bias(b, c, dtype):
     return np.zeros(c, dtype) if b is None else contiguous(b)
 
 
+def _forward_taps(out_size, k, stride, dilation, pad, in_size):
+    """table[o, t] = o * stride - pad + t * dilation, the input index output o's tap t reads, or -1 (padding)."""
+    index = np.arange(out_size)[:, None] * stride - pad + np.arange(k)[None, :] * dilation
+    return np.where((index >= 0) & (index < in_size), index, -1).astype(np.int64)
+
+
+def _backward_taps(in_size, k, stride, dilation, pad, out_size):
+    """table[i, t] = o with o * stride - pad + t * dilation == i and 0 <= o < out_size, else -1.
+
+    The input gradient's gather: which output reaches input i through tap t.
+    """
+    pos = np.arange(in_size)[:, None] + pad - np.arange(k)[None, :] * dilation
+    o = pos // stride
+    return np.where((pos >= 0) & (pos % stride == 0) & (o < out_size), o, -1).astype(np.int64)
+
+
 def conv2d(x, w, b, g, groups, nchw):
     """The grouped-conv core with ``groups = C_in`` (x's channels)."""
     c_out = w.shape[3]
     y = np.empty((x.shape[0], g.oh, g.ow, c_out), x.dtype)
     k.depthwise_conv2d_nhwc(_repeated(x, c_out // groups), _taps(w), _bias(b, c_out, x.dtype), y,
-                            g.sh, g.sw, g.dh, g.dw, g.pt, g.pl)
+                            _forward_taps(g.oh, g.kh, g.sh, g.dh, g.pt, g.h),
+                            _forward_taps(g.ow, g.kw, g.sw, g.dw, g.pl, g.w))
     return y
 
 
@@ -52,8 +69,9 @@ def conv2d_transpose(x, w, b, g, groups, nchw):
     dx = np.empty((n, g.h, g.w, c_out), x.dtype)
     # With M > 1 the bias is added once per input channel, after the sum over m.
     kernel_bias = _bias(b if multiplier == 1 else None, c_out, x.dtype)
-    k.depthwise_conv2d_backward_input_nhwc(contiguous(x), _taps(w), kernel_bias, dx,
-                                           g.sh, g.sw, g.dh, g.dw, g.pt, g.pl)
+    k.depthwise_conv2d_nhwc(contiguous(x), _taps(w), kernel_bias, dx,
+                            _backward_taps(g.h, g.kh, g.sh, g.dh, g.pt, x.shape[1]),
+                            _backward_taps(g.w, g.kw, g.sw, g.dw, g.pl, x.shape[2]))
     if multiplier == 1:
         return dx
     dx = dx.reshape(n, g.h, g.w, groups, multiplier).sum(axis=4)

@@ -1,9 +1,9 @@
 """Local response normalization drivers: contiguous inputs -> allocate -> one kernel.
 
-NHWC data runs the NHWC kernels on its flat memory. An NCHW caller's array
-(``nchw``) arrives as an NHWC-indexed view of channels-first memory: it runs
-the channels-first kernels on that memory (copied only if it is not
-C-contiguous NCHW), and the result is allocated channels-first too and
+The kernels run on flat memory in either layout. An NCHW caller's array
+(``nchw``) arrives as an NHWC-indexed view of channels-first memory: the
+kernels run on that memory (copied only if it is not C-contiguous NCHW) as
+channels-first data, and the result is allocated channels-first too and
 returned as an NHWC view of it (the public layer's transpose back to NCHW is
 then free). Measured on (128, 16, 28, 28) float32, transposing to
 NHWC and back cost more than the NHWC kernel itself.
@@ -59,11 +59,11 @@ def scale_range(itemsize, radius, bias, alpha, beta):
     return lo, hi
 
 
-def _scalars(dtype, depth_radius, c, bias, alpha, beta, backward):
-    """The kernels' scalar arguments after the data: radius, parameters and scale range in dtype."""
+def _scalars(dtype, depth_radius, c, bias, alpha, beta):
+    """The kernel's scalar arguments after the layout: radius, parameters and scale range in dtype."""
     # The radius is clipped here too, so that any int fits the kernel's int64.
     radius = min(depth_radius, c - 1)
-    params = (bias, alpha, beta) + ((2 * alpha * beta,) if backward else ())
+    params = (bias, alpha, beta, 2 * alpha * beta)
     with np.errstate(over="ignore", under="ignore", divide="ignore"):
         lo, hi = scale_range(np.dtype(dtype).itemsize, radius, bias, alpha, np.float64(beta))
     return (radius, *_in_dtype(dtype, *params, lo, hi))
@@ -81,30 +81,32 @@ def _run(x, dy, depth_radius, bias, alpha, beta, nchw, out=None):
     array; the mask broadcasts against it, and is None when no block needs it.
     """
     n, h, w, c = x.shape
-    scalars = _scalars(x.dtype, depth_radius, c, bias, alpha, beta, backward=dy is not None)
+    scalars = _scalars(x.dtype, depth_radius, c, bias, alpha, beta)
+    backward = dy is not None
     if nchw:
+        # Blocks of pixels within each sample, one row per channel.
         block = _nchw_block(c)
         blocks = -(-(h * w) // block)
         out = result(None if out is None else out.transpose(0, 3, 1, 2), (n, c, h, w), x.dtype)
         outside = np.empty(n * blocks, dtype=np.int64)
-        data = (nchw_planes(x),) if dy is None else (nchw_planes(dy), nchw_planes(x))
-        kernel = kernels.lrn_nchw if dy is None else kernels.lrn_backward_nchw
-        kernel(*data, *scalars, block, out.reshape(n, c, h * w), outside)
+        x_flat = nchw_planes(x).reshape(-1)
+        dy_flat = nchw_planes(dy).reshape(-1) if backward else x_flat  # read by the backward pass only
+        kernels.local_response_norm(dy_flat, x_flat, n, c, True, backward, *scalars, block, out.reshape(-1),
+                                    outside)
         out = out.transpose(0, 2, 3, 1)
         if not outside.any():
             return out, None
         redo = np.repeat(outside.reshape(n, blocks) > 0, block, axis=1)[:, :h * w]
         return out, redo.reshape(n, h, w, 1)
+    # All N * H * W pixels as one sample: blocks of whole pixels.
     block = max(_BLOCK_ELEMENTS // c, 1)
     per_job = block * c
     x = contiguous(x)
     out = result(out, x.shape, x.dtype)
     outside = np.empty(-(-x.size // per_job), dtype=np.int64)
-    if dy is None:
-        kernels.lrn_nhwc(x.reshape(-1), c, *scalars, block, out.reshape(-1), outside)
-    else:
-        kernels.lrn_backward_nhwc(contiguous(dy).reshape(-1), x.reshape(-1), c, *scalars, block,
-                                  out.reshape(-1), outside)
+    dy_flat = contiguous(dy).reshape(-1) if backward else x.reshape(-1)
+    kernels.local_response_norm(dy_flat, x.reshape(-1), 1, c, False, backward, *scalars, block, out.reshape(-1),
+                                outside)
     if not outside.any():
         return out, None
     return out, np.repeat(outside > 0, per_job)[:x.size].reshape(x.shape)

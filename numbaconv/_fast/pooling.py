@@ -7,9 +7,10 @@ channels-first forward kernel, one channel per inner loop, took 11.4 ms
 against 2.1 ms for this copy, the NHWC kernel and the copies back). The
 average-pooling backward is a gather that vectorizes over channels too, so
 it takes the same copy. The argmax scatter (max pooling's backward,
-max_unpool2d) does not vectorize in either layout, so it has a
-channels-first kernel: with ``nchw`` it reads its inputs as NCHW planes
-(copied only if they are not C-contiguous NCHW) and allocates its result
+max_unpool2d) does not vectorize in either layout, so it runs
+channels-first: with ``nchw`` the kernel reads its inputs as NCHW planes, one
+channel each (copied only if they are not C-contiguous NCHW), and the driver
+allocates the result
 channels-first, returned as an NHWC view of it (the public layer's transpose
 back to NCHW is then free).
 """
@@ -18,6 +19,9 @@ import numpy as np
 from .. import _geometry
 from .._kernels import pooling as kernels
 from ._memory import contiguous, deliver, nchw_planes, result
+
+# max_pool2d's argmax argument: empty, so the kernel tracks no argmax.
+_NO_ARGMAX = np.empty((0, 0, 0, 0), np.int64)
 
 # ----------------------------------------------------------------- max pooling
 
@@ -28,7 +32,7 @@ def max_pool2d_argmax(x, g, nchw, out=None):
     shape = (x.shape[0], g.oh, g.ow, x.shape[3])
     y_out, argmax_out = (None, None) if out is None else out
     y, argmax = result(y_out, shape, x.dtype), result(argmax_out, shape, np.int64)
-    kernels.max_pool2d_argmax_nhwc(x, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, y, argmax)
+    kernels.max_pool2d_nhwc(x, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, x.dtype.type(1), y, argmax)
     return deliver(y, y_out), deliver(argmax, argmax_out)
 
 
@@ -36,7 +40,8 @@ def max_pool2d(x, g, nchw, out=None):
     """y of shape (N, OH, OW, C). NHWC in either layout."""
     x = contiguous(x)
     y = result(out, (x.shape[0], g.oh, g.ow, x.shape[3]), x.dtype)
-    kernels.max_pool2d_nhwc(x, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, x.dtype.type(1), y)
+    kernels.max_pool2d_nhwc(x, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, x.dtype.type(1), y,
+                            _NO_ARGMAX)
     return deliver(y, out)
 
 
@@ -45,13 +50,14 @@ def _scatter(values, argmax, h, w, nchw, accumulate, out):
     n, oh, ow, c = values.shape
     if nchw:
         planes = result(None if out is None else out.transpose(0, 3, 1, 2), (n, c, h, w), values.dtype)
-        kernels.scatter_at_argmax_nchw(nchw_planes(values).reshape(n * c, oh * ow),
-                                       nchw_planes(argmax).reshape(n * c, oh * ow),
-                                       accumulate, planes.reshape(n * c, h * w))
+        kernels.scatter_at_argmax(nchw_planes(values).reshape(n * c, oh * ow),
+                                  nchw_planes(argmax).reshape(n * c, oh * ow), 1,
+                                  accumulate, planes.reshape(n * c, h * w))
         return deliver(planes.transpose(0, 2, 3, 1), out)
     values, argmax = contiguous(values), contiguous(argmax)
     dx = result(out, (n, h, w, c), values.dtype)
-    kernels.scatter_at_argmax_nhwc(values, argmax, accumulate, dx.reshape(n, h * w, c))
+    kernels.scatter_at_argmax(values.reshape(n, oh * ow * c), argmax.reshape(n, oh * ow * c), c, accumulate,
+                              dx.reshape(n, h * w * c))
     return deliver(dx, out)
 
 
@@ -83,14 +89,14 @@ def _readers(axis, size):
 def _average(x, rows, cols, out):
     x = contiguous(x)
     y = result(out, (x.shape[0], rows[0].size, cols[0].size, x.shape[3]), x.dtype)
-    kernels.avg_pool2d_nhwc(x, *rows, *cols, y)
+    kernels.avg_pool2d_nhwc(x, *rows, *cols, False, y)
     return deliver(y, out)
 
 
 def _average_backward(dy, rows, cols, h, w, out):
     dy = contiguous(dy)
     dx = result(out, (dy.shape[0], h, w, dy.shape[3]), dy.dtype)
-    kernels.avg_pool2d_backward_nhwc(dy, *_readers(rows, h), *_readers(cols, w), dx)
+    kernels.avg_pool2d_nhwc(dy, *_readers(rows, h), *_readers(cols, w), True, dx)
     return deliver(dx, out)
 
 

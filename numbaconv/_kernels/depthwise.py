@@ -1,4 +1,4 @@
-"""Depthwise convolution kernels: forward, input gradient, filter gradient (NHWC memory).
+"""Depthwise convolution kernels: forward and input gradient (one kernel), filter gradient (NHWC memory).
 
 Depthwise means every channel c is convolved with its own filter taps
 ``w[kh, kw, c]`` (filters ``(KH, KW, C)``, the HWIO ``(KH, KW, 1, C)`` of a
@@ -23,84 +23,43 @@ from .._numba import kernel
 
 
 @kernel
-def depthwise_conv2d_nhwc(x, w, b, y, sh, sw, dh, dw, pt, pl):
-    """y[n, oh, ow, c] = b[c] + sum(x[n, oh * sh - pt + kh * dh, ow * sw - pl + kw * dw, c] * w[kh, kw, c]).
+def depthwise_conv2d_nhwc(src, w, b, dst, rows, cols):
+    """dst[n, i, j, c] = b[c] + sum(src[n, rows[i, kh], cols[j, kw], c] * w[kh, kw, c]) over taps with both >= 0.
 
-    One prange iteration owns one output row ``y[n, oh]``.
+    One kernel for the forward pass and the input gradient (one
+    compilation, not two), in gather form; the tables (``_fast.depthwise``) say
+    which source row and column each tap of each output reads (-1: none):
+
+    - forward, src = x, dst = y: ``rows[oh, kh] = oh * sh - pt + kh * dh``
+      inside the input (padding: -1);
+    - input gradient (the transposed depthwise convolution, also
+      conv2d_transpose with ``groups = C``), src = dy, dst = dx:
+      ``rows[ih, kh] = oh`` with ``oh * sh - pt + kh * dh == ih`` inside dy.
+
+    Taps are added in (kh, kw) order. One prange iteration owns one row
+    ``dst[n, i]``.
     """
-    n_img, out_h, out_w, chans = y.shape
-    in_h, in_w = x.shape[1], x.shape[2]
+    n_img, out_h, out_w, chans = dst.shape
     k_h, k_w = w.shape[0], w.shape[1]
     for unit in prange(n_img * out_h):
         n = np.int64(unit) // out_h
-        oh = np.int64(unit) - n * out_h
-        for ow in range(out_w):
-            acc = y[n, oh, ow]
+        i = np.int64(unit) - n * out_h
+        for j in range(out_w):
+            acc = dst[n, i, j]
             for c in range(chans):
                 acc[c] = b[c]
             for kh in range(k_h):
-                ih = oh * sh - pt + kh * dh
-                if ih < 0 or ih >= in_h:
+                row_in = rows[i, kh]
+                if row_in < 0:
                     continue
                 for kw in range(k_w):
-                    iw = ow * sw - pl + kw * dw
-                    if iw < 0 or iw >= in_w:
+                    col_in = cols[j, kw]
+                    if col_in < 0:
                         continue
-                    src = x[n, ih, iw]
+                    source = src[n, row_in, col_in]
                     tap = w[kh, kw]
                     for c in range(chans):
-                        acc[c] += src[c] * tap[c]
-
-
-@kernel(parallel=False)
-def _source_index(size, k, stride, dilation, pad, out_size):
-    """table[i, t] = o with o * stride - pad + t * dilation == i and 0 <= o < out_size, else -1.
-
-    The gather form's tap lookup along one axis, computed once per call so
-    that no division runs per pixel.
-    """
-    table = np.full((size, k), -1, np.int64)
-    for i in range(size):
-        for t in range(k):
-            pos = i + pad - t * dilation
-            if pos >= 0 and pos % stride == 0 and pos // stride < out_size:
-                table[i, t] = pos // stride
-    return table
-
-
-@kernel
-def depthwise_conv2d_backward_input_nhwc(dy, w, b, dx, sh, sw, dh, dw, pt, pl):
-    """dx[n, ih, iw, c] = b[c] + sum(dy[n, oh, ow, c] * w[kh, kw, c]) in gather form.
-
-    The sum runs over the taps with ``oh * sh - pt + kh * dh == ih`` and
-    ``ow * sw - pl + kw * dw == iw`` for (oh, ow) inside dy: the transposed
-    depthwise convolution (also conv2d_transpose with ``groups = C``). One
-    prange iteration owns one row ``dx[n, ih]``.
-    """
-    n_img, in_h, in_w, chans = dx.shape
-    out_h, out_w = dy.shape[1], dy.shape[2]
-    k_h, k_w = w.shape[0], w.shape[1]
-    rows = _source_index(in_h, k_h, sh, dh, pt, out_h)
-    cols = _source_index(in_w, k_w, sw, dw, pl, out_w)
-    for unit in prange(n_img * in_h):
-        n = np.int64(unit) // in_h
-        ih = np.int64(unit) - n * in_h
-        for iw in range(in_w):
-            acc = dx[n, ih, iw]
-            for c in range(chans):
-                acc[c] = b[c]
-            for kh in range(k_h):
-                oh = rows[ih, kh]
-                if oh < 0:
-                    continue
-                for kw in range(k_w):
-                    ow = cols[iw, kw]
-                    if ow < 0:
-                        continue
-                    src = dy[n, oh, ow]
-                    tap = w[kh, kw]
-                    for c in range(chans):
-                        acc[c] += src[c] * tap[c]
+                        acc[c] += source[c] * tap[c]
 
 
 @kernel

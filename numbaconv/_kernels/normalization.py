@@ -12,11 +12,20 @@ O(min(r, C)). ``s ** beta`` goes through square roots for beta in
 {0.5, 0.75, 1}: Numba has no vector ``pow`` here, and a generic beta makes
 the whole op ~8x slower (scalar ``powf`` per element).
 
-NHWC kernels take x flat, (N * H * W * C,), and run over blocks of whole
-pixels: the channel windows of a block are computed with flat, vectorized
-loops over the block, each term masked to stay inside its own pixel (C is
-often 16 or less, too short for a loop per pixel to vectorize). NCHW kernels
-take x as (N, C, H * W) and vectorize over pixels.
+One kernel serves both layouts and both directions (each parallel kernel
+costs about a second to compile, per dtype). It takes x flat and runs over
+blocks of pixels, copying a block's squares into a scratch buffer laid out
+as the block lies in memory: channels last (NHWC, all N * H * W pixels in a
+row), the block's whole pixels, whose channels are 1 apart; channels first
+(NCHW, blocks within a sample), a row of the block's pixels per channel,
+the rows back to back (channels a block's length apart: a sample's short
+last block is as compact as the others). The channel windows of a block are
+then computed with flat, vectorized loops over the whole scratch buffer,
+each term masked to stay inside its own pixel (C is often 16 or less, too
+short for a loop per pixel to vectorize), so both layouts sum each window
+in the same order. Every scratch entry those loops read, the zeroed slack
+at the ends included, is written first: nothing depends on what
+``np.empty`` returns.
 
 Overflow (float32 data)
 -----------------------
@@ -104,23 +113,27 @@ def _scale_and_power(window_sums, bias, alpha, beta, lo, hi, scale, powered):
 
 
 @kernel(parallel=False)
-def _add_pixel_neighbours(padded, radius, channel, c_size, sums):
-    """sums[i] += sum(padded[radius + i + d] for 0 < |d| <= radius if 0 <= channel[i] + d < C).
+def _add_neighbours(padded, radius, step, channel, c_size, sums):
+    """sums[i] += sum(padded[o + i + d * step] for 0 < |d| <= radius if 0 <= channel[i] + d < C), o = radius * step.
 
-    ``padded[radius:radius + len(sums)]`` holds whole pixels of ``c_size``
-    channels (``channel[i] = i % c_size``), with ``radius`` entries of slack
-    at each end so that every read is in bounds (the slack is read, and
-    masked out); masked terms are never added. The caller puts the centre
-    term (d = 0) into ``sums``.
+    ``padded`` is ``len(sums) + 2 * o`` long: ``padded[o:o + len(sums)]``
+    holds a block of scratch in which channel c + d of an element of
+    channel c lies ``d * step`` further (``channel[i]`` is the channel of
+    element i), with ``o`` entries of slack at each end so that every read
+    is in bounds (the slack is read, and masked out: the caller zeroes it);
+    masked terms are never added. The caller puts the centre term (d = 0)
+    into ``sums``.
     """
     length = sums.shape[0]
     zero = sums.dtype.type(0)
+    o = radius * step
     # Offsets d and d + 1 in one pass: sums and channel are loaded once for
     # four terms (20% faster than a pass per offset).
     for d in range(1, radius, 2):
         e = d + 1
-        above, below = padded[radius + d:radius + d + length], padded[radius - d:radius - d + length]
-        above_e, below_e = padded[radius + e:radius + e + length], padded[radius - e:radius - e + length]
+        above, below = padded[o + d * step:o + d * step + length], padded[o - d * step:o - d * step + length]
+        above_e = padded[o + e * step:o + e * step + length]
+        below_e = padded[o - e * step:o - e * step + length]
         top, bottom = np.int32(c_size - d), np.int32(d)
         top_e, bottom_e = np.int32(c_size - e), np.int32(e)
         for i in range(length):
@@ -129,7 +142,7 @@ def _add_pixel_neighbours(padded, radius, channel, c_size, sums):
             sums[i] += (((a if ch < top else zero) + (b if ch >= bottom else zero))
                         + ((a_e if ch < top_e else zero) + (b_e if ch >= bottom_e else zero)))
     if radius % 2:
-        above, below = padded[2 * radius:2 * radius + length], padded[:length]
+        above, below = padded[2 * o:2 * o + length], padded[:length]
         top, bottom = np.int32(c_size - radius), np.int32(radius)
         for i in range(length):
             ch, a, b = channel[i], above[i], below[i]
@@ -137,169 +150,111 @@ def _add_pixel_neighbours(padded, radius, channel, c_size, sums):
 
 
 @kernel(parallel=False)
-def _pixel_channels(length, c_size):
-    """channel[i] = i % c_size for a block of whole pixels."""
-    channel = np.empty(length, dtype=np.int32)
-    for i in range(length):
-        channel[i] = i % c_size
+def _block_channels(c_size, length, channels_first):
+    """The channel of each element of a block's scratch (``length`` pixels of ``c_size`` channels)."""
+    channel = np.empty(length * c_size, dtype=np.int32)
+    for i in range(channel.shape[0]):
+        channel[i] = i // length if channels_first else i % c_size
     return channel
 
 
-@kernel
-def lrn_nhwc(x, c_size, radius, bias, alpha, beta, lo, hi, block, y, outside):
-    """y = lrn(x) on flat NHWC data: x and y are (N * H * W * C,), C = c_size > 0.
-
-    One prange iteration (job) owns ``block`` whole pixels, ``y[p * C:(p + block) * C]``,
-    and ``outside[job]``, the count of its scales outside [lo, hi].
-    The scalars are in x's dtype.
-    """
-    r = min(radius, c_size - 1)
-    per_job = block * c_size
-    jobs = (x.shape[0] + per_job - 1) // per_job
-    channel = _pixel_channels(per_job, c_size)
-    for job in prange(jobs):
-        start = np.int64(job) * per_job
-        length = min(per_job, x.shape[0] - start)
-        x_block = x[start:start + length]
-        squares = np.zeros(length + 2 * r, dtype=x.dtype)
-        # Written through a slice: to Numba an index r + i may be negative,
-        # and its wraparound check keeps the loop from vectorizing.
-        squares_block = squares[r:r + length]
-        sums = np.empty(length, dtype=x.dtype)
-        for i in range(length):
-            square = x_block[i] * x_block[i]
-            squares_block[i] = square
-            sums[i] = square
-        _add_pixel_neighbours(squares, r, channel, c_size, sums)
-        outside[job] = _normalize(x_block, sums, bias, alpha, beta, lo, hi, y[start:start + length])
-
-
-@kernel
-def lrn_backward_nhwc(dy, x, c_size, radius, bias, alpha, beta, two_alpha_beta, lo, hi, block, dx,
-                      outside):
-    """dx = gradient of sum(lrn(x) * dy) on flat NHWC data ((N * H * W * C,), C = c_size > 0).
-
-    One prange iteration (job) owns ``block`` whole pixels, ``dx[p * C:(p + block) * C]``,
-    and ``outside[job]``: its scales outside [lo, hi] plus its non-finite dx.
-    The scalars are in x's dtype; ``two_alpha_beta = 2 * alpha * beta``.
-    """
-    largest = np.finfo(dx.dtype).max
-    r = min(radius, c_size - 1)
-    per_job = block * c_size
-    jobs = (x.shape[0] + per_job - 1) // per_job
-    channel = _pixel_channels(per_job, c_size)
-    for job in prange(jobs):
-        start = np.int64(job) * per_job
-        length = min(per_job, x.shape[0] - start)
-        x_block = x[start:start + length]
-        dy_block = dy[start:start + length]
-        dx_block = dx[start:start + length]
-        terms = np.zeros(length + 2 * r, dtype=x.dtype)
-        terms_block = terms[r:r + length]
-        sums = np.empty(length, dtype=x.dtype)
-        for i in range(length):
-            square = x_block[i] * x_block[i]
-            terms_block[i] = square
-            sums[i] = square
-        _add_pixel_neighbours(terms, r, channel, c_size, sums)
-        scale = np.empty(length, dtype=x.dtype)
-        powered = np.empty(length, dtype=x.dtype)
-        count = _scale_and_power(sums, bias, alpha, beta, lo, hi, scale, powered)
-        # The backward window sum, of dy * x / scale ** (beta + 1), reuses the buffers.
-        for i in range(length):
-            term = dy_block[i] * x_block[i] / (powered[i] * scale[i])
-            terms_block[i] = term
-            sums[i] = term
-        _add_pixel_neighbours(terms, r, channel, c_size, sums)
-        for i in range(length):
-            d = dy_block[i] / powered[i] - two_alpha_beta * x_block[i] * sums[i]
-            count += not (abs(d) <= largest)
-            dx_block[i] = d
-        outside[job] = count
-
-
 @kernel(parallel=False)
-def _channel_window_sum(rows, c, radius, out):
-    """out = sum(rows[c'] for c' in [c - radius, c + radius] within the rows), vectorized along out."""
-    first, last = max(c - radius, 0), min(c + radius, rows.shape[0] - 1)
-    row = rows[first]
-    for i in range(out.shape[0]):
-        out[i] = row[i]
-    for other in range(first + 1, last + 1):
-        row = rows[other]
-        for i in range(out.shape[0]):
-            out[i] += row[i]
+def _block_rows(job, blocks, block, pixels, c_size, channels_first):
+    """Where a job's block lies: (rows, row length, x offset of row 0, x step between rows).
+
+    Channels last: one row of the block's pixels times channels. Channels
+    first: a row of the block's pixels per channel. In the scratch, the rows
+    lie back to back (row i at ``i * row length``).
+    """
+    n = np.int64(job) // blocks
+    start = (np.int64(job) % blocks) * block
+    length = min(block, pixels - start)
+    if channels_first:
+        return c_size, length, (n * c_size) * pixels + start, pixels
+    return 1, length * c_size, start * c_size, 0
 
 
 @kernel
-def lrn_nchw(x, radius, bias, alpha, beta, lo, hi, block, y, outside):
-    """y = lrn(x) on channels-first data: x and y are (N, C, H * W).
+def local_response_norm(dy, x, samples, c_size, channels_first, backward, radius, bias, alpha, beta,
+                        two_alpha_beta, lo, hi, block, out, outside):
+    """out = lrn(x), or with ``backward`` the gradient of sum(lrn(x) * dy), on flat data.
 
-    One prange iteration (job) owns ``y[n, :, p:p + block]``, a block of pixels of one
-    sample, and ``outside[job]``, the count of its scales outside [lo, hi].
-    The scalars are in x's dtype.
+    One kernel for both directions (one compilation: the forward pass is
+    the backward's first half). x, dy (ignored by the forward pass: pass
+    x) and out are ``samples`` blocks of C = c_size > 0 channels times P
+    pixels: channels last (NHWC), one sample of N * H * W pixels; channels
+    first (NCHW), N samples of H * W pixels, each channel's pixels
+    contiguous. One prange iteration (job) owns ``block`` pixels of one
+    sample (fewer at its end) and ``outside[job]``: the count of its scales
+    outside [lo, hi], plus (backward) its non-finite dx. The scalars are in
+    x's dtype; ``two_alpha_beta = 2 * alpha * beta``.
     """
-    n_size, c_size, p_size = x.shape
+    largest = np.finfo(out.dtype).max
+    pixels = x.shape[0] // (samples * c_size)
     r = min(radius, c_size - 1)
-    blocks = (p_size + block - 1) // block
-    for job in prange(n_size * blocks):
-        n = np.int64(job) // blocks
-        start = (np.int64(job) % blocks) * block
-        length = min(block, p_size - start)
-        squares = np.empty((c_size, length), dtype=x.dtype)
-        sums = np.empty(length, dtype=x.dtype)
-        for c in range(c_size):
-            x_row, squares_row = x[n, c, start:start + length], squares[c]
-            for i in range(length):
-                squares_row[i] = x_row[i] * x_row[i]
+    blocks = (pixels + block - 1) // block
+    # The channels of a full block's scratch, and of a sample's last block
+    # (channels first, its rows are as long as the block: pixels - its start).
+    channel = _block_channels(c_size, block, channels_first)
+    last = _block_channels(c_size, pixels - (blocks - 1) * block, channels_first) if channels_first else channel
+    for job in prange(samples * blocks):
+        rows, row_len, start, x_step = _block_rows(job, blocks, block, pixels, c_size, channels_first)
+        span = rows * row_len  # the block's scratch entries, rows back to back
+        step = row_len if channels_first else 1  # between a channel and the next in the scratch
+        slack = r * step
+        # The block's terms with r channels' worth of zero slack at each end
+        # (zeroing only the slack: the whole buffer cost 10% with channels first).
+        # Every entry is written before it is read (a short block's rows lie
+        # back to back too): no result depends on what np.empty returned.
+        terms = np.empty(span + 2 * slack, dtype=x.dtype)
+        for i in range(slack):
+            terms[i] = 0
+            terms[slack + span + i] = 0
+        # Written through a slice: to Numba an index slack + i may be
+        # negative, and its wraparound check keeps the loop from vectorizing.
+        terms_block = terms[slack:slack + span]
+        sums = np.empty(span, dtype=x.dtype)
+        job_channel = last if np.int64(job) % blocks == blocks - 1 else channel
+        for row in range(rows):
+            first, at = start + row * x_step, row * row_len
+            x_row = x[first:first + row_len]
+            terms_row, sums_row = terms_block[at:at + row_len], sums[at:at + row_len]
+            for i in range(row_len):
+                square = x_row[i] * x_row[i]
+                terms_row[i] = square
+                sums_row[i] = square
+        _add_neighbours(terms, r, step, job_channel, c_size, sums)
+        # Backward only (empty for the forward pass).
+        scale = np.empty(span * backward, dtype=x.dtype)
+        powered = np.empty(span * backward, dtype=x.dtype)
         count = 0
-        for c in range(c_size):
-            _channel_window_sum(squares, c, r, sums)
-            count += _normalize(x[n, c, start:start + length], sums, bias, alpha, beta, lo, hi,
-                                y[n, c, start:start + length])
-        outside[job] = count
-
-
-@kernel
-def lrn_backward_nchw(dy, x, radius, bias, alpha, beta, two_alpha_beta, lo, hi, block, dx, outside):
-    """dx = gradient of sum(lrn(x) * dy) on channels-first data: all (N, C, H * W).
-
-    One prange iteration (job) owns ``dx[n, :, p:p + block]``, a block of pixels of one
-    sample, and ``outside[job]``: its scales outside [lo, hi] plus its non-finite dx.
-    The scalars are in x's dtype; ``two_alpha_beta = 2 * alpha * beta``.
-    """
-    largest = np.finfo(dx.dtype).max
-    n_size, c_size, p_size = x.shape
-    r = min(radius, c_size - 1)
-    blocks = (p_size + block - 1) // block
-    for job in prange(n_size * blocks):
-        n = np.int64(job) // blocks
-        start = (np.int64(job) % blocks) * block
-        length = min(block, p_size - start)
-        squares = np.empty((c_size, length), dtype=x.dtype)
-        powered = np.empty((c_size, length), dtype=x.dtype)
-        terms = np.empty((c_size, length), dtype=x.dtype)
-        sums = np.empty(length, dtype=x.dtype)
-        scale = np.empty(length, dtype=x.dtype)
-        for c in range(c_size):
-            x_row, squares_row = x[n, c, start:start + length], squares[c]
-            for i in range(length):
-                squares_row[i] = x_row[i] * x_row[i]
-        count = 0
-        for c in range(c_size):
-            _channel_window_sum(squares, c, r, sums)
-            powered_row = powered[c]
-            count += _scale_and_power(sums, bias, alpha, beta, lo, hi, scale, powered_row)
-            # The terms of the backward window sum: dy * x / scale ** (beta + 1).
-            x_row, dy_row, terms_row = x[n, c, start:start + length], dy[n, c, start:start + length], terms[c]
-            for i in range(length):
-                terms_row[i] = dy_row[i] * x_row[i] / (powered_row[i] * scale[i])
-        for c in range(c_size):
-            _channel_window_sum(terms, c, r, sums)
-            x_row, dy_row = x[n, c, start:start + length], dy[n, c, start:start + length]
-            powered_row, dx_row = powered[c], dx[n, c, start:start + length]
-            for i in range(length):
-                d = dy_row[i] / powered_row[i] - two_alpha_beta * x_row[i] * sums[i]
-                count += not (abs(d) <= largest)
-                dx_row[i] = d
+        for row in range(rows):
+            first, at = start + row * x_step, row * row_len
+            x_row = x[first:first + row_len]
+            if not backward:
+                # In one pass (y = x / powered from the buffer would round
+                # differently: LLVM rewrites x / s ** beta as x * s ** -beta).
+                count += _normalize(x_row, sums[at:at + row_len], bias, alpha, beta, lo, hi,
+                                    out[first:first + row_len])
+                continue
+            count += _scale_and_power(sums[at:at + row_len], bias, alpha, beta, lo, hi,
+                                      scale[at:at + row_len], powered[at:at + row_len])
+            # The backward window sum, of dy * x / scale ** (beta + 1), reuses the buffers.
+            dy_row, scale_row = dy[first:first + row_len], scale[at:at + row_len]
+            powered_row = powered[at:at + row_len]
+            terms_row, sums_row = terms_block[at:at + row_len], sums[at:at + row_len]
+            for i in range(row_len):
+                term = dy_row[i] * x_row[i] / (powered_row[i] * scale_row[i])
+                terms_row[i] = term
+                sums_row[i] = term
+        if backward:
+            _add_neighbours(terms, r, step, job_channel, c_size, sums)
+            for row in range(rows):
+                first, at = start + row * x_step, row * row_len
+                x_row, dy_row, dx_row = x[first:first + row_len], dy[first:first + row_len], out[first:first + row_len]
+                sums_row, powered_row = sums[at:at + row_len], powered[at:at + row_len]
+                for i in range(row_len):
+                    d = dy_row[i] / powered_row[i] - two_alpha_beta * x_row[i] * sums_row[i]
+                    count += not (abs(d) <= largest)
+                    dx_row[i] = d
         outside[job] = count
