@@ -142,12 +142,14 @@ def conv2d(backend, x, w, b, stride, padding, dilation, groups, data_format, out
 def _gradients(backend, a, out, inputs, dx_core, dw_inputs):
     """(dx, dw, db) of conv2d_backward and conv2d_transpose_backward, into ``out`` when given."""
     nchw, fmt = _nchw(a), a.data_format
-    w_shape = a.w.shape if fmt == "NHWC" else (a.w.shape[3], a.w.shape[2], a.w.shape[0], a.w.shape[1])
-    outs = v.out_arrays(out, [
-        ("dx", v.from_nhwc_shape(a.x.shape, fmt), a.x.dtype),
-        ("dw", w_shape, a.x.dtype),
-        ("db", (a.dy.shape[3],), a.x.dtype),
-    ], inputs)
+    outs = None
+    if out is not None:
+        w_shape = a.w.shape if fmt == "NHWC" else (a.w.shape[3], a.w.shape[2], a.w.shape[0], a.w.shape[1])
+        outs = v.out_arrays(out, [
+            ("dx", v.from_nhwc_shape(a.x.shape, fmt), a.x.dtype),
+            ("dw", w_shape, a.x.dtype),
+            ("db", (a.dy.shape[3],), a.x.dtype),
+        ], inputs)
     dx_out, dw_out, db_out = outs if outs is not None else (None, None, None)
     dx = dx_core(backend, a.dy, a.w, None, a.g, a.groups, nchw, _view(dx_out, fmt))
     dw_x, dw_dy = dw_inputs

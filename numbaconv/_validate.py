@@ -142,8 +142,22 @@ def _asarray(value, name):
         raise ValueError(f"{name} is not a rectangular array: {err}") from None
 
 
+_FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
 def compute_dtype(*arrays):
-    """The contract's dtype rule: np.result_type(data arrays, float32)."""
+    """The contract's dtype rule: np.result_type(data arrays, float32).
+
+    Arrays all of one native float32 or float64 dtype (the usual call) are
+    answered without np.result_type: it is that dtype.
+    """
+    dtype = arrays[0].dtype
+    if dtype is _FLOAT32 or dtype is _FLOAT64:
+        for a in arrays[1:]:
+            if a.dtype is not dtype:
+                break
+        else:
+            return dtype
     return np.result_type(*arrays, np.float32)
 
 
@@ -167,8 +181,17 @@ def integer(value, name, minimum, maximum=INT64_MAX):
     return value
 
 
+def _plain(value, minimum):
+    """Whether ``value`` is a plain int that :func:`integer` returns as it is (no checks to run)."""
+    return type(value) is int and minimum <= value <= INT64_MAX
+
+
 def int_pair(value, name, minimum):
     """An int or a pair (h, w) of ints, each >= minimum, as a pair."""
+    if _plain(value, minimum):  # (the usual arguments: no item names to format)
+        return value, value
+    if type(value) is tuple and len(value) == 2 and _plain(value[0], minimum) and _plain(value[1], minimum):
+        return value
     if isinstance(value, (tuple, list, np.ndarray)):
         items = list(np.asarray(value, dtype=object).ravel()) if isinstance(value, np.ndarray) else list(value)
         if len(items) != 2:
@@ -180,6 +203,8 @@ def int_pair(value, name, minimum):
 
 def padding_spec(value, name="padding"):
     """'SAME', 'VALID', or explicit (top, bottom, left, right) ints >= 0."""
+    if _plain(value, 0):
+        return value, value, value, value
     if isinstance(value, str):
         mode = value.upper()
         if mode not in ("SAME", "VALID"):
@@ -258,12 +283,18 @@ MAX_RESULT_BYTES = min(_physical_memory(), INT64_MAX)
 
 
 def check_result_size(shape, dtype, what, arguments):
-    """ValueError, naming ``arguments``, if an array of ``shape`` could not be allocated."""
+    """ValueError, naming ``arguments``, if an array of ``shape`` could not be allocated.
+
+    ``arguments`` is a string, or a function of no arguments that returns
+    it (written only for the message: formatting it costs a microsecond).
+    """
     count = 1
     for size in shape:
         count *= size
     nbytes = count * np.dtype(dtype).itemsize
     if nbytes > MAX_RESULT_BYTES:
+        if callable(arguments):
+            arguments = arguments()
         raise ValueError(
             f"{arguments} makes {what} of shape {tuple(shape)}: {count} elements, {nbytes} bytes "
             f"of {np.dtype(dtype).name}, more than this machine's memory ({MAX_RESULT_BYTES} bytes)"
@@ -342,7 +373,7 @@ def _conv_cast(arrays, fmt, x_name):
     w_arr = arrays["w"]
     if w_arr.ndim != 4:
         raise ValueError(f"w must be 4-D {_filter_name(fmt)}, got shape {w_arr.shape}")
-    cast = {k: np.asarray(v, dtype=dtype) for k, v in arrays.items()}
+    cast = {k: v if v.dtype is dtype else np.asarray(v, dtype=dtype) for k, v in arrays.items()}
     w_hwio = filters_to_hwio(cast["w"], fmt)
     kh, kw = w_hwio.shape[:2]
     if kh == 0 or kw == 0:
@@ -357,8 +388,11 @@ def _check_groups(groups, c_in, c_out, c_in_name, c_out_name, w_shape, fmt):
     knows them (``None`` when only w knows it); the names say where each
     came from, for the messages.
     """
-    groups = integer(groups, "groups", 1)
     hwio = (w_shape[2], w_shape[3], w_shape[1], w_shape[0]) if fmt == "NCHW" else tuple(w_shape)
+    if type(groups) is int and groups == 1 and (c_in is None or hwio[2] == c_in) and (
+            c_out is None or hwio[3] == c_out):
+        return 1  # (the usual call: nothing to divide, the channels match; no messages to prepare)
+    groups = integer(groups, "groups", 1)
     per_group, w_out = hwio[2], hwio[3]
     layout = "(KH, KW, C_in // groups, C_out) HWIO" if fmt == "NHWC" else "(C_out, C_in // groups, KH, KW) OIHW"
     for count, name in ((c_in, c_in_name), (c_out, c_out_name)):
@@ -422,7 +456,7 @@ def conv2d(x, w, b, stride, padding, dilation, fmt, dy=None, groups=1):
                                groups, fmt, "x")
     n, co = x_nhwc.shape[0], w_hwio.shape[3]
     check_result_size((n, g.oh, g.ow, co), w_hwio.dtype, "an output (N, OH, OW, C_out)",
-                      _geometry_arguments(g))
+                      lambda: _geometry_arguments(g))
     dy_nhwc = None
     if dy is not None:
         dy_nhwc = _conv_dy(a["dy"], (n, g.oh, g.ow, co), fmt)
@@ -526,7 +560,8 @@ def im2col(x, kernel_size, stride, padding, dilation, fmt):
         padding_spec(padding), "im2col",
     )
     check_result_size((n * g.oh * g.ow, kh * kw * c), x_nhwc.dtype,
-                      "cols (N * OH * OW, KH * KW * C)", f"kernel_size={(kh, kw)}, {_geometry_arguments(g)}")
+                      "cols (N * OH * OW, KH * KW * C)",
+                      lambda: f"kernel_size={(kh, kw)}, {_geometry_arguments(g)}")
     return PatchArgs(x_nhwc, n, c, g, fmt)
 
 
@@ -568,18 +603,31 @@ def _check_windows_reach_input(size, out, k, stride, dilation, pad_before, axis,
     explicit padding below the window size), so each is checked. Either way
     the cost is bounded by the data, never by the padding or the window.
     """
+    if dilation <= size and size + out * stride + pad_before + k * dilation < _geometry.INDEX_LIMIT:
+        # The two end windows in Python ints: the arithmetic below without
+        # its int64 arrays (6 us of NumPy per axis on small calls), on
+        # values far from int64's limits, where both give the same answer.
+        for o in (0, out - 1):
+            start = o * stride - pad_before
+            if max(0, -(start // dilation)) > min(k - 1, (size - 1 - start) // dilation):
+                _no_input_in_window(o, start, size, k, dilation, pad_before, axis, what)
+        return
     windows = np.array([0, out - 1]) if dilation <= size else np.arange(out)
     starts = windows.astype(np.int64) * stride - pad_before
     first = np.maximum(0, -(starts // dilation))  # ceil(-start / dilation)
     last = np.minimum(k - 1, (size - 1 - starts) // dilation)
     empty = np.flatnonzero(first > last)
     if empty.size:
-        o, start = int(windows[empty[0]]), int(starts[empty[0]])
-        raise ValueError(
-            f"{what}: the window of output {axis} {o} reads rows/columns {start}, "
-            f"{start + dilation}, ..., {start + (k - 1) * dilation}, none inside the input's "
-            f"{size}; choose a smaller dilation ({dilation}) or padding ({pad_before}) along {axis}"
-        )
+        _no_input_in_window(int(windows[empty[0]]), int(starts[empty[0]]), size, k, dilation, pad_before,
+                            axis, what)
+
+
+def _no_input_in_window(o, start, size, k, dilation, pad_before, axis, what):
+    raise ValueError(
+        f"{what}: the window of output {axis} {o} reads rows/columns {start}, "
+        f"{start + dilation}, ..., {start + (k - 1) * dilation}, none inside the input's "
+        f"{size}; choose a smaller dilation ({dilation}) or padding ({pad_before}) along {axis}"
+    )
 
 
 def pool_geometry(h, w, pool_size, stride, padding, dilation, ceil_mode, what, plane_name="x"):
@@ -633,7 +681,7 @@ def max_pool2d(x, pool_size, stride, padding, dilation, ceil_mode, fmt):
     g = pool_geometry(h, w, pool_size, stride, padding, dilation, ceil_mode, "max_pool2d")
     # int64: the argmax is at least as wide as any compute dtype.
     check_result_size((x_nhwc.shape[0], g.oh, g.ow, x_nhwc.shape[3]), np.int64,
-                      "an output (N, OH, OW, C)", f"pool_size={(g.kh, g.kw)}, {_geometry_arguments(g)}")
+                      "an output (N, OH, OW, C)", lambda: f"pool_size={(g.kh, g.kw)}, {_geometry_arguments(g)}")
     return PoolArgs(x_nhwc, g, fmt)
 
 
