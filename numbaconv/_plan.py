@@ -58,6 +58,15 @@ WINOGRAD_MIN_OUT = 24  # output channels, at least,
 WINOGRAD_MIN_PIXELS = 192  # and output pixels in all (2 x 7 x 7: 1.42x, 1 x 10 x 10: 1.11x; 1 x 14 x 14: 0.97x);
 WINOGRAD_DW_MIN_PIXELS = 512  # the filter gradient, more (256 channels: 2 x 14 x 14 1.00x, 1 x 28 x 28 0.78x),
 WINOGRAD_DW_MIN_PLANE = 8  # and planes of 8 x 8 at least (16 x 7 x 7 x 512: 1.12x; 4 x 14 x 14: 0.98x)
+# NCHW 1x1 stride-1 layers as W @ X per image (nchw_1x1_by_images): filter
+# values at most, and output pixels per image at least. Measured (one core,
+# CPU time, float32, W @ X time / NHWC-route time, forward and input
+# gradient): 8x56x56 64 -> 64 0.44 / 0.41, 64 -> 256 0.67, 8x112x112 32 ->
+# 64 0.56, 8x28x28 512 -> 128 (65536 values) 0.87 / 0.65, 256 -> 256 0.86,
+# 1x56x56x64 0.71; 262144 values: 0.80-1.13; 2**20: 1.15-1.71; 256 pixels
+# (32x16x16x64): 0.98 / 1.08, 196: 1.32, 49: 2.28.
+NCHW_1X1_MAX_FILTER = 1 << 16
+NCHW_1X1_MIN_PIXELS = 512
 PART_PIXELS = 4096  # filter gradient: pixels per partial sum, at the least
 MAX_PARTS = 8
 PARTIAL_BUDGET = 1 << 23  # filter gradient: elements of all partial sums together
@@ -111,6 +120,18 @@ def dw_by_winograd(kh, kw, sh, sw, dh, dw, n_in, n_out, n, oh, ow):
     """
     return (by_winograd(kh, kw, sh, sw, dh, dw, n_in, n_out, n, oh, ow)
             and n * oh * ow >= WINOGRAD_DW_MIN_PIXELS and min(oh, ow) >= WINOGRAD_DW_MIN_PLANE)
+
+
+def nchw_1x1_by_images(kh, kw, sh, sw, pt, pl, n_in, n_out, pixels):
+    """Whether an NCHW forward call (or input-gradient phase) on the patch GEMM runs as W @ X per image.
+
+    A 1x1 stride-1 unpadded filter, small enough for the L2 cache (it is
+    read once per panel of 16 pixels), on planes of enough pixels (the
+    panels are 16 pixels wide, and each image is a call of its own). The
+    bounds were measured: see NCHW_1X1_MAX_FILTER.
+    """
+    return (kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0
+            and n_in * n_out <= NCHW_1X1_MAX_FILTER and pixels >= NCHW_1X1_MIN_PIXELS)
 
 
 @register_jitable

@@ -212,3 +212,102 @@ def test_every_output_is_bit_identical_at_1_and_2_threads(case, thread_counts):
     for one, two in zip(*results.values()):
         assert one.tobytes() == two.tobytes()
 
+
+
+# ------------------------------------------------------------------ 1x1 layers
+#
+# 1x1 stride-1 unpadded layers on the patch GEMM: NHWC memory is read in
+# place as the patches (a unit whose tile padding would run past x gathers
+# instead), and NCHW callers' forward pass and input gradient run as
+# W @ X per image (plan.nchw_1x1_by_images: filters of at most 2**16
+# values, planes of at least 512 pixels), with the bias per row.
+
+ONE_BY_ONE_CASES = [
+    (2, 5, 7, 40, 24, (1, 1), 1, 0, 1),  # 35 pixels: the last tile's rows run past x
+    (3, 9, 30, 33, 20, (1, 1), 1, 0, 1),  # units of 8 rows
+    (2, 23, 24, 35, 40, (1, 1), 1, 0, 1),  # 552 pixels: W @ X both ways; 40 rows not whole tiles
+    (1, 16, 32, 48, 13, (1, 1), 1, 0, 1),  # 512 pixels: the bound; 13 outputs
+    (1, 17, 30, 32, 33, (1, 1), 1, 0, 1),  # 510 pixels: the NHWC route
+    (2, 24, 24, 300, 220, (1, 1), 1, 0, 1),  # 66000 filter values: past the bound
+]
+
+
+# The last case takes minutes without the JIT: slow (the coverage and bounds-checked passes skip it).
+SLOW_LAST = [*ONE_BY_ONE_CASES[:-1], pytest.param(ONE_BY_ONE_CASES[-1], marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("case", SLOW_LAST, ids=case_id)
+def test_1x1_layers_match_the_reference(case, fmt):
+    check_all_ops(case, fmt)
+
+
+@pytest.mark.parametrize("case", ONE_BY_ONE_CASES[:4], ids=case_id)
+def test_1x1_layers_in_float32_nchw(case):
+    x, w, b, dy = conv_inputs(case, np.float32)
+    x, dy, w = to_format(x, "NCHW"), to_format(dy, "NCHW"), filters_to_format(w, "NCHW")
+    kw = dict(data_format="NCHW")
+    want = [ref.conv2d(*(a.astype(np.float64) for a in (x, w, b)), **kw),
+            *ref.conv2d_backward(*(a.astype(np.float64) for a in (dy, x, w)), **kw)]
+    got = [fast.conv2d(x, w, b, **kw), *fast.conv2d_backward(dy, x, w, **kw)]
+    for g, e in zip(got, want):
+        assert g.dtype == np.float32 and g.flags.c_contiguous
+        np.testing.assert_allclose(g, e, atol=tolerance(np.float32, reduction(case)), rtol=0)
+
+
+@pytest.mark.parametrize("pixels, filter_values, expected", [
+    (552, 35 * 40, True), (512, 48 * 13, True), (510, 32 * 33, False), (576, 300 * 220, False),
+    (576, 256 * 256, True)])
+def test_the_nchw_1x1_rule(pixels, filter_values, expected):
+    assert drivers.nchw_1x1_by_images(1, 1, 1, 1, 0, 0, 1, filter_values, pixels) is expected
+    assert not drivers.nchw_1x1_by_images(1, 1, 2, 1, 0, 0, 1, filter_values, pixels)  # stride
+    assert not drivers.nchw_1x1_by_images(1, 1, 1, 1, 0, 1, 1, filter_values, pixels)  # padding
+    assert not drivers.nchw_1x1_by_images(3, 3, 1, 1, 0, 0, 1, filter_values, pixels)
+
+
+@pytest.mark.parametrize("case, expected", [
+    (ONE_BY_ONE_CASES[2], 2), (ONE_BY_ONE_CASES[3], 1), (ONE_BY_ONE_CASES[4], 0),
+    pytest.param(ONE_BY_ONE_CASES[5], 0, marks=pytest.mark.slow)],
+    ids=lambda v: case_id(v) if isinstance(v, tuple) else str(v))
+def test_nchw_1x1_layers_take_w_at_x_where_the_rule_says(case, expected, monkeypatch):
+    """conv2d_backward: the input gradient takes it too when its reduction (C_out) is long enough."""
+    from numbaconv._fast import convolution as drivers_fast
+    calls = []
+    real = drivers_fast._forward_1x1_nchw
+    monkeypatch.setattr(drivers_fast, "_forward_1x1_nchw", lambda *a: calls.append(1) or real(*a))
+    x, w, b, dy = f64_case(case, "NCHW")
+    fast.conv2d(x, w, b, data_format="NCHW")
+    fast.conv2d_backward(dy, x, w, data_format="NCHW")
+    assert len(calls) == expected
+
+
+# Without the JIT the kernels' NumPy scalars warn on inf * 0 and inf - inf, where compiled code does not.
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+def test_1x1_in_place_reads_keep_non_finite_values_where_the_reference_has_them():
+    """The last unit's tile padding reads no further than x; other units' rows past their pixels are never stored."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 5, 7, 40))
+    x[1, 0, 0, 5] = np.inf  # the first pixel of image 1: what image 0's last unit's padding rows read
+    x[2, 4, 6, 3] = np.nan
+    w = rng.standard_normal((1, 1, 40, 24))
+    for fmt in FORMATS:
+        xf, wf = to_format(x, fmt), filters_to_format(w, fmt)
+        got = fast.conv2d(xf, wf, data_format=fmt)
+        with np.errstate(invalid="ignore"):  # inf - inf in the reference's matmul
+            want = ref.conv2d(xf, wf, data_format=fmt)
+        assert np.isnan(want).any() and np.isinf(want).any()
+        np.testing.assert_allclose(got, want, atol=1e-12, rtol=0)  # NaN and inf in the same places
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 7, 4), (2, 1, 1, 5), (2, 4, 4, 3), (3, 1, 17, 2), (2, 6, 11, 9),
+                                   (0, 3, 3, 2), (2, 3, 3, 0)])
+def test_the_bias_gradient_of_nchw_planes(shape):
+    """NCHW dy: a sum per (n, c) plane in 16 running sums, plane lengths below, at and past 16."""
+    dy = np.random.default_rng(len(shape) + shape[2]).standard_normal(shape).astype(np.float32)
+    want = dy.astype(np.float64).sum(axis=(0, 1, 2))
+    for fmt in FORMATS:
+        x = np.zeros(shape[:3] + (1,), np.float32)
+        w = np.zeros((1, 1, 1, shape[3]), np.float32)
+        got = fast.conv2d_backward(to_format(dy, fmt), to_format(x, fmt), filters_to_format(w, fmt),
+                                   data_format=fmt)[2]
+        np.testing.assert_allclose(got, want, atol=1e-5 * max(1, shape[0] * shape[1] * shape[2]), rtol=0)

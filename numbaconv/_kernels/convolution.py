@@ -41,10 +41,11 @@ from typing import NamedTuple
 import numpy as np
 from numba import prange
 
-from .._numba import kernel
+from .._numba import FASTMATH, kernel, register_tile
 
 TAPS = 4  # taps summed per pass over the grid
 CHANNELS = 4  # dy planes per pass of _correlate_taps
+LANES = 16  # running sums per plane of the NCHW bias gradient: one vector of float32
 
 
 class Image(NamedTuple):
@@ -344,19 +345,62 @@ def conv2d_backward_filter_nhwc(x, dy, dw_out, n_parts, rows_per_block, sh, sw, 
                         dw_out[kh, kw, ci, co] += partial[part, tap, co]
 
 
+@kernel(parallel=False, fastmath=FASTMATH - {"reassoc"})
+def _plane_sum(src, like):
+    """sum(src), in LANES interleaved running sums (a vector register), then across them in order.
+
+    Without ``reassoc``: allowed to reassociate, LLVM rewrote the lanes'
+    updates into a slower form (one core, 8 x 64 x 112 x 112 float32
+    planes: 7.3 ms against 1.0), and the order of the sums is ours.
+    """
+    lanes = register_tile(like, 1, LANES)
+    for i in range(LANES):
+        lanes[0, i] = 0
+    size = np.uint64(src.size)
+    body = size - size % np.uint64(LANES)
+    for j in range(np.uint64(0), body, np.uint64(LANES)):
+        for i in range(LANES):
+            lanes[0, i] += src[j + np.uint64(i)]
+    for j in range(np.uint64(0), size - body):
+        lanes[0, j] += src[body + j]
+    total = lanes[0, 0]
+    for i in range(1, LANES):
+        total += lanes[0, i]
+    return total
+
+
 @kernel
 def bias_backward_rows(rows, db, channel_step, n_parts):
     """db[c] = sum of the entries of ``rows`` whose channel is c: ``q // channel_step % C`` for column q.
 
     ``rows`` is dy's memory as (R, L): (N * OH, OW * C) for NHWC memory
     (channel_step 1), (N, C * OH * OW) for NCHW memory (channel_step
-    OH * OW). One prange iteration owns one contiguous range of rows and its
-    private partial column sums (a long contiguous loop, unlike one over C);
-    they are folded into db in range order afterwards (bit-identical across
-    calls with the same n_parts).
+    OH * OW).
+
+    NHWC: one prange iteration owns one contiguous range of rows and its
+    private partial column sums (a long contiguous loop, unlike one over
+    C); they are folded into db in range order afterwards (bit-identical
+    across calls with the same n_parts).
+
+    NCHW: one prange iteration owns one (n, c) plane, a contiguous run
+    (``_plane_sum``); the planes' sums are folded over n in order. (The NHWC scheme here
+    kept n_parts partial rows of C * OH * OW values and folded them with an
+    integer division per value: 8 x 64 x 112 x 112 took 37 ms on one core,
+    against 1.6 ms for NHWC memory.)
     """
     n_rows, row_len = rows.shape
     c_out = db.shape[0]
+    if channel_step > 1:
+        sums = np.empty((n_rows, c_out), db.dtype)
+        for plane in prange(n_rows * c_out):
+            r = np.int64(plane) // c_out
+            c = np.int64(plane) - r * c_out
+            sums[r, c] = _plane_sum(rows[r, c * channel_step:(c + 1) * channel_step], db)
+        for c in range(c_out):
+            db[c] = sums[0, c] if n_rows else 0
+            for r in range(1, n_rows):
+                db[c] += sums[r, c]
+        return
     partial = np.zeros((n_parts, row_len), db.dtype)
     for part in prange(n_parts):
         acc = partial[part]
