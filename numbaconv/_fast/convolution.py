@@ -114,7 +114,7 @@ def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None
             or not plan.planes_fit(kh, kw, sh, sw, dh, dw)):
         if (nchw and plan.nchw_1x1_by_images(kh, kw, sh, sw, pt, pl, x.shape[3], y_img.c,
                                              y_img.h * y_img.w)
-                and y_img.h == x.shape[1] and y_img.w == x.shape[2]):
+                and y_img.h == x.shape[1] and y_img.w == x.shape[2] and _whole_nchw(y_img)):
             _forward_1x1_nchw(x, w, b, y_img, swap)
             return
         # Patches gather runs of channels: NCHW data are copied to NHWC once
@@ -134,6 +134,13 @@ def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None
     pitch = y_img.w + (kw - 1) * dw // sw
     k.conv2d_nhwc(image(x, nchw), hwio, b, y_img, plan.rows_per_block(y_img.n, y_img.h, pitch),
                   sh, sw, dh, dw, pt, pl)
+
+
+def _whole_nchw(y_img):
+    """Whether an Image is plain C-contiguous NCHW memory (not a stride phase of an input gradient)."""
+    pixels = y_img.h * y_img.w
+    return (y_img.w_step == 1 and y_img.h_step == y_img.w and y_img.c_step == pixels
+            and y_img.n_step == y_img.c * pixels)
 
 
 def _forward_1x1_nchw(x, w, b, y_img, swap):
