@@ -33,7 +33,7 @@ class Case(NamedTuple):
     alpha: float = 1.0
     beta: float = 0.5
     seed_ran_it: bool = False  # the seed notebook ran its conv_backward on this shape
-    layout: str = "NHWC"  # numbaconv's data_format (pool); inputs are stored NHWC either way
+    layout: str = "NHWC"  # numbaconv's data_format (conv, pool); inputs are stored NHWC either way
     groups: int = 1  # conv: grouped (depthwise when groups = C_in)
 
 
@@ -55,6 +55,14 @@ CASES = (
          (1, 28, 28, 3), 1, w_shape=(3, 3, 3, 16), pad=1),
     Case("conv1x7x512", "conv 1x7x7x512 * 3x3x512x512 P=1 (VGG/ResNet last stage, batch 1)",
          "conv", (1, 7, 7, 512), 1, w_shape=(3, 3, 512, 512), pad=1),
+    # The same layers for an NCHW caller (PyTorch's and cs231n's layout; issue 8
+    # wants it within 10% of NHWC), and a 1x1 layer (ResNet-50) in both layouts.
+    Case("conv56x64nchw", "conv 32x56x56x64 * 3x3x64x64 P=1, NCHW (ResNet stage 1)", "conv",
+         (32, 56, 56, 64), 2, w_shape=(3, 3, 64, 64), pad=1, layout="NCHW"),
+    Case("conv1x1", "conv 8x56x56x64 * 1x1x64x256 (ResNet-50 stage 1)", "conv",
+         (8, 56, 56, 64), 2, w_shape=(1, 1, 64, 256), pad=0),
+    Case("conv1x1nchw", "conv 8x56x56x64 * 1x1x64x256, NCHW (ResNet-50 stage 1)", "conv",
+         (8, 56, 56, 64), 2, w_shape=(1, 1, 64, 256), pad=0, layout="NCHW"),
     # Grouped and depthwise conv (issue 12): MobileNet/ResNeXt layers, where
     # the peers' CPU paths are weakest.
     Case("dw56", "depthwise 3x3 SAME on 32x56x56x64", "conv",

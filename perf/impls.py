@@ -170,12 +170,17 @@ def _info_numbaconv(module):
 def _build_module_api(m, case, pass_, d):
     x, dy = d["x"], d["dy"]
     if case.kind == "conv":
-        w, b = d["w"], d["b"]
-        kw = dict(stride=case.stride, padding=C.api_padding(case), groups=case.groups)
+        w, b, fmt = d["w"], d["b"], case.layout
+        kw = dict(stride=case.stride, padding=C.api_padding(case), groups=case.groups, data_format=fmt)
+        back, w_back = (lambda a: a), (lambda a: a)
+        if fmt == "NCHW":  # the call sees NCHW data and OIHW filters; the check sees NHWC and HWIO
+            x, dy = (np.ascontiguousarray(a.transpose(0, 3, 1, 2)) for a in (x, dy))
+            w = np.ascontiguousarray(w.transpose(3, 2, 0, 1))
+            back, w_back = (lambda a: a.transpose(0, 2, 3, 1)), (lambda a: a.transpose(2, 3, 1, 0))
         if pass_ == "fwd":
-            return Op(lambda: m.conv2d(x, w, b, **kw), lambda y: {"y": y})
+            return Op(lambda: m.conv2d(x, w, b, **kw), lambda y: {"y": back(y)})
         return Op(lambda: m.conv2d_backward(dy, x, w, **kw),
-                  lambda r: dict(zip(("dx", "dw", "db"), r)))
+                  lambda r: {"dx": back(r[0]), "dw": w_back(r[1]), "db": r[2]})
     if case.kind == "pool":
         k, fmt = case.pool, case.layout
         if fmt == "NCHW":  # the call sees NCHW memory; the check sees NHWC

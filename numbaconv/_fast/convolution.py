@@ -304,7 +304,12 @@ def _backward_filter_patches(x, dy, g, nchw):
     # Parts from the shape alone (bit-identical at any thread count).
     k_pad, c_pad, parts, k_block, chunk = plan.dw_patches_plan(n, g.oh, g.ow, g.kh, g.kw, c_in, c_out)
     partial = np.empty((parts, k_pad, c_pad), x.dtype)
-    pg.conv2d_backward_filter_patch_gemm(image(x, nchw), image(dy, nchw), partial, g.kh, g.kw, k_block,
+    # An NCHW x with more than one tap is copied to NHWC memory first: its
+    # transposed gather then copies runs of channels, not a run of OW pixels
+    # per patch entry (one core, 64x11x9x16 -> 32 7x7, NCHW / NHWC backward
+    # time: 1.65-1.80 in place, 0.97 copied). A 1x1 filter reads it in place.
+    x_img = image(x, nchw and g.kh * g.kw == 1)
+    pg.conv2d_backward_filter_patch_gemm(x_img, image(dy, nchw), partial, g.kh, g.kw, k_block,
                                          chunk, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl)
     dw = partial[0] if parts == 1 else partial.sum(axis=0)
     return np.ascontiguousarray(dw[:k_len, :c_out]).reshape(g.kh, g.kw, c_in, c_out)
