@@ -243,28 +243,6 @@ def _store_pixel(y, pix, src, bias):
     return bad
 
 
-@kernel(parallel=False)
-def _store_row_nchw(y, m, bias, n, oh, ow0, t0, cols, co0):
-    """Store a row of tiles (2 output rows from oh, 2 * cols columns from ow0) in NCHW memory; count the non-finite.
-
-    ``m[4 + k, t0 + tc, q]`` is output pixel k of tile tc for channel co0 + q.
-    Channel by channel, each output row is one run of y (vector stores);
-    pixel by pixel (``_store_pixel``) every store went to another plane.
-    """
-    bad = 0
-    inf = m.dtype.type(np.inf)
-    width = min(2 * cols, y.w - ow0)
-    for q in range(bias.size):
-        for k2 in range(min(2, y.h - oh)):
-            start = np.uint64(n * y.n_step + (oh + k2) * y.h_step + (co0 + q) * y.c_step + ow0)
-            run = y.data[start:start + np.uint64(width)]
-            for i in range(width):
-                value = m[4 + 2 * k2 + i % 2, t0 + i // 2, q] + bias[q]
-                run[i] = value
-                bad += not abs(value) < inf
-    return bad
-
-
 @kernel
 def conv2d_winograd(x, u, b, y, tile_rows, tile_cols, out_per_unit, pt, pl, bad):
     """y[n, oh, ow, co] = b[co] + sum(x[n, oh - pt + kh, ow - pl + kw, ci] * g[kh, kw, ci, co]) (3x3, stride 1).
@@ -313,20 +291,14 @@ def conv2d_winograd(x, u, b, y, tile_rows, tile_cols, out_per_unit, pt, pl, bad)
         _untransform(m.reshape(16, tiles_pad * n_out))
         bias = b[co0:min(co0 + n_out, y.c)]
         bad_outputs = 0
-        if y.c_step != 1 and y.w_step == 1:  # NCHW memory
-            for r in range(rows):
-                n, tr = (g0 + r) // t_h, (g0 + r) % t_h
-                bad_outputs += _store_row_nchw(y, m, bias, n, 2 * tr, 2 * tc0, r * cols, cols, co0)
-        else:
-            for r in range(rows):
-                n, tr = (g0 + r) // t_h, (g0 + r) % t_h
-                for tc in range(cols):
-                    oh, ow = 2 * tr, 2 * (tc0 + tc)
-                    for k in range(4):
-                        if oh + k // 2 < y.h and ow + k % 2 < y.w:
-                            pix = (n * y.n_step + (oh + k // 2) * y.h_step + (ow + k % 2) * y.w_step
-                                   + co0 * y.c_step)
-                            bad_outputs += _store_pixel(y, pix, m[4 + k, r * cols + tc], bias)
+        for r in range(rows):
+            n, tr = (g0 + r) // t_h, (g0 + r) % t_h
+            for tc in range(cols):
+                oh, ow = 2 * tr, 2 * (tc0 + tc)
+                for k in range(4):
+                    if oh + k // 2 < y.h and ow + k % 2 < y.w:
+                        pix = n * y.n_step + (oh + k // 2) * y.h_step + (ow + k % 2) * y.w_step + co0 * y.c_step
+                        bad_outputs += _store_pixel(y, pix, m[4 + k, r * cols + tc], bias)
         bad[unit] = bad_outputs
 
 
