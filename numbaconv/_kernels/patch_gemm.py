@@ -231,25 +231,15 @@ def _store(y, out, b, n, oh0, n_pix, co0, bias_per_pixel):
                 for q in range(n_out):
                     dst[q] = src[q] + bias[q]
         return
-    # NCHW: a channel's pixels of one output row are one run. Channel by
-    # channel, the stores are contiguous and the strided reads hit the
-    # block ``out``, which is in cache; pixel by pixel, every store went to
-    # another plane.
-    rows = n_pix // y.w
-    w_step = np.uint64(y.w_step)
-    for q in range(n_out):
-        chan = base + q * y.c_step
-        for r in range(rows):
-            dst = np.uint64(chan + r * y.h_step)
-            src = out[r * y.w:(r + 1) * y.w, q]
-            if w_step == 1:
-                run = y.data[dst:dst + np.uint64(y.w)]
-                for i in range(y.w):
-                    run[i] = src[i] + bias[q]
-            else:  # a stride phase of an input gradient
-                for i in range(y.w):
-                    y.data[dst + np.uint64(i) * w_step] = src[i] + bias[q]
-
+    # NCHW: a store per value, a plane apart. (Channel by channel, a row's
+    # run at a time, measured no faster: one core, 5 NCHW layers, 2 rounds.)
+    step = np.uint64(y.c_step)
+    for p in range(n_pix):
+        r = p // y.w
+        pix = np.uint64(base + r * y.h_step + (p - r * y.w) * y.w_step)
+        src = out[p]
+        for q in range(n_out):
+            y.data[pix + np.uint64(q) * step] = src[q] + bias[q]
 
 
 @kernel
