@@ -157,7 +157,7 @@ def _forward_1x1_nchw(x, w, b, y_img, swap):
     X[n] its "filter" operand, packed into panels of 16 pixels; Y[n] is
     stored a row of pixels per channel, with the bias per row. No
     transposing copy of X or Y (the NHWC route copies X to NHWC memory and
-    stores Y a channel at a time).
+    stores Y a value at a time, a plane apart).
     """
     n, h, wd, c_in = x.shape
     c_out, pixels = y_img.c, h * wd
