@@ -206,7 +206,8 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
 def _store(y, out, b, n, oh0, n_pix, co0, bias_per_pixel):
     """y[n, oh0 + p // OW, p % OW, co0 + q] = out[p, q] + b[co0 + q] for the pixels p < n_pix.
 
-    (+ b[oh0 * OW + p] instead when ``bias_per_pixel``.)
+    (+ b[oh0 * OW + p] instead when ``bias_per_pixel``, which only the
+    W @ X route sets, always with y's channel step 1.)
 
     A function of its own: stores through an Image's ``data`` written
     inline in a prange body were lost (Numba 0.68's parfor lowering).
