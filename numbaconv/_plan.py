@@ -42,8 +42,9 @@ PATCH_MIN_OUT = 16  # at least one register tile's width of output channels,
 PATCH_MIN_WORK = 4096  # and K * C_out at least this (below, the planes' shorter setup wins).
 PATCH_MIN_K_1X1 = 32  # 1x1 filters: the patch GEMM from this reduction on (see by_patches),
 PATCH_MIN_OUT_1X1 = 8  # into at least this many channels (the fewest measured)
-# Shorter reductions (filters of several taps) also go to the patch GEMM
-# from PATCH_MIN_K_SHORT values on (see by_patches): into at least
+# Shorter reductions (filters of several taps, NHWC results) also go to
+# the patch GEMM from PATCH_MIN_K_SHORT values on (see short_by_patches,
+# by_padded_rows): into at least
 # PATCH_MIN_OUT_SHORT channels, or from PATCH_MIN_IN_SHORT input channels
 # (a patch's runs then are long enough to gather) with K * C_out at least
 # PATCH_MIN_WORK_SHORT.
@@ -77,6 +78,15 @@ WINOGRAD_DW_MIN_PLANE = 8  # and planes of 8 x 8 at least (16 x 7 x 7 x 512: 1.1
 # (32x16x16x64): 0.98 / 1.08, 196: 1.32, 49: 2.28.
 NCHW_1X1_MAX_FILTER = 1 << 16
 NCHW_1X1_MIN_PIXELS = 512
+# Stride-1 patch-GEMM calls read padded rows of x in place while (KW - 1)
+# * C_out (padded) <= this * OW (plan.padded_rows). Measured (one core, CPU
+# time, 3 rounds, padded rows / gathered time): 128x28x28x3 -> 16 3x3
+# (2 * 16 vs 28) 0.57, 64x28x28x1 -> 6 5x5 VALID (4 * 16 vs 24) 0.59,
+# 8x56x56x16 -> 32 0.87, 2x224x224x3 -> 64 1.01, 8x56x56x64 -> 64 1.01,
+# 64x12x12x6 -> 16 5x5 VALID (4 * 16 vs 8) 0.96; 64x11x9 7x7 into 16 (6 *
+# 16 vs 9, the input gradient) 1.28, into 32 1.35; 8x27x27x64 -> 192 5x5
+# 1.10, 8x13x13x256 3x3 1.12, 8x14x14x512 1.10.
+PADDED_ROWS_WASTE = 4
 PART_PIXELS = 4096  # filter gradient: pixels per partial sum, at the least
 MAX_PARTS = 8
 PARTIAL_BUDGET = 1 << 23  # filter gradient: elements of all partial sums together
@@ -100,22 +110,33 @@ def by_patches(k_len, n_out, taps):
     or 8 x 112 x 112 pixels, planes/patches time: K = 32 -> 64 1.16-1.20,
     32 -> 32 1.08-1.31, 48 -> 64 1.28, 64 -> 16 1.37, 96 -> 16 1.78, 128 -> 8
     1.63, 64 -> 64 1.48; K = 16: 0.85-0.95, K = 8 -> 128: 1.01).
+    Shorter reductions: :func:`short_by_patches`, :func:`by_padded_rows`.
+    """
+    if taps == 1 and k_len >= PATCH_MIN_K_1X1 and n_out >= PATCH_MIN_OUT_1X1:
+        return True
+    return k_len >= PATCH_MIN_K and n_out >= PATCH_MIN_OUT and k_len * n_out >= PATCH_MIN_WORK
+
+
+@register_jitable
+def short_by_patches(k_len, n_out, taps):
+    """Whether a short reduction (K from PATCH_MIN_K_SHORT) goes to the patch GEMM too, for NHWC results.
+
+    Into PATCH_MIN_OUT_SHORT channels or more, or from PATCH_MIN_IN_SHORT
+    input channels with K * C_out >= PATCH_MIN_WORK_SHORT. NCHW results
+    stay with the planes: the patch GEMM stores them a value per plane
+    (see ``_kernels.patch_gemm._store``).
 
     Filters of several taps: the planes keep what the patch GEMM pads
     (C_out to whole 16-channel tiles) or gathers in short runs (3 input
     channels). Measured (one core, CPU time, 3 interleaved rounds, stride
     1, SAME, on 8 x 56 x 56, 64 x 14 x 14 and 2 x 160 x 160 inputs;
-    patches/planes time): 3x3x3 -> 16 1.40-1.69, -> 32 1.02-1.07, -> 48
-    0.71-0.85, -> 64 0.71-0.80 (VGG's first layer, 2 x 224 x 224: 0.62);
-    5x5x3 and 7x7x3 -> 16 1.19-1.43, -> 32 0.87-1.07; 3x3x6 -> 16
-    0.91-1.12, -> 24 0.97-1.10, -> 32 0.73-0.87; 3x3x8 -> 16 0.71-0.87;
-    3x3x16 -> 16 0.73-0.83; 5x5x8 -> 16 0.75-0.81 (LeNet's 5x5x6 -> 16 on
-    64 x 12 x 12: 0.62); any K -> 8: 1.3-3.2.
+    patches/planes time, patches gathered): 3x3x3 -> 16 1.40-1.69, -> 32
+    1.02-1.07, -> 48 0.71-0.85, -> 64 0.71-0.80 (VGG's first layer, 2 x
+    224 x 224: 0.62); 5x5x3 and 7x7x3 -> 16 1.19-1.43, -> 32 0.87-1.07;
+    3x3x6 -> 16 0.91-1.12, -> 24 0.97-1.10, -> 32 0.73-0.87; 3x3x8 -> 16
+    0.71-0.87; 3x3x16 -> 16 0.73-0.83; 5x5x8 -> 16 0.75-0.81 (LeNet's
+    5x5x6 -> 16 on 64 x 12 x 12: 0.62); any K -> 8: 1.3-3.2.
     """
-    if taps == 1 and k_len >= PATCH_MIN_K_1X1 and n_out >= PATCH_MIN_OUT_1X1:
-        return True
-    if k_len >= PATCH_MIN_K and n_out >= PATCH_MIN_OUT and k_len * n_out >= PATCH_MIN_WORK:
-        return True
     if taps == 1 or k_len < PATCH_MIN_K_SHORT:
         return False
     return n_out >= PATCH_MIN_OUT_SHORT or (k_len // taps >= PATCH_MIN_IN_SHORT and n_out >= PATCH_MIN_OUT
@@ -158,6 +179,35 @@ def nchw_1x1_by_images(kh, kw, sh, sw, pt, pl, n_in, n_out, pixels):
     """
     return (kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0
             and n_in * n_out <= NCHW_1X1_MAX_FILTER and pixels >= NCHW_1X1_MIN_PIXELS)
+
+
+@register_jitable
+def padded_rows(kh, kw, sh, sw, dh, dw, ow, c_pad):
+    """Whether a patch-GEMM forward call reads its patches in place from padded rows of x.
+
+    Stride 1, undilated: ``_kernels.patch_gemm.conv2d_patch_gemm``
+    computes OW + KW - 1 columns per output row instead of gathering KH *
+    KW * C_in values per pixel. The products grow by (KW - 1) / OW, which
+    costs more than the gather saves once ``(KW - 1) * C_out`` passes
+    PADDED_ROWS_WASTE * OW (see the constant's measurements).
+    """
+    return (sh == 1 and sw == 1 and dh == 1 and dw == 1
+            and (kw - 1) * c_pad <= PADDED_ROWS_WASTE * ow)
+
+
+@register_jitable
+def by_padded_rows(kh, kw, sh, sw, dh, dw, c_in, n_out, ow):
+    """Whether a forward call goes to the patch GEMM's padded-rows read, whatever :func:`by_patches` says.
+
+    For NHWC results (as :func:`short_by_patches`). Without the gather,
+    the patch GEMM beats the planes on short reductions too (K >= PATCH_MIN_K_SHORT into PATCH_MIN_OUT channels or
+    more): one core, CPU time, 3 interleaved rounds, 8 x 56 x 56 inputs,
+    patches/planes time: 3x3x3 -> 16 0.84 (the seed, 128 x 28 x 28:
+    0.88), -> 32 0.72; 3x3x6 -> 16 0.62; 5x5x3 and 7x7x3 -> 16 0.68-0.74;
+    -> 24 (a third of the tile padding) 0.75-1.07; -> 8: 1.1-1.8.
+    """
+    return (kh * kw > 1 and kh * kw * c_in >= PATCH_MIN_K_SHORT and n_out >= PATCH_MIN_OUT
+            and padded_rows(kh, kw, sh, sw, dh, dw, ow, padded_channels(n_out)))
 
 
 @register_jitable

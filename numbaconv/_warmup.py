@@ -33,13 +33,15 @@ def _oihw(w):
 def _conv_step(c_in, c_out, backward):
     """Forward (and transpose) or backward (and transpose backward) conv on a C_in -> C_out layer.
 
-    3x3 filters on a 4x4 plane: with 2 -> 2 channels every pass takes the
+    3x3 filters on a 4x16 plane: with 2 -> 2 channels every pass takes the
     planes strategy, with 16 -> 32 every pass the patch GEMM (the reduction
     of the forward pass and the filter gradient is 144 long, that of the
-    input gradient 288, all into >= 16 channels over few pixels).
+    input gradient 288, all into >= 16 channels over few pixels), its
+    forward passes reading padded rows of x (``_plan.padded_rows``: 16
+    columns).
     """
     def step(nc, dtype):
-        x = np.ones((1, 4, 4, c_in), dtype)
+        x = np.ones((1, 4, 16, c_in), dtype)
         w = np.ones((3, 3, c_in, c_out), dtype)
         b = np.ones(c_out, dtype)
         for layout in LAYOUTS:
