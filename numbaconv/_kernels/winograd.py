@@ -54,6 +54,7 @@ _BT_SIGN = np.array([[1.0, -1.0], [1.0, 1.0], [1.0, -1.0], [1.0, -1.0]])
 FILTER_BLOCK = 16  # input channels per work unit of the filter transform
 # G, the filter transform: u = G g G^T.
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+_GT = np.ascontiguousarray(_G.T)  # G's columns as rows, for the filter gradient's G^T S G
 
 
 @kernel
@@ -80,8 +81,10 @@ def transform_filters(w, w_steps, taps_h, taps_w, swap, n_out, u):
         i0 = np.int64(blk) * FILTER_BLOCK
         block = min(FILTER_BLOCK, n_i - i0)
         g = np.empty((FILTER_BLOCK, 9, n_out), u.dtype)
-        for a in range(3):
-            for b in range(3):
+        # (Bounded by the tap arrays' lengths, 3 but unknown to LLVM: with constant
+        # bounds it unrolled the nest into nine copies of both vectorized copy loops.)
+        for a in range(taps_h.size):
+            for b in range(taps_w.size):
                 tap = np.uint64(i0 * s_i + taps_h[a] * s_h + taps_w[b] * s_w)
                 if s_o == 1:  # runs along o
                     for ii in range(block):
@@ -96,14 +99,15 @@ def transform_filters(w, w_steps, taps_h, taps_w, swap, n_out, u):
                             g[ii, a * 3 + b, o] = w[src + np.uint64(ii * s_i)]
         t = np.empty((12, n_out), u.dtype)  # t[a * 3 + b] = (G g)[a, b]
         row = np.empty(n_out, u.dtype)
+        one, three = np.int64(1), np.int64(3)  # (int64s: literals would compile _combine once per value)
         for ii in range(block):
             gi = g[ii]
             for a in range(4):
                 for b in range(3):
-                    _combine(t[a * 3 + b], gi[b], gi[3 + b], gi[6 + b], gi[b], _G[a, 0], _G[a, 1], _G[a, 2], 0.0)
+                    _combine(t[a * 3 + b], gi, b, three, _G[a])
             for a in range(4):
                 for b in range(4):
-                    _combine(row, t[a * 3], t[a * 3 + 1], t[a * 3 + 2], t[a * 3], _G[b, 0], _G[b, 1], _G[b, 2], 0.0)
+                    _combine(row, t, a * 3, one, _G[b])
                     for j in range(u.shape[1]):  # into the panels
                         dst = u[a * 4 + b, j, i0 + ii]
                         for q in range(min(OUT, n_out - j * OUT)):
@@ -111,26 +115,31 @@ def transform_filters(w, w_steps, taps_h, taps_w, swap, n_out, u):
 
 
 @kernel(parallel=False)
-def _combine(dst, r0, r1, r2, r3, c0, c1, c2, c3):
-    """dst = c0 * r0 + c1 * r1 + c2 * r2 + c3 * r3 over len(dst), terms of weight 0 left out.
+def _combine(dst, rows, first, step, coefs):
+    """dst = sum over k of coefs[k] * rows[first + k * step], in order of k, terms of weight 0 left out.
 
     (Left out, not multiplied by zero: a zero weight times inf would be
     NaN.) One term per pass: a small function to compile, for the
-    transforms of filters, which run once per call.
+    transforms of filters, which run once per call. The terms come as
+    rows of one matrix and their count as ``coefs.size``, unknown to LLVM
+    where this compiles, so the loop over them stays a loop (over four
+    arguments LLVM unrolled it: seven vector loops, optimized and compiled
+    again in each kernel that links this one).
     """
-    first = True
-    for row, coef in ((r0, c0), (r1, c1), (r2, c2), (r3, c3)):
-        if coef == 0:
+    started = False
+    for k in range(coefs.size):
+        if coefs[k] == 0:
             continue
-        a = dst.dtype.type(coef)
-        if first:
-            for q in range(dst.size):
-                dst[q] = a * row[q]
-            first = False
-        else:
+        a = dst.dtype.type(coefs[k])
+        row = rows[first + k * step]
+        if started:
             for q in range(dst.size):
                 dst[q] += a * row[q]
-    if first:
+        else:
+            for q in range(dst.size):
+                dst[q] = a * row[q]
+            started = True
+    if not started:
         dst[:] = 0
 
 
@@ -435,24 +444,24 @@ def filter_gradient_from_winograd(partial, dw_out):
     for cb in prange(out_blocks):
         s = partial[0, cb].copy()
         total = s.reshape(-1)
+        rows = s.reshape(16 * block_co, c_pad)  # S[e][co] is row e * block_co + co
         for part in range(1, n_parts):
             add = partial[part, cb].reshape(-1)
             for q in range(total.size):
                 total[q] += add[q]
         t = np.empty((12, c_pad), dw_out.dtype)  # t[a * 4 + j] = (G^T S)[a, j]
         res = np.empty((9, c_pad), dw_out.dtype)  # res[a * 3 + b] = (G^T S G)[a, b]
+        one = np.int64(1)  # (not a literal: see transform_filters)
         for co in range(min(block_co, c_out - cb * block_co)):
             for a in range(3):
                 for j in range(4):
-                    _combine(t[a * 4 + j], s[j, co], s[4 + j, co], s[8 + j, co], s[12 + j, co],
-                             _G[0, a], _G[1, a], _G[2, a], _G[3, a])
+                    _combine(t[a * 4 + j], rows, j * block_co + co, 4 * block_co, _GT[a])
             for a in range(3):
                 for b in range(3):
-                    _combine(res[a * 3 + b], t[a * 4], t[a * 4 + 1], t[a * 4 + 2], t[a * 4 + 3],
-                             _G[0, b], _G[1, b], _G[2, b], _G[3, b])
+                    _combine(res[a * 3 + b], t, a * 4, one, _GT[b])
             o = cb * block_co + co
-            for a in range(3):
-                for b in range(3):
+            for a in range(dw_out.shape[0]):  # (3, not a constant: LLVM unrolled that into nine vector loops)
+                for b in range(dw_out.shape[1]):
                     row = res[3 * a + b]
                     for ci in range(c_in):
                         dw_out[a, b, ci, o] = row[ci]
