@@ -282,8 +282,6 @@ def conv2d_winograd(x, u, b, y, tile_rows, tile_cols, out_per_unit, pt, pl, bad)
         n_tiles = rows * cols
         co0 = ob * out_per_unit
         n_out = min(out_per_unit, c_pad - co0)
-        # Each row of tiles reads 4 padded input rows (2 shared with the next).
-        block = np.zeros((rows, 2, 4, cols + 1, c_in), u.dtype)
         tiles_pad = round_up(n_tiles, PIX)
         v = np.empty((16, tiles_pad, c_in), u.dtype)
         v[:, n_tiles:, :] = 0  # the register tiles' padding rows
@@ -291,8 +289,12 @@ def conv2d_winograd(x, u, b, y, tile_rows, tile_cols, out_per_unit, pt, pl, bad)
         zero = np.int64(0)  # (an int64, not a literal: see _fill_dy)
         for r in range(rows):
             n, tr = (g0 + r) // t_h, (g0 + r) % t_h
-            _fill_block(block[r], x, n, 2 * tr - pt, 2 * tc0 - pl, zero)
-            _transform_row(v_flat, r * cols * c_in, tiles_pad * c_in, block[r])
+            # The row of tiles reads 4 padded input rows (2 shared with the next):
+            # a 4-d block per row, as in the filter gradient (one 5-d block for all
+            # rows compiled NumPy's allocation for 5-d arrays as well).
+            block = np.zeros((2, 4, cols + 1, c_in), u.dtype)
+            _fill_block(block, x, n, 2 * tr - pt, 2 * tc0 - pl, zero)
+            _transform_row(v_flat, r * cols * c_in, tiles_pad * c_in, block)
         m = np.empty((16, tiles_pad, n_out), u.dtype)
         for e in range(16):
             for k0 in range(0, c_in, K_CHUNK):
