@@ -100,18 +100,20 @@ def transform_filters(w, w_steps, taps_h, taps_w, swap, n_out, u):
         t = np.empty((12, n_out), u.dtype)  # t[a * 3 + b] = (G g)[a, b]
         row = np.empty(n_out, u.dtype)
         one, three = np.int64(1), np.int64(3)  # (int64s: literals would compile _combine once per value)
+        # (Here too bounds from shapes, where they are at hand: LLVM unrolled the
+        # constant ones, a copy of the call's set-up or of the panel store each.)
         for ii in range(block):
             gi = g[ii]
             for a in range(4):
-                for b in range(3):
+                for b in range(taps_w.size):
                     _combine(t[a * 3 + b], gi, b, three, _G[a])
-            for a in range(4):
-                for b in range(4):
-                    _combine(row, t, a * 3, one, _G[b])
-                    for j in range(u.shape[1]):  # into the panels
-                        dst = u[a * 4 + b, j, i0 + ii]
-                        for q in range(min(OUT, n_out - j * OUT)):
-                            dst[q] = row[j * OUT + q]
+            for e in range(u.shape[0]):  # the 16 elements (a, b) of G g G^T
+                a, b = e // 4, e % 4
+                _combine(row, t, a * 3, one, _G[b])
+                for j in range(u.shape[1]):  # into the panels
+                    dst = u[e, j, i0 + ii]
+                    for q in range(min(OUT, n_out - j * OUT)):
+                        dst[q] = row[j * OUT + q]
 
 
 @kernel(parallel=False)
@@ -461,18 +463,18 @@ def filter_gradient_from_winograd(partial, dw_out):
             for q in range(total.size):
                 total[q] += add[q]
         t = np.empty((12, c_pad), dw_out.dtype)  # t[a * 4 + j] = (G^T S)[a, j]
-        res = np.empty((9, c_pad), dw_out.dtype)  # res[a * 3 + b] = (G^T S G)[a, b]
+        row = np.empty(c_pad, dw_out.dtype)  # (G^T S G)[a, b]
         one = np.int64(1)  # (not a literal: see transform_filters)
+        # The filter's 3 x 3 from its shape, not constants: LLVM unrolled
+        # constant bounds (nine vector loops of the store, a call's set-up per term).
+        k_h, k_w = dw_out.shape[0], dw_out.shape[1]
         for co in range(min(block_co, c_out - cb * block_co)):
-            for a in range(3):
+            for a in range(k_h):
                 for j in range(4):
                     _combine(t[a * 4 + j], rows, j * block_co + co, 4 * block_co, _GT[a])
-            for a in range(3):
-                for b in range(3):
-                    _combine(res[a * 3 + b], t, a * 4, one, _GT[b])
             o = cb * block_co + co
-            for a in range(dw_out.shape[0]):  # (3, not a constant: LLVM unrolled that into nine vector loops)
-                for b in range(dw_out.shape[1]):
-                    row = res[3 * a + b]
+            for a in range(k_h):
+                for b in range(k_w):
+                    _combine(row, t, a * 4, one, _GT[b])
                     for ci in range(c_in):
                         dw_out[a, b, ci, o] = row[ci]
