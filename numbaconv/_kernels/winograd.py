@@ -54,6 +54,7 @@ _BT_SIGN = np.array([[1.0, -1.0], [1.0, 1.0], [1.0, -1.0], [1.0, -1.0]])
 FILTER_BLOCK = 16  # input channels per work unit of the filter transform
 # G, the filter transform: u = G g G^T.
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+_GT = np.ascontiguousarray(_G.T)  # G's columns as rows, for the filter gradient's G^T S G
 
 
 @kernel
@@ -80,8 +81,10 @@ def transform_filters(w, w_steps, taps_h, taps_w, swap, n_out, u):
         i0 = np.int64(blk) * FILTER_BLOCK
         block = min(FILTER_BLOCK, n_i - i0)
         g = np.empty((FILTER_BLOCK, 9, n_out), u.dtype)
-        for a in range(3):
-            for b in range(3):
+        # (Bounded by the tap arrays' lengths, 3 but unknown to LLVM: with constant
+        # bounds it unrolled the nest into nine copies of both vectorized copy loops.)
+        for a in range(taps_h.size):
+            for b in range(taps_w.size):
                 tap = np.uint64(i0 * s_i + taps_h[a] * s_h + taps_w[b] * s_w)
                 if s_o == 1:  # runs along o
                     for ii in range(block):
@@ -96,41 +99,49 @@ def transform_filters(w, w_steps, taps_h, taps_w, swap, n_out, u):
                             g[ii, a * 3 + b, o] = w[src + np.uint64(ii * s_i)]
         t = np.empty((12, n_out), u.dtype)  # t[a * 3 + b] = (G g)[a, b]
         row = np.empty(n_out, u.dtype)
+        one, three = np.int64(1), np.int64(3)  # (int64s: literals would compile _combine once per value)
+        # (Here too bounds from shapes, where they are at hand: LLVM unrolled the
+        # constant ones, a copy of the call's set-up or of the panel store each.)
         for ii in range(block):
             gi = g[ii]
             for a in range(4):
-                for b in range(3):
-                    _combine(t[a * 3 + b], gi[b], gi[3 + b], gi[6 + b], gi[b], _G[a, 0], _G[a, 1], _G[a, 2], 0.0)
-            for a in range(4):
-                for b in range(4):
-                    _combine(row, t[a * 3], t[a * 3 + 1], t[a * 3 + 2], t[a * 3], _G[b, 0], _G[b, 1], _G[b, 2], 0.0)
-                    for j in range(u.shape[1]):  # into the panels
-                        dst = u[a * 4 + b, j, i0 + ii]
-                        for q in range(min(OUT, n_out - j * OUT)):
-                            dst[q] = row[j * OUT + q]
+                for b in range(taps_w.size):
+                    _combine(t[a * 3 + b], gi, b, three, _G[a])
+            for e in range(u.shape[0]):  # the 16 elements (a, b) of G g G^T
+                a, b = e // 4, e % 4
+                _combine(row, t, a * 3, one, _G[b])
+                for j in range(u.shape[1]):  # into the panels
+                    dst = u[e, j, i0 + ii]
+                    for q in range(min(OUT, n_out - j * OUT)):
+                        dst[q] = row[j * OUT + q]
 
 
 @kernel(parallel=False)
-def _combine(dst, r0, r1, r2, r3, c0, c1, c2, c3):
-    """dst = c0 * r0 + c1 * r1 + c2 * r2 + c3 * r3 over len(dst), terms of weight 0 left out.
+def _combine(dst, rows, first, step, coefs):
+    """dst = sum over k of coefs[k] * rows[first + k * step], in order of k, terms of weight 0 left out.
 
     (Left out, not multiplied by zero: a zero weight times inf would be
     NaN.) One term per pass: a small function to compile, for the
-    transforms of filters, which run once per call.
+    transforms of filters, which run once per call. The terms come as
+    rows of one matrix and their count as ``coefs.size``, unknown to LLVM
+    where this compiles, so the loop over them stays a loop (over four
+    arguments LLVM unrolled it: seven vector loops, optimized and compiled
+    again in each kernel that links this one).
     """
-    first = True
-    for row, coef in ((r0, c0), (r1, c1), (r2, c2), (r3, c3)):
-        if coef == 0:
+    started = False
+    for k in range(coefs.size):
+        if coefs[k] == 0:
             continue
-        a = dst.dtype.type(coef)
-        if first:
-            for q in range(dst.size):
-                dst[q] = a * row[q]
-            first = False
-        else:
+        a = dst.dtype.type(coefs[k])
+        row = rows[first + k * step]
+        if started:
             for q in range(dst.size):
                 dst[q] += a * row[q]
-    if first:
+        else:
+            for q in range(dst.size):
+                dst[q] = a * row[q]
+            started = True
+    if not started:
         dst[:] = 0
 
 
@@ -202,22 +213,31 @@ def _untransform(m):
 
     A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]. In place, in two steps: A^T M
     (its top row into m[0..3], its bottom row into m[12..15]), then the
-    outputs into m[4..7]; every loop runs over all of L.
+    outputs into m[4..7]. Column c of the first step reads rows c, 4 + c,
+    8 + c and 12 + c: the four columns together are the contiguous
+    quarters m[0:4], ..., m[12:16], so the step is one loop over 4 L.
+    Every loop stores both of its values from one set of loads (as eight
+    loops over L, a column loop LLVM unrolled, and four in the second
+    step, the function's IR was 2.7 times as long, and every kernel that
+    links it optimizes and compiles it again). The four loads come first,
+    in order: so the sums associate as they did in separate loops, bit for
+    bit (under the kernels' reassociation flag, loads in order of first
+    use changed float32 results in the last bit).
     """
     length = m.shape[1]
-    for col in range(4):
-        m0, m1, m2, m3 = m[col], m[4 + col], m[8 + col], m[12 + col]
-        for q in range(length):
-            m3[q] = m1[q] - m2[q] - m3[q]
-        for q in range(length):
-            m0[q] = m0[q] + m1[q] + m2[q]
+    quarters = m.reshape(4, 4 * length)
+    m0, m1, m2, m3 = quarters[0], quarters[1], quarters[2], quarters[3]
+    for q in range(4 * length):
+        a0, a1, a2, a3 = m0[q], m1[q], m2[q], m3[q]
+        m3[q] = a1 - a2 - a3
+        m0[q] = a0 + a1 + a2
     for row in range(2):
         s0, s1, s2, s3 = m[12 * row], m[12 * row + 1], m[12 * row + 2], m[12 * row + 3]
         left, right = m[4 + 2 * row], m[5 + 2 * row]
         for q in range(length):
-            left[q] = s0[q] + s1[q] + s2[q]
-        for q in range(length):
-            right[q] = s1[q] - s2[q] - s3[q]
+            a0, a1, a2, a3 = s0[q], s1[q], s2[q], s3[q]
+            left[q] = a0 + a1 + a2
+            right[q] = a1 - a2 - a3
 
 
 @kernel(parallel=False)
@@ -273,8 +293,6 @@ def conv2d_winograd(x, u, b, y, tile_rows, tile_cols, out_per_unit, pt, pl, bad)
         n_tiles = rows * cols
         co0 = ob * out_per_unit
         n_out = min(out_per_unit, c_pad - co0)
-        # Each row of tiles reads 4 padded input rows (2 shared with the next).
-        block = np.zeros((rows, 2, 4, cols + 1, c_in), u.dtype)
         tiles_pad = round_up(n_tiles, PIX)
         v = np.empty((16, tiles_pad, c_in), u.dtype)
         v[:, n_tiles:, :] = 0  # the register tiles' padding rows
@@ -282,8 +300,12 @@ def conv2d_winograd(x, u, b, y, tile_rows, tile_cols, out_per_unit, pt, pl, bad)
         zero = np.int64(0)  # (an int64, not a literal: see _fill_dy)
         for r in range(rows):
             n, tr = (g0 + r) // t_h, (g0 + r) % t_h
-            _fill_block(block[r], x, n, 2 * tr - pt, 2 * tc0 - pl, zero)
-            _transform_row(v_flat, r * cols * c_in, tiles_pad * c_in, block[r])
+            # The row of tiles reads 4 padded input rows (2 shared with the next):
+            # a 4-d block per row, as in the filter gradient (one 5-d block for all
+            # rows compiled NumPy's allocation for 5-d arrays as well).
+            block = np.zeros((2, 4, cols + 1, c_in), u.dtype)
+            _fill_block(block, x, n, 2 * tr - pt, 2 * tc0 - pl, zero)
+            _transform_row(v_flat, r * cols * c_in, tiles_pad * c_in, block)
         m = np.empty((16, tiles_pad, n_out), u.dtype)
         for e in range(16):
             for k0 in range(0, c_in, K_CHUNK):
@@ -438,24 +460,24 @@ def filter_gradient_from_winograd(partial, dw_out):
     for cb in prange(out_blocks):
         s = partial[0, cb].copy()
         total = s.reshape(-1)
+        rows = s.reshape(16 * block_co, c_pad)  # S[e][co] is row e * block_co + co
         for part in range(1, n_parts):
             add = partial[part, cb].reshape(-1)
             for q in range(total.size):
                 total[q] += add[q]
         t = np.empty((12, c_pad), dw_out.dtype)  # t[a * 4 + j] = (G^T S)[a, j]
-        res = np.empty((9, c_pad), dw_out.dtype)  # res[a * 3 + b] = (G^T S G)[a, b]
+        row = np.empty(c_pad, dw_out.dtype)  # (G^T S G)[a, b]
+        one = np.int64(1)  # (not a literal: see transform_filters)
+        # The filter's 3 x 3 from its shape, not constants: LLVM unrolled
+        # constant bounds (nine vector loops of the store, a call's set-up per term).
+        k_h, k_w = dw_out.shape[0], dw_out.shape[1]
         for co in range(min(block_co, c_out - cb * block_co)):
-            for a in range(3):
+            for a in range(k_h):
                 for j in range(4):
-                    _combine(t[a * 4 + j], s[j, co], s[4 + j, co], s[8 + j, co], s[12 + j, co],
-                             _G[0, a], _G[1, a], _G[2, a], _G[3, a])
-            for a in range(3):
-                for b in range(3):
-                    _combine(res[a * 3 + b], t[a * 4], t[a * 4 + 1], t[a * 4 + 2], t[a * 4 + 3],
-                             _G[0, b], _G[1, b], _G[2, b], _G[3, b])
+                    _combine(t[a * 4 + j], rows, j * block_co + co, 4 * block_co, _GT[a])
             o = cb * block_co + co
-            for a in range(3):
-                for b in range(3):
-                    row = res[3 * a + b]
+            for a in range(k_h):
+                for b in range(k_w):
+                    _combine(row, t, a * 4, one, _GT[b])
                     for ci in range(c_in):
                         dw_out[a, b, ci, o] = row[ci]
