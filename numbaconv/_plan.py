@@ -14,9 +14,10 @@ Three strategies:
   seed's 3x3x3 -> 16).
 - "patch GEMM" (``_kernels.patch_gemm``): register-tiled matrix products
   over gathered patches; suits long reductions into many output channels
-  (wide layers, large kernels), short ones into 48+ channels (VGG's
-  3 -> 64), 1x1 filters from 32 input channels, and small planes (batch 1,
-  7x7 to 14x14). The filter gradient goes there
+  (wide layers, large kernels), 1x1 filters from 32 input channels, and
+  small planes (batch 1, 7x7 to 14x14); for NHWC results also short ones
+  into 48+ channels (VGG's 3 -> 64) and, read in place from padded rows of
+  x, stride-1 ones into 16+ (the seed's). The filter gradient goes there
   on short plane grids (:func:`dw_by_patches`).
 - "Winograd" (``_kernels.winograd``): F(2x2, 3x3), 2.25x fewer
   multiplications, the same register-tiled products; 3x3 stride-1
@@ -200,8 +201,9 @@ def by_padded_rows(kh, kw, sh, sw, dh, dw, c_in, n_out, ow):
     """Whether a forward call goes to the patch GEMM's padded-rows read, whatever :func:`by_patches` says.
 
     For NHWC results (as :func:`short_by_patches`). Without the gather,
-    the patch GEMM beats the planes on short reductions too (K >= PATCH_MIN_K_SHORT into PATCH_MIN_OUT channels or
-    more): one core, CPU time, 3 interleaved rounds, 8 x 56 x 56 inputs,
+    the patch GEMM beats the planes on short reductions too (K >=
+    PATCH_MIN_K_SHORT into PATCH_MIN_OUT channels or more): one core, CPU
+    time, 3 interleaved rounds, 8 x 56 x 56 inputs,
     patches/planes time: 3x3x3 -> 16 0.84 (the seed, 128 x 28 x 28:
     0.88), -> 32 0.72; 3x3x6 -> 16 0.62; 5x5x3 and 7x7x3 -> 16 0.68-0.74;
     -> 24 (a third of the tile padding) 0.75-1.07; -> 8: 1.1-1.8.
