@@ -67,6 +67,7 @@ WINOGRAD_DW_MIN_PLANE = 8  # and planes of 8 x 8 at least (16 x 7 x 7 x 512: 1.1
 # (32x16x16x64): 0.98 / 1.08, 196: 1.32, 49: 2.28.
 NCHW_1X1_MAX_FILTER = 1 << 16
 NCHW_1X1_MIN_PIXELS = 512
+PADDED_ROWS_WASTE = 16
 PART_PIXELS = 4096  # filter gradient: pixels per partial sum, at the least
 MAX_PARTS = 8
 PARTIAL_BUDGET = 1 << 23  # filter gradient: elements of all partial sums together
@@ -132,6 +133,19 @@ def nchw_1x1_by_images(kh, kw, sh, sw, pt, pl, n_in, n_out, pixels):
     """
     return (kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0
             and n_in * n_out <= NCHW_1X1_MAX_FILTER and pixels >= NCHW_1X1_MIN_PIXELS)
+
+
+def padded_rows(kh, kw, sh, sw, dh, dw, ow, c_pad):
+    """Whether a patch-GEMM forward call reads its patches in place from padded rows of x.
+
+    Stride 1, undilated: ``_kernels.patch_gemm.conv2d_patch_gemm``
+    computes OW + KW - 1 columns per output row instead of gathering KH *
+    KW * C_in values per pixel; the products grow by (KW - 1) / OW, which
+    costs more than the gather saved once ``(KW - 1) * C_out`` passes
+    PADDED_ROWS_WASTE * OW (see the constant's measurements).
+    """
+    return (sh == 1 and sw == 1 and dh == 1 and dw == 1
+            and (kw - 1) * c_pad <= PADDED_ROWS_WASTE * ow)
 
 
 @register_jitable

@@ -287,7 +287,10 @@ def _forward(x, w, b, y, taps_h, taps_w, swap, sh, sw, dh, dw, pt, pl):
     wk = np.empty(_panels_shape(k_h * k_w * n_in, y.c), w.dtype)
     _pack_filters(w.reshape(-1), steps, taps_h, taps_w, swap, y.c, wk)
     rows, outs = _patch_units(y.n, y.h, y.w, _padded_channels(y.c))
-    _conv2d_patch_gemm(_image(x), wk, b, y, k_h, k_w, rows, outs, sh, sw, dh, dw, pt, pl, False)
+    # (1x1 unpadded NHWC calls read x in place; the padded copy for the
+    # others is the public API's: see _plan.padded_rows.)
+    _conv2d_patch_gemm(_image(x), wk, b, y, k_h, k_w, rows, outs, sh, sw, dh, dw, pt, pl, False,
+                       k_h * k_w == 1)
 
 
 @kernel(parallel=False)

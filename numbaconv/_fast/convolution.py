@@ -120,12 +120,19 @@ def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None
                 and y_img.h == x.shape[1] and y_img.w == x.shape[2] and _whole_nchw(y_img)):
             _forward_1x1_nchw(x, w, b, y_img, swap)
             return
-        # Patches gather runs of channels: NCHW data are copied to NHWC once
-        # (a strided gather from NCHW memory measured 15-30% slower).
         wk = _packed(w, nchw, taps_h, taps_w, swap)
-        rows, outs = plan.patch_units(y_img.n, y_img.h, y_img.w, plan.padded_channels(y_img.c))
-        pg.conv2d_patch_gemm(image(x, False), wk, b, y_img, kh, kw, rows, outs,
-                             sh, sw, dh, dw, pt, pl, False)
+        c_pad = plan.padded_channels(y_img.c)
+        rows, outs = plan.patch_units(y_img.n, y_img.h, y_img.w, c_pad)
+        padded_rows = plan.padded_rows(kh, kw, sh, sw, dh, dw, y_img.w, c_pad)
+        if padded_rows and kh * kw > 1:
+            # Patches read in place from a padded NHWC copy of x (see the kernel).
+            x_img, pt, pl = _padded_nhwc(x, y_img.h + kh - 1, y_img.w + kw - 1, pt, pl, kw), 0, 0
+        else:
+            # NCHW data are copied to NHWC once: patches are runs of channels
+            # (a strided gather from NCHW memory measured 15-30% slower).
+            x_img = image(x, False)
+        pg.conv2d_patch_gemm(x_img, wk, b, y_img, kh, kw, rows, outs, sh, sw, dh, dw, pt, pl, False,
+                             padded_rows)
         return
     # Planes: the kernel reads a C-contiguous HWIO filter (the whole one, as
     # given, for the forward: no gather copy on the small calls it serves).
@@ -139,6 +146,22 @@ def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None
     pitch = y_img.w + (kw - 1) * dw // sw
     k.conv2d_nhwc(image(x, nchw), hwio, b, y_img, plan.rows_per_block(y_img.n, y_img.h, pitch),
                   sh, sw, dh, dw, pt, pl)
+
+
+def _padded_nhwc(x, rows, cols, pt, pl, k_w):
+    """x (NHWC-indexed, either memory) as an Image of plain NHWC memory, ``rows`` x ``cols`` per image.
+
+    x[n, i, j] lands at (i + pt, j + pl), zeros elsewhere (a negative
+    padding crops x). The buffer runs k_w + PIX pixels past the last image:
+    the patch GEMM's padded-rows read of its last unit stays inside it.
+    """
+    n, h, w, c = x.shape
+    size = n * rows * cols * c
+    buf = np.zeros(size + (k_w + pg.PIX) * c, x.dtype)
+    i0, i1, j0, j1 = max(0, pt), min(rows, pt + h), max(0, pl), min(cols, pl + w)
+    if i0 < i1 and j0 < j1:
+        buf[:size].reshape(n, rows, cols, c)[:, i0:i1, j0:j1] = x[:, i0 - pt:i1 - pt, j0 - pl:j1 - pl]
+    return k.Image(buf, n, rows, cols, c, rows * cols * c, cols * c, c, 1)
 
 
 def _whole_nchw(y_img):
@@ -166,7 +189,7 @@ def _forward_1x1_nchw(x, w, b, y_img, swap):
     matrix = w[0, 0] if swap else w[0, 0].T
     a = np.zeros((-(-c_out // pg.PIX) * pg.PIX, c_in), x.dtype)
     a[:c_out] = matrix
-    a_img = k.Image(a.reshape(-1), 1, 1, c_out, c_in, 0, a.size, c_in, 1)
+    a_img = k.Image(a.reshape(-1), 1, 1, c_out, c_in, 0, c_out * c_in, c_in, 1)
     x_mem = contiguous(x.transpose(0, 3, 1, 2)).reshape(n, c_in * pixels)
     panels = np.empty(plan.panels_shape(c_in, pixels), x.dtype)
     steps = (0, 0, pixels, 1)  # X[n] as a (1, 1, C_in, H * W) "filter"
@@ -176,7 +199,7 @@ def _forward_1x1_nchw(x, w, b, y_img, swap):
         pg.pack_filters(x_mem[i], steps, one_tap, one_tap, False, pixels, panels)
         y_i = k.Image(y_img.data[i * y_img.n_step:(i + 1) * y_img.n_step], 1, 1, c_out, pixels,
                       0, 0, pixels, 1)
-        pg.conv2d_patch_gemm(a_img, panels, b, y_i, 1, 1, rows, outs, 1, 1, 1, 1, 0, 0, True)
+        pg.conv2d_patch_gemm(a_img, panels, b, y_i, 1, 1, rows, outs, 1, 1, 1, 1, 0, 0, True, True)
 
 
 def conv2d(x, w, b, g, nchw, out=None):

@@ -96,8 +96,13 @@ def _gather_patches(a, x, n, oh0, n_pix, out_w, k_h, k_w, sh, sw, dh, dw, pt, pl
 
 
 @kernel(parallel=False)
-def _tile_products(out, a, b, q_b, k0, k1, add):
-    """out[p, q] (+)= sum(a[p, k] * B[k, q_b + q] for k0 <= k < k1), for every p and q of ``out``.
+def _tile_products(out, a, a_start, a_row, b, q_b, k0, k1, add):
+    """out[p, q] (+)= sum(A[p, k] * B[k, q_b + q] for k0 <= k < k1), for every p and q of ``out``.
+
+    ``a`` is flat, its rows ``a_row`` apart: ``A[p, k] = a[a_start + p *
+    a_row + k]``. A (pixels, K) block of gathered patches has ``a_row =
+    K``; rows may also overlap (the padded-rows forward reads x in place,
+    its pixels a few channels apart).
 
     Adds to ``out`` when ``add``, else overwrites it: the first pass of a
     reduction starts its sums at zero instead of loading them (and nobody
@@ -106,7 +111,8 @@ def _tile_products(out, a, b, q_b, k0, k1, add):
     steps of k: one core, 258 x 64 x 64 products, 68 GFLOP/s loading, 81
     starting at zero.)
 
-    ``out.shape`` is (pixels, channels), multiples of (PIX, OUT). ``b``
+    ``out.shape`` is (pixels, channels), multiples of (PIX, OUT); A holds
+    every row of ``out``, tile padding included. ``b``
     holds B in panels: ``b[j, k, i] = B[k, j * OUT + i]`` (module
     docstring), so a tile's OUT columns over the k range are one
     contiguous run; ``q_b`` is a multiple of OUT. All three are
@@ -132,8 +138,10 @@ def _tile_products(out, a, b, q_b, k0, k1, add):
             # Numba's wraparound branch in the loop, and with it a store of
             # every accumulator to the stack per iteration (measured 60 vs
             # 100 GFLOP/s).
-            a0, a1, a2 = a[p, k0:k1], a[p + 1, k0:k1], a[p + 2, k0:k1]
-            a3, a4, a5 = a[p + 3, k0:k1], a[p + 4, k0:k1], a[p + 5, k0:k1]
+            s0, s1 = a_start + p * a_row + k0, a_start + p * a_row + k1
+            a0, a1, a2 = a[s0:s1], a[s0 + a_row:s1 + a_row], a[s0 + 2 * a_row:s1 + 2 * a_row]
+            a3, a4 = a[s0 + 3 * a_row:s1 + 3 * a_row], a[s0 + 4 * a_row:s1 + 4 * a_row]
+            a5 = a[s0 + 5 * a_row:s1 + 5 * a_row]
             for k in range(k1 - k0):
                 row = rows[k]
                 x0, x1, x2, x3, x4, x5 = a0[k], a1[k], a2[k], a3[k], a4[k], a5[k]
@@ -155,7 +163,7 @@ def _tile_products(out, a, b, q_b, k0, k1, add):
 
 @kernel
 def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw, dh, dw, pt, pl,
-                      bias_per_pixel):
+                      bias_per_pixel, padded_rows):
     """y[n, oh, ow, co] = b[co] + sum(patch(n, oh, ow)[k] * wk[k, co] for k < K).
 
     With ``bias_per_pixel``, b[oh * OW + ow] instead of b[co]: the roles of
@@ -168,46 +176,66 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
     iteration owns the output rows ``oh0 <= oh < oh0 + rows_per_unit`` of
     image n for the channels ``co0 <= co < co0 + out_per_unit`` (a multiple
     of OUT), and its own scratch.
+
+    With ``padded_rows``, a stride-1 undilated call whose x is NHWC memory
+    already padded (``pt = pl = 0``, ``x.w == OW + KW - 1``) reads its
+    patches in place: over a unit's rows taken as one run of x's pixels
+    (``x.w`` per row, of which the last KW - 1 are not outputs), the
+    entries of one kernel row (kw, ci) of consecutive pixels are C_in
+    apart, so each kernel row is a product whose A rows are x itself (see
+    ``_tile_products``). The columns past OW are computed and not stored:
+    ``x.w / OW`` times the products, and no gather of K values per pixel
+    (the driver's rule, ``numbaconv._plan.padded_rows``, weighs the two).
+    A 1x1 unpadded filter is the case ``x.w == OW``, with no waste.
     """
     k_len, c_pad = wk.shape[1], wk.shape[0] * OUT
     row_blocks = (y.h + rows_per_unit - 1) // rows_per_unit
     out_blocks = (c_pad + out_per_unit - 1) // out_per_unit
-    # A 1x1 stride-1 unpadded filter on NHWC memory: a unit's patches are
-    # its pixels' channel runs, one after the other in x, so the products
-    # read x in place instead of a gathered copy (one core, 8x112x112x32 ->
-    # 64: the gather was 1.7 of 9.6 ms).
-    in_place = (k_h == 1 and k_w == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0
-                and x.c_step == 1 and x.w_step == x.c and x.h_step == x.w * x.c and y.w == x.w)
+    direct = (padded_rows and sh == 1 and sw == 1 and dh == 1 and dw == 1 and pt == 0 and pl == 0
+              and x.c_step == 1 and x.w_step == x.c and x.h_step == x.w * x.c
+              and x.w == y.w + k_w - 1 and x.h >= y.h + k_h - 1)
+    run = k_w * x.c  # one kernel row of a patch
     for unit in prange(y.n * row_blocks * out_blocks):
         u = np.int64(unit)
         ob = u % out_blocks
         rest = u // out_blocks
         n = rest // row_blocks
         oh0 = (rest - n * row_blocks) * rows_per_unit
-        n_pix = min(rows_per_unit, y.h - oh0) * y.w
+        rows = min(rows_per_unit, y.h - oh0)
         co0 = ob * out_per_unit
         n_out = min(out_per_unit, c_pad - co0)
-        a_rows = round_up(n_pix, PIX)
         start = n * x.n_step + oh0 * x.h_step
-        if in_place and start + a_rows * k_len <= x.data.size:
-            # The tile-padding rows past n_pix read the next pixels; their
-            # products are never stored.
-            a = x.data[start:start + a_rows * k_len].reshape((a_rows, k_len))
+        # Direct: the tile-padding rows past the unit's pixels read the next
+        # pixels; their products are never stored. Near the end of x they
+        # would read past it: that unit gathers.
+        a_rows = round_up((rows - 1) * x.w + y.w, PIX)
+        if direct and start + (k_h - 1) * x.h_step + (a_rows - 1) * x.c + run <= x.data.size:
+            a, a_start, a_row, pitch = x.data, start, x.c, x.w
+            segments, seg_len, seg_step = k_h, run, x.h_step - run
         else:
-            a = np.empty((a_rows, k_len), wk.dtype)
-            _gather_patches(a, x, n, oh0, n_pix, y.w, k_h, k_w, sh, sw, dh, dw, pt, pl)
-        out = np.empty((a.shape[0], n_out), wk.dtype)
-        for k0 in range(0, k_len, K_CHUNK):
-            _tile_products(out, a, wk, co0, k0, min(k0 + K_CHUNK, k_len), k0 > 0)
-        _store(y, out, b, n, oh0, n_pix, co0, bias_per_pixel)
+            a_rows = round_up(rows * y.w, PIX)
+            patches = np.empty((a_rows, k_len), wk.dtype)
+            _gather_patches(patches, x, n, oh0, rows * y.w, y.w, k_h, k_w, sh, sw, dh, dw, pt, pl)
+            a, a_start, a_row, pitch = patches.reshape(-1), np.int64(0), k_len, y.w
+            segments, seg_len, seg_step = 1, k_len, 0
+        out = np.empty((a_rows, n_out), wk.dtype)
+        # A segment is a kernel row (direct) or the whole patch (gathered),
+        # walked in chunks of at most K_CHUNK values; A's offset moves by
+        # seg_step per segment, so that k indexes wk's rows throughout.
+        for seg in range(segments):
+            for c0 in range(0, seg_len, K_CHUNK):
+                k0 = seg * seg_len + c0
+                k1 = seg * seg_len + min(c0 + K_CHUNK, seg_len)
+                _tile_products(out, a, a_start + seg * seg_step, a_row, wk, co0, k0, k1, k0 > 0)
+        _store(y, out, b, n, oh0, rows, pitch, co0, bias_per_pixel)
 
 
 @kernel(parallel=False)
-def _store(y, out, b, n, oh0, n_pix, co0, bias_per_pixel):
-    """y[n, oh0 + p // OW, p % OW, co0 + q] = out[p, q] + b[co0 + q] for the pixels p < n_pix.
+def _store(y, out, b, n, oh0, rows, pitch, co0, bias_per_pixel):
+    """y[n, oh0 + r, ow, co0 + q] = out[r * pitch + ow, q] + b[co0 + q] for r < rows, ow < OW.
 
-    (+ b[oh0 * OW + p] instead when ``bias_per_pixel``, which only the
-    W @ X route sets, always with y's channel step 1.)
+    (+ b[(oh0 + r) * OW + ow] instead when ``bias_per_pixel``, which only
+    the W @ X route sets, always with y's channel step 1.)
 
     A function of its own: stores through an Image's ``data`` written
     inline in a prange body were lost (Numba 0.68's parfor lowering).
@@ -215,32 +243,30 @@ def _store(y, out, b, n, oh0, n_pix, co0, bias_per_pixel):
     base = n * y.n_step + oh0 * y.h_step + co0 * y.c_step
     n_out = min(out.shape[1], y.c - co0)
     bias = b[co0:co0 + n_out]
-    if y.c_step == 1:
-        # NHWC: a pixel's channels are one run, stored through a slice
-        # (vector stores; indexed with a runtime step they stay scalar: 1x1
-        # 8x112x112x32 -> 64 spent 3.7 of its 9.6 ms here, one core).
-        for p in range(n_pix):
-            r = p // y.w
-            pix = np.uint64(base + r * y.h_step + (p - r * y.w) * y.w_step)
-            dst = y.data[pix:pix + np.uint64(n_out)]
-            src = out[p]
-            if bias_per_pixel:
-                b_p = b[oh0 * y.w + p]
-                for q in range(n_out):
-                    dst[q] = src[q] + b_p
-            else:
-                for q in range(n_out):
-                    dst[q] = src[q] + bias[q]
-        return
-    # NCHW: a store per value, a plane apart. (Channel by channel, a row's
-    # run at a time, measured no faster: one core, 5 NCHW layers, 2 rounds.)
     step = np.uint64(y.c_step)
-    for p in range(n_pix):
-        r = p // y.w
-        pix = np.uint64(base + r * y.h_step + (p - r * y.w) * y.w_step)
-        src = out[p]
-        for q in range(n_out):
-            y.data[pix + np.uint64(q) * step] = src[q] + bias[q]
+    for r in range(rows):
+        for ow in range(y.w):
+            pix = np.uint64(base + r * y.h_step + ow * y.w_step)
+            src = out[r * pitch + ow]
+            if y.c_step == 1:
+                # NHWC: a pixel's channels are one run, stored through a
+                # slice (vector stores; indexed with a runtime step they
+                # stay scalar: 1x1 8x112x112x32 -> 64 spent 3.7 of its 9.6
+                # ms here, one core).
+                dst = y.data[pix:pix + np.uint64(n_out)]
+                if bias_per_pixel:
+                    b_p = b[(oh0 + r) * y.w + ow]
+                    for q in range(n_out):
+                        dst[q] = src[q] + b_p
+                else:
+                    for q in range(n_out):
+                        dst[q] = src[q] + bias[q]
+            else:
+                # NCHW: a store per value, a plane apart. (Channel by
+                # channel, a row's run at a time, measured no faster: one
+                # core, 5 NCHW layers, 2 rounds.)
+                for q in range(n_out):
+                    y.data[pix + np.uint64(q) * step] = src[q] + bias[q]
 
 
 @kernel
@@ -440,4 +466,4 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, chunk_p
                 _gather_panels(dy_panels, dy, n, oh0, rows * dy.w, p)
                 p += rows * dy.w
                 r += rows
-            _tile_products(out, at, dy_panels, zero, zero, p, add)
+            _tile_products(out, at.reshape(-1), zero, at.shape[1], dy_panels, zero, zero, p, add)

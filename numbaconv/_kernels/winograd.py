@@ -287,7 +287,8 @@ def conv2d_winograd(x, u, b, y, tile_rows, tile_cols, out_per_unit, pt, pl, bad)
         m = np.empty((16, tiles_pad, n_out), u.dtype)
         for e in range(16):
             for k0 in range(0, c_in, K_CHUNK):
-                _tile_products(m[e], v[e], u[e], co0, k0, min(k0 + K_CHUNK, c_in), k0 > 0)
+                _tile_products(m[e], v_flat, e * tiles_pad * c_in, c_in, u[e], co0, k0,
+                               min(k0 + K_CHUNK, c_in), k0 > 0)
         _untransform(m.reshape(16, tiles_pad * n_out))
         bias = b[co0:min(co0 + n_out, y.c)]
         bad_outputs = 0
@@ -396,6 +397,7 @@ def conv2d_backward_filter_winograd(x, dy, partial, tile_rows, tile_cols, pt, pl
         v_flat = v.reshape(-1)
         dblock = np.empty((2, 2, block_co, tile_rows * tile_cols), x.data.dtype)
         yt = np.empty((16, block_co, tile_rows * tile_cols), x.data.dtype)
+        yt_flat = yt.reshape(-1)
         zero = np.int64(0)
         job = jobs * part // n_parts
         job_end = jobs * (part + 1) // n_parts
@@ -418,7 +420,8 @@ def conv2d_backward_filter_winograd(x, dy, partial, tile_rows, tile_cols, pt, pl
             job += tile_rows
             _transform_dy(yt, dblock)
             for e in range(16):
-                _tile_products(out[e], yt[e], v[e], zero, zero, t, t > 0)  # (t > 0: a bool that is no literal)
+                _tile_products(out[e], yt_flat, e * yt[0].size, yt.shape[2], v[e], zero, zero, t,
+                               t > 0)  # (t > 0: a bool that is no literal)
 
 
 @kernel
