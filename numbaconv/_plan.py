@@ -14,8 +14,9 @@ Three strategies:
   seed's 3x3x3 -> 16).
 - "patch GEMM" (``_kernels.patch_gemm``): register-tiled matrix products
   over gathered patches; suits long reductions into many output channels
-  (wide layers, large kernels), 1x1 filters from 32 input channels, and
-  small planes (batch 1, 7x7 to 14x14). The filter gradient goes there
+  (wide layers, large kernels), short ones into 48+ channels (VGG's
+  3 -> 64), 1x1 filters from 32 input channels, and small planes (batch 1,
+  7x7 to 14x14). The filter gradient goes there
   on short plane grids (:func:`dw_by_patches`).
 - "Winograd" (``_kernels.winograd``): F(2x2, 3x3), 2.25x fewer
   multiplications, the same register-tiled products; 3x3 stride-1
@@ -41,6 +42,15 @@ PATCH_MIN_OUT = 16  # at least one register tile's width of output channels,
 PATCH_MIN_WORK = 4096  # and K * C_out at least this (below, the planes' shorter setup wins).
 PATCH_MIN_K_1X1 = 32  # 1x1 filters: the patch GEMM from this reduction on (see by_patches),
 PATCH_MIN_OUT_1X1 = 8  # into at least this many channels (the fewest measured)
+# Shorter reductions (filters of several taps) also go to the patch GEMM
+# from PATCH_MIN_K_SHORT values on (see by_patches): into at least
+# PATCH_MIN_OUT_SHORT channels, or from PATCH_MIN_IN_SHORT input channels
+# (a patch's runs then are long enough to gather) with K * C_out at least
+# PATCH_MIN_WORK_SHORT.
+PATCH_MIN_K_SHORT = 27
+PATCH_MIN_OUT_SHORT = 48
+PATCH_MIN_IN_SHORT = 6
+PATCH_MIN_WORK_SHORT = 1152
 DW_PATCH_MIN_OUT = 32  # filter gradient: C_out below this stays with the planes (see dw_by_patches)
 DW_PATCH_MAX_LENGTH = 256  # filter gradient: plane-kernel work units shorter than this go to the patch GEMM
 # The plane kernels hold a plane per stride phase and reach (K - 1) * d // s
@@ -91,10 +101,26 @@ def by_patches(k_len, n_out, taps):
     or 8 x 112 x 112 pixels, planes/patches time: K = 32 -> 64 1.16-1.20,
     32 -> 32 1.08-1.31, 48 -> 64 1.28, 64 -> 16 1.37, 96 -> 16 1.78, 128 -> 8
     1.63, 64 -> 64 1.48; K = 16: 0.85-0.95, K = 8 -> 128: 1.01).
+
+    Filters of several taps: the planes keep what the patch GEMM pads
+    (C_out to whole 16-channel tiles) or gathers in short runs (3 input
+    channels). Measured (one core, CPU time, 3 interleaved rounds, stride
+    1, SAME, on 8 x 56 x 56, 64 x 14 x 14 and 2 x 160 x 160 inputs;
+    patches/planes time): 3x3x3 -> 16 1.40-1.69, -> 32 1.02-1.07, -> 48
+    0.71-0.85, -> 64 0.71-0.80 (VGG's first layer, 2 x 224 x 224: 0.62);
+    5x5x3 and 7x7x3 -> 16 1.19-1.43, -> 32 0.87-1.07; 3x3x6 -> 16
+    0.91-1.12, -> 24 0.97-1.10, -> 32 0.73-0.87; 3x3x8 -> 16 0.71-0.87;
+    3x3x16 -> 16 0.73-0.83; 5x5x8 -> 16 0.75-0.81 (LeNet's 5x5x6 -> 16 on
+    64 x 12 x 12: 0.62); any K -> 8: 1.3-3.2.
     """
     if taps == 1 and k_len >= PATCH_MIN_K_1X1 and n_out >= PATCH_MIN_OUT_1X1:
         return True
-    return k_len >= PATCH_MIN_K and n_out >= PATCH_MIN_OUT and k_len * n_out >= PATCH_MIN_WORK
+    if k_len >= PATCH_MIN_K and n_out >= PATCH_MIN_OUT and k_len * n_out >= PATCH_MIN_WORK:
+        return True
+    if taps == 1 or k_len < PATCH_MIN_K_SHORT:
+        return False
+    return n_out >= PATCH_MIN_OUT_SHORT or (k_len // taps >= PATCH_MIN_IN_SHORT and n_out >= PATCH_MIN_OUT
+                                            and k_len * n_out >= PATCH_MIN_WORK_SHORT)
 
 
 @register_jitable

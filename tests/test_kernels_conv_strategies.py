@@ -46,7 +46,8 @@ WIDE_CASES = [
 
 STRATEGIES = {
     # Forward, input gradient and transpose on planes; the filter gradient on planes.
-    "planes": dict(PATCH_MIN_K=10**9, PATCH_MIN_K_1X1=10**9, DW_PATCH_MIN_OUT=10**9,
+    "planes": dict(PATCH_MIN_K=10**9, PATCH_MIN_K_1X1=10**9, PATCH_MIN_K_SHORT=10**9,
+                   DW_PATCH_MIN_OUT=10**9,
                    WINOGRAD_MIN_IN=10**9),
     # Everything on the patch GEMM.
     "patches": dict(PATCH_MIN_K=0, PATCH_MIN_OUT=0, PATCH_MIN_WORK=0, DW_PATCH_MIN_OUT=0,
@@ -138,11 +139,17 @@ class Calls:
 
 # (c_in, c_out, k): reduction K = k * k * c_in, and the rule's conditions.
 BOUNDARY = [
-    (7, 64, 3, "planes"),  # K = 63 < 64
-    (8, 64, 3, "patches"),  # K = 72, C_out = 64: K * C_out = 4608
     (8, 15, 3, "planes"),  # C_out below a register tile
-    (8, 56, 3, "planes"),  # K * C_out = 4032 < 4096
-    (8, 57, 3, "patches"),  # K * C_out = 4104
+    (8, 57, 3, "patches"),  # K = 72, K * C_out = 4104
+    (3, 28, 7, "patches"),  # K = 147 from 3 channels: K * C_out = 4116
+    (3, 27, 7, "planes"),  # 3969 < 4096
+    # Short reductions (K >= 27): into 48 channels, or from 6 with K * C_out >= 1152
+    (2, 64, 3, "planes"),  # K = 18 < 27
+    (3, 48, 3, "patches"),  # K = 27 into 48
+    (5, 47, 3, "planes"),  # 5 input channels into 47
+    (8, 16, 3, "patches"),  # K = 72 from 8 channels: 1152
+    (6, 22, 3, "patches"),  # K = 54: 1188
+    (6, 21, 3, "planes"),  # 1134 < 1152
     (64, 64, 1, "patches"),  # K * C_out = 4096
     # 1x1 filters: K >= 32 into >= 8 channels
     (32, 8, 1, "patches"),
