@@ -77,7 +77,15 @@ WINOGRAD_DW_MIN_PLANE = 8  # and planes of 8 x 8 at least (16 x 7 x 7 x 512: 1.1
 # (32x16x16x64): 0.98 / 1.08, 196: 1.32, 49: 2.28.
 NCHW_1X1_MAX_FILTER = 1 << 16
 NCHW_1X1_MIN_PIXELS = 512
-PADDED_ROWS_WASTE = 16
+# Stride-1 patch-GEMM calls read padded rows of x in place while (KW - 1)
+# * C_out (padded) <= this * OW (plan.padded_rows). Measured (one core, CPU
+# time, 3 rounds, padded rows / gathered time): 128x28x28x3 -> 16 3x3
+# (2 * 16 vs 28) 0.57, 64x28x28x1 -> 6 5x5 VALID (4 * 16 vs 24) 0.59,
+# 8x56x56x16 -> 32 0.87, 2x224x224x3 -> 64 1.01, 8x56x56x64 -> 64 1.01,
+# 64x12x12x6 -> 16 5x5 VALID (4 * 16 vs 8) 0.96; 64x11x9 7x7 into 16 (6 *
+# 16 vs 9, the input gradient) 1.28, into 32 1.35; 8x27x27x64 -> 192 5x5
+# 1.10, 8x13x13x256 3x3 1.12, 8x14x14x512 1.10.
+PADDED_ROWS_WASTE = 4
 PART_PIXELS = 4096  # filter gradient: pixels per partial sum, at the least
 MAX_PARTS = 8
 PARTIAL_BUDGET = 1 << 23  # filter gradient: elements of all partial sums together
@@ -161,17 +169,33 @@ def nchw_1x1_by_images(kh, kw, sh, sw, pt, pl, n_in, n_out, pixels):
             and n_in * n_out <= NCHW_1X1_MAX_FILTER and pixels >= NCHW_1X1_MIN_PIXELS)
 
 
+@register_jitable
 def padded_rows(kh, kw, sh, sw, dh, dw, ow, c_pad):
     """Whether a patch-GEMM forward call reads its patches in place from padded rows of x.
 
     Stride 1, undilated: ``_kernels.patch_gemm.conv2d_patch_gemm``
     computes OW + KW - 1 columns per output row instead of gathering KH *
-    KW * C_in values per pixel; the products grow by (KW - 1) / OW, which
-    costs more than the gather saved once ``(KW - 1) * C_out`` passes
+    KW * C_in values per pixel. The products grow by (KW - 1) / OW, which
+    costs more than the gather saves once ``(KW - 1) * C_out`` passes
     PADDED_ROWS_WASTE * OW (see the constant's measurements).
     """
     return (sh == 1 and sw == 1 and dh == 1 and dw == 1
             and (kw - 1) * c_pad <= PADDED_ROWS_WASTE * ow)
+
+
+@register_jitable
+def by_padded_rows(kh, kw, sh, sw, dh, dw, c_in, n_out, ow):
+    """Whether a forward call goes to the patch GEMM's padded-rows read, whatever :func:`by_patches` says.
+
+    Without the gather, the patch GEMM beats the planes on short
+    reductions too (K >= PATCH_MIN_K_SHORT into PATCH_MIN_OUT channels or
+    more): one core, CPU time, 3 interleaved rounds, 8 x 56 x 56 inputs,
+    patches/planes time: 3x3x3 -> 16 0.84 (the seed, 128 x 28 x 28:
+    0.88), -> 32 0.72; 3x3x6 -> 16 0.62; 5x5x3 and 7x7x3 -> 16 0.68-0.74;
+    -> 24 (a third of the tile padding) 0.75-1.07; -> 8: 1.1-1.8.
+    """
+    return (kh * kw > 1 and kh * kw * c_in >= PATCH_MIN_K_SHORT and n_out >= PATCH_MIN_OUT
+            and padded_rows(kh, kw, sh, sw, dh, dw, ow, padded_channels(n_out)))
 
 
 @register_jitable

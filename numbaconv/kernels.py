@@ -126,6 +126,7 @@ from ._kernels.normalization import local_response_norm as _local_response_norm
 from ._kernels.patch_gemm import conv2d_backward_filter_patch_gemm as _filter_patch_gemm
 from ._kernels.patch_gemm import conv2d_patch_gemm as _conv2d_patch_gemm
 from ._kernels.patch_gemm import pack_filters as _pack_filters
+from ._kernels.patch_gemm import pad_rows as _pad_rows
 from ._kernels.patches import col2im_nhwc as _col2im_nhwc
 from ._kernels.patches import im2col_nhwc as _im2col_nhwc
 from ._kernels.pooling import avg_pool2d_nhwc as _avg_pool2d_nhwc
@@ -137,6 +138,7 @@ from ._kernels.winograd import filter_gradient_from_winograd as _filter_from_win
 from ._kernels.winograd import transform_filters as _transform_filters
 from ._numba import kernel, launch_threads, serial
 from ._plan import bias_parts as _bias_parts
+from ._plan import by_padded_rows as _by_padded_rows
 from ._plan import by_patches as _by_patches
 from ._plan import by_winograd as _by_winograd
 from ._plan import dw_by_patches as _dw_by_patches
@@ -145,6 +147,7 @@ from ._plan import dw_patches_plan as _dw_patches_plan
 from ._plan import dw_planes_plan as _dw_planes_plan
 from ._plan import dw_winograd_plan as _dw_winograd_plan
 from ._plan import padded_channels as _padded_channels
+from ._plan import padded_rows as _padded_rows
 from ._plan import panels_shape as _panels_shape
 from ._plan import patch_units as _patch_units
 from ._plan import phase_rows as _phase_rows
@@ -279,18 +282,24 @@ def _forward(x, w, b, y, taps_h, taps_w, swap, sh, sw, dh, dw, pt, pl):
         _conv2d_winograd(_image(x), u, b, y, rows, cols, outs, pt, pl, bad)
         if bad.sum() == 0:
             return  # (else an output is not finite: recomputed below, as the public API does)
-    if not _by_patches(k_h * k_w * n_in, y.c, k_h * k_w) and _planes_fit(k_h, k_w, sh, sw, dh, dw):
+    if (not _by_patches(k_h * k_w * n_in, y.c, k_h * k_w)
+            and not _by_padded_rows(k_h, k_w, sh, sw, dh, dw, n_in, y.c, y.w)
+            and _planes_fit(k_h, k_w, sh, sw, dh, dw)):
         hwio = _sub_filter(w, taps_h, taps_w, swap)
         pitch = y.w + (k_w - 1) * dw // sw
         _conv2d_nhwc(_image(x), hwio, b, y, _rows_per_block(y.n, y.h, pitch), sh, sw, dh, dw, pt, pl)
         return
     wk = np.empty(_panels_shape(k_h * k_w * n_in, y.c), w.dtype)
     _pack_filters(w.reshape(-1), steps, taps_h, taps_w, swap, y.c, wk)
-    rows, outs = _patch_units(y.n, y.h, y.w, _padded_channels(y.c))
-    # (1x1 unpadded NHWC calls read x in place; the padded copy for the
-    # others is the public API's: see _plan.padded_rows.)
-    _conv2d_patch_gemm(_image(x), wk, b, y, k_h, k_w, rows, outs, sh, sw, dh, dw, pt, pl, False,
-                       k_h * k_w == 1)
+    c_pad = _padded_channels(y.c)
+    rows, outs = _patch_units(y.n, y.h, y.w, c_pad)
+    padded_rows = _padded_rows(k_h, k_w, sh, sw, dh, dw, y.w, c_pad)
+    x_img = _image(x)
+    if padded_rows and k_h * k_w > 1:
+        x_img = _pad_rows(x_img, y.h + k_h - 1, y.w + k_w - 1, pt, pl, k_w)
+        pt, pl = np.int64(0), np.int64(0)
+    _conv2d_patch_gemm(x_img, wk, b, y, k_h, k_w, rows, outs, sh, sw, dh, dw, pt, pl, False,
+                       padded_rows)
 
 
 @kernel(parallel=False)

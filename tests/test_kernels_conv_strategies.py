@@ -49,9 +49,13 @@ STRATEGIES = {
     "planes": dict(PATCH_MIN_K=10**9, PATCH_MIN_K_1X1=10**9, PATCH_MIN_K_SHORT=10**9,
                    DW_PATCH_MIN_OUT=10**9,
                    WINOGRAD_MIN_IN=10**9),
-    # Everything on the patch GEMM.
-    "patches": dict(PATCH_MIN_K=0, PATCH_MIN_OUT=0, PATCH_MIN_WORK=0, DW_PATCH_MIN_OUT=0,
-                    DW_PATCH_MAX_LENGTH=10**18, WINOGRAD_MIN_IN=10**9),
+    # Everything on the patch GEMM, its patches gathered.
+    "patches": dict(PATCH_MIN_K=0, PATCH_MIN_OUT=0, PATCH_MIN_WORK=0, PADDED_ROWS_WASTE=-1,
+                    DW_PATCH_MIN_OUT=0, DW_PATCH_MAX_LENGTH=10**18, WINOGRAD_MIN_IN=10**9),
+    # The same, with every stride-1 undilated forward call (or input-gradient phase) reading
+    # padded rows of x in place.
+    "padded rows": dict(PATCH_MIN_K=0, PATCH_MIN_OUT=0, PATCH_MIN_WORK=0, PADDED_ROWS_WASTE=10**9,
+                        DW_PATCH_MIN_OUT=0, DW_PATCH_MAX_LENGTH=10**18, WINOGRAD_MIN_IN=10**9),
     # Every 3x3 stride-1 undilated forward (or input-gradient phase) and filter gradient on Winograd,
     # whatever the channels.
     "winograd": dict(WINOGRAD_MIN_IN=0, WINOGRAD_MIN_OUT=0, WINOGRAD_MIN_PIXELS=0,
@@ -168,6 +172,43 @@ def test_the_forward_rule_at_its_boundaries(c_in, c_out, k, expected, monkeypatc
                                atol=tolerance(np.float64, k * k * c_in), rtol=0)
     want = {"patches": "conv2d_patch_gemm", "planes": "conv2d_nhwc"}[expected]
     assert calls.used("conv2d_patch_gemm", "conv2d_nhwc") == {want}
+
+
+# (n, h, w, c_in, c_out, k, padding, expected): stride-1 undilated calls go to the patch GEMM's
+# padded-rows read when K >= 27 into 16+ channels and (KW - 1) * C_out (padded to 16) <= 4 * OW.
+PADDED_ROWS_BOUNDARY = [
+    (2, 5, 16, 3, 16, 3, 1, "rows"),  # 2 * 16 <= 4 * 16
+    (2, 5, 8, 3, 16, 3, 1, "rows"),  # 32 <= 32
+    (2, 5, 7, 3, 16, 3, 1, "planes"),  # 32 > 28 (and K = 27 into 16 is the planes' by by_patches)
+    (2, 5, 16, 3, 15, 3, 1, "planes"),  # C_out under a register tile
+    (2, 5, 16, 2, 16, 3, 1, "planes"),  # K = 18 < 27
+    (2, 5, 30, 3, 16, 3, "VALID", "rows"),  # OW = 28
+    (1, 9, 9, 16, 32, 7, 3, "gathered"),  # 6 * 32 > 36: by by_patches, its patches gathered
+    (2, 6, 16, 8, 16, 5, ((1, 3), (4, 0)), "rows"),  # asymmetric padding: 4 * 16 <= 4 * 16
+]
+
+
+@pytest.mark.parametrize("n, h, w, c_in, c_out, k, padding, expected", PADDED_ROWS_BOUNDARY)
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_the_padded_rows_rule_at_its_boundaries(n, h, w, c_in, c_out, k, padding, expected, fmt,
+                                                monkeypatch):
+    seen = []
+    kernel = patch_gemm.conv2d_patch_gemm
+
+    def record(x, wk, b, y, k_h, k_w, *args):
+        pt, pl, padded_rows = args[-4], args[-3], args[-1]
+        seen.append(padded_rows and pt == 0 and pl == 0 and x.w == y.w + k_w - 1)
+        return kernel(x, wk, b, y, k_h, k_w, *args)
+
+    monkeypatch.setattr(patch_gemm, "conv2d_patch_gemm", record)
+    rng = np.random.default_rng(h * w + c_in + c_out)
+    x, wt, b = (rng.standard_normal(s) for s in ((n, h, w, c_in), (k, k, c_in, c_out), (c_out,)))
+    want = ref.conv2d(x, wt, b, padding=padding)
+    got = fast.conv2d(to_format(x, fmt), filters_to_format(wt, fmt), b, padding=padding,
+                      data_format=fmt)
+    np.testing.assert_allclose(got.transpose(0, 2, 3, 1) if fmt == "NCHW" else got, want,
+                               atol=tolerance(np.float64, k * k * c_in), rtol=0)
+    assert {"rows": [True], "gathered": [False], "planes": []}[expected] == seen
 
 
 # (n, h, w, c_in, c_out, k, stride, expected): the filter gradient goes to patches when

@@ -114,6 +114,7 @@ def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None
             and _winograd(x, w, b, y_img, pad, nchw, taps_h, taps_w, swap)):
         return
     if (plan.by_patches(kh * kw * x.shape[3], y_img.c, kh * kw)
+            or plan.by_padded_rows(kh, kw, sh, sw, dh, dw, x.shape[3], y_img.c, y_img.w)
             or not plan.planes_fit(kh, kw, sh, sw, dh, dw)):
         if (nchw and plan.nchw_1x1_by_images(kh, kw, sh, sw, pt, pl, x.shape[3], y_img.c,
                                              y_img.h * y_img.w)
@@ -126,7 +127,8 @@ def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None
         padded_rows = plan.padded_rows(kh, kw, sh, sw, dh, dw, y_img.w, c_pad)
         if padded_rows and kh * kw > 1:
             # Patches read in place from a padded NHWC copy of x (see the kernel).
-            x_img, pt, pl = _padded_nhwc(x, y_img.h + kh - 1, y_img.w + kw - 1, pt, pl, kw), 0, 0
+            x_img = pg.pad_rows(image(x, nchw), y_img.h + kh - 1, y_img.w + kw - 1, pt, pl, kw)
+            pt, pl = 0, 0
         else:
             # NCHW data are copied to NHWC once: patches are runs of channels
             # (a strided gather from NCHW memory measured 15-30% slower).
@@ -146,22 +148,6 @@ def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None
     pitch = y_img.w + (kw - 1) * dw // sw
     k.conv2d_nhwc(image(x, nchw), hwio, b, y_img, plan.rows_per_block(y_img.n, y_img.h, pitch),
                   sh, sw, dh, dw, pt, pl)
-
-
-def _padded_nhwc(x, rows, cols, pt, pl, k_w):
-    """x (NHWC-indexed, either memory) as an Image of plain NHWC memory, ``rows`` x ``cols`` per image.
-
-    x[n, i, j] lands at (i + pt, j + pl), zeros elsewhere (a negative
-    padding crops x). The buffer runs k_w + PIX pixels past the last image:
-    the patch GEMM's padded-rows read of its last unit stays inside it.
-    """
-    n, h, w, c = x.shape
-    size = n * rows * cols * c
-    buf = np.zeros(size + (k_w + pg.PIX) * c, x.dtype)
-    i0, i1, j0, j1 = max(0, pt), min(rows, pt + h), max(0, pl), min(cols, pl + w)
-    if i0 < i1 and j0 < j1:
-        buf[:size].reshape(n, rows, cols, c)[:, i0:i1, j0:j1] = x[:, i0 - pt:i1 - pt, j0 - pl:j1 - pl]
-    return k.Image(buf, n, rows, cols, c, rows * cols * c, cols * c, c, 1)
 
 
 def _whole_nchw(y_img):
