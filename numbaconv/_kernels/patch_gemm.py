@@ -446,15 +446,7 @@ def _gather_panels(panels, y, n, oh0, n_pix, p0):
         for j in range(panels.shape[0]):
             dst = panels[j, p0 + p]
             src_j = src + np.uint64(j * OUT) * step
-            cols = min(OUT, y.c - j * OUT)
-            if step == 1 and cols == OUT:
-                # NHWC: one vector copy of a slice (indexed with the runtime
-                # step, it stayed scalar: 8x56x56x256, 1.84 G values/s).
-                run = data[src_j:src_j + np.uint64(OUT)]
-                for i in range(OUT):
-                    dst[i] = run[i]
-                continue
-            for i in range(cols):
+            for i in range(min(OUT, y.c - j * OUT)):
                 dst[i] = data[src_j + np.uint64(i) * step]
 
 
