@@ -253,7 +253,7 @@ def winograd_units(n, oh, ow, c_pad):
 
 
 @register_jitable
-def dw_by_patches(n, oh, ow, kh, kw, sh, sw, dw, c_in, c_out):
+def dw_by_patches(n, oh, ow, kh, kw, sh, sw, dw, c_in, c_out, nchw):
     """Whether the filter gradient goes to the patch GEMM rather than the plane kernel.
 
     The plane kernel reduces over one work unit's grid (``dw_planes_plan``:
@@ -283,9 +283,13 @@ def dw_by_patches(n, oh, ow, kh, kw, sh, sw, dw, c_in, c_out):
     once, see dw_swapped). Measured after that (5 interleaved rounds, one
     core, loaded machine): 8x56x56x64 -> 64 1.21, 8x112x112x32 -> 64 1.15,
     1x56x56x64 -> 64 1.19; into 32 channels 8x56x56x32 1.04, 8x28x28x32
-    1.11, 8x40x40x64 0.94: those keep the rule above.
+    1.11, 8x40x40x64 0.94: those keep the rule above. NCHW memory keeps
+    it too: the plane kernel reads x and dy planes in place, where the
+    patch GEMM transposes one of them (5 interleaved rounds, one core,
+    planes/patches: 8x56x56x256 -> 64 0.47, 8x28x28x128 -> 512 0.61,
+    8x56x56x64 -> 64 0.47).
     """
-    if kh == 1 and kw == 1 and c_in >= PATCH_MIN_K_1X1 and c_out >= DW_PATCH_MIN_OUT_1X1:
+    if kh == 1 and kw == 1 and not nchw and c_in >= PATCH_MIN_K_1X1 and c_out >= DW_PATCH_MIN_OUT_1X1:
         return True
     if kh * kw * c_in < PATCH_MIN_K or c_out < DW_PATCH_MIN_OUT:
         return False

@@ -395,7 +395,7 @@ def conv2d_backward_filter(dy, x, dw, stride_h, stride_w, pad_top, pad_left, dil
         _filter_from_winograd(partial, dw)
         if np.isfinite(dw).all():
             return  # (else a value is not finite: recomputed below, as the public API does)
-    if (not _dw_by_patches(n, oh, ow, k_h, k_w, sh, sw, dw_, c_in, c_out)
+    if (not _dw_by_patches(n, oh, ow, k_h, k_w, sh, sw, dw_, c_in, c_out, False)
             and _planes_fit(k_h, k_w, sh, sw, dh, dw_)):
         parts, rows = _dw_planes_plan(n, oh, ow, k_w, sw, dw_)
         _conv2d_backward_filter_nhwc(_image(x), _image(dy), dw, parts, rows, sh, sw, dh, dw_, pt, pl)

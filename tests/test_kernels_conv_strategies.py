@@ -246,6 +246,22 @@ def test_the_filter_gradient_rule_at_its_boundaries(n, h, w, c_in, c_out, k, str
     assert calls.used(*names) == {names[expected == "planes"]}
 
 
+def test_an_nchw_1x1_filter_gradient_keeps_the_planes_on_long_grids(monkeypatch):
+    """NHWC 8x40x40x32 -> 64 goes to the patch GEMM (DW_BOUNDARY); NCHW memory keeps the planes."""
+    calls = Calls(monkeypatch)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((8, 40, 40, 32)).astype(np.float32)
+    wt = rng.standard_normal((1, 1, 32, 64)).astype(np.float32)
+    dy = rng.standard_normal((8, 40, 40, 64)).astype(np.float32)
+    got = fast.conv2d_backward_filter(to_format(dy, "NCHW"), to_format(x, "NCHW"), (64, 32, 1, 1),
+                                      data_format="NCHW")
+    want = ref.conv2d_backward(dy.astype(np.float64), x.astype(np.float64), wt.astype(np.float64))[1]
+    np.testing.assert_allclose(got.transpose(2, 3, 1, 0), want, atol=tolerance(np.float32, 8 * 40 * 40),
+                               rtol=0)
+    assert calls.used("conv2d_backward_filter_patch_gemm", "conv2d_backward_filter_nhwc") == {
+        "conv2d_backward_filter_nhwc"}
+
+
 # (n, h, w, c_in, c_out, stride, padding, format, swapped): a 1x1 filter gradient is computed
 # as dw^T = dy^T @ x when no patch reaches padding and, NHWC, while P * (C_in - C_out) >=
 # DW_SWAP_RATIO * C_in * C_out; NCHW when C_in < C_out.
@@ -255,8 +271,8 @@ DW_SWAP_BOUNDARY = [
     (2, 32, 31, 64, 32, 2, 0, "NHWC", True),  # stride 2: 16 x 16 pixels of x
     (2, 32, 32, 128, 64, 1, 1, "NHWC", False),  # padding
     (1, 16, 16, 32, 64, 1, 0, "NHWC", False),  # C_in < C_out
-    (1, 9, 7, 32, 64, 1, 0, "NCHW", True),
-    (2, 10, 9, 32, 64, 3, 0, "NCHW", True),  # stride 3
+    (1, 9, 7, 64, 96, 1, 0, "NCHW", True),
+    (2, 10, 9, 64, 96, 3, 0, "NCHW", True),  # stride 3
     (1, 16, 16, 64, 32, 1, 0, "NCHW", False),
 ]
 

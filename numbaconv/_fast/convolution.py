@@ -278,7 +278,8 @@ def conv2d_backward_filter(x, dy, g, nchw, out=None):
                             g.oh, g.ow)
             and (dw := _backward_filter_winograd(x, dy, g, nchw, out)) is not None):
         return deliver(dw, out)
-    if (plan.dw_by_patches(x.shape[0], g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.dw, x.shape[3], dy.shape[3])
+    if (plan.dw_by_patches(x.shape[0], g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.dw, x.shape[3], dy.shape[3],
+                           nchw)
             or not plan.planes_fit(g.kh, g.kw, g.sh, g.sw, g.dh, g.dw)):
         return deliver(_backward_filter_patches(x, dy, g, nchw), out)
     return deliver(_backward_filter_planes(x, dy, g, nchw, out), out)
