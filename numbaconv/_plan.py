@@ -54,6 +54,9 @@ PATCH_MIN_OUT_SHORT = 48
 PATCH_MIN_IN_SHORT = 6
 PATCH_MIN_WORK_SHORT = 1152
 DW_PATCH_MIN_OUT = 32  # filter gradient: C_out below this stays with the planes (see dw_by_patches)
+DW_PATCH_MIN_OUT_1X1 = 64  # filter gradient, 1x1 filters: the patch GEMM on any grid from this C_out on
+DW_MIN_K_BLOCK = 128  # filter gradient: rows of K per patch-GEMM work unit, at the least (dw_patches_plan)
+DW_SWAP_RATIO = 4  # filter gradient, 1x1: pixels * (C_in - C_out) per C_in * C_out to compute dw^T (dw_swapped)
 DW_PATCH_MAX_LENGTH = 256  # filter gradient: plane-kernel work units shorter than this go to the patch GEMM
 # The plane kernels hold a plane per stride phase and reach (K - 1) * d // s
 # rows and columns past their block: beyond these bounds their scratch would
@@ -264,7 +267,7 @@ def winograd_units(n, oh, ow, c_pad):
 
 
 @register_jitable
-def dw_by_patches(n, oh, ow, kh, kw, sh, sw, dw, c_in, c_out):
+def dw_by_patches(n, oh, ow, kh, kw, sh, sw, dw, c_in, c_out, nchw):
     """Whether the filter gradient goes to the patch GEMM rather than the plane kernel.
 
     The plane kernel reduces over one work unit's grid (``dw_planes_plan``:
@@ -287,7 +290,21 @@ def dw_by_patches(n, oh, ow, kh, kw, sh, sw, dw, c_in, c_out):
     0.75-0.9. C_out 16 keeps the planes at any grid (64x12x12x6 5x5 -> 16:
     0.76, 4x17x17x16 -> 16: 0.78; -> 32 there: 1.02); 1x1 stride 2
     (ResNet-18 8x56x56x64 -> 128, grid 784): 1.54.
+
+    1x1 filters from PATCH_MIN_K_1X1 input channels into
+    DW_PATCH_MIN_OUT_1X1 output channels go to the patch GEMM on any grid
+    (a 1x1 reduction is a plain matrix product; its gathers read x and dy
+    once, see dw_swapped). Measured after that (5 interleaved rounds, one
+    core, loaded machine): 8x56x56x64 -> 64 1.21, 8x112x112x32 -> 64 1.15,
+    1x56x56x64 -> 64 1.19; into 32 channels 8x56x56x32 1.04, 8x28x28x32
+    1.11, 8x40x40x64 0.94: those keep the rule above. NCHW memory keeps
+    it too: the plane kernel reads x and dy planes in place, where the
+    patch GEMM transposes one of them (5 interleaved rounds, one core,
+    planes/patches: 8x56x56x256 -> 64 0.47, 8x28x28x128 -> 512 0.61,
+    8x56x56x64 -> 64 0.47).
     """
+    if kh == 1 and kw == 1 and not nchw and c_in >= PATCH_MIN_K_1X1 and c_out >= DW_PATCH_MIN_OUT_1X1:
+        return True
     if kh * kw * c_in < PATCH_MIN_K or c_out < DW_PATCH_MIN_OUT:
         return False
     rows = dw_planes_plan(n, oh, ow, kw, sw, dw)[1]
@@ -313,9 +330,41 @@ def dw_patches_plan(n, oh, ow, kh, kw, c_in, c_out):
     k_len = kh * kw * c_in
     k_pad, c_pad = -(-k_len // PIX) * PIX, -(-c_out // OUT) * OUT
     parts = max(1, min(MAX_PARTS, n * oh * ow // PART_PIXELS, PARTIAL_BUDGET // (k_pad * c_pad)))
-    k_blocks = max(1, min(-(-MIN_UNITS // parts), k_pad // 48))
+    # Each block of K rows gathers all of its part's dy panels again: blocks
+    # of DW_MIN_K_BLOCK rows at least (one core, 1x1, kernel time, in blocks
+    # of 54 / 132 / all 258 rows: 8x14x14x256 -> 1024 12.3 / 10.7-11.1 /
+    # 9.1-9.9 ms, 1024 -> 256 computed as dw^T 12.6-13.6 / 10.0-10.4 /
+    # 9.1-13.2; 8x56x56x128 -> 128, 6 parts: 66 rows 14.3-15.5, 132 rows
+    # 13.1).
+    k_blocks = max(1, min(-(-MIN_UNITS // parts), k_pad // DW_MIN_K_BLOCK))
     k_block = -(-k_pad // k_blocks // PIX) * PIX
     return k_pad, c_pad, parts, k_block, max(CHUNK_PIXELS, ow)
+
+
+@register_jitable
+def dw_swapped(n, kh, kw, sh, sw, pt, pl, h, w, oh, ow, c_in, c_out, nchw):
+    """Whether the patch GEMM computes a 1x1 filter gradient transposed: dw^T = dy^T @ x.
+
+    Its transposed gather (A) copies channels to rows a value at a time in
+    NHWC memory (a scalar store each), while the panels of B are copies of
+    OUT adjacent values; in NCHW memory the other way round. A 1x1 filter
+    whose every patch is a pixel of x (no padding reached) is symmetric in
+    x and dy, so the operand transposed value by value can be the one with
+    fewer channels. One core, NHWC, kernel time: 8x56x56x256 -> 64 15.7
+    ms -> 11.8 (its gathers 11.5 -> 4.2 ms), 8x28x28x512 -> 128 18.6 ->
+    9.6.
+
+    The NHWC caller then transposes dw^T (C_out x C_in, about 3.5 ns a
+    value: 2048 x 512 3.7 ms) for gathers that save about 0.8 ns per pixel
+    and channel of difference, so it swaps only while P * (C_in - C_out)
+    >= DW_SWAP_RATIO * C_in * C_out (8x7x7x2048 -> 512: no). The NCHW
+    caller wants dw^T (OIHW) as it is.
+    """
+    if kh != 1 or kw != 1 or pt != 0 or pl != 0 or (oh - 1) * sh >= h or (ow - 1) * sw >= w:
+        return False
+    if nchw:
+        return c_in < c_out
+    return n * oh * ow * (c_in - c_out) >= DW_SWAP_RATIO * c_in * c_out
 
 
 @register_jitable

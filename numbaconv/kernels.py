@@ -145,6 +145,7 @@ from ._plan import dw_by_patches as _dw_by_patches
 from ._plan import dw_by_winograd as _dw_by_winograd
 from ._plan import dw_patches_plan as _dw_patches_plan
 from ._plan import dw_planes_plan as _dw_planes_plan
+from ._plan import dw_swapped as _dw_swapped
 from ._plan import dw_winograd_plan as _dw_winograd_plan
 from ._plan import padded_channels as _padded_channels
 from ._plan import padded_rows as _padded_rows
@@ -396,22 +397,36 @@ def conv2d_backward_filter(dy, x, dw, stride_h, stride_w, pad_top, pad_left, dil
         _filter_from_winograd(partial, dw)
         if np.isfinite(dw).all():
             return  # (else a value is not finite: recomputed below, as the public API does)
-    if (not _dw_by_patches(n, oh, ow, k_h, k_w, sh, sw, dw_, c_in, c_out)
+    if (not _dw_by_patches(n, oh, ow, k_h, k_w, sh, sw, dw_, c_in, c_out, False)
             and _planes_fit(k_h, k_w, sh, sw, dh, dw_)):
         parts, rows = _dw_planes_plan(n, oh, ow, k_w, sw, dw_)
         _conv2d_backward_filter_nhwc(_image(x), _image(dy), dw, parts, rows, sh, sw, dh, dw_, pt, pl)
         return
     k_len = k_h * k_w * c_in
-    k_pad, c_pad, parts, k_block, chunk = _dw_patches_plan(n, oh, ow, k_h, k_w, c_in, c_out)
-    partial = np.empty((parts, k_pad, c_pad), dw.dtype)
-    _filter_patch_gemm(_image(x), _image(dy), partial, k_h, k_w, k_block, chunk,
-                       sh, sw, dh, dw_, pt, pl)
     flat = dw.reshape(k_len, c_out)
+    swapped = _dw_swapped(n, k_h, k_w, sh, sw, pt, pl, x.shape[1], x.shape[2], oh, ow, c_in, c_out, False)
+    if swapped:
+        # dw^T = dy^T @ x, as the public API (numbaconv._plan.dw_swapped).
+        k_pad, c_pad, parts, k_block, chunk = _dw_patches_plan(n, oh, ow, 1, 1, c_out, c_in)
+        partial = np.empty((parts, k_pad, c_pad), dw.dtype)
+        img = _image(x)
+        pixels = _Image(img.data, n, oh, ow, c_in, img.n_step, sh * img.h_step, sw * img.w_step,
+                        img.c_step)
+        # (int64 values: literals could type the call apart, a compile of its own.)
+        one, zero = np.int64(1), np.int64(0)
+        _filter_patch_gemm(_image(dy), pixels, partial, one, one, k_block, chunk, one, one, one, one,
+                           zero, zero)
+    else:
+        k_pad, c_pad, parts, k_block, chunk = _dw_patches_plan(n, oh, ow, k_h, k_w, c_in, c_out)
+        partial = np.empty((parts, k_pad, c_pad), dw.dtype)
+        _filter_patch_gemm(_image(x), _image(dy), partial, k_h, k_w, k_block, chunk,
+                           sh, sw, dh, dw_, pt, pl)
     for k in range(k_len):  # the partials added in order, as the Python driver's sum(axis=0)
         for co in range(c_out):
-            total = partial[0, k, co]
+            i, j = (co, k) if swapped else (k, co)
+            total = partial[0, i, j]
             for part in range(1, parts):
-                total += partial[part, k, co]
+                total += partial[part, i, j]
             flat[k, co] = total
 
 

@@ -216,7 +216,8 @@ def test_the_padded_rows_rule_at_its_boundaries(n, h, w, c_in, c_out, k, padding
 
 # (n, h, w, c_in, c_out, k, stride, expected): the filter gradient goes to patches when
 # K >= 64, C_out >= 32 and the plane kernel's work unit (rows_per_block * pitch grid
-# positions) is under 256, or the filter has fewer taps than stride phases.
+# positions) is under 256, or the filter has fewer taps than stride phases; 1x1 filters
+# from 32 channels into 64 always.
 DW_BOUNDARY = [
     (8, 15, 15, 8, 32, 3, 1, "patches"),  # K = 72; 8 images: a unit is a plane, 15 * 17 = 255
     (8, 16, 14, 8, 32, 3, 1, "planes"),  # 16 * 16 = 256
@@ -225,7 +226,9 @@ DW_BOUNDARY = [
     (8, 15, 15, 8, 31, 3, 1, "planes"),  # C_out below 32
     (8, 16, 16, 64, 32, 1, 2, "patches"),  # 1x1 stride 2: 1 tap, 4 phases (grid 8 * 8, and:)
     (8, 40, 40, 64, 32, 1, 2, "patches"),  # grid 20 * 20 = 400: for the phases alone
-    (8, 40, 40, 64, 32, 1, 1, "planes"),  # 1x1 stride 1, grid 40 * 40
+    (8, 40, 40, 64, 32, 1, 1, "planes"),  # 1x1 stride 1, grid 40 * 40, into 32 channels
+    (8, 40, 40, 32, 64, 1, 1, "patches"),  # 1x1 from 32 channels into 64: any grid
+    (8, 40, 40, 31, 64, 1, 1, "planes"),  # K = 31
     (8, 40, 40, 16, 32, 2, 2, "planes"),  # 2x2 stride 2: 4 taps for 4 phases, grid 20 * 20
 ]
 
@@ -246,7 +249,74 @@ def test_the_filter_gradient_rule_at_its_boundaries(n, h, w, c_in, c_out, k, str
     assert calls.used(*names) == {names[expected == "planes"]}
 
 
+def test_an_nchw_1x1_filter_gradient_keeps_the_planes_on_long_grids(monkeypatch):
+    """NHWC 8x40x40x32 -> 64 goes to the patch GEMM (DW_BOUNDARY); NCHW memory keeps the planes."""
+    calls = Calls(monkeypatch)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((8, 40, 40, 32)).astype(np.float32)
+    wt = rng.standard_normal((1, 1, 32, 64)).astype(np.float32)
+    dy = rng.standard_normal((8, 40, 40, 64)).astype(np.float32)
+    got = fast.conv2d_backward_filter(to_format(dy, "NCHW"), to_format(x, "NCHW"), (64, 32, 1, 1),
+                                      data_format="NCHW")
+    want = ref.conv2d_backward(dy.astype(np.float64), x.astype(np.float64), wt.astype(np.float64))[1]
+    np.testing.assert_allclose(got.transpose(2, 3, 1, 0), want, atol=tolerance(np.float32, 8 * 40 * 40),
+                               rtol=0)
+    assert calls.used("conv2d_backward_filter_patch_gemm", "conv2d_backward_filter_nhwc") == {
+        "conv2d_backward_filter_nhwc"}
+
+
+# (n, h, w, c_in, c_out, stride, padding, format, swapped): a 1x1 filter gradient is computed
+# as dw^T = dy^T @ x when no patch reaches padding and, NHWC, while P * (C_in - C_out) >=
+# DW_SWAP_RATIO * C_in * C_out; NCHW when C_in < C_out.
+DW_SWAP_BOUNDARY = [
+    (1, 16, 16, 64, 32, 1, 0, "NHWC", True),  # 256 pixels * 32 = 4 * 64 * 32
+    (1, 15, 17, 64, 32, 1, 0, "NHWC", False),  # 255 pixels
+    (2, 32, 31, 64, 32, 2, 0, "NHWC", True),  # stride 2: 16 x 16 pixels of x
+    (2, 32, 32, 128, 64, 1, 1, "NHWC", False),  # padding
+    (1, 16, 16, 32, 64, 1, 0, "NHWC", False),  # C_in < C_out
+    (1, 9, 7, 64, 96, 1, 0, "NCHW", True),
+    (2, 10, 9, 64, 96, 3, 0, "NCHW", True),  # stride 3
+    (1, 16, 16, 64, 32, 1, 0, "NCHW", False),
+]
+
+
+@pytest.mark.parametrize("n, h, w, c_in, c_out, stride, padding, fmt, swapped", DW_SWAP_BOUNDARY)
+def test_the_1x1_filter_gradient_as_dw_transposed_at_its_boundaries(n, h, w, c_in, c_out, stride, padding,
+                                                                    fmt, swapped, monkeypatch):
+    firsts = []
+    kernel = patch_gemm.conv2d_backward_filter_patch_gemm
+
+    def call(x, *args):
+        firsts.append(x.c)
+        return kernel(x, *args)
+    monkeypatch.setattr(patch_gemm, "conv2d_backward_filter_patch_gemm", call)
+    rng = np.random.default_rng(h * w + c_in)
+    x = rng.standard_normal((n, h, w, c_in)).astype(np.float32)
+    wt = rng.standard_normal((1, 1, c_in, c_out)).astype(np.float32)
+    kw = dict(stride=stride, padding=padding)
+    dy = rng.standard_normal(ref.conv2d(x, wt, **kw).shape).astype(np.float32)
+    want = ref.conv2d_backward(dy.astype(np.float64), x.astype(np.float64), wt.astype(np.float64), **kw)[1]
+    got = fast.conv2d_backward_filter(to_format(dy, fmt), to_format(x, fmt),
+                                      filters_to_format(wt, fmt).shape, data_format=fmt, **kw)
+    got = got if fmt == "NHWC" else got.transpose(2, 3, 1, 0)
+    np.testing.assert_allclose(got, want, atol=tolerance(np.float32, dy.size // c_out), rtol=0)
+    assert firsts == [c_out if swapped else c_in]
+
+
 # ------------------------------------------------------------------ thread counts
+
+
+def test_a_1x1_filter_gradient_as_dw_transposed_is_bit_identical_at_1_and_2_threads(thread_counts):
+    """2 x 64 x 64 pixels, 96 -> 64: two parts of dw^T (numbaconv._plan.dw_swapped), one per thread."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 64, 64, 96)).astype(np.float32)
+    dy = rng.standard_normal((2, 64, 64, 64)).astype(np.float32)
+    assert drivers.dw_patches_plan(2, 64, 64, 1, 1, 64, 96)[2:4] == (2, 66)
+    results = []
+    for threads in thread_counts:
+        numba.set_num_threads(threads)
+        results.append(fast.conv2d_backward_filter(dy, x, (1, 1, 96, 64)))
+    np.testing.assert_array_equal(results[0], results[1])
 
 
 @pytest.mark.parametrize("case", [WIDE_CASES[0], WIDE_CASES[1], WIDE_CASES[4], CONV_CASES[1]],
