@@ -148,6 +148,22 @@ def short_by_patches(k_len, n_out, taps):
 
 
 @register_jitable
+def forward_by_patches(kh, kw, sh, sw, dh, dw, c_in, n_out, ow, nchw):
+    """Whether a forward call (or input-gradient phase) that Winograd does not take goes to the patch GEMM.
+
+    The one rule both drivers (``numbaconv._fast.convolution`` and the
+    njit ``numbaconv.kernels``) apply: :func:`by_patches`, geometries the
+    planes cannot hold (:func:`planes_fit`), and for NHWC results
+    :func:`short_by_patches` and :func:`by_padded_rows`.
+    """
+    k_len = kh * kw * c_in
+    if by_patches(k_len, n_out, kh * kw) or not planes_fit(kh, kw, sh, sw, dh, dw):
+        return True
+    return not nchw and (short_by_patches(k_len, n_out, kh * kw)
+                         or by_padded_rows(kh, kw, sh, sw, dh, dw, c_in, n_out, ow))
+
+
+@register_jitable
 def by_winograd(kh, kw, sh, sw, dh, dw, n_in, n_out, n, oh, ow):
     """Whether a forward call (or a stride phase of the input gradient) goes to the Winograd kernel.
 

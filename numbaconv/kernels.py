@@ -138,8 +138,6 @@ from ._kernels.winograd import filter_gradient_from_winograd as _filter_from_win
 from ._kernels.winograd import transform_filters as _transform_filters
 from ._numba import kernel, launch_threads, serial
 from ._plan import bias_parts as _bias_parts
-from ._plan import by_padded_rows as _by_padded_rows
-from ._plan import by_patches as _by_patches
 from ._plan import by_winograd as _by_winograd
 from ._plan import dw_by_patches as _dw_by_patches
 from ._plan import dw_by_winograd as _dw_by_winograd
@@ -147,6 +145,7 @@ from ._plan import dw_patches_plan as _dw_patches_plan
 from ._plan import dw_planes_plan as _dw_planes_plan
 from ._plan import dw_swapped as _dw_swapped
 from ._plan import dw_winograd_plan as _dw_winograd_plan
+from ._plan import forward_by_patches as _forward_by_patches
 from ._plan import padded_channels as _padded_channels
 from ._plan import padded_rows as _padded_rows
 from ._plan import panels_shape as _panels_shape
@@ -156,7 +155,6 @@ from ._plan import phase_taps as _phase_taps
 from ._plan import phases as _phases
 from ._plan import planes_fit as _planes_fit
 from ._plan import rows_per_block as _rows_per_block
-from ._plan import short_by_patches as _short_by_patches
 from ._plan import winograd_units as _winograd_units
 
 _OPS = [
@@ -284,10 +282,7 @@ def _forward(x, w, b, y, taps_h, taps_w, swap, sh, sw, dh, dw, pt, pl):
         _conv2d_winograd(_image(x), u, b, y, rows, cols, outs, pt, pl, bad)
         if bad.sum() == 0:
             return  # (else an output is not finite: recomputed below, as the public API does)
-    if (not _by_patches(k_h * k_w * n_in, y.c, k_h * k_w)
-            and not _short_by_patches(k_h * k_w * n_in, y.c, k_h * k_w)
-            and not _by_padded_rows(k_h, k_w, sh, sw, dh, dw, n_in, y.c, y.w)
-            and _planes_fit(k_h, k_w, sh, sw, dh, dw)):
+    if not _forward_by_patches(k_h, k_w, sh, sw, dh, dw, n_in, y.c, y.w, False):
         hwio = _sub_filter(w, taps_h, taps_w, swap)
         pitch = y.w + (k_w - 1) * dw // sw
         _conv2d_nhwc(_image(x), hwio, b, y, _rows_per_block(y.n, y.h, pitch), sh, sw, dh, dw, pt, pl)

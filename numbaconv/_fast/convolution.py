@@ -113,10 +113,7 @@ def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None
     if (plan.by_winograd(kh, kw, sh, sw, dh, dw, x.shape[3], y_img.c, y_img.n, y_img.h, y_img.w)
             and _winograd(x, w, b, y_img, pad, nchw, taps_h, taps_w, swap)):
         return
-    k_len = kh * kw * x.shape[3]
-    if (plan.by_patches(k_len, y_img.c, kh * kw) or not plan.planes_fit(kh, kw, sh, sw, dh, dw)
-            or (not nchw and (plan.short_by_patches(k_len, y_img.c, kh * kw) or plan.by_padded_rows(
-                kh, kw, sh, sw, dh, dw, x.shape[3], y_img.c, y_img.w)))):
+    if plan.forward_by_patches(kh, kw, sh, sw, dh, dw, x.shape[3], y_img.c, y_img.w, nchw):
         if (nchw and plan.nchw_1x1_by_images(kh, kw, sh, sw, pt, pl, x.shape[3], y_img.c,
                                              y_img.h * y_img.w)
                 and y_img.h == x.shape[1] and y_img.w == x.shape[2] and _whole_nchw(y_img)):
