@@ -198,7 +198,10 @@ def local_response_norm(dy, x, samples, c_size, channels_first, backward, radius
     channel = _block_channels(c_size, block, channels_first)
     last = _block_channels(c_size, pixels - (blocks - 1) * block, channels_first) if channels_first else channel
     for job in prange(samples * blocks):
-        rows, row_len, start, x_step = _block_rows(job, blocks, block, pixels, c_size, channels_first)
+        # job as int64: the prange index is typed int64, then uint64 in the
+        # parfor body, and each type compiled _block_rows once more.
+        rows, row_len, start, x_step = _block_rows(np.int64(job), blocks, block, pixels, c_size,
+                                                   channels_first)
         span = rows * row_len  # the block's scratch entries, rows back to back
         step = row_len if channels_first else 1  # between a channel and the next in the scratch
         slack = r * step
