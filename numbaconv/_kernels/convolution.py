@@ -92,19 +92,24 @@ def _copy_block(dst, dst_start, dst_steps, src, src_start, src_steps, shape):
     rows, channels, count = shape
     dst_row, dst_chan, dst_step = dst_steps
     src_row, src_chan, src_step = src_steps
-    channels_inside = dst_step != 1 or src_step != 1
-    outer, inner = (rows, channels) if channels_inside else (channels, rows)
-    for a in range(outer):
-        for b in range(inner):
-            r, c = (a, b) if channels_inside else (b, a)
-            d0 = dst_start + r * dst_row + c * dst_chan
-            s0 = src_start + r * src_row + c * src_chan
-            if dst_step == 1 and src_step == 1:
+    # The two loop orders written out (not one nest whose indices are
+    # swapped by a flag): LLVM no longer unswitches a nest of selects
+    # into copies of every branch.
+    if dst_step == 1 and src_step == 1:
+        for c in range(channels):
+            for r in range(rows):
+                d0 = dst_start + r * dst_row + c * dst_chan
+                s0 = src_start + r * src_row + c * src_chan
                 dst_run = dst[d0:d0 + count]
                 src_run = src[s0:s0 + count]
                 for i in range(count):
                     dst_run[i] = src_run[i]
-            elif dst_step == 1:
+        return
+    for r in range(rows):
+        for c in range(channels):
+            d0 = dst_start + r * dst_row + c * dst_chan
+            s0 = src_start + r * src_row + c * src_chan
+            if dst_step == 1:
                 dst_run = dst[d0:d0 + count]
                 s0u, stepu = np.uint64(s0), np.uint64(src_step)
                 for i in range(count):
@@ -408,24 +413,29 @@ def bias_backward_rows(rows, db, channel_step, n_parts):
     """
     n_rows, row_len = rows.shape
     c_out = db.shape[0]
-    if channel_step > 1:
-        sums = np.empty((n_rows, c_out), db.dtype)
-        for plane in prange(n_rows * c_out):
-            r = np.int64(plane) // c_out
-            c = np.int64(plane) - r * c_out
-            sums[r, c] = _plane_sum(rows[r, c * channel_step:(c + 1) * channel_step], db)
+    planes = channel_step > 1
+    # One prange for both layouts (one parfor to lower and compile, not
+    # two): its units are the (n, c) planes, or the ranges of rows. The
+    # scratch holds the planes' sums, or the ranges' partial column sums.
+    units = n_rows * c_out if planes else n_parts
+    scratch = np.zeros((n_rows, c_out) if planes else (n_parts, row_len), db.dtype)
+    for unit in prange(units):
+        if planes:
+            r = np.int64(unit) // c_out
+            c = np.int64(unit) - r * c_out
+            scratch[r, c] = _plane_sum(rows[r, c * channel_step:(c + 1) * channel_step], db)
+        else:
+            acc = scratch[unit]
+            for r in range(n_rows * np.int64(unit) // n_parts, n_rows * (np.int64(unit) + 1) // n_parts):
+                src = rows[r]
+                for q in range(row_len):
+                    acc[q] += src[q]
+    if planes:
         for c in range(c_out):
-            db[c] = sums[0, c] if n_rows else 0
+            db[c] = scratch[0, c] if n_rows else 0
             for r in range(1, n_rows):
-                db[c] += sums[r, c]
+                db[c] += scratch[r, c]
         return
-    partial = np.zeros((n_parts, row_len), db.dtype)
-    for part in prange(n_parts):
-        acc = partial[part]
-        for r in range(n_rows * np.int64(part) // n_parts, n_rows * (np.int64(part) + 1) // n_parts):
-            src = rows[r]
-            for q in range(row_len):
-                acc[q] += src[q]
     # Here channel_step is 1 (NCHW planes of one pixel included): column q's
     # channel is q % C, and a row is OW whole pixels. Pixel by pixel, each
     # db[c] gets the same additions in the same order as
@@ -438,4 +448,4 @@ def bias_backward_rows(rows, db, channel_step, n_parts):
     for part in range(n_parts):
         for q0 in range(0, row_len, c_out):
             for c in range(c_out):
-                db[c] += partial[part, q0 + c]
+                db[c] += scratch[part, q0 + c]

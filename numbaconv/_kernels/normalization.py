@@ -153,8 +153,17 @@ def _add_neighbours(padded, radius, step, channel, c_size, sums):
 def _block_channels(c_size, length, channels_first):
     """The channel of each element of a block's scratch (``length`` pixels of ``c_size`` channels)."""
     channel = np.empty(length * c_size, dtype=np.int32)
+    # Counters, not i // length or i % c_size per entry: LLVM vectorized that
+    # loop and scalarized its integer divisions into much code; this scalar
+    # loop is little code, and runs once per call (a block's worth of entries).
+    run = length if channels_first else 1  # entries of one channel in a row
+    c = k = 0
     for i in range(channel.shape[0]):
-        channel[i] = i // length if channels_first else i % c_size
+        channel[i] = c
+        k += 1
+        if k == run:
+            k = 0
+            c = c + 1 if c + 1 < c_size else 0
     return channel
 
 
