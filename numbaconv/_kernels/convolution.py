@@ -82,23 +82,34 @@ def _copy_block(dst, dst_start, dst_steps, src, src_start, src_steps, shape):
     the copy and each channel's rows are copied in turn; otherwise (NHWC
     memory) channels go inside rows, so that the cache lines a pixel's
     channels share are finished while they are in L1.
+
+    Callers pass every start and step as an int64 value (``np.int64(0)``,
+    ``np.int64(1)``), never a literal: a literal 0 or 1 is a type of its own
+    to Numba, and each mix of them compiled another copy of this function
+    (there were three, each also linked into its kernel and optimized there
+    again). The branches below are taken per row, not per element.
     """
     rows, channels, count = shape
     dst_row, dst_chan, dst_step = dst_steps
     src_row, src_chan, src_step = src_steps
-    channels_inside = dst_step != 1 or src_step != 1
-    outer, inner = (rows, channels) if channels_inside else (channels, rows)
-    for a in range(outer):
-        for b in range(inner):
-            r, c = (a, b) if channels_inside else (b, a)
-            d0 = dst_start + r * dst_row + c * dst_chan
-            s0 = src_start + r * src_row + c * src_chan
-            if dst_step == 1 and src_step == 1:
+    # The two loop orders written out (not one nest whose indices are
+    # swapped by a flag): LLVM no longer unswitches a nest of selects
+    # into copies of every branch.
+    if dst_step == 1 and src_step == 1:
+        for c in range(channels):
+            for r in range(rows):
+                d0 = dst_start + r * dst_row + c * dst_chan
+                s0 = src_start + r * src_row + c * src_chan
                 dst_run = dst[d0:d0 + count]
                 src_run = src[s0:s0 + count]
                 for i in range(count):
                     dst_run[i] = src_run[i]
-            elif dst_step == 1:
+        return
+    for r in range(rows):
+        for c in range(channels):
+            d0 = dst_start + r * dst_row + c * dst_chan
+            s0 = src_start + r * src_row + c * src_chan
+            if dst_step == 1:
                 dst_run = dst[d0:d0 + count]
                 s0u, stepu = np.uint64(s0), np.uint64(src_step)
                 for i in range(count):
@@ -139,7 +150,7 @@ def _fill_planes(planes, x, n, j0, rows, sh, sw, pt, pl, pitch, plane_len):
                 continue
             dst_start = (rh * sw + rw) * plane_len + lo * pitch + k_lo
             src_start = n * x.n_step + ih * x.h_step + (k_lo * sw + rw - pl) * x.w_step
-            _copy_block(planes, dst_start, (pitch, sh * sw * plane_len, 1),
+            _copy_block(planes, dst_start, (pitch, sh * sw * plane_len, np.int64(1)),
                         x.data, src_start, (sh * x.h_step, x.c_step, sw * x.w_step),
                         (hi - lo, x.c, k_hi - k_lo))
 
@@ -251,7 +262,11 @@ def _correlate_taps(out, planes, offset, dy_planes, length):
 def _forward_taps(k_h, k_w, c_in, sh, sw, dh, dw, pitch, plane_len, zero_tail):
     """Plane offsets of the forward taps (kh, kw, ci), padded to TAPS with the zero tail."""
     n_taps = k_h * k_w * c_in
-    offset = np.full(round_up(max(n_taps, 1), TAPS), zero_tail, np.int64)
+    # np.empty and a loop, not np.full: np.full is an implementation of its
+    # own to compile, and nothing else in the kernels uses it.
+    offset = np.empty(round_up(max(n_taps, 1), TAPS), np.int64)
+    for t in range(n_taps, offset.size):
+        offset[t] = zero_tail
     for kh in range(k_h):
         for kw in range(k_w):
             phase = (kh * dh % sh) * sw + kw * dw % sw
@@ -277,12 +292,15 @@ def conv2d_nhwc(x, w, b, y, rows_per_block, sh, sw, dh, dw, pt, pl):
     length = rows_per_block * pitch
     zero_tail = c_in * sh * sw * plane_len
     offset = _forward_taps(k_h, k_w, c_in, sh, sw, dh, dw, pitch, plane_len, zero_tail)
+    n_taps = k_h * k_w * c_in
     weight = np.zeros((c_out, offset.size), w.dtype)
-    for kh in range(k_h):
-        for kw in range(k_w):
-            for ci in range(c_in):
-                for co in range(c_out):
-                    weight[co, (kh * k_w + kw) * c_in + ci] = w[kh, kw, ci, co]
+    # Tap (kh, kw, ci) is row (kh * k_w + kw) * c_in + ci of the C-contiguous
+    # HWIO filter seen as (taps, C_out): one loop nest of two, not four
+    # (less code for LLVM to optimize, same copies).
+    w_taps = w.reshape((n_taps, c_out))
+    for t in range(n_taps):
+        for co in range(c_out):
+            weight[co, t] = w_taps[t, co]
     blocks = (y.h + rows_per_block - 1) // rows_per_block
     for unit in prange(y.n * blocks):
         n = np.int64(unit) // blocks
@@ -293,7 +311,7 @@ def conv2d_nhwc(x, w, b, y, rows_per_block, sh, sw, dh, dw, pt, pl):
         acc = np.empty((c_out, length), w.dtype)
         _accumulate_taps(acc, b, planes, offset, weight, offset.size, rows * pitch)
         _copy_block(y.data, n * y.n_step + oh0 * y.h_step, (y.h_step, y.c_step, y.w_step),
-                    acc.reshape(-1), 0, (pitch, length, 1), (rows, c_out, y.w))
+                    acc.reshape(-1), np.int64(0), (pitch, length, np.int64(1)), (rows, c_out, y.w))
 
 
 @kernel
@@ -328,21 +346,26 @@ def conv2d_backward_filter_nhwc(x, dy, dw_out, n_parts, rows_per_block, sh, sw, 
             rows = min(rows_per_block, dy.h - oh0)
             planes[:] = 0
             _fill_planes(planes, x, n, oh0, rows + extra_rows, sh, sw, pt, pl, pitch, plane_len)
-            _copy_block(dy_planes.reshape(-1), 0, (pitch, length, 1),
+            _copy_block(dy_planes.reshape(-1), np.int64(0), (pitch, length, np.int64(1)),
                         dy.data, n * dy.n_step + oh0 * dy.h_step, (dy.h_step, dy.c_step, dy.w_step),
                         (rows, c_out, dy.w))
             _correlate_taps(partial[part], planes, offset, dy_planes, rows * pitch)
     # Serial: a few thousand additions do not pay for a second parallel
     # region (each is a barrier where a descheduled thread stalls the call).
-    for kh in range(k_h):
-        for kw in range(k_w):
-            for ci in range(c_in):
-                tap = (kh * k_w + kw) * c_in + ci
-                for co in range(c_out):
-                    dw_out[kh, kw, ci, co] = partial[0, tap, co]
-                for part in range(1, n_parts):
-                    for co in range(c_out):
-                        dw_out[kh, kw, ci, co] += partial[part, tap, co]
+    # dw_out (C-contiguous HWIO) as (taps, C_out): row (kh * k_w + kw) * c_in
+    # + ci is tap (kh, kw, ci), the tap order of ``partial``. One loop over
+    # taps instead of a nest over kh, kw, ci: the same additions in the same
+    # order, in less code.
+    dw_taps = dw_out.reshape((k_h * k_w * c_in, c_out))
+    for tap in range(k_h * k_w * c_in):
+        dst = dw_taps[tap]
+        src = partial[0, tap]
+        for co in range(c_out):
+            dst[co] = src[co]
+        for part in range(1, n_parts):
+            src = partial[part, tap]
+            for co in range(c_out):
+                dst[co] += src[co]
 
 
 @kernel(parallel=False, fastmath=FASTMATH - {"reassoc"})
@@ -390,24 +413,29 @@ def bias_backward_rows(rows, db, channel_step, n_parts):
     """
     n_rows, row_len = rows.shape
     c_out = db.shape[0]
-    if channel_step > 1:
-        sums = np.empty((n_rows, c_out), db.dtype)
-        for plane in prange(n_rows * c_out):
-            r = np.int64(plane) // c_out
-            c = np.int64(plane) - r * c_out
-            sums[r, c] = _plane_sum(rows[r, c * channel_step:(c + 1) * channel_step], db)
+    planes = channel_step > 1
+    # One prange for both layouts (one parfor to lower and compile, not
+    # two): its units are the (n, c) planes, or the ranges of rows. The
+    # scratch holds the planes' sums, or the ranges' partial column sums.
+    units = n_rows * c_out if planes else n_parts
+    scratch = np.zeros((n_rows, c_out) if planes else (n_parts, row_len), db.dtype)
+    for unit in prange(units):
+        if planes:
+            r = np.int64(unit) // c_out
+            c = np.int64(unit) - r * c_out
+            scratch[r, c] = _plane_sum(rows[r, c * channel_step:(c + 1) * channel_step], db)
+        else:
+            acc = scratch[unit]
+            for r in range(n_rows * np.int64(unit) // n_parts, n_rows * (np.int64(unit) + 1) // n_parts):
+                src = rows[r]
+                for q in range(row_len):
+                    acc[q] += src[q]
+    if planes:
         for c in range(c_out):
-            db[c] = sums[0, c] if n_rows else 0
+            db[c] = scratch[0, c] if n_rows else 0
             for r in range(1, n_rows):
-                db[c] += sums[r, c]
+                db[c] += scratch[r, c]
         return
-    partial = np.zeros((n_parts, row_len), db.dtype)
-    for part in prange(n_parts):
-        acc = partial[part]
-        for r in range(n_rows * np.int64(part) // n_parts, n_rows * (np.int64(part) + 1) // n_parts):
-            src = rows[r]
-            for q in range(row_len):
-                acc[q] += src[q]
     # Here channel_step is 1 (NCHW planes of one pixel included): column q's
     # channel is q % C, and a row is OW whole pixels. Pixel by pixel, each
     # db[c] gets the same additions in the same order as
@@ -420,4 +448,4 @@ def bias_backward_rows(rows, db, channel_step, n_parts):
     for part in range(n_parts):
         for q0 in range(0, row_len, c_out):
             for c in range(c_out):
-                db[c] += partial[part, q0 + c]
+                db[c] += scratch[part, q0 + c]

@@ -153,8 +153,17 @@ def _add_neighbours(padded, radius, step, channel, c_size, sums):
 def _block_channels(c_size, length, channels_first):
     """The channel of each element of a block's scratch (``length`` pixels of ``c_size`` channels)."""
     channel = np.empty(length * c_size, dtype=np.int32)
+    # Counters, not i // length or i % c_size per entry: LLVM vectorized that
+    # loop and scalarized its integer divisions into much code; this scalar
+    # loop is little code, and runs once per call (a block's worth of entries).
+    run = length if channels_first else 1  # entries of one channel in a row
+    c = k = 0
     for i in range(channel.shape[0]):
-        channel[i] = i // length if channels_first else i % c_size
+        channel[i] = c
+        k += 1
+        if k == run:
+            k = 0
+            c = c + 1 if c + 1 < c_size else 0
     return channel
 
 
@@ -198,7 +207,10 @@ def local_response_norm(dy, x, samples, c_size, channels_first, backward, radius
     channel = _block_channels(c_size, block, channels_first)
     last = _block_channels(c_size, pixels - (blocks - 1) * block, channels_first) if channels_first else channel
     for job in prange(samples * blocks):
-        rows, row_len, start, x_step = _block_rows(job, blocks, block, pixels, c_size, channels_first)
+        # job as int64: the prange index is typed int64, then uint64 in the
+        # parfor body, and each type compiled _block_rows once more.
+        rows, row_len, start, x_step = _block_rows(np.int64(job), blocks, block, pixels, c_size,
+                                                   channels_first)
         span = rows * row_len  # the block's scratch entries, rows back to back
         step = row_len if channels_first else 1  # between a channel and the next in the scratch
         slack = r * step

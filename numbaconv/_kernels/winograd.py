@@ -166,7 +166,9 @@ def _fill_block(block, x, n, ih0, iw0, c0):
         dst = ((p * rows + r_lo) * cols + c_lo) * c
         # Runs of channels on the block's side (element step 1): contiguous
         # copies from NHWC memory, a gather over channels from NCHW memory.
-        _copy_block(flat, dst, (cols * c, c, 1), x.data, src, (x.h_step, 2 * x.w_step, x.c_step),
+        # (An int64 element step, not a literal 1: the argument types of every
+        # other _copy_block call, so that it is compiled once.)
+        _copy_block(flat, dst, (cols * c, c, np.int64(1)), x.data, src, (x.h_step, 2 * x.w_step, x.c_step),
                     (r_hi - r_lo, c_hi - c_lo, min(c, x.c - c0)))
 
 
@@ -356,10 +358,10 @@ def _fill_dy(block, dy, n, oh0, ow0, t0, count, co0):
             if c_hi <= 0:
                 continue
             src = n * dy.n_step + oh * dy.h_step + (ow0 + p) * dy.w_step + co0 * dy.c_step
-            # int64 zeros and ones, not literals, in the row slots: the
-            # argument types of _fill_block's call, so no second compile.
+            # int64 zeros and ones, not literals: the argument types of
+            # every other _copy_block call, so no second compile.
             zero, one = np.int64(0), np.int64(1)
-            _copy_block(flat, ((k * 2 + p) * n_co) * tiles + t0, (zero, tiles, 1),
+            _copy_block(flat, ((k * 2 + p) * n_co) * tiles + t0, (zero, tiles, one),
                         dy.data, src, (zero, dy.c_step, 2 * dy.w_step), (one, channels, c_hi))
 
 
