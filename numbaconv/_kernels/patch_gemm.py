@@ -273,8 +273,12 @@ def pad_rows(x, rows, cols, pt, pl, k_w):
             src = n * x.n_step + (i - pt) * x.h_step + (j0 - pl) * x.w_step
             dst = np.uint64(((n * rows + i) * cols + j0) * c)
             if x.c_step == 1 and x.w_step == c:  # NHWC: the row is one run
+                # (Unsigned offsets on both sides: a signed one keeps Numba's
+                # wraparound check in the loop, which then copies a value at
+                # a time: 8x56x56x16 took 0.41 ms, NumPy's pad 0.08.)
+                src_u = np.uint64(src)
                 for v in range((j1 - j0) * c):
-                    buf[dst + np.uint64(v)] = x.data[src + v]
+                    buf[dst + np.uint64(v)] = x.data[src_u + np.uint64(v)]
                 continue
             for j in range(j1 - j0):
                 for ch in range(c):
