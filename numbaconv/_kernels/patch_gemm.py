@@ -32,7 +32,10 @@ one core: 0.57 of the time with the gather).
 
 The K axis is walked in chunks of K_CHUNK values, so that a tile's patch
 rows stay in L1 and the block's patches in L2 while the channel blocks
-stream past.
+stream past. Gathered tiles whose pixels all read padding for some kernel
+rows skip those rows of K (``_tile_kernel_rows``). A unit that owns whole
+NHWC output rows of every channel sums its products into y itself, from
+the bias; other units go through a buffer and ``_store``.
 
 Images are :class:`~numbaconv._kernels.convolution.Image` tuples (flat
 data plus element steps), so NHWC and NCHW memory share one compiled
@@ -49,6 +52,7 @@ from .convolution import Image, round_up
 PIX = 6  # output pixels (rows of a) per register tile
 OUT = 16  # output channels (columns of b) per register tile: one 64-byte line of float32
 K_CHUNK = 512  # reduction values per pass over the tiles
+SPLIT_MAX_BLOCK = 1 << 17  # filter values per pass (512 KB of float32) for tiles to skip padding rows
 PACK_ROWS = 16  # filter rows packed per work unit
 
 
@@ -240,20 +244,61 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
             for q in range(y.c):
                 direct_out[pix, q] = b[q]
         out = np.empty((a_rows - n_direct, n_out), wk.dtype)
-        # A segment is a kernel row (direct) or the whole patch (gathered),
-        # walked in chunks of at most K_CHUNK values; A's offset moves by
-        # seg_step per segment, so that k indexes wk's rows throughout.
-        # (The segments as a loop inside _tile_products, keeping a tile's
-        # sums in registers over the whole patch, made the seed's forward
-        # 0.97-1.0 of the time but Winograd's products 1.09: one core.)
-        for seg in range(segments):
-            for c0 in range(0, seg_len, K_CHUNK):
-                k0 = seg * seg_len + c0
-                k1 = seg * seg_len + min(c0 + K_CHUNK, seg_len)
-                a_seg = a_start + seg * seg_step
-                _tile_products(direct_out, a, a_seg, a_row, wk, co0, k0, k1, True)
-                _tile_products(out, a, a_seg + n_direct * a_row, a_row, wk, co0, k0, k1, k0 > 0)
+        # Tiles go in runs that share their range of kernel rows: gathered
+        # patches skip the kernel rows that fall on padding for every pixel
+        # of a tile (whole rows of zeros: 7x7 pad 3 on 11 rows, 16% of the
+        # products). Each run streams its block of filters again, so only
+        # blocks that stay in L2 are split (one core, this rule / no runs:
+        # 64x11x9x16 7x7 -> 32 0.89-0.94, 8x27x27x64 5x5 -> 192 0.96; with
+        # 8x7x7x512 -> 512's 1 MB blocks split too, 1.05-1.08). A run stays
+        # on one side of n_direct.
+        every = direct or min(k_len, K_CHUNK) * n_out > SPLIT_MAX_BLOCK
+        n_tiles = a_rows // PIX
+        t = 0
+        while t < n_tiles:
+            kh_lo, kh_hi = _tile_kernel_rows(t, rows * y.w, y.w, oh0, sh, dh, pt, x.h, k_h, every)
+            t_end = t + 1
+            while (t_end < n_tiles and t_end * PIX != n_direct and (every or (kh_lo, kh_hi) == _tile_kernel_rows(
+                    t_end, rows * y.w, y.w, oh0, sh, dh, pt, x.h, k_h, every))):
+                t_end += 1
+            p0, p1 = t * PIX, t_end * PIX
+            tiles = direct_out[p0:p1] if p0 < n_direct else out[p0 - n_direct:p1 - n_direct]
+            # A segment is a kernel row (direct) or the whole patch (gathered),
+            # walked in chunks of at most K_CHUNK values; A's offset moves by
+            # seg_step per segment, so that k indexes wk's rows throughout.
+            # (The segments as a loop inside _tile_products, keeping a tile's
+            # sums in registers over the whole patch, made the seed's forward
+            # 0.97-1.0 of the time but Winograd's products 1.09: one core.)
+            k_lo, k_hi = (0, seg_len) if direct else (kh_lo * run, kh_hi * run)  # (every: 0, K)
+            if k_lo >= k_hi and p0 >= n_direct:
+                tiles[:] = 0  # no tap inside x: the bias alone
+            for seg in range(segments):
+                for c0 in range(k_lo, k_hi, K_CHUNK):
+                    k0 = seg * seg_len + c0
+                    k1 = seg * seg_len + min(c0 + K_CHUNK, k_hi)
+                    _tile_products(tiles, a, a_start + seg * seg_step + p0 * a_row, a_row, wk, co0, k0, k1,
+                                   p0 < n_direct or k0 > k_lo)
+            t = t_end
         _store(y, out, b, n, oh0, rows, pitch, co0, bias_per_pixel, n_direct)
+
+
+@kernel(parallel=False)
+def _tile_kernel_rows(t, n_pix, out_w, oh0, sh, dh, pt, in_h, k_h, every):
+    """(lo, hi): the kernel rows lo <= kh < hi that read inside x for some pixel of tile t (all when ``every``).
+
+    The tile's pixels are ``t * PIX`` on of a unit's ``n_pix`` (rows of
+    ``out_w`` from output row oh0); pixel rows past n_pix are padding.
+    Kernel row kh of output row oh reads input row ``oh * sh - pt + kh *
+    dh``; both bounds fall as oh grows, so the first row gives hi and the
+    last lo.
+    """
+    if every:
+        return 0, k_h
+    oh_first = oh0 + t * PIX // out_w
+    oh_last = oh0 + (min(t * PIX + PIX, n_pix) - 1) // out_w
+    lo = max(0, -((oh_last * sh - pt) // dh))  # ceil((pt - oh * sh) / dh)
+    hi = min(k_h, -((oh_first * sh - pt - in_h) // dh))  # ceil((in_h + pt - oh * sh) / dh)
+    return lo, max(lo, hi)
 
 
 @kernel(parallel=False)
