@@ -11,7 +11,8 @@ plane kernel and a patch kernel of its own.
 Here each strategy is forced (through the rule's constants) on the narrow
 grid of ``test_kernels_conv`` and on wide shapes (channel counts that are
 not multiples of the 16-wide register tile, pixel counts that are not
-multiples of its 6 rows, batch-1 small planes that split the channels
+multiples of its 6 rows, outputs summed in place, tiles that skip the
+kernel rows on padding, batch-1 small planes that split the channels
 across work units, stride phases that no tap reaches, padding larger than
 the kernel), in both layouts, against the reference in float64. The rule's
 boundaries are checked with real calls on both sides, and every output, dw
@@ -42,6 +43,13 @@ WIDE_CASES = [
     (1, 6, 5, 8, 24, (3, 3), 3, 4, 1),  # padding beyond the kernel (negative input-gradient padding)
     (3, 5, 6, 33, 19, (2, 4), (3, 1), (1, 2), (1, 3)),
     (1, 3, 4, 600, 5, (2, 2), 1, 0, 1),  # K beyond one chunk of the reduction
+    # Units that own whole NHWC rows of every channel (C_out a multiple of 16, 8+ units): the
+    # products sum into the output in place, all but the last pixels past a multiple of 6 ...
+    (9, 5, 7, 20, 32, (3, 3), 1, 1, 1),
+    (9, 3, 5, 600, 16, (1, 1), 1, 0, 1),  # ... over two chunks of the reduction
+    # Gathered tiles skip the kernel rows on padding: whole tiles with no tap inside x, ...
+    (2, 4, 9, 16, 16, (3, 3), 1, 5, 1),
+    (9, 6, 7, 8, 32, (5, 3), (2, 1), (4, 1), (2, 1)),  # ... strided and dilated rows
 ]
 
 STRATEGIES = {

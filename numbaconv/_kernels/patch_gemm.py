@@ -32,7 +32,10 @@ one core: 0.57 of the time with the gather).
 
 The K axis is walked in chunks of K_CHUNK values, so that a tile's patch
 rows stay in L1 and the block's patches in L2 while the channel blocks
-stream past.
+stream past. Gathered tiles whose pixels all read padding for some kernel
+rows skip those rows of K (``_tile_kernel_rows``). A unit that owns whole
+NHWC output rows of every channel sums its products into y itself, from
+the bias; other units go through a buffer and ``_store``.
 
 Images are :class:`~numbaconv._kernels.convolution.Image` tuples (flat
 data plus element steps), so NHWC and NCHW memory share one compiled
@@ -49,6 +52,8 @@ from .convolution import Image, round_up
 PIX = 6  # output pixels (rows of a) per register tile
 OUT = 16  # output channels (columns of b) per register tile: one 64-byte line of float32
 K_CHUNK = 512  # reduction values per pass over the tiles
+IN_PLACE_MIN_PIXELS = 128  # a unit's pixels, at the least, for its products to sum into y in place
+SPLIT_MAX_BLOCK = 1 << 17  # filter values per pass (512 KB of float32) for tiles to skip padding rows
 PACK_ROWS = 16  # filter rows packed per work unit
 
 
@@ -200,6 +205,7 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
               and x.c_step == 1 and x.w_step == x.c and x.h_step == x.w * x.c
               and x.w == y.w + k_w - 1 and x.h >= y.h + k_h - 1)
     run = k_w * x.c  # one kernel row of a patch
+    rows_inside = pt <= 0 and (y.h - 1) * sh - pt + (k_h - 1) * dh < x.h  # no kernel row reads padding
     for unit in prange(y.n * row_blocks * out_blocks):
         u = np.int64(unit)
         ob = u % out_blocks
@@ -223,16 +229,96 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
             _gather_patches(patches, x, n, oh0, rows * y.w, y.w, k_h, k_w, sh, sw, dh, dw, pt, pl)
             a, a_start, a_row, pitch = patches.reshape(-1), np.int64(0), k_len, y.w
             segments, seg_len, seg_step = 1, k_len, 0
-        out = np.empty((a_rows, n_out), wk.dtype)
+        # In place: when the unit owns whole NHWC output rows with every
+        # channel (C_out a multiple of OUT, and no columns past OW), its
+        # block of y is a C-contiguous (pixels, C_out) matrix: the products
+        # sum into y itself, from the bias, and nothing is copied out. Only
+        # the last pixels past a multiple of PIX go through the buffer.
+        # (One core, alternated with the buffer for every pixel: 1x1
+        # 8x112x112x32 -> 64 0.85, 8x56x56x64 -> 256 0.97. Units of 64
+        # pixels, LeNet's 64x12x12x6 -> 16 5x5: 1.03-1.07, the second call
+        # of the products costing more than the copy saves.)
+        in_place = (not bias_per_pixel and pitch == y.w and co0 == 0 and n_out == y.c
+                    and y.c_step == 1 and y.w_step == y.c and y.h_step == y.w * y.c
+                    and rows * y.w >= IN_PLACE_MIN_PIXELS)
+        n_direct = (rows * y.w) // PIX * PIX if in_place else 0
+        out = np.empty((a_rows - n_direct, n_out), wk.dtype)
+        every = direct or rows_inside or min(k_len, K_CHUNK) * n_out > SPLIT_MAX_BLOCK
+        _unit_products(y, b, n * y.n_step + oh0 * y.h_step, n_direct, out, a, a_start, a_row, wk, co0,
+                       segments, seg_len, seg_step, run, every, rows * y.w, oh0, sh, dh, pt, x.h, k_h)
+        _store(y, out, b, n, oh0, rows, pitch, co0, bias_per_pixel, n_direct)
+
+
+@kernel(parallel=False)
+def _unit_products(y, b, base, n_direct, out, a, a_start, a_row, wk, co0, segments, seg_len, seg_step, run,
+                   every, n_pix, oh0, sh, dh, pt, in_h, k_h):
+    """One work unit's products in ``conv2d_patch_gemm``: A @ wk's block of channels from co0.
+
+    The unit's first ``n_direct`` pixels go to y itself (plain NHWC memory
+    from ``base``, every channel), summed onto the bias; the rest to the
+    buffer ``out``. A as ``_tile_products``, over ``segments`` segments of
+    ``seg_len`` values of K, ``seg_step`` apart in ``a`` (kernel rows read
+    in place), or one segment of gathered patches.
+    """
+    direct_out = y.data[base:base + n_direct * y.c].reshape(n_direct, y.c)
+    for pix in range(n_direct):
+        for q in range(y.c):
+            direct_out[pix, q] = b[q]
+    out_w = y.w
+    # Tiles go in runs that share their range of kernel rows: gathered
+    # patches skip the kernel rows that fall on padding for every pixel
+    # of a tile (whole rows of zeros: 7x7 pad 3 on 11 rows, 16% of the
+    # products). Each run streams its block of filters again, so only
+    # blocks that stay in L2 are split (one core, this rule / no runs:
+    # 64x11x9x16 7x7 -> 32 0.89-0.94, 8x27x27x64 5x5 -> 192 0.96; with
+    # 8x7x7x512 -> 512's 1 MB blocks split too, 1.05-1.08). A run stays
+    # on one side of n_direct.
+    n_tiles = (n_direct + out.shape[0]) // PIX
+    t = np.int64(0)  # (a literal 0 would compile _tile_kernel_rows a second time)
+    while t < n_tiles:
+        kh_lo, kh_hi = _tile_kernel_rows(t, n_pix, out_w, oh0, sh, dh, pt, in_h, k_h, every)
+        t_end = t + 1
+        while (t_end < n_tiles and t_end * PIX != n_direct and (every or (kh_lo, kh_hi) == _tile_kernel_rows(
+                t_end, n_pix, out_w, oh0, sh, dh, pt, in_h, k_h, every))):
+            t_end += 1
+        p0, p1 = t * PIX, t_end * PIX
+        tiles = direct_out[p0:p1] if p0 < n_direct else out[p0 - n_direct:p1 - n_direct]
         # A segment is a kernel row (direct) or the whole patch (gathered),
         # walked in chunks of at most K_CHUNK values; A's offset moves by
         # seg_step per segment, so that k indexes wk's rows throughout.
+        # (The segments as a loop inside _tile_products, keeping a tile's
+        # sums in registers over the whole patch, made the seed's forward
+        # 0.97-1.0 of the time but Winograd's products 1.09: one core.)
+        # (Kernel rows read in place are segments of their own, all of them.)
+        k_lo, k_hi = (kh_lo * run, kh_hi * run) if segments == 1 else (0, seg_len)
+        if k_lo >= k_hi and p0 >= n_direct:
+            tiles[:] = 0  # no tap inside x: the bias alone
         for seg in range(segments):
-            for c0 in range(0, seg_len, K_CHUNK):
+            for c0 in range(k_lo, k_hi, K_CHUNK):
                 k0 = seg * seg_len + c0
-                k1 = seg * seg_len + min(c0 + K_CHUNK, seg_len)
-                _tile_products(out, a, a_start + seg * seg_step, a_row, wk, co0, k0, k1, k0 > 0)
-        _store(y, out, b, n, oh0, rows, pitch, co0, bias_per_pixel)
+                k1 = seg * seg_len + min(c0 + K_CHUNK, k_hi)
+                _tile_products(tiles, a, a_start + seg * seg_step + p0 * a_row, a_row, wk, co0, k0, k1,
+                               p0 < n_direct or k0 > k_lo)
+        t = t_end
+
+
+@kernel(parallel=False)
+def _tile_kernel_rows(t, n_pix, out_w, oh0, sh, dh, pt, in_h, k_h, every):
+    """(lo, hi): the kernel rows lo <= kh < hi that read inside x for some pixel of tile t (all when ``every``).
+
+    The tile's pixels are ``t * PIX`` on of a unit's ``n_pix`` (rows of
+    ``out_w`` from output row oh0); pixel rows past n_pix are padding.
+    Kernel row kh of output row oh reads input row ``oh * sh - pt + kh *
+    dh``; both bounds fall as oh grows, so the first row gives hi and the
+    last lo.
+    """
+    if every:
+        return 0, k_h
+    oh_first = oh0 + t * PIX // out_w
+    oh_last = oh0 + (min(t * PIX + PIX, n_pix) - 1) // out_w
+    lo = max(0, -((oh_last * sh - pt) // dh))  # ceil((pt - oh * sh) / dh)
+    hi = min(k_h, -((oh_first * sh - pt - in_h) // dh))  # ceil((in_h + pt - oh * sh) / dh)
+    return lo, max(lo, hi)
 
 
 @kernel(parallel=False)
@@ -252,8 +338,12 @@ def pad_rows(x, rows, cols, pt, pl, k_w):
             src = n * x.n_step + (i - pt) * x.h_step + (j0 - pl) * x.w_step
             dst = np.uint64(((n * rows + i) * cols + j0) * c)
             if x.c_step == 1 and x.w_step == c:  # NHWC: the row is one run
+                # (Unsigned offsets on both sides: a signed one keeps Numba's
+                # wraparound check in the loop, which then copies a value at
+                # a time: 8x56x56x16 took 0.41 ms, NumPy's pad 0.08.)
+                src_u = np.uint64(src)
                 for v in range((j1 - j0) * c):
-                    buf[dst + np.uint64(v)] = x.data[src + v]
+                    buf[dst + np.uint64(v)] = x.data[src_u + np.uint64(v)]
                 continue
             for j in range(j1 - j0):
                 for ch in range(c):
@@ -262,8 +352,11 @@ def pad_rows(x, rows, cols, pt, pl, k_w):
 
 
 @kernel(parallel=False)
-def _store(y, out, b, n, oh0, rows, pitch, co0, bias_per_pixel):
-    """y[n, oh0 + r, ow, co0 + q] = out[r * pitch + ow, q] + b[co0 + q] for r < rows, ow < OW.
+def _store(y, out, b, n, oh0, rows, pitch, co0, bias_per_pixel, first):
+    """y[n, oh0 + r, ow, co0 + q] = out[r * pitch + ow - first, q] + b[co0 + q] for r < rows, ow < OW.
+
+    Only the pixels from ``r * pitch + ow = first`` on (``out`` starts
+    there; the products put the ones before it in y directly).
 
     (+ b[(oh0 + r) * OW + ow] instead when ``bias_per_pixel``, which only
     the W @ X route sets, always with y's channel step 1.)
@@ -280,9 +373,11 @@ def _store(y, out, b, n, oh0, rows, pitch, co0, bias_per_pixel):
         # 8x112x112x32 -> 64 spent 3.7 of its 9.6 ms here, one core).
         for r in range(rows):
             for ow in range(y.w):
+                if r * pitch + ow < first:
+                    continue
                 pix = np.uint64(base + r * y.h_step + ow * y.w_step)
                 dst = y.data[pix:pix + np.uint64(n_out)]
-                src = out[r * pitch + ow]
+                src = out[r * pitch + ow - first]
                 if bias_per_pixel:
                     b_p = b[(oh0 + r) * y.w + ow]
                     for q in range(n_out):
@@ -299,8 +394,10 @@ def _store(y, out, b, n, oh0, rows, pitch, co0, bias_per_pixel):
     step = np.uint64(y.c_step)
     for r in range(rows):
         for ow in range(y.w):
+            if r * pitch + ow < first:
+                continue
             pix = np.uint64(base + r * y.h_step + ow * y.w_step)
-            src = out[r * pitch + ow]
+            src = out[r * pitch + ow - first]
             for q in range(n_out):
                 y.data[pix + np.uint64(q) * step] = src[q] + bias[q]
 
