@@ -92,6 +92,10 @@ NCHW_1X1_MIN_PIXELS = 512
 # 1.10, 8x13x13x256 3x3 1.12, 8x14x14x512 1.10.
 PADDED_ROWS_WASTE = 4
 PART_PIXELS = 4096  # filter gradient: pixels per partial sum, at the least
+# ... except that the patch GEMM's filter gradient takes parts of down to
+# this many pixels while it has fewer than MIN_UNITS work units (see
+# dw_patches_plan).
+DW_PART_MIN_PIXELS = 1024
 MAX_PARTS = 8
 PARTIAL_BUDGET = 1 << 23  # filter gradient: elements of all partial sums together
 CHUNK_PIXELS = 256  # filter gradient: pixels gathered per pass
@@ -342,17 +346,33 @@ def dw_planes_plan(n, oh, ow, kw, sw, dw):
 
 @register_jitable
 def dw_patches_plan(n, oh, ow, kh, kw, c_in, c_out):
-    """(k_pad, c_pad, parts, k_block, chunk_pixels) of the patch GEMM's filter gradient (shape alone)."""
+    """(k_pad, c_pad, parts, k_block, chunk_pixels) of the patch GEMM's filter gradient (shape alone).
+
+    Work units are (part, block of K rows) pairs. A part is a range of
+    pixels with its own partial sums, which the kernel adds up in order at
+    the end (a parallel pass over parts x k_pad x c_pad values); a block
+    of K rows gathers all of its part's dy panels again. Parts of
+    PART_PIXELS pixels, and more of them, down to DW_PART_MIN_PIXELS, while
+    there are fewer than MIN_UNITS units: with one part of one block (1x1
+    filters on up to 8191 pixels: ResNet-50's 8x28x28 layers, the 1x1
+    stride-2 8x56x56x64 -> 128) the whole filter gradient ran on one
+    thread. Measured (one core, CPU time, whole filter gradient, 6 parts
+    against 1, branch / main): 8x28x28x512 -> 128 0.99, 8x56x56x64 ->
+    128 1x1 stride 2 0.99 (see numbaconv/_fast notes of issue 8).
+    """
     k_len = kh * kw * c_in
     k_pad, c_pad = -(-k_len // PIX) * PIX, -(-c_out // OUT) * OUT
-    parts = max(1, min(MAX_PARTS, n * oh * ow // PART_PIXELS, PARTIAL_BUDGET // (k_pad * c_pad)))
+    pixels = n * oh * ow
+    most_blocks = max(1, k_pad // DW_MIN_K_BLOCK)
+    parts = max(pixels // PART_PIXELS, min(-(-MIN_UNITS // most_blocks), pixels // DW_PART_MIN_PIXELS))
+    parts = max(1, min(MAX_PARTS, parts, PARTIAL_BUDGET // (k_pad * c_pad)))
     # Each block of K rows gathers all of its part's dy panels again: blocks
     # of DW_MIN_K_BLOCK rows at least (one core, 1x1, kernel time, in blocks
     # of 54 / 132 / all 258 rows: 8x14x14x256 -> 1024 12.3 / 10.7-11.1 /
     # 9.1-9.9 ms, 1024 -> 256 computed as dw^T 12.6-13.6 / 10.0-10.4 /
     # 9.1-13.2; 8x56x56x128 -> 128, 6 parts: 66 rows 14.3-15.5, 132 rows
     # 13.1).
-    k_blocks = max(1, min(-(-MIN_UNITS // parts), k_pad // DW_MIN_K_BLOCK))
+    k_blocks = max(1, min(-(-MIN_UNITS // parts), most_blocks))
     k_block = -(-k_pad // k_blocks // PIX) * PIX
     return k_pad, c_pad, parts, k_block, max(CHUNK_PIXELS, ow)
 

@@ -307,11 +307,11 @@ def test_the_1x1_filter_gradient_as_dw_transposed_at_its_boundaries(n, h, w, c_i
 
 
 def test_a_1x1_filter_gradient_as_dw_transposed_is_bit_identical_at_1_and_2_threads(thread_counts):
-    """2 x 64 x 64 pixels, 96 -> 64: two parts of dw^T (numbaconv._plan.dw_swapped), one per thread."""
+    """2 x 64 x 64 pixels, 96 -> 64: eight parts of dw^T (numbaconv._plan.dw_swapped), four per thread."""
     rng = np.random.default_rng(7)
     x = rng.standard_normal((2, 64, 64, 96)).astype(np.float32)
     dy = rng.standard_normal((2, 64, 64, 64)).astype(np.float32)
-    assert drivers.dw_patches_plan(2, 64, 64, 1, 1, 64, 96)[2:4] == (2, 66)
+    assert drivers.dw_patches_plan(2, 64, 64, 1, 1, 64, 96)[2:4] == (8, 66)
     results = []
     for threads in thread_counts:
         numba.set_num_threads(threads)
