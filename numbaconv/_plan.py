@@ -357,9 +357,13 @@ def dw_patches_plan(n, oh, ow, kh, kw, c_in, c_out):
     there are fewer than MIN_UNITS units: with one part of one block (1x1
     filters on up to 8191 pixels: ResNet-50's 8x28x28 layers, the 1x1
     stride-2 8x56x56x64 -> 128) the whole filter gradient ran on one
-    thread. Measured (one core, CPU time, whole filter gradient, 6 parts
-    against 1, branch / main): 8x28x28x512 -> 128 0.99, 8x56x56x64 ->
-    128 1x1 stride 2 0.99 (see numbaconv/_fast notes of issue 8).
+    thread. The price on one
+    core (CPU time, 40 interleaved calls, load 2.9, these parts / parts
+    of PART_PIXELS only): 8x56x56x64 -> 128 1x1 stride 2 (6 parts) 1.01,
+    8x28x28x128 -> 512 (6) 1.00-1.01, 8x14x14x1024 -> 256 (1 part in 2
+    blocks either way) 1.01, but 8x28x28x512 -> 128 as dw^T (6) 1.09-1.13 (not
+    understood: its transposed twin 128 -> 512 pays nothing); two threads
+    run 6 units where one ran alone.
     """
     k_len = kh * kw * c_in
     k_pad, c_pad = -(-k_len // PIX) * PIX, -(-c_out // OUT) * OUT
