@@ -350,8 +350,9 @@ def dw_patches_plan(n, oh, ow, kh, kw, c_in, c_out):
     """(k_pad, c_pad, parts, k_block, chunk_pixels) of the patch GEMM's filter gradient (shape alone).
 
     Work units are (part, block of K rows) pairs. A part is a range of
-    pixels with its own partial sums, which the kernel adds up in order at
-    the end (a parallel pass over parts x k_pad x c_pad values); a block
+    pixels with its own partial sums, which the driver adds up in order
+    (NumPy, over parts x k_pad x c_pad values: 0.05 ms for 6 x 132 x 512
+    on one core); a block
     of K rows gathers all of its part's dy panels again. Parts of
     PART_PIXELS pixels, and more of them, down to DW_PART_MIN_PIXELS, while
     there are fewer than MIN_UNITS units: with one part of one block (1x1

@@ -410,15 +410,20 @@ def conv2d_backward_filter(dy, x, dw, stride_h, stride_w, pad_top, pad_left, dil
                         img.c_step)
         # (int64 values: literals could type the call apart, a compile of its own.)
         one, zero = np.int64(1), np.int64(0)
-        # The kernel adds the parts into dw (dw^T's transpose here), as the public API.
-        # (A runtime bool, not a literal: one compile of the kernel for both calls.)
         _filter_patch_gemm(_image(dy), pixels, partial, one, one, k_block, chunk, one, one, one, one,
-                           zero, zero, flat, swapped)
+                           zero, zero)
     else:
         k_pad, c_pad, parts, k_block, chunk = _dw_patches_plan(n, oh, ow, k_h, k_w, c_in, c_out)
         partial = np.empty((parts, k_pad, c_pad), dw.dtype)
         _filter_patch_gemm(_image(x), _image(dy), partial, k_h, k_w, k_block, chunk,
-                           sh, sw, dh, dw_, pt, pl, flat, swapped)
+                           sh, sw, dh, dw_, pt, pl)
+    for k in range(k_len):  # the partials added in order, as the Python driver's sum(axis=0)
+        for co in range(c_out):
+            i, j = (co, k) if swapped else (k, co)
+            total = partial[0, i, j]
+            for part in range(1, parts):
+                total += partial[part, i, j]
+            flat[k, co] = total
 
 
 @kernel(parallel=False)

@@ -288,7 +288,7 @@ def conv2d_backward_filter(x, dy, g, nchw, out=None):
     if (plan.dw_by_patches(x.shape[0], g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.dw, x.shape[3], dy.shape[3],
                            nchw)
             or not plan.planes_fit(g.kh, g.kw, g.sh, g.sw, g.dh, g.dw)):
-        return deliver(_backward_filter_patches(x, dy, g, nchw, out), out)
+        return deliver(_backward_filter_patches(x, dy, g, nchw), out)
     return deliver(_backward_filter_planes(x, dy, g, nchw, out), out)
 
 
@@ -315,38 +315,35 @@ def _backward_filter_planes(x, dy, g, nchw, out):
     return dw
 
 
-def _backward_filter_patches(x, dy, g, nchw, out):
-    """dw by the patch GEMM (``plan.dw_by_patches``); its kernel adds the partial sums into dw itself."""
+def _backward_filter_patches(x, dy, g, nchw):
     n, c_in, c_out = x.shape[0], x.shape[3], dy.shape[3]
+    k_len = g.kh * g.kw * c_in
     if plan.dw_swapped(n, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.h, g.w, g.oh, g.ow, c_in, c_out, nchw):
         # dw^T = dy^T @ x: dy as the 1x1 stride-1 "input", x's strided
         # pixels as the "gradient" (plan.dw_swapped).
         k_pad, c_pad, parts, k_block, chunk = plan.dw_patches_plan(n, g.oh, g.ow, 1, 1, c_out, c_in)
-        if nchw:
-            # NCHW callers get OIHW filters: dw^T's own layout, with no transpose.
-            matrix = np.empty((c_out, c_in), x.dtype)
-            hwio = matrix.T.reshape(1, 1, c_in, c_out)
-        else:
-            hwio = result(out, (1, 1, c_in, c_out), x.dtype)
-            matrix = hwio.reshape(c_in, c_out)
+        partial = np.empty((parts, k_pad, c_pad), x.dtype)
         x_img = image(x, nchw)
         pixels = k.Image(x_img.data, n, g.oh, g.ow, c_in, x_img.n_step, g.sh * x_img.h_step,
                          g.sw * x_img.w_step, x_img.c_step)
-        pg.conv2d_backward_filter_patch_gemm(image(dy, nchw), pixels, np.empty((parts, k_pad, c_pad), x.dtype),
-                                             1, 1, k_block, chunk, 1, 1, 1, 1, 0, 0, matrix, not nchw)
-        return hwio
+        pg.conv2d_backward_filter_patch_gemm(image(dy, nchw), pixels, partial, 1, 1, k_block,
+                                             chunk, 1, 1, 1, 1, 0, 0)
+        dw = partial[0] if parts == 1 else partial.sum(axis=0)
+        hwio = dw[:c_out, :c_in].T.reshape(1, 1, c_in, c_out)
+        # NCHW callers get OIHW filters: dw^T's own layout, with no transpose.
+        return hwio if nchw else np.ascontiguousarray(hwio)
     # Parts from the shape alone (bit-identical at any thread count).
     k_pad, c_pad, parts, k_block, chunk = plan.dw_patches_plan(n, g.oh, g.ow, g.kh, g.kw, c_in, c_out)
-    dw = result(out, (g.kh, g.kw, c_in, c_out), x.dtype)
+    partial = np.empty((parts, k_pad, c_pad), x.dtype)
     # An NCHW x with more than one tap is copied to NHWC memory first: its
     # transposed gather then copies runs of channels, not a run of OW pixels
     # per patch entry (one core, 64x11x9x16 -> 32 7x7, NCHW / NHWC backward
     # time: 1.65-1.80 in place, 0.97 copied). A 1x1 filter reads it in place.
     x_img = image(x, nchw and g.kh * g.kw == 1)
-    pg.conv2d_backward_filter_patch_gemm(x_img, image(dy, nchw), np.empty((parts, k_pad, c_pad), x.dtype),
-                                         g.kh, g.kw, k_block, chunk, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl,
-                                         dw.reshape(-1, c_out), False)
-    return dw
+    pg.conv2d_backward_filter_patch_gemm(x_img, image(dy, nchw), partial, g.kh, g.kw, k_block,
+                                         chunk, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl)
+    dw = partial[0] if parts == 1 else partial.sum(axis=0)
+    return np.ascontiguousarray(dw[:k_len, :c_out]).reshape(g.kh, g.kw, c_in, c_out)
 
 
 def bias_backward(dy, nchw, out=None):

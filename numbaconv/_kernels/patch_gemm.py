@@ -463,27 +463,17 @@ def _gather_panels(panels, y, n, oh0, n_pix, p0):
 
 @kernel
 def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, chunk_pixels,
-                                      sh, sw, dh, dw, pt, pl, result, transposed):
-    """result = sum(partial over parts), partial[part, k, co] = sum(patch(n, oh, ow)[k] * dy[n, oh, ow, co]).
+                                      sh, sw, dh, dw, pt, pl):
+    """partial[part, k, co] = sum(patch(n, oh, ow)[k] * dy[n, oh, ow, co]) over the part's pixels.
 
-    The sums run over the part's pixels. ``x`` and ``dy`` are Images;
-    ``partial`` is (n_parts, round_up(K, PIX), round_up(C_out, OUT))
-    scratch. The output rows ``(n, oh)`` are split into n_parts contiguous
-    ranges (a number the caller derives from the shape alone, so the sums
-    do not depend on the thread count). One prange iteration owns one
-    range and one block of k_block rows of K: it gathers up to
-    chunk_pixels pixels of transposed patches and of dy at a time and adds
-    their product to its block of ``partial``, chunk after chunk in order.
-
-    Then the parts are added in order (part 0 first, as NumPy's
-    ``partial.sum(axis=0)``) into ``result``, a C-contiguous 2-D array:
-    ``result[k, co]`` for k < result.shape[0], co < result.shape[1], or,
-    ``transposed``, ``result[co, k]`` (the dw^T computations of
-    ``numbaconv._plan.dw_swapped`` for an HWIO caller). That fold is a
-    parallel loop of its own: done by NumPy after the kernel, with the
-    crop and transposing copies, it ran on one thread (one core, the 1024
-    x 256 dw of 8x14x14x1024 -> 256 computed as dw^T: 0.74 ms of NumPy
-    transpose; 6 parts of 132 x 512: 0.05 ms of sum, 0.15 of transpose).
+    ``x`` and ``dy`` are Images; ``partial`` is (n_parts, round_up(K, PIX),
+    round_up(C_out, OUT)); the caller sums it over parts, in order. The
+    output rows ``(n, oh)`` are split into n_parts contiguous ranges (a
+    number the caller derives from the shape alone, so the sums do not
+    depend on the thread count). One prange iteration owns one range and
+    one block of k_block rows of K: it gathers up to chunk_pixels pixels
+    of transposed patches and of dy at a time and adds their product to
+    its block of ``partial``, chunk after chunk in order.
     """
     n_parts, k_pad, c_pad = partial.shape
     n_panels = c_pad // OUT
@@ -542,42 +532,3 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, chunk_p
                 p += rows * dy.w
                 r += rows
             _tile_products(out, at.reshape(-1), zero, at.shape[1], dy_panels, zero, zero, p, add)
-    # The fold, in blocks of OUT rows of result.
-    for blk in prange((result.shape[0] + OUT - 1) // OUT):
-        _fold_rows(partial, result, np.int64(blk) * OUT, transposed)
-
-
-@kernel(parallel=False)
-def _fold_rows(partial, result, i0, transposed):
-    """result[i, j] = sum(partial[part, i, j] for part in order), i0 <= i < i0 + OUT ([part, j, i]: ``transposed``).
-
-    Each element's additions run in part order, whatever the thread count.
-    Straight, each row is a contiguous run of partial and result;
-    transposed, partial is read a run of OUT values per column (its rows
-    are result's columns).
-    """
-    n_parts = partial.shape[0]
-    rows, cols = result.shape
-    n_i = min(OUT, rows - i0)
-    if not transposed:
-        for i in range(i0, i0 + n_i):
-            dst = result[i]
-            first = partial[0, i]
-            for j in range(cols):
-                dst[j] = first[j]
-            for part in range(1, n_parts):
-                src = partial[part, i]
-                for j in range(cols):
-                    dst[j] += src[j]
-        return
-    acc = np.empty(OUT, partial.dtype)
-    for j in range(cols):
-        first = partial[0, j, i0:i0 + n_i]
-        for i in range(n_i):
-            acc[i] = first[i]
-        for part in range(1, n_parts):
-            src = partial[part, j, i0:i0 + n_i]
-            for i in range(n_i):
-                acc[i] += src[i]
-        for i in range(n_i):
-            result[i0 + i, j] = acc[i]
