@@ -358,12 +358,11 @@ def dw_patches_plan(n, oh, ow, kh, kw, c_in, c_out):
     there are fewer than MIN_UNITS units: with one part of one block (1x1
     filters on up to 8191 pixels: ResNet-50's 8x28x28 layers, the 1x1
     stride-2 8x56x56x64 -> 128) the whole filter gradient ran on one
-    thread. The price on one
-    core (CPU time, 40 interleaved calls, load 2.9, these parts / parts
-    of PART_PIXELS only): 8x56x56x64 -> 128 1x1 stride 2 (6 parts) 1.01,
-    8x28x28x128 -> 512 (6) 1.00-1.01, 8x14x14x1024 -> 256 (1 part in 2
-    blocks either way) 1.01, but 8x28x28x512 -> 128 as dw^T (6) 1.09-1.13 (not
-    understood: its transposed twin 128 -> 512 pays nothing); two threads
+    thread. The price on one core (CPU time, 40 interleaved calls, load
+    2.0, these parts / parts of PART_PIXELS only, 6 parts against 1):
+    8x56x56x64 -> 128 1x1 stride 2 1.04, 8x28x28x512 -> 128 (as dw^T)
+    1.03, 8x28x28x128 -> 512 1.05 (with the parts added by a pass of the
+    kernel instead, at load 2.9: 1.01, 1.09-1.13, 1.00-1.01); two threads
     run 6 units where one ran alone.
     """
     k_len = kh * kw * c_in
