@@ -92,9 +92,14 @@ NCHW_1X1_MIN_PIXELS = 512
 # 1.10, 8x13x13x256 3x3 1.12, 8x14x14x512 1.10.
 PADDED_ROWS_WASTE = 4
 PART_PIXELS = 4096  # filter gradient: pixels per partial sum, at the least
+# ... except that the patch GEMM's filter gradient takes parts of down to
+# this many pixels while it has fewer than MIN_UNITS work units (see
+# dw_patches_plan).
+DW_PART_MIN_PIXELS = 1024
 MAX_PARTS = 8
 PARTIAL_BUDGET = 1 << 23  # filter gradient: elements of all partial sums together
 CHUNK_PIXELS = 256  # filter gradient: pixels gathered per pass
+BIAS_ROW_VALUES = 1024  # bias gradient, NHWC: values per row of its partial sums, at most (bias_row_pixels)
 
 
 @register_jitable
@@ -342,17 +347,37 @@ def dw_planes_plan(n, oh, ow, kw, sw, dw):
 
 @register_jitable
 def dw_patches_plan(n, oh, ow, kh, kw, c_in, c_out):
-    """(k_pad, c_pad, parts, k_block, chunk_pixels) of the patch GEMM's filter gradient (shape alone)."""
+    """(k_pad, c_pad, parts, k_block, chunk_pixels) of the patch GEMM's filter gradient (shape alone).
+
+    Work units are (part, block of K rows) pairs. A part is a range of
+    pixels with its own partial sums, which the driver adds up in order
+    (NumPy, over parts x k_pad x c_pad values: 0.05 ms for 6 x 132 x 512
+    on one core); a block
+    of K rows gathers all of its part's dy panels again. Parts of
+    PART_PIXELS pixels, and more of them, down to DW_PART_MIN_PIXELS, while
+    there are fewer than MIN_UNITS units: with one part of one block (1x1
+    filters on up to 8191 pixels: ResNet-50's 8x28x28 layers, the 1x1
+    stride-2 8x56x56x64 -> 128) the whole filter gradient ran on one
+    thread. The price on one core (CPU time, 40 interleaved calls, load
+    2.0, these parts / parts of PART_PIXELS only, 6 parts against 1):
+    8x56x56x64 -> 128 1x1 stride 2 1.04, 8x28x28x512 -> 128 (as dw^T)
+    1.03, 8x28x28x128 -> 512 1.05 (with the parts added by a pass of the
+    kernel instead, at load 2.9: 1.01, 1.09-1.13, 1.00-1.01); two threads
+    run 6 units where one ran alone.
+    """
     k_len = kh * kw * c_in
     k_pad, c_pad = -(-k_len // PIX) * PIX, -(-c_out // OUT) * OUT
-    parts = max(1, min(MAX_PARTS, n * oh * ow // PART_PIXELS, PARTIAL_BUDGET // (k_pad * c_pad)))
+    pixels = n * oh * ow
+    most_blocks = max(1, k_pad // DW_MIN_K_BLOCK)
+    parts = max(pixels // PART_PIXELS, min(-(-MIN_UNITS // most_blocks), pixels // DW_PART_MIN_PIXELS))
+    parts = max(1, min(MAX_PARTS, parts, PARTIAL_BUDGET // (k_pad * c_pad)))
     # Each block of K rows gathers all of its part's dy panels again: blocks
     # of DW_MIN_K_BLOCK rows at least (one core, 1x1, kernel time, in blocks
     # of 54 / 132 / all 258 rows: 8x14x14x256 -> 1024 12.3 / 10.7-11.1 /
     # 9.1-9.9 ms, 1024 -> 256 computed as dw^T 12.6-13.6 / 10.0-10.4 /
     # 9.1-13.2; 8x56x56x128 -> 128, 6 parts: 66 rows 14.3-15.5, 132 rows
     # 13.1).
-    k_blocks = max(1, min(-(-MIN_UNITS // parts), k_pad // DW_MIN_K_BLOCK))
+    k_blocks = max(1, min(-(-MIN_UNITS // parts), most_blocks))
     k_block = -(-k_pad // k_blocks // PIX) * PIX
     return k_pad, c_pad, parts, k_block, max(CHUNK_PIXELS, ow)
 
@@ -407,6 +432,27 @@ def dw_winograd_plan(n, oh, ow, c_in, c_out):
 def bias_parts(rows):
     """Partial sums of the bias gradient over ``rows`` rows (shape, not threads: bit-identical)."""
     return max(1, min(MAX_PARTS, rows))
+
+
+@register_jitable
+def bias_row_pixels(pixels, ow, c):
+    """Pixels per row of the (rows, pixels_per_row * C) view of NHWC dy that the bias gradient sums.
+
+    Whole pixels, the most that divide the pixel count within
+    BIAS_ROW_VALUES values and one output row (OW): each work unit adds
+    its rows into one partial row, which then stays in L1, and the serial
+    fold of the parts' rows is no longer than with rows of OW pixels.
+    Rows of OW * C values overflowed L1 on wide layers: one core, CPU
+    time, the bias gradient, 5 interleaved rounds (load 2.8-3.2), rows of
+    OW * C values / rows of this: 8x28x28x512 0.37-0.55 ms / 0.21-0.28,
+    8x112x112x64 1.30-1.62 / 0.78-1.05, 8x56x56x256 1.43-1.85 / 0.63-0.89,
+    8x56x56x128 0.34-0.80 / 0.19-0.30, 8x14x14x1024 0.21-0.25 / 0.08-0.14,
+    8x28x28x128 0.07-0.10 / 0.05-0.06, 8x56x56x64 0.10-0.16 / 0.08-0.12.
+    """
+    m = max(1, min(ow, BIAS_ROW_VALUES // max(1, c)))
+    while m > 1 and pixels % m:
+        m -= 1
+    return m
 
 
 @register_jitable

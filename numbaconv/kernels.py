@@ -138,6 +138,7 @@ from ._kernels.winograd import filter_gradient_from_winograd as _filter_from_win
 from ._kernels.winograd import transform_filters as _transform_filters
 from ._numba import kernel, launch_threads, serial
 from ._plan import bias_parts as _bias_parts
+from ._plan import bias_row_pixels as _bias_row_pixels
 from ._plan import by_winograd as _by_winograd
 from ._plan import dw_by_patches as _dw_by_patches
 from ._plan import dw_by_winograd as _dw_by_winograd
@@ -429,8 +430,9 @@ def conv2d_backward_filter(dy, x, dw, stride_h, stride_w, pad_top, pad_left, dil
 def conv2d_backward_bias(dy, db):
     """db[c] = sum of dy[n, oh, ow, c] over n, oh, ow."""
     n, oh, ow, c = dy.shape
-    rows = dy.reshape(n * oh, ow * c)
-    _bias_backward_rows(rows, db, np.int64(1), _bias_parts(n * oh))
+    m = _bias_row_pixels(n * oh * ow, ow, c)  # the public API's rows (bit-identical sums)
+    rows = dy.reshape(n * oh * ow // m, m * c)
+    _bias_backward_rows(rows, db, np.int64(1), _bias_parts(rows.shape[0]))
 
 
 # ----------------------------------------------------------------- patches

@@ -315,11 +315,11 @@ def test_the_1x1_filter_gradient_as_dw_transposed_at_its_boundaries(n, h, w, c_i
 
 
 def test_a_1x1_filter_gradient_as_dw_transposed_is_bit_identical_at_1_and_2_threads(thread_counts):
-    """2 x 64 x 64 pixels, 96 -> 64: two parts of dw^T (numbaconv._plan.dw_swapped), one per thread."""
+    """2 x 64 x 64 pixels, 96 -> 64: eight parts of dw^T (numbaconv._plan.dw_swapped), four per thread."""
     rng = np.random.default_rng(7)
     x = rng.standard_normal((2, 64, 64, 96)).astype(np.float32)
     dy = rng.standard_normal((2, 64, 64, 64)).astype(np.float32)
-    assert drivers.dw_patches_plan(2, 64, 64, 1, 1, 64, 96)[2:4] == (2, 66)
+    assert drivers.dw_patches_plan(2, 64, 64, 1, 1, 64, 96)[2:4] == (8, 66)
     results = []
     for threads in thread_counts:
         numba.set_num_threads(threads)
@@ -444,3 +444,111 @@ def test_the_bias_gradient_of_nchw_planes(shape):
         got = fast.conv2d_backward(to_format(dy, fmt), to_format(x, fmt), filters_to_format(w, fmt),
                                    data_format=fmt)[2]
         np.testing.assert_allclose(got, want, atol=1e-5 * max(1, shape[0] * shape[1] * shape[2]), rtol=0)
+
+
+# ------------------------------------------------------------------ issue 8: the backward of 1x1 and strided layers
+#
+# The patch GEMM's filter gradient splits the pixels into parts of down to
+# 1024, of whole chunks, while it has fewer than 8 work units
+# (plan.dw_patches_plan); the input gradient of a filter whose taps
+# miss some stride phases (1x1 stride 2) starts from a zeroed result when
+# there is no bias; the NHWC bias gradient sums rows of at most
+# BIAS_ROW_VALUES values (plan.bias_row_pixels).
+
+# (n, h, w, c_in, c_out, stride, parts, swapped): 1x1, unpadded, so no patch reaches padding.
+DW_PARTS_CASES = [
+    (2, 64, 48, 40, 72, 1, 6, False),  # 6144 pixels, K = 40: one K block, so 6 parts
+    (2, 64, 48, 100, 64, 1, 6, True),  # dw^T, transposed back for NHWC
+    (2, 96, 64, 100, 64, 2, 3, True),  # stride 2: 3072 pixels of x
+    (2, 63, 65, 33, 70, 2, 2, False),  # odd sizes, stride 2: 2 x 32 x 33 pixels; C_out past a tile
+    (1, 31, 33, 64, 64, 1, 1, False),  # 1023 pixels: one part
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("n, h, w, c_in, c_out, stride, parts, swapped", DW_PARTS_CASES)
+def test_the_1x1_filter_gradient_in_parts(n, h, w, c_in, c_out, stride, parts, swapped, fmt, dtype,
+                                          monkeypatch):
+    seen = []
+    kernel = patch_gemm.conv2d_backward_filter_patch_gemm
+
+    def call(x, dy, partial, *args):
+        seen.append((partial.shape[0], x.c))
+        return kernel(x, dy, partial, *args)
+    monkeypatch.setattr(patch_gemm, "conv2d_backward_filter_patch_gemm", call)
+    rng = np.random.default_rng(h * w + c_in)
+    x = rng.standard_normal((n, h, w, c_in)).astype(dtype)
+    wt = rng.standard_normal((1, 1, c_in, c_out)).astype(dtype)
+    kw = dict(stride=stride)
+    dy = rng.standard_normal(ref.conv2d(x, wt, **kw).shape).astype(dtype)
+    want = ref.conv2d_backward(*(a.astype(np.float64) for a in (dy, x, wt)), **kw)
+    got = fast.conv2d_backward(to_format(dy, fmt), to_format(x, fmt), filters_to_format(wt, fmt),
+                               data_format=fmt, **kw)
+    back = (lambda a: a) if fmt == "NHWC" else (lambda a: a.transpose(0, 2, 3, 1))
+    np.testing.assert_allclose(back(got[0]), want[0], atol=tolerance(dtype, c_out), rtol=0)
+    dw = got[1] if fmt == "NHWC" else got[1].transpose(2, 3, 1, 0)
+    assert got[1].dtype == dtype
+    np.testing.assert_allclose(dw, want[1], atol=tolerance(dtype, dy.size // c_out), rtol=0)
+    np.testing.assert_allclose(got[2], want[2], atol=tolerance(dtype, dy.size // c_out), rtol=0)
+    if fmt == "NHWC":  # (NCHW memory: the plane kernel on grids this long, or dw^T when C_in < C_out)
+        assert seen == [(parts, c_out if swapped else c_in)]
+
+
+@pytest.mark.parametrize("n, h, w, c_in, c_out, stride, parts, swapped", DW_PARTS_CASES[:4])
+def test_the_1x1_filter_gradient_in_parts_is_bit_identical_at_1_and_2_threads(
+        n, h, w, c_in, c_out, stride, parts, swapped, thread_counts):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((n, h, w, c_in)).astype(np.float32)
+    dy = rng.standard_normal((n, -(-h // stride), -(-w // stride), c_out)).astype(np.float32)
+    results = []
+    for threads in thread_counts:
+        numba.set_num_threads(threads)
+        results.append(fast.conv2d_backward_filter(dy, x, (1, 1, c_in, c_out), stride=stride))
+    assert results[0].tobytes() == results[1].tobytes()
+
+
+@pytest.mark.parametrize("pixels, ow, c, expected", [
+    (784, 28, 16, 28),  # 28 * 16 values: rows of OW pixels
+    (6272, 28, 512, 2),  # 1024 // 512
+    (100352, 112, 64, 16),
+    (25088, 56, 256, 4),
+    (392, 7, 2048, 1),  # wider than BIAS_ROW_VALUES: a pixel a row
+    (2 * 31, 31, 32, 31),  # 32 does not divide 62: 31 does
+    (3 * 7, 7, 100, 7),  # 10 pixels at most: 7
+    (0, 5, 8, 5), (6, 0, 8, 1), (6, 3, 0, 3),
+])
+def test_the_bias_gradient_rows(pixels, ow, c, expected):
+    assert drivers.bias_row_pixels(pixels, ow, c) == expected
+
+
+@pytest.mark.parametrize("shape", [(8, 28, 28, 512), (3, 31, 31, 64), (2, 7, 5, 1024), (5, 3, 3, 200)])
+def test_the_bias_gradient_of_wide_nhwc_layers(shape, thread_counts):
+    """Rows shorter than OW * C values (plan.bias_row_pixels), bit-identical at 1 and 2 threads."""
+    dy = np.random.default_rng(shape[3]).standard_normal(shape).astype(np.float32)
+    want = dy.astype(np.float64).sum(axis=(0, 1, 2))
+    results = []
+    for threads in thread_counts:
+        numba.set_num_threads(threads)
+        results.append(fast.conv2d_backward(dy, np.zeros(shape[:3] + (1,), np.float32),
+                                            np.zeros((1, 1, 1, shape[3]), np.float32))[2])
+    np.testing.assert_allclose(results[0], want, atol=tolerance(np.float32, dy.size // shape[3]), rtol=0)
+    assert results[0].tobytes() == results[1].tobytes()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_transpose_whose_taps_miss_phases_with_a_bias_and_into_out(fmt):
+    """1x1 stride 2: 3 of 4 phases hold the bias alone (a zeroed result only without bias or out=)."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 5, 6, 40))
+    wt = rng.standard_normal((1, 1, 24, 40))
+    b = rng.standard_normal(24)
+    kw = dict(stride=2, padding=0, data_format=fmt)
+    for bias in (None, b):
+        want = ref.conv2d_transpose(to_format(x, fmt), filters_to_format(wt, fmt), bias, **kw)
+        got = fast.conv2d_transpose(to_format(x, fmt), filters_to_format(wt, fmt), bias, **kw)
+        np.testing.assert_allclose(got, want, atol=1e-12, rtol=0)
+        out = np.full(want.shape, np.nan)
+        got = fast.conv2d_transpose(to_format(x, fmt), filters_to_format(wt, fmt), bias, out=out, **kw)
+        assert got is out
+        np.testing.assert_allclose(out, want, atol=1e-12, rtol=0)

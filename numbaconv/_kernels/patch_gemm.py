@@ -333,21 +333,24 @@ def pad_rows(x, rows, cols, pt, pl, k_w):
     c = x.c
     buf = np.zeros(x.n * rows * cols * c + (k_w + PIX) * c, x.data.dtype)
     j0, j1 = max(0, pl), min(cols, pl + x.w)
+    data = x.data
+    w_step, c_step = np.uint64(x.w_step), np.uint64(x.c_step)
     for n in range(x.n):
         for i in range(max(0, pt), min(rows, pt + x.h)):
-            src = n * x.n_step + (i - pt) * x.h_step + (j0 - pl) * x.w_step
+            # Unsigned offsets: a signed index keeps Numba's wraparound
+            # check in the copy loop, and the loop scalar (one core,
+            # 8x28x28x128 into 29 x 29 rows: 0.40 ms, 0.11 unsigned;
+            # 8x56x56x64 into 58 x 58: 0.70, 0.25; from NCHW memory 1.11,
+            # 0.77; 8x56x56x16: 0.41, 0.06, where NumPy's pad takes 0.08).
+            src = np.uint64(n * x.n_step + (i - pt) * x.h_step + (j0 - pl) * x.w_step)
             dst = np.uint64(((n * rows + i) * cols + j0) * c)
             if x.c_step == 1 and x.w_step == c:  # NHWC: the row is one run
-                # (Unsigned offsets on both sides: a signed one keeps Numba's
-                # wraparound check in the loop, which then copies a value at
-                # a time: 8x56x56x16 took 0.41 ms, NumPy's pad 0.08.)
-                src_u = np.uint64(src)
                 for v in range((j1 - j0) * c):
-                    buf[dst + np.uint64(v)] = x.data[src_u + np.uint64(v)]
+                    buf[dst + np.uint64(v)] = data[src + np.uint64(v)]
                 continue
             for j in range(j1 - j0):
                 for ch in range(c):
-                    buf[dst + np.uint64(j * c + ch)] = x.data[src + j * x.w_step + ch * x.c_step]
+                    buf[dst + np.uint64(j * c + ch)] = data[src + np.uint64(j) * w_step + np.uint64(ch) * c_step]
     return Image(buf, x.n, rows, cols, c, rows * cols * c, cols * c, c, 1)
 
 
@@ -582,10 +585,25 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, chunk_p
         # 256 pixels, 15.7 with 272).
         at = np.empty((k1 - k0, chunk_pixels + OUT), partial.dtype)
         # dy's rows in panels, as _tile_products reads B; channels past
-        # C_out stay zero.
-        dy_panels = np.zeros((n_panels, chunk_pixels, OUT), partial.dtype)
-        r = row_units * part // n_parts
-        r_end = row_units * (part + 1) // n_parts
+        # C_out stay zero (only the last panel has any: the others are not
+        # zeroed, 0.5 MB per unit for 512 channels).
+        # One row more than the chunk: panels chunk_pixels * 64 bytes apart
+        # (16 KB) put the rows a pixel's gather writes, one per panel, into
+        # one L1 set (one core, 8x56x56x256 pixels into 16 panels: 4.1 ->
+        # 3.5-3.7 ms of gathers; 8x28x28x512, 32 panels: 1.2-1.4 -> 1.1).
+        dy_panels = np.empty((n_panels, chunk_pixels + 1, OUT), partial.dtype)
+        if dy.c < c_pad:
+            dy_panels[n_panels - 1] = 0
+        # Parts of whole chunks (chunk_pixels // OW rows each, the last
+        # chunk excepted): every chunk but the last of the call then holds
+        # all the pixels it can, and each chunk reloads and stores the
+        # unit's block of partial sums once. Split at any row, 6 parts
+        # made up to 6 more chunks (one core, 8x28x28x512 -> 128 as dw^T:
+        # 30 chunks instead of 25, its 132 x 512 sums reloaded each time).
+        per_chunk = chunk_pixels // dy.w if dy.w else 1
+        n_chunks = (row_units + per_chunk - 1) // per_chunk
+        r = min(row_units, per_chunk * (n_chunks * part // n_parts))
+        r_end = min(row_units, per_chunk * (n_chunks * (part + 1) // n_parts))
         # Offsets go to the helpers as int64 values: a literal 0 would be an
         # argument type of its own, i.e. a second compile of the helper (the
         # forward kernel calls them with ints).
