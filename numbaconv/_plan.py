@@ -59,9 +59,11 @@ DW_MIN_K_BLOCK = 128  # filter gradient: rows of K per patch-GEMM work unit, at 
 DW_SWAP_RATIO = 4  # filter gradient, 1x1: pixels * (C_in - C_out) per C_in * C_out to compute dw^T (dw_swapped)
 DW_PATCH_MAX_LENGTH = 256  # filter gradient: plane-kernel work units shorter than this go to the patch GEMM
 # The filter gradient by taps (dw_by_taps): input channels from TAPS_MIN_IN
-# to TAPS_MAX_IN; kernels of TAPS_LARGE_KERNEL taps or more count as large,
-# and on planes wider than TAPS_MAX_PLANE_W need TAPS_WIDE_IN input channels.
+# to TAPS_MAX_IN (from TAPS_MIN_IN_SHORT on the plane kernel's short grids);
+# kernels of TAPS_LARGE_KERNEL taps or more count as large, and on planes
+# wider than TAPS_MAX_PLANE_W need TAPS_WIDE_IN input channels.
 TAPS_MIN_IN = 16
+TAPS_MIN_IN_SHORT = 6
 TAPS_MAX_IN = 128
 TAPS_LARGE_KERNEL = 25
 TAPS_MAX_PLANE_W = 32
@@ -336,9 +338,14 @@ def dw_by_patches(n, oh, ow, kh, kw, sh, sw, dw, c_in, c_out, nchw):
         return True
     if kh * kw * c_in < PATCH_MIN_K or c_out < DW_PATCH_MIN_OUT:
         return False
+    return dw_planes_short(n, oh, ow, kw, sw, dw) or kh * kw < sh * sw
+
+
+@register_jitable
+def dw_planes_short(n, oh, ow, kw, sw, dw):
+    """Whether the plane kernel's filter-gradient work units are short grids (under DW_PATCH_MAX_LENGTH)."""
     rows = dw_planes_plan(n, oh, ow, kw, sw, dw)[1]
-    short = rows * (ow + (kw - 1) * dw // sw) < DW_PATCH_MAX_LENGTH
-    return short or kh * kw < sh * sw
+    return rows * (ow + (kw - 1) * dw // sw) < DW_PATCH_MAX_LENGTH
 
 
 @register_jitable
@@ -361,16 +368,22 @@ def dw_by_taps(n, oh, ow, kh, kw, sh, sw, dh, dw, c_in, c_out, nchw):
       -> 256 stride 2, 8x13x13x384 -> 256, 512 -> 512 on 7x7 and 14x14
       planes); 8 input channels into 64, 1.09-1.32.
     - Where the plane kernel took it: into 16 channels 0.46-1.03 from 16
-      input channels (LeNet's 64x12x12x6 5x5 -> 16 with 6: 0.56, but 3 and
-      8 channels on 28x28 and 56x56 planes 1.12-1.72); 5x5 and 7x7 kernels
+      input channels; 5x5 and 7x7 kernels
       on 28x28 planes 0.71-0.95, on 56x56 planes 0.87-0.96 from 64 input
       channels, 0.99-1.10 with 16 and 32; 3x3 into 32 or more 1.0-1.9.
+    - Fewer than 16 input channels: on the plane kernel's short grids
+      (``dw_planes_short``: 64x12x12, 1x14x14) 6-8 channels into up to 32
+      0.44-0.94 (LeNet's 64x12x12x6 5x5 -> 16, VALID: 0.56), into 64
+      0.98-1.32; 3 channels 0.59-1.18; on 28x28 and 56x56 planes 1.02-2.4.
     - Beyond TAPS_MAX_IN input channels the patch GEMM's reductions over
       long rows of K win; 1x1 filters have no padding to skip and stay
       where they were.
     """
-    if kh * kw < 2 or c_in < TAPS_MIN_IN or c_in > TAPS_MAX_IN:
+    if kh * kw < 2 or c_in > TAPS_MAX_IN:
         return False
+    if c_in < TAPS_MIN_IN:
+        return (c_in >= TAPS_MIN_IN_SHORT and c_out <= 2 * OUT
+                and dw_planes_short(n, oh, ow, kw, sw, dw))
     large = kh * kw >= TAPS_LARGE_KERNEL
     if (dw_by_patches(n, oh, ow, kh, kw, sh, sw, dw, c_in, c_out, nchw)
             or not planes_fit(kh, kw, sh, sw, dh, dw)):  # the patch GEMM's calls

@@ -137,7 +137,7 @@ from ._kernels.winograd import conv2d_backward_filter_winograd as _filter_winogr
 from ._kernels.winograd import conv2d_winograd as _conv2d_winograd
 from ._kernels.winograd import filter_gradient_from_winograd as _filter_from_winograd
 from ._kernels.winograd import transform_filters as _transform_filters
-from ._numba import kernel, launch_threads, serial
+from ._numba import FASTMATH, kernel, launch_threads, serial
 from ._plan import bias_parts as _bias_parts
 from ._plan import bias_row_pixels as _bias_row_pixels
 from ._plan import by_winograd as _by_winograd
@@ -403,13 +403,9 @@ def conv2d_backward_filter(dy, x, dw, stride_h, stride_w, pad_top, pad_left, dil
         partial = np.empty((parts, k_pad, c_pad), dw.dtype)
         _filter_taps(_image(x), _image(dy), partial, k_h, k_w, chunk_rows, sh, sw, dh, dw_, pt, pl)
         c_tap = k_pad // (k_h * k_w)  # partial's rows per tap: C_in padded
-        for k in range(k_len):  # the partials added in order, as the Python driver's sum(axis=0)
-            row = k // c_in * c_tap + k % c_in
+        for k in range(k_len):
             for co in range(c_out):
-                total = partial[0, row, co]
-                for part in range(1, parts):
-                    total += partial[part, row, co]
-                flat[k, co] = total
+                flat[k, co] = _sum_parts(partial, k // c_in * c_tap + k % c_in, co)
         return
     if (not _dw_by_patches(n, oh, ow, k_h, k_w, sh, sw, dw_, c_in, c_out, False)
             and _planes_fit(k_h, k_w, sh, sw, dh, dw_)):
@@ -433,13 +429,20 @@ def conv2d_backward_filter(dy, x, dw, stride_h, stride_w, pad_top, pad_left, dil
         partial = np.empty((parts, k_pad, c_pad), dw.dtype)
         _filter_patch_gemm(_image(x), _image(dy), partial, k_h, k_w, k_block, chunk,
                            sh, sw, dh, dw_, pt, pl)
-    for k in range(k_len):  # the partials added in order, as the Python driver's sum(axis=0)
+    for k in range(k_len):
         for co in range(c_out):
-            i, j = (co, k) if swapped else (k, co)
-            total = partial[0, i, j]
-            for part in range(1, parts):
-                total += partial[part, i, j]
-            flat[k, co] = total
+            flat[k, co] = _sum_parts(partial, co, k) if swapped else _sum_parts(partial, k, co)
+
+
+# Without "reassoc": LLVM may not regroup the sum (it did, in a 4-part fold
+# of conv2d_backward_filter).
+@kernel(parallel=False, fastmath=FASTMATH - {"reassoc"})
+def _sum_parts(partial, i, j):
+    """partial[0, i, j] + partial[1, i, j] + ..., in order: as the Python drivers' ``sum(axis=0)``."""
+    total = partial[0, i, j]
+    for part in range(1, partial.shape[0]):
+        total += partial[part, i, j]
+    return total
 
 
 @kernel(parallel=False)

@@ -53,7 +53,7 @@ WIDE_CASES = [
     (9, 6, 7, 8, 32, (5, 3), (2, 1), (4, 1), (2, 1)),  # ... strided and dilated rows
 ]
 
-NO_TAPS = dict(TAPS_MIN_IN=10**9)  # the filter gradient never by taps
+NO_TAPS = dict(TAPS_MIN_IN=10**9, TAPS_MIN_IN_SHORT=10**9)  # the filter gradient never by taps
 STRATEGIES = {
     # Forward, input gradient and transpose on planes; the filter gradient on planes.
     "planes": dict(PATCH_MIN_K=10**9, PATCH_MIN_K_1X1=10**9, PATCH_MIN_K_SHORT=10**9,
@@ -251,6 +251,8 @@ DW_BOUNDARY = [
 @pytest.mark.parametrize("n, h, w, c_in, c_out, k, stride, expected", DW_BOUNDARY)
 def test_the_filter_gradient_rule_at_its_boundaries(n, h, w, c_in, c_out, k, stride, expected,
                                                     monkeypatch):
+    for name, value in NO_TAPS.items():  # (taps has its own rule, below)
+        monkeypatch.setattr(drivers, name, value)
     calls = Calls(monkeypatch)
     rng = np.random.default_rng(h * w + c_in)
     x = rng.standard_normal((n, h, w, c_in))
@@ -267,12 +269,13 @@ def test_the_filter_gradient_rule_at_its_boundaries(n, h, w, c_in, c_out, k, str
 # (n, h, w, c_in, c_out, k, stride, expected): the filter gradient goes by taps from 16 to 128
 # input channels, for kernels of 2+ taps: where the patch GEMM would take it (see DW_BOUNDARY)
 # with 25+ taps or into up to 32 channels; where the planes would, into up to 16 channels, or
-# with 25+ taps on planes up to 32 wide or from 64 input channels.
+# with 25+ taps on planes up to 32 wide or from 64 input channels. From 6 input channels into
+# up to 32 on the plane kernel's short grids (under 256 positions a unit).
 TAPS_BOUNDARY = [
     (8, 15, 15, 16, 32, 3, 1, "taps"),  # the patch GEMM's (grid 255), into 32
     (8, 15, 15, 16, 33, 3, 1, "patches"),  # into 33
     (8, 15, 15, 16, 48, 5, 1, "taps"),  # 25 taps
-    (8, 15, 15, 15, 32, 3, 1, "patches"),  # 15 input channels
+    (8, 40, 40, 15, 16, 3, 1, "planes"),  # 15 input channels (a long grid: 40 rows of 42)
     (2, 9, 9, 128, 32, 3, 1, "taps"),  # 128 input channels
     (2, 9, 9, 129, 32, 3, 1, "patches"),  # 129
     (8, 40, 40, 16, 16, 3, 1, "taps"),  # the planes', into 16
@@ -283,6 +286,10 @@ TAPS_BOUNDARY = [
     (4, 33, 33, 63, 32, 5, 1, "planes"),
     (4, 12, 12, 64, 16, 1, 1, "planes"),  # 1x1
     (4, 30, 30, 20, 16, 5, 2, "taps"),  # strided
+    (64, 12, 12, 6, 16, 5, 1, "taps"),  # 6 channels, a short grid (12 rows of 16)
+    (64, 12, 12, 5, 16, 5, 1, "planes"),  # 5 channels
+    (64, 12, 12, 6, 33, 5, 1, "patches"),  # into 33
+    (8, 28, 28, 8, 16, 3, 1, "planes"),  # a long grid (28 rows of 30)
 ]
 
 

@@ -23,12 +23,15 @@ PIX; ``numbaconv._plan.dw_by_taps`` says where it wins.
 import numpy as np
 from numba import prange
 
-from .._numba import kernel, register_tile
+from .._numba import FASTMATH, kernel, register_tile
 from .convolution import Image
 from .patch_gemm import OUT, PIX, _gather_panels
 
 
-@kernel(parallel=False)
+# Without "reassoc": the order of each sum is the loop's, however LLVM
+# unrolls it in the caller it is compiled into (numbaconv.kernels' drivers
+# must equal the public API's bit for bit).
+@kernel(parallel=False, fastmath=FASTMATH - {"reassoc"})
 def _tap_tile(out, o_row, o_col, data, x_start, c_step, c_left, k_step, n_k, rows, x_row_step,
               panels, p_start, p_row):
     """out[o_row + r, o_col + q] += sum over the rows and ks of data[x(row, k) + r * c_step] * panels[p(row, k), q].
