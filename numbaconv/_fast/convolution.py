@@ -278,9 +278,9 @@ def conv2d_transpose(x, w, b, g, nchw, out=None):
 
 
 def conv2d_backward_filter(x, dy, g, nchw, out=None):
-    """Compute dw by Winograd (``plan.dw_by_winograd``), by taps (``plan.dw_by_taps``), the plane kernel, or the patch GEMM on short plane grids.
+    """Compute dw by Winograd, by taps, the plane kernel, or the patch GEMM on short plane grids.
 
-    (``plan.dw_by_patches``.)
+    (``plan.dw_by_winograd``, ``plan.dw_by_taps``, ``plan.dw_by_patches``.)
     """
     if (plan.dw_by_winograd(g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, x.shape[3], dy.shape[3], x.shape[0],
                             g.oh, g.ow)

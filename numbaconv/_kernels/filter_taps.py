@@ -82,7 +82,7 @@ def _tap_tile(out, o_row, o_col, data, x_start, c_step, c_left, k_step, n_k, row
 
 @kernel
 def conv2d_backward_filter_taps(x, dy, partial, k_h, k_w, chunk_rows, sh, sw, dh, dw, pt, pl):
-    """partial[part, (kh * KW + kw) * C_pad + ci, co] = sum(x[n, ih, iw, ci] * dy[n, oh, ow, co]) over the part's pixels.
+    """partial[part, (kh * KW + kw) * C_pad + ci, co] = sum(x[n, ih, iw, ci] * dy[n, oh, ow, co]) over a part.
 
     ``x`` and ``dy`` are Images of either memory; ``partial`` is (n_parts,
     KH * KW * C_pad, round_up(C_out, OUT)) with ``C_pad = round_up(C_in,
