@@ -58,6 +58,16 @@ DW_PATCH_MIN_OUT_1X1 = 64  # filter gradient, 1x1 filters: the patch GEMM on any
 DW_MIN_K_BLOCK = 128  # filter gradient: rows of K per patch-GEMM work unit, at the least (dw_patches_plan)
 DW_SWAP_RATIO = 4  # filter gradient, 1x1: pixels * (C_in - C_out) per C_in * C_out to compute dw^T (dw_swapped)
 DW_PATCH_MAX_LENGTH = 256  # filter gradient: plane-kernel work units shorter than this go to the patch GEMM
+# The filter gradient by taps (dw_by_taps): input channels from TAPS_MIN_IN
+# to TAPS_MAX_IN (from TAPS_MIN_IN_SHORT on the plane kernel's short grids);
+# kernels of TAPS_LARGE_KERNEL taps or more count as large, and on planes
+# wider than TAPS_MAX_PLANE_W need TAPS_WIDE_IN input channels.
+TAPS_MIN_IN = 16
+TAPS_MIN_IN_SHORT = 6
+TAPS_MAX_IN = 128
+TAPS_LARGE_KERNEL = 25
+TAPS_MAX_PLANE_W = 32
+TAPS_WIDE_IN = 64
 # The plane kernels hold a plane per stride phase and reach (K - 1) * d // s
 # rows and columns past their block: beyond these bounds their scratch would
 # grow with the stride or dilation, not with the data, and the patch GEMM
@@ -328,9 +338,72 @@ def dw_by_patches(n, oh, ow, kh, kw, sh, sw, dw, c_in, c_out, nchw):
         return True
     if kh * kw * c_in < PATCH_MIN_K or c_out < DW_PATCH_MIN_OUT:
         return False
+    return dw_planes_short(n, oh, ow, kw, sw, dw) or kh * kw < sh * sw
+
+
+@register_jitable
+def dw_planes_short(n, oh, ow, kw, sw, dw):
+    """Whether the plane kernel's filter-gradient work units are short grids (under DW_PATCH_MAX_LENGTH)."""
     rows = dw_planes_plan(n, oh, ow, kw, sw, dw)[1]
-    short = rows * (ow + (kw - 1) * dw // sw) < DW_PATCH_MAX_LENGTH
-    return short or kh * kw < sh * sw
+    return rows * (ow + (kw - 1) * dw // sw) < DW_PATCH_MAX_LENGTH
+
+
+@register_jitable
+def dw_by_taps(n, oh, ow, kh, kw, sh, sw, dh, dw, c_in, c_out, nchw):
+    """Whether the filter gradient goes to the taps kernel (``_kernels.filter_taps``), x read in place.
+
+    Its products skip every tap on padding and copy nothing but dy's
+    panels, where the patch GEMM copies each x value once per tap into
+    transposed patches; but each of its reductions runs over one output
+    row's valid range only, and it pads C_in to a multiple of PIX. Measured
+    basis (one Zen4 core, CPU time, 7 alternated calls, float32 NHWC,
+    stride 1 SAME, taps / the path taken before; 216 shapes of batch and
+    plane 64x12x12, 8x28x28, 8x56x56, 1x14x14, C_in 3-128, 3x3-7x7, C_out
+    16-64, in ``perf/sweep.py``'s terms):
+
+    - Where the patch GEMM took the call (short plane grids): 5x5 and 7x7
+      kernels 0.28-0.93 from 16 input channels (64x11x9x16 7x7 -> 32:
+      0.62; AlexNet's 8x27x27x64 5x5 -> 192: 0.78); 3x3 ones into up to 32
+      channels 0.53-0.86, into 64 0.82-0.93 and wider 1.14-1.41 (8x28x28x128
+      -> 256 stride 2, 8x13x13x384 -> 256, 512 -> 512 on 7x7 and 14x14
+      planes); 8 input channels into 64, 1.09-1.32.
+    - Where the plane kernel took it: into 16 channels 0.46-1.03 from 16
+      input channels; 5x5 and 7x7 kernels
+      on 28x28 planes 0.71-0.95, on 56x56 planes 0.87-0.96 from 64 input
+      channels, 0.99-1.10 with 16 and 32; 3x3 into 32 or more 1.0-1.9.
+    - Fewer than 16 input channels: on the plane kernel's short grids
+      (``dw_planes_short``: 64x12x12, 1x14x14) 6-8 channels into up to 32
+      0.44-0.94 (LeNet's 64x12x12x6 5x5 -> 16, VALID: 0.56), into 64
+      0.98-1.32; 3 channels 0.59-1.18; on 28x28 and 56x56 planes 1.02-2.4.
+    - Beyond TAPS_MAX_IN input channels the patch GEMM's reductions over
+      long rows of K win; 1x1 filters have no padding to skip and stay
+      where they were.
+    """
+    if kh * kw < 2 or c_in > TAPS_MAX_IN:
+        return False
+    if c_in < TAPS_MIN_IN:
+        return (c_in >= TAPS_MIN_IN_SHORT and c_out <= 2 * OUT
+                and dw_planes_short(n, oh, ow, kw, sw, dw))
+    large = kh * kw >= TAPS_LARGE_KERNEL
+    if (dw_by_patches(n, oh, ow, kh, kw, sh, sw, dw, c_in, c_out, nchw)
+            or not planes_fit(kh, kw, sh, sw, dh, dw)):  # the patch GEMM's calls
+        return large or c_out <= 2 * OUT
+    return c_out <= OUT or (large and (ow <= TAPS_MAX_PLANE_W or c_in >= TAPS_WIDE_IN))
+
+
+@register_jitable
+def dw_taps_plan(n, oh, ow, kh, kw, c_in, c_out):
+    """(k_pad, c_pad, parts, chunk_rows) of the taps kernel's filter gradient (shape alone).
+
+    Work units are (part, panel of OUT output channels) pairs: parts of the
+    output rows, as many as MIN_UNITS units need (each part has its own
+    partial sums, added up in order by the driver), and chunks of about
+    CHUNK_PIXELS pixels, whose dy panel stays in L1 while every tap reads it.
+    """
+    c_tap = -(-c_in // PIX) * PIX
+    k_pad, c_pad = kh * kw * c_tap, -(-c_out // OUT) * OUT
+    parts = min(MAX_PARTS, n * oh, -(-MIN_UNITS // (c_pad // OUT)), PARTIAL_BUDGET // (k_pad * c_pad))
+    return k_pad, c_pad, max(1, parts), max(1, CHUNK_PIXELS // max(1, ow))
 
 
 @register_jitable

@@ -34,11 +34,11 @@ def _conv_step(c_in, c_out, backward):
     """Forward (and transpose) or backward (and transpose backward) conv on a C_in -> C_out layer.
 
     3x3 filters on a 4x16 plane: with 2 -> 2 channels every pass takes the
-    planes strategy, with 16 -> 32 every pass the patch GEMM (the reduction
-    of the forward pass and the filter gradient is 144 long, that of the
-    input gradient 288, all into >= 16 channels over few pixels), its
-    forward passes reading padded rows of x (``_plan.padded_rows``: 16
-    columns).
+    planes strategy, with 16 -> 32 (forward) or 48 (backward) every pass the
+    patch GEMM (the reduction of the forward pass and the filter gradient is
+    144 long, that of the input gradient 288 or 432, all into >= 16
+    channels over few pixels), its forward passes into 32 reading padded
+    rows of x (``_plan.padded_rows``: 16 columns).
     """
     def step(nc, dtype):
         x = np.ones((1, 4, 16, c_in), dtype)
@@ -53,6 +53,20 @@ def _conv_step(c_in, c_out, backward):
             else:
                 nc.conv2d_transpose(y, wl, np.ones(c_in, dtype), padding=1, data_format=layout)
     return step
+
+
+def _taps_step(nc, dtype):
+    """The filter gradient by taps (``_plan.dw_by_taps``): 16 -> 32 on a short plane grid.
+
+    (Into 48 channels, as in the patch GEMM's backward step, it is the patch
+    GEMM's.)
+    """
+    x = np.ones((1, 4, 16, 16), dtype)
+    dy = np.ones((1, 4, 16, 32), dtype)
+    for layout in LAYOUTS:
+        xl, dyl = (_nchw(x), _nchw(dy)) if layout == "NCHW" else (x, dy)
+        w_shape = (32, 16, 3, 3) if layout == "NCHW" else (3, 3, 16, 32)
+        nc.conv2d_backward_filter(dyl, xl, w_shape, padding=1, data_format=layout)
 
 
 def _winograd_step(nc, dtype):
@@ -119,7 +133,8 @@ STEPS: list[tuple[str, Callable]] = [
     ("conv2d, conv2d_transpose (planes)", _conv_step(2, 2, backward=False)),
     ("conv2d_backward, conv2d_transpose_backward (planes)", _conv_step(2, 2, backward=True)),
     ("conv2d, conv2d_transpose (patch GEMM)", _conv_step(16, 32, backward=False)),
-    ("conv2d_backward, conv2d_transpose_backward (patch GEMM)", _conv_step(16, 32, backward=True)),
+    ("conv2d_backward, conv2d_transpose_backward (patch GEMM)", _conv_step(16, 48, backward=True)),
+    ("conv2d_backward_filter (taps)", _taps_step),
     ("conv2d, conv2d_backward (Winograd)", _winograd_step),
     ("conv2d, conv2d_backward (depthwise)", _depthwise_step),
     ("im2col, col2im", _patches_step),

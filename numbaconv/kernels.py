@@ -122,6 +122,7 @@ from ._kernels.convolution import Image as _Image
 from ._kernels.convolution import bias_backward_rows as _bias_backward_rows
 from ._kernels.convolution import conv2d_backward_filter_nhwc as _conv2d_backward_filter_nhwc
 from ._kernels.convolution import conv2d_nhwc as _conv2d_nhwc
+from ._kernels.filter_taps import conv2d_backward_filter_taps as _filter_taps
 from ._kernels.normalization import local_response_norm as _local_response_norm
 from ._kernels.patch_gemm import conv2d_backward_filter_patch_gemm as _filter_patch_gemm
 from ._kernels.patch_gemm import conv2d_patch_gemm as _conv2d_patch_gemm
@@ -136,15 +137,17 @@ from ._kernels.winograd import conv2d_backward_filter_winograd as _filter_winogr
 from ._kernels.winograd import conv2d_winograd as _conv2d_winograd
 from ._kernels.winograd import filter_gradient_from_winograd as _filter_from_winograd
 from ._kernels.winograd import transform_filters as _transform_filters
-from ._numba import kernel, launch_threads, serial
+from ._numba import FASTMATH, kernel, launch_threads, serial
 from ._plan import bias_parts as _bias_parts
 from ._plan import bias_row_pixels as _bias_row_pixels
 from ._plan import by_winograd as _by_winograd
 from ._plan import dw_by_patches as _dw_by_patches
+from ._plan import dw_by_taps as _dw_by_taps
 from ._plan import dw_by_winograd as _dw_by_winograd
 from ._plan import dw_patches_plan as _dw_patches_plan
 from ._plan import dw_planes_plan as _dw_planes_plan
 from ._plan import dw_swapped as _dw_swapped
+from ._plan import dw_taps_plan as _dw_taps_plan
 from ._plan import dw_winograd_plan as _dw_winograd_plan
 from ._plan import forward_by_patches as _forward_by_patches
 from ._plan import padded_channels as _padded_channels
@@ -378,8 +381,8 @@ def conv2d_backward_input(dy, w, dx, stride_h, stride_w, pad_top, pad_left, dila
 def conv2d_backward_filter(dy, x, dw, stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w):
     """dw = the gradient of sum(conv2d(x, w) * dy) with respect to w (dw has w's shape, HWIO).
 
-    By Winograd (3x3, stride 1), the plane kernel or, on short plane grids,
-    the patch GEMM, by the public API's rules; the partial sums follow from
+    By Winograd (3x3, stride 1), by taps, the plane kernel or, on short
+    plane grids, the patch GEMM, by the public API's rules; the partial sums follow from
     the shape alone (bit-identical at any thread count).
     """
     sh, sw, pt, pl, dh, dw_ = _int64s(stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w)
@@ -393,13 +396,22 @@ def conv2d_backward_filter(dy, x, dw, stride_h, stride_w, pad_top, pad_left, dil
         _filter_from_winograd(partial, dw)
         if np.isfinite(dw).all():
             return  # (else a value is not finite: recomputed below, as the public API does)
+    k_len = k_h * k_w * c_in
+    flat = dw.reshape(k_len, c_out)
+    if _dw_by_taps(n, oh, ow, k_h, k_w, sh, sw, dh, dw_, c_in, c_out, False):
+        k_pad, c_pad, parts, chunk_rows = _dw_taps_plan(n, oh, ow, k_h, k_w, c_in, c_out)
+        partial = np.empty((parts, k_pad, c_pad), dw.dtype)
+        _filter_taps(_image(x), _image(dy), partial, k_h, k_w, chunk_rows, sh, sw, dh, dw_, pt, pl)
+        c_tap = k_pad // (k_h * k_w)  # partial's rows per tap: C_in padded
+        for k in range(k_len):
+            for co in range(c_out):
+                flat[k, co] = _sum_parts(partial, k // c_in * c_tap + k % c_in, co)
+        return
     if (not _dw_by_patches(n, oh, ow, k_h, k_w, sh, sw, dw_, c_in, c_out, False)
             and _planes_fit(k_h, k_w, sh, sw, dh, dw_)):
         parts, rows = _dw_planes_plan(n, oh, ow, k_w, sw, dw_)
         _conv2d_backward_filter_nhwc(_image(x), _image(dy), dw, parts, rows, sh, sw, dh, dw_, pt, pl)
         return
-    k_len = k_h * k_w * c_in
-    flat = dw.reshape(k_len, c_out)
     swapped = _dw_swapped(n, k_h, k_w, sh, sw, pt, pl, x.shape[1], x.shape[2], oh, ow, c_in, c_out, False)
     if swapped:
         # dw^T = dy^T @ x, as the public API (numbaconv._plan.dw_swapped).
@@ -417,13 +429,20 @@ def conv2d_backward_filter(dy, x, dw, stride_h, stride_w, pad_top, pad_left, dil
         partial = np.empty((parts, k_pad, c_pad), dw.dtype)
         _filter_patch_gemm(_image(x), _image(dy), partial, k_h, k_w, k_block, chunk,
                            sh, sw, dh, dw_, pt, pl)
-    for k in range(k_len):  # the partials added in order, as the Python driver's sum(axis=0)
+    for k in range(k_len):
         for co in range(c_out):
-            i, j = (co, k) if swapped else (k, co)
-            total = partial[0, i, j]
-            for part in range(1, parts):
-                total += partial[part, i, j]
-            flat[k, co] = total
+            flat[k, co] = _sum_parts(partial, co, k) if swapped else _sum_parts(partial, k, co)
+
+
+# Without "reassoc": LLVM may not regroup the sum (it did, in a 4-part fold
+# of conv2d_backward_filter).
+@kernel(parallel=False, fastmath=FASTMATH - {"reassoc"})
+def _sum_parts(partial, i, j):
+    """partial[0, i, j] + partial[1, i, j] + ..., in order: as the Python drivers' ``sum(axis=0)``."""
+    total = partial[0, i, j]
+    for part in range(1, partial.shape[0]):
+        total += partial[part, i, j]
+    return total
 
 
 @kernel(parallel=False)

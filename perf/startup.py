@@ -12,7 +12,8 @@ The ops run in a fixed order on small inputs, so that each figure is the
 compile (or load) time of what that op adds to the ones before it: NHWC
 first, in the order of the README's API list, with the three convolution
 strategies ("planes" on a narrow layer, "patch GEMM" on a wide one,
-"Winograd" on a 3x3 layer of 24 channels and 512 output pixels), then
+"Winograd" on a 3x3 layer of 24 channels and 512 output pixels) and the
+filter gradient's fourth ("taps", on the wide layer into 32 channels), then
 NCHW calls (the pool and LRN kernels serve both layouts: these load or
 compile nothing new, and their figures show it).
 """
@@ -33,9 +34,11 @@ def _ops(nc, np, dtype):
         return rng.standard_normal(shape).astype(dtype)
 
     x, w, b = a(2, 8, 8, 3), a(3, 3, 3, 8), a(8)  # narrow: planes
-    xw, ww = a(2, 8, 8, 32), a(3, 3, 32, 32)  # wide: patch GEMM
+    xw, ww = a(2, 8, 8, 32), a(3, 3, 32, 32)  # wide: patch GEMM (its filter gradient by taps)
+    ww48 = a(3, 3, 32, 48)  # into 48: the filter gradient by the patch GEMM too
     xg, wg = a(2, 16, 16, 24), a(3, 3, 24, 24)  # 3x3, 512 outputs: Winograd
     y, yw = nc.reference.conv2d(x, w, padding=1), nc.reference.conv2d(xw, ww, padding=1)
+    yw48 = nc.reference.conv2d(xw, ww48, padding=1)
     yg = nc.reference.conv2d(xg, wg, padding=1)
     xp = a(2, 8, 8, 4)
     pooled, argmax = nc.reference.max_pool2d_argmax(xp, 2)
@@ -49,7 +52,8 @@ def _ops(nc, np, dtype):
         ("conv2d_transpose", lambda: nc.conv2d_transpose(y, w, None, padding=1)),
         ("conv2d_transpose_backward", lambda: nc.conv2d_transpose_backward(x, y, w, padding=1)),
         ("conv2d_wide", lambda: nc.conv2d(xw, ww, padding=1)),
-        ("conv2d_backward_wide", lambda: nc.conv2d_backward(yw, xw, ww, padding=1)),
+        ("conv2d_backward_wide", lambda: nc.conv2d_backward(yw48, xw, ww48, padding=1)),
+        ("conv2d_backward_filter_taps", lambda: nc.conv2d_backward_filter(yw, xw, ww.shape, padding=1)),
         ("conv2d_winograd", lambda: nc.conv2d(xg, wg, padding=1)),
         ("conv2d_backward_winograd", lambda: nc.conv2d_backward(yg, xg, wg, padding=1)),
         ("conv2d_backward_input", lambda: nc.conv2d_backward_input(y, w, x.shape, padding=1)),

@@ -31,6 +31,8 @@ MAX_REFERENCE_PADDED = 10 ** 6
 DATA = {  # NHWC data, HWIO filters, float64
     "k23": (RNG.normal(size=(1, 5, 6, 2)), RNG.normal(size=(2, 3, 2, 3))),
     "k11": (RNG.normal(size=(2, 4, 3, 2)), RNG.normal(size=(1, 1, 2, 3))),
+    # 16 channels: the filter gradient by taps (numbaconv._plan.dw_by_taps)
+    "k23w": (RNG.normal(size=(1, 5, 6, 16)), RNG.normal(size=(2, 3, 16, 16))),
     # transposes: x has the forward conv's output channels (w's last axis)
     "t23": (RNG.normal(size=(1, 3, 4, 3)), RNG.normal(size=(2, 3, 2, 3))),
     "t1": (RNG.normal(size=(2, 1, 1, 3)), RNG.normal(size=(2, 3, 2, 3))),

@@ -79,7 +79,7 @@ def family_cases(family):
                     {"pool_size": (v, 2), "args": {"padding": (v - 1, 1), "stride": v}},
                     {"pool_size": v, "args": {"padding": v - 1, "stride": (v, 1)}}]
     else:
-        data = ("t23", "t1") if family == "transpose" else ("k23", "k11")
+        data = ("t23", "t1") if family == "transpose" else ("k23", "k11", "k23w")
         raw = [{"data": d, "args": args} for v in VALUES for d in data for args in _geometry_args(v)]
     cases = []
     for i, case in enumerate(raw):

@@ -6,7 +6,7 @@ over gathered patches; wide layers, large kernels, small planes) and
 "Winograd" (3x3 stride-1 layers with enough channels; see
 ``test_kernels_conv_winograd``), chosen per call from the shape. The input gradient and the transpose run the forward
 kernels on the stride phases of their output; the filter gradient has a
-plane kernel and a patch kernel of its own.
+plane kernel, a patch kernel and a taps kernel (x read in place) of its own.
 
 Here each strategy is forced (through the rule's constants) on the narrow
 grid of ``test_kernels_conv`` and on wide shapes (channel counts that are
@@ -26,6 +26,7 @@ import numbaconv as fast
 import numbaconv.reference as ref
 from numbaconv import _plan as drivers
 from numbaconv._kernels import convolution as plane_kernels
+from numbaconv._kernels import filter_taps
 from numbaconv._kernels import patch_gemm
 
 from test_kernels_conv import (CONV_CASES, FORMATS, case_id, conv_inputs, filters_to_format,
@@ -52,22 +53,27 @@ WIDE_CASES = [
     (9, 6, 7, 8, 32, (5, 3), (2, 1), (4, 1), (2, 1)),  # ... strided and dilated rows
 ]
 
+NO_TAPS = dict(TAPS_MIN_IN=10**9, TAPS_MIN_IN_SHORT=10**9)  # the filter gradient never by taps
 STRATEGIES = {
     # Forward, input gradient and transpose on planes; the filter gradient on planes.
     "planes": dict(PATCH_MIN_K=10**9, PATCH_MIN_K_1X1=10**9, PATCH_MIN_K_SHORT=10**9,
                    DW_PATCH_MIN_OUT=10**9,
-                   WINOGRAD_MIN_IN=10**9),
+                   WINOGRAD_MIN_IN=10**9, **NO_TAPS),
     # Everything on the patch GEMM, its patches gathered.
     "patches": dict(PATCH_MIN_K=0, PATCH_MIN_OUT=0, PATCH_MIN_WORK=0, PADDED_ROWS_WASTE=-1,
-                    DW_PATCH_MIN_OUT=0, DW_PATCH_MAX_LENGTH=10**18, WINOGRAD_MIN_IN=10**9),
+                    DW_PATCH_MIN_OUT=0, DW_PATCH_MAX_LENGTH=10**18, WINOGRAD_MIN_IN=10**9, **NO_TAPS),
     # The same, with every stride-1 undilated forward call (or input-gradient phase) reading
     # padded rows of x in place.
     "padded rows": dict(PATCH_MIN_K=0, PATCH_MIN_OUT=0, PATCH_MIN_WORK=0, PADDED_ROWS_WASTE=10**9,
-                        DW_PATCH_MIN_OUT=0, DW_PATCH_MAX_LENGTH=10**18, WINOGRAD_MIN_IN=10**9),
+                        DW_PATCH_MIN_OUT=0, DW_PATCH_MAX_LENGTH=10**18, WINOGRAD_MIN_IN=10**9,
+                        **NO_TAPS),
     # Every 3x3 stride-1 undilated forward (or input-gradient phase) and filter gradient on Winograd,
     # whatever the channels.
     "winograd": dict(WINOGRAD_MIN_IN=0, WINOGRAD_MIN_OUT=0, WINOGRAD_MIN_PIXELS=0,
-                     WINOGRAD_DW_MIN_PIXELS=0, WINOGRAD_DW_MIN_PLANE=0),
+                     WINOGRAD_DW_MIN_PIXELS=0, WINOGRAD_DW_MIN_PLANE=0, **NO_TAPS),
+    # Every filter gradient of more than one tap by taps, x read in place (the rest as the rule).
+    "taps": dict(TAPS_MIN_IN=0, TAPS_MAX_IN=10**9, TAPS_LARGE_KERNEL=0, TAPS_MAX_PLANE_W=10**18,
+                 WINOGRAD_MIN_IN=10**9),
 }
 
 
@@ -130,13 +136,14 @@ def test_each_strategy_in_float32(case, strategy):
 
 
 class Calls:
-    """Counts the calls of the two forward kernels and the two filter-gradient kernels."""
+    """Counts the calls of the two forward kernels and the three filter-gradient kernels."""
 
     def __init__(self, monkeypatch):
         self.counts = {}
         for module, name in ((patch_gemm, "conv2d_patch_gemm"), (plane_kernels, "conv2d_nhwc"),
                              (patch_gemm, "conv2d_backward_filter_patch_gemm"),
-                             (plane_kernels, "conv2d_backward_filter_nhwc")):
+                             (plane_kernels, "conv2d_backward_filter_nhwc"),
+                             (filter_taps, "conv2d_backward_filter_taps")):
             monkeypatch.setattr(module, name, self.counting(name, getattr(module, name)))
 
     def counting(self, name, kernel):
@@ -244,6 +251,8 @@ DW_BOUNDARY = [
 @pytest.mark.parametrize("n, h, w, c_in, c_out, k, stride, expected", DW_BOUNDARY)
 def test_the_filter_gradient_rule_at_its_boundaries(n, h, w, c_in, c_out, k, stride, expected,
                                                     monkeypatch):
+    for name, value in NO_TAPS.items():  # (taps has its own rule, below)
+        monkeypatch.setattr(drivers, name, value)
     calls = Calls(monkeypatch)
     rng = np.random.default_rng(h * w + c_in)
     x = rng.standard_normal((n, h, w, c_in))
@@ -253,8 +262,54 @@ def test_the_filter_gradient_rule_at_its_boundaries(n, h, w, c_in, c_out, k, str
     got = fast.conv2d_backward_filter(dy, x, wt.shape, **kw)
     want = ref.conv2d_backward(dy, x, wt, **kw)[1]
     np.testing.assert_allclose(got, want, atol=tolerance(np.float64, dy.size // c_out), rtol=0)
-    names = ("conv2d_backward_filter_patch_gemm", "conv2d_backward_filter_nhwc")
-    assert calls.used(*names) == {names[expected == "planes"]}
+    names = ("conv2d_backward_filter_patch_gemm", "conv2d_backward_filter_nhwc", "conv2d_backward_filter_taps")
+    assert calls.used(*names) == {names[("patches", "planes", "taps").index(expected)]}
+
+
+# (n, h, w, c_in, c_out, k, stride, expected): the filter gradient goes by taps from 16 to 128
+# input channels, for kernels of 2+ taps: where the patch GEMM would take it (see DW_BOUNDARY)
+# with 25+ taps or into up to 32 channels; where the planes would, into up to 16 channels, or
+# with 25+ taps on planes up to 32 wide or from 64 input channels. From 6 input channels into
+# up to 32 on the plane kernel's short grids (under 256 positions a unit).
+TAPS_BOUNDARY = [
+    (8, 15, 15, 16, 32, 3, 1, "taps"),  # the patch GEMM's (grid 255), into 32
+    (8, 15, 15, 16, 33, 3, 1, "patches"),  # into 33
+    (8, 15, 15, 16, 48, 5, 1, "taps"),  # 25 taps
+    (8, 40, 40, 15, 16, 3, 1, "planes"),  # 15 input channels (a long grid: 40 rows of 42)
+    (2, 9, 9, 128, 32, 3, 1, "taps"),  # 128 input channels
+    (2, 9, 9, 129, 32, 3, 1, "patches"),  # 129
+    (8, 40, 40, 16, 16, 3, 1, "taps"),  # the planes', into 16
+    (8, 40, 40, 16, 17, 3, 1, "planes"),  # into 17
+    (4, 32, 32, 16, 32, 5, 1, "taps"),  # the planes', 25 taps, OW = 32
+    (4, 33, 33, 16, 32, 5, 1, "planes"),  # OW = 33 ...
+    (4, 33, 33, 64, 32, 5, 1, "taps"),  # ... from 64 input channels
+    (4, 33, 33, 63, 32, 5, 1, "planes"),
+    (4, 12, 12, 64, 16, 1, 1, "planes"),  # 1x1
+    (4, 30, 30, 20, 16, 5, 2, "taps"),  # strided
+    (64, 12, 12, 6, 16, 5, 1, "taps"),  # 6 channels, a short grid (12 rows of 16)
+    (64, 12, 12, 5, 16, 5, 1, "planes"),  # 5 channels
+    (64, 12, 12, 6, 33, 5, 1, "patches"),  # into 33
+    (8, 28, 28, 8, 16, 3, 1, "planes"),  # a long grid (28 rows of 30)
+]
+
+
+@pytest.mark.parametrize("n, h, w, c_in, c_out, k, stride, expected", TAPS_BOUNDARY)
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_the_filter_gradient_by_taps_at_its_boundaries(n, h, w, c_in, c_out, k, stride, expected, fmt,
+                                                       monkeypatch):
+    calls = Calls(monkeypatch)
+    rng = np.random.default_rng(h * w + c_in + c_out)
+    x = rng.standard_normal((n, h, w, c_in)).astype(np.float32)
+    wt = rng.standard_normal((k, k, c_in, c_out)).astype(np.float32)
+    kw = dict(stride=stride, padding=k // 2)
+    dy = rng.standard_normal(ref.conv2d(x, wt, **kw).shape).astype(np.float32)
+    want = ref.conv2d_backward(dy.astype(np.float64), x.astype(np.float64), wt.astype(np.float64), **kw)[1]
+    got = fast.conv2d_backward_filter(to_format(dy, fmt), to_format(x, fmt), filters_to_format(wt, fmt).shape,
+                                      data_format=fmt, **kw)
+    got = got if fmt == "NHWC" else got.transpose(2, 3, 1, 0)
+    np.testing.assert_allclose(got, want, atol=tolerance(np.float32, dy.size // c_out), rtol=0)
+    names = ("conv2d_backward_filter_patch_gemm", "conv2d_backward_filter_nhwc", "conv2d_backward_filter_taps")
+    assert calls.used(*names) == {names[("patches", "planes", "taps").index(expected)]}
 
 
 def test_an_nchw_1x1_filter_gradient_keeps_the_planes_on_long_grids(monkeypatch):
@@ -327,7 +382,7 @@ def test_a_1x1_filter_gradient_as_dw_transposed_is_bit_identical_at_1_and_2_thre
     np.testing.assert_array_equal(results[0], results[1])
 
 
-@pytest.mark.parametrize("case", [WIDE_CASES[0], WIDE_CASES[1], WIDE_CASES[4], CONV_CASES[1]],
+@pytest.mark.parametrize("case", [WIDE_CASES[0], WIDE_CASES[1], WIDE_CASES[2], WIDE_CASES[4], CONV_CASES[1]],
                          ids=case_id)
 def test_every_output_is_bit_identical_at_1_and_2_threads(case, thread_counts):
     """The partial sums of dw and db are split by the shape, not by the thread count."""

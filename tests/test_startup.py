@@ -40,7 +40,8 @@ def nchw(a):
 
 for layout in ("NHWC", "NCHW"):
     for dtype in (np.float32, np.int16):
-        for c_in, c_out in ((3, 5), (32, 32)):  # planes, then patch GEMM (dW: C_out >= 32)
+        # planes, then patch GEMM (dW by taps into 32, by the patch GEMM into 48)
+        for c_in, c_out in ((3, 5), (32, 32), (32, 48)):
             x = rng.standard_normal((2, 7, 6, c_in)).astype(dtype)
             w = rng.standard_normal((3, 3, c_in, c_out)).astype(dtype)
             b = np.ones(c_out, dtype)
@@ -125,7 +126,7 @@ def test_warmup_leaves_nothing_to_compile_for_any_op_or_layout(warm_cache):
     # The parallel kernels of both conv strategies, both layouts' pool and LRN kernels.
     assert {"convolution.conv2d_nhwc", "convolution.conv2d_backward_filter_nhwc",
             "patch_gemm.conv2d_patch_gemm", "patch_gemm.conv2d_backward_filter_patch_gemm",
-            "patch_gemm.pack_filters", "pooling.scatter_at_argmax",
+            "patch_gemm.pack_filters", "filter_taps.conv2d_backward_filter_taps", "pooling.scatter_at_argmax",
             "normalization.local_response_norm", "patches.col2im_nhwc"} <= loaded
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import _plan as plan
 from .._kernels import convolution as k
+from .._kernels import filter_taps as ft
 from .._kernels import patch_gemm as pg
 from .._kernels import winograd as wg
 from ._memory import contiguous, deliver, result
@@ -277,14 +278,17 @@ def conv2d_transpose(x, w, b, g, nchw, out=None):
 
 
 def conv2d_backward_filter(x, dy, g, nchw, out=None):
-    """Compute dw by Winograd (``plan.dw_by_winograd``), the plane kernel, or the patch GEMM on short plane grids.
+    """Compute dw by Winograd, by taps, the plane kernel, or the patch GEMM on short plane grids.
 
-    (``plan.dw_by_patches``.)
+    (``plan.dw_by_winograd``, ``plan.dw_by_taps``, ``plan.dw_by_patches``.)
     """
     if (plan.dw_by_winograd(g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, x.shape[3], dy.shape[3], x.shape[0],
                             g.oh, g.ow)
             and (dw := _backward_filter_winograd(x, dy, g, nchw, out)) is not None):
         return deliver(dw, out)
+    if plan.dw_by_taps(x.shape[0], g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, x.shape[3], dy.shape[3],
+                       nchw):
+        return deliver(_backward_filter_taps(x, dy, g, nchw), out)
     if (plan.dw_by_patches(x.shape[0], g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.dw, x.shape[3], dy.shape[3],
                            nchw)
             or not plan.planes_fit(g.kh, g.kw, g.sh, g.sw, g.dh, g.dw)):
@@ -313,6 +317,17 @@ def _backward_filter_planes(x, dy, g, nchw, out):
     k.conv2d_backward_filter_nhwc(image(x, nchw), image(dy, nchw), dw, parts, rows,
                                   g.sh, g.sw, g.dh, g.dw, g.pt, g.pl)
     return dw
+
+
+def _backward_filter_taps(x, dy, g, nchw):
+    n, c_in, c_out = x.shape[0], x.shape[3], dy.shape[3]
+    # Parts from the shape alone (bit-identical at any thread count).
+    k_pad, c_pad, parts, chunk_rows = plan.dw_taps_plan(n, g.oh, g.ow, g.kh, g.kw, c_in, c_out)
+    partial = np.empty((parts, k_pad, c_pad), x.dtype)
+    ft.conv2d_backward_filter_taps(image(x, nchw), image(dy, nchw), partial, g.kh, g.kw, chunk_rows,
+                                   g.sh, g.sw, g.dh, g.dw, g.pt, g.pl)
+    dw = partial[0] if parts == 1 else partial.sum(axis=0)
+    return np.ascontiguousarray(dw.reshape(g.kh, g.kw, -1, c_pad)[:, :, :c_in, :c_out])
 
 
 def _backward_filter_patches(x, dy, g, nchw):

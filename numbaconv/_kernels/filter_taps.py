@@ -1,0 +1,157 @@
+"""The filter gradient tap by tap, with x read in place (the "taps" strategy).
+
+For one kernel tap (kh, kw) the filter gradient is a matrix product over
+the output pixels: ``dw[kh, kw, ci, co] = sum(x[n, ih, iw, ci] * dy[n, oh,
+ow, co])`` with ``ih = oh * sh - pt + kh * dh``, ``iw = ow * sw - pl + kw *
+dw``. Over one output row, the pixels whose tap falls inside x are one
+range of ow, the same for every row (it depends on kw only), and the x
+values they read are one strided run of x's own memory. So the products
+need no gathered patches: the register tile (``_tap_tile``) holds PIX
+input channels x OUT output channels of sums, and each step of its
+reduction broadcasts PIX adjacent channels of one x pixel (read in place)
+against one row of dy in panels (as ``patch_gemm``'s B operand). Taps on
+padding are skipped whole, rows and columns alike.
+
+The patch GEMM's filter gradient (``patch_gemm``) instead copies every
+patch value into a transposed block first: KH * KW copies of each x value,
+as much memory traffic as the products on layers with few input channels
+and large kernels (one core, 64x11x9x16 7x7 -> 32: 3.5 of its 5.9 ms).
+This kernel pays for its in-place reads with short reductions (one output
+row's valid range at a time) and input channels padded to a multiple of
+PIX; ``numbaconv._plan.dw_by_taps`` says where it wins.
+"""
+import numpy as np
+from numba import prange
+
+from .._numba import FASTMATH, kernel, register_tile
+from .convolution import Image
+from .patch_gemm import OUT, PIX, _gather_panels
+
+
+# Without "reassoc": the order of each sum is the loop's, however LLVM
+# unrolls it in the caller it is compiled into (numbaconv.kernels' drivers
+# must equal the public API's bit for bit).
+@kernel(parallel=False, fastmath=FASTMATH - {"reassoc"})
+def _tap_tile(out, o_row, o_col, data, x_start, c_step, c_left, k_step, n_k, rows, x_row_step,
+              panels, p_start, p_row):
+    """out[o_row + r, o_col + q] += sum over the rows and ks of data[x(row, k) + r * c_step] * panels[p(row, k), q].
+
+    ``r < PIX``, ``q < OUT``. Row i < ``rows`` of the reduction starts at
+    ``x_start + i * x_row_step`` in ``data`` and at ``p_start + i * p_row``
+    in ``panels`` (a (pixels, OUT) block); its ``n_k`` steps are ``k_step``
+    apart in data and one row apart in panels. Only ``c_left`` channels
+    remain from the tile's first: the tile rows past them read the last
+    channel again (in bounds), and their sums are never used.
+    """
+    acc = register_tile(out, PIX, OUT)
+    c0 = np.uint64(o_col)
+    for r in range(PIX):
+        row_out = out[o_row + r]
+        for q in range(OUT):
+            acc[r, q] = row_out[c0 + np.uint64(q)]
+    # Unsigned offsets: a signed index carries Numba's wraparound check,
+    # and with it the accumulators to the stack every step.
+    step = np.uint64(c_step)
+    last = c_left - 1
+    o1, o2, o3 = np.uint64(min(1, last)) * step, np.uint64(min(2, last)) * step, np.uint64(min(3, last)) * step
+    o4, o5 = np.uint64(min(4, last)) * step, np.uint64(min(5, last)) * step
+    ks = np.uint64(k_step)
+    for i in range(rows):
+        base = np.uint64(x_start + i * x_row_step)
+        p0 = np.uint64(p_start + i * p_row)
+        for k in range(n_k):
+            off = base + np.uint64(k) * ks
+            x0, x1, x2 = data[off], data[off + o1], data[off + o2]
+            x3, x4, x5 = data[off + o3], data[off + o4], data[off + o5]
+            # (The update and the store below are patch_gemm._tile_products'
+            # own, written out again: shared as an inlined helper, they made
+            # both kernels 2-8% slower, one core, 24 alternated calls.)
+            row = panels[p0 + np.uint64(k)]
+            for q in range(OUT):
+                v = row[q]
+                acc[0, q] += x0 * v
+                acc[1, q] += x1 * v
+                acc[2, q] += x2 * v
+                acc[3, q] += x3 * v
+                acc[4, q] += x4 * v
+                acc[5, q] += x5 * v
+    # One row per loop (as patch_gemm._tile_products: six rows in one loop
+    # need more runtime alias checks than LLVM allows, and stay scalar).
+    for r in range(PIX):
+        row_out = out[o_row + r]
+        for q in range(OUT):
+            row_out[c0 + np.uint64(q)] = acc[r, q]
+
+
+@kernel
+def conv2d_backward_filter_taps(x, dy, partial, k_h, k_w, chunk_rows, sh, sw, dh, dw, pt, pl):
+    """partial[part, (kh * KW + kw) * C_pad + ci, co] = sum(x[n, ih, iw, ci] * dy[n, oh, ow, co]) over a part.
+
+    ``x`` and ``dy`` are Images of either memory; ``partial`` is (n_parts,
+    KH * KW * C_pad, round_up(C_out, OUT)) with ``C_pad = round_up(C_in,
+    PIX)``; the caller sums it over parts, in order, and drops the padding
+    rows and columns. The output rows ``(n, oh)`` are split into n_parts
+    contiguous ranges (a number the caller derives from the shape alone, so
+    the sums do not depend on the thread count). One prange iteration owns
+    one range and one panel of OUT output channels: it zeroes its block of
+    ``partial`` and, for chunks of ``chunk_rows`` output rows in order,
+    gathers the chunk's dy panel and adds every tap's products to the block.
+    """
+    n_parts, k_pad, c_pad = partial.shape
+    n_panels = c_pad // OUT
+    c_in, out_w = x.c, dy.w
+    c_tap = k_pad // (k_h * k_w)  # rows of partial per tap: C_in padded to PIX
+    row_units = dy.n * dy.h
+    for unit in prange(n_parts * n_panels):
+        part = np.int64(unit) // n_panels
+        j = np.int64(unit) - part * n_panels
+        out = partial[part]
+        co0 = j * OUT
+        for k in range(k_pad):
+            for q in range(OUT):
+                out[k, co0 + q] = 0
+        # The panel's dy channels as an Image of their own (its first
+        # channel at the data's start), for the panel gather of patch_gemm.
+        dy_j = Image(dy.data[co0 * dy.c_step:], dy.n, dy.h, dy.w, min(OUT, dy.c - co0), dy.n_step,
+                     dy.h_step, dy.w_step, dy.c_step)
+        panel = np.zeros((1, chunk_rows * out_w, OUT), partial.dtype)
+        panel_rows = panel[0]
+        r = row_units * part // n_parts
+        r_end = row_units * (part + 1) // n_parts
+        while r < r_end:
+            rows = min(chunk_rows, r_end - r)
+            # The chunk's rows, one image's run at a time.
+            i = np.int64(0)
+            while i < rows:
+                n = (r + i) // dy.h
+                oh = r + i - n * dy.h
+                run = min(rows - i, dy.h - oh)
+                _gather_panels(panel, dy_j, n, oh, run * out_w, i * out_w)
+                i += run
+            for kh in range(k_h):
+                top = kh * dh - pt  # ih = oh * sh + top
+                for kw in range(k_w):
+                    left = kw * dw - pl  # iw = ow * sw + left
+                    ow_lo = min(out_w, -(left // sw)) if left < 0 else 0  # ceil(-left / sw)
+                    ow_hi = max(ow_lo, min(out_w, (x.w - 1 - left) // sw + 1))
+                    if ow_lo == ow_hi:
+                        continue
+                    t_row = (kh * k_w + kw) * c_tap
+                    i = np.int64(0)
+                    while i < rows:
+                        n = (r + i) // dy.h
+                        oh = r + i - n * dy.h
+                        run = min(rows - i, dy.h - oh)
+                        # The run's rows whose ih is inside x: oh_lo <= oh < oh_hi.
+                        oh_lo = max(oh, -(top // sh) if top < 0 else 0)
+                        oh_hi = min(oh + run, (x.h - 1 - top) // sh + 1)
+                        if oh_lo < oh_hi:
+                            x_start = (n * x.n_step + (oh_lo * sh + top) * x.h_step
+                                       + (ow_lo * sw + left) * x.w_step)
+                            p_start = (i + oh_lo - oh) * out_w + ow_lo
+                            for ci in range(0, c_in, PIX):
+                                _tap_tile(out, t_row + ci, co0, x.data, x_start + ci * x.c_step, x.c_step,
+                                          c_in - ci, sw * x.w_step, ow_hi - ow_lo, oh_hi - oh_lo,
+                                          sh * x.h_step, panel_rows, p_start, out_w)
+                        i += run
+            r += rows
