@@ -19,7 +19,7 @@ import pytest
 import numbaconv as fast
 import numbaconv.reference as ref
 from numbaconv import _plan as plan
-from numbaconv._kernels import convolution, patch_gemm, winograd
+from numbaconv._kernels import convolution, filter_taps, patch_gemm, winograd
 
 from test_kernels_conv import FORMATS, filters_to_format, to_format, tolerance
 
@@ -64,7 +64,7 @@ def forced(monkeypatch):
 
 
 class Calls:
-    """Counts the calls of the Winograd kernels and of the direct ones (patch GEMM or planes)."""
+    """Counts the calls of the Winograd kernels and of the direct ones (patch GEMM, planes or taps)."""
 
     def __init__(self, monkeypatch):
         self.counts = {"winograd": 0, "direct": 0, "winograd_dw": 0, "direct_dw": 0}
@@ -73,7 +73,8 @@ class Calls:
                                   (convolution, "conv2d_nhwc", "direct"),
                                   (winograd, "conv2d_backward_filter_winograd", "winograd_dw"),
                                   (patch_gemm, "conv2d_backward_filter_patch_gemm", "direct_dw"),
-                                  (convolution, "conv2d_backward_filter_nhwc", "direct_dw")):
+                                  (convolution, "conv2d_backward_filter_nhwc", "direct_dw"),
+                                  (filter_taps, "conv2d_backward_filter_taps", "direct_dw")):
             monkeypatch.setattr(module, name, self.counting(key, getattr(module, name)))
 
     def counting(self, key, kernel):

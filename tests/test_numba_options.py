@@ -59,6 +59,7 @@ def test_no_cache_location_falls_back_to_uncached_kernels():
 ENTRY_KERNELS = {
     "convolution": ["conv2d_nhwc", "conv2d_backward_filter_nhwc", "bias_backward_rows"],
     "patch_gemm": ["conv2d_patch_gemm", "pack_filters", "conv2d_backward_filter_patch_gemm"],
+    "filter_taps": ["conv2d_backward_filter_taps"],
     "patches": ["im2col_nhwc", "col2im_nhwc"],
     "pooling": ["max_pool2d_nhwc", "scatter_at_argmax", "avg_pool2d_nhwc"],
     "normalization": ["local_response_norm"],
@@ -100,8 +101,9 @@ def test_one_compiled_variant_per_kernel_and_dtype_whatever_the_input_flags():
             nc.lrn_backward(x, x, depth_radius=1, data_format=fmt)
 
         for dtype in (np.float32, np.float64):
-            # Narrow layers (the plane kernels) and wide ones (the patch GEMM).
-            for c_in, c_out in ((3, 2), (16, 32)):
+            # Narrow layers (the plane kernels) and wide ones (the patch GEMM; into 32
+            # channels the filter gradient by taps, into 48 by the patch GEMM).
+            for c_in, c_out in ((3, 2), (16, 32), (16, 48)):
                 x = np.arange(2 * 5 * 6 * c_in, dtype=dtype).reshape(2, 5, 6, c_in) / 50
                 w = np.linspace(-1, 1, 3 * 3 * c_in * c_out, dtype=dtype).reshape(3, 3, c_in, c_out)
                 for xv, wv in zip(variants(x), variants(w)):
@@ -110,7 +112,7 @@ def test_one_compiled_variant_per_kernel_and_dtype_whatever_the_input_flags():
                         "NCHW")
                     run(xv.transpose(0, 3, 1, 2), wv.transpose(3, 2, 0, 1), "NCHW")
         counts = {}
-        for module in ("convolution", "patch_gemm", "patches", "pooling", "normalization"):
+        for module in ("convolution", "patch_gemm", "filter_taps", "patches", "pooling", "normalization"):
             mod = importlib.import_module(f"numbaconv._kernels.{module}")
             for name, obj in vars(mod).items():
                 if hasattr(obj, "signatures"):
