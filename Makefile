@@ -34,7 +34,7 @@ test-boundscheck: $(VENV)/.test-installed
 
 # The kernel tests with NUMBA_DISABLE_JIT=1 under coverage: kernel bodies run
 # as Python, so a kernel branch no test reaches shows up in the report
-# (16 min in the CI dry run at dbf2ca1, 2 cores).
+# (24 min in the CI dry run at fe2a5dd, 2 cores).
 coverage: $(VENV)/.test-installed
 	NUMBA_DISABLE_JIT=1 $(BIN)/python -m coverage run -m pytest -q -m "not slow and not tf" tests/test_kernels_*.py
 	$(BIN)/python -m coverage report --include="numbaconv/_kernels/*,numbaconv/_fast/*"
