@@ -106,13 +106,18 @@ def _gather_patches(a, x, n, oh0, n_pix, out_w, k_h, k_w, sh, sw, dh, dw, pt, pl
 
 
 @kernel(parallel=False)
-def _tile_products(out, a, a_start, a_row, b, q_b, k0, k1, add):
-    """out[p, q] (+)= sum(A[p, k] * B[k, q_b + q] for k0 <= k < k1), for every p and q of ``out``.
+def _tile_products(out, a, a_start, a_row, b, q_b, k0, k1, add, segments, seg_step, seg_k):
+    """out[p, q] (+)= sum(A_s[p, k] * B[k, q_b + q] for s < segments, for k0 + s * seg_k <= k < k1 + s * seg_k).
 
-    ``a`` is flat, its rows ``a_row`` apart: ``A[p, k] = a[a_start + p *
-    a_row + k]``. A (pixels, K) block of gathered patches has ``a_row =
-    K``; rows may also overlap (the padded-rows forward reads x in place,
-    its pixels a few channels apart).
+    ``a`` is flat, its rows ``a_row`` apart: segment s reads ``A_s[p, k]
+    = a[a_start + s * seg_step + p * a_row + k]``. A (pixels, K) block of
+    gathered patches is one segment with ``a_row = K``; rows may also
+    overlap: the padded-rows forward reads x in place, its pixels a few
+    channels apart, a kernel row per segment (``seg_k`` its values, the
+    next kernel row ``seg_step`` further on in x). All segments of a tile
+    sum in its registers: three kernel rows of 3 channels, K = 9 each,
+    stored and loaded back between them ran at 73 GFLOP/s against 92 for
+    the tile over all 27 (one core, 228 x 64 outputs).
 
     Adds to ``out`` when ``add``, else overwrites it: the first pass of a
     reduction starts its sums at zero instead of loading them (and nobody
@@ -131,7 +136,7 @@ def _tile_products(out, a, a_start, a_row, b, q_b, k0, k1, add):
     """
     n_pix, n_out = out.shape
     for q0 in range(0, n_out, OUT):
-        rows = b[(q_b + q0) // OUT, k0:k1]
+        panel = b[(q_b + q0) // OUT]
         for p in range(0, n_pix, PIX):
             acc = register_tile(out, PIX, OUT)
             # Rows and an unsigned column: ``out[p, q0 + q]`` (a signed
@@ -143,26 +148,30 @@ def _tile_products(out, a, a_start, a_row, b, q_b, k0, k1, add):
                 row_out = out[p + r]
                 for q in range(OUT):
                     acc[r, q] = row_out[c0 + np.uint64(q)] if add else 0
-            # Views starting at k0: the loop index then starts at 0, so LLVM
-            # knows it is never negative. A possibly negative index keeps
-            # Numba's wraparound branch in the loop, and with it a store of
-            # every accumulator to the stack per iteration (measured 60 vs
-            # 100 GFLOP/s).
-            s0, s1 = a_start + p * a_row + k0, a_start + p * a_row + k1
-            a0, a1, a2 = a[s0:s1], a[s0 + a_row:s1 + a_row], a[s0 + 2 * a_row:s1 + 2 * a_row]
-            a3, a4 = a[s0 + 3 * a_row:s1 + 3 * a_row], a[s0 + 4 * a_row:s1 + 4 * a_row]
-            a5 = a[s0 + 5 * a_row:s1 + 5 * a_row]
-            for k in range(k1 - k0):
-                row = rows[k]
-                x0, x1, x2, x3, x4, x5 = a0[k], a1[k], a2[k], a3[k], a4[k], a5[k]
-                for q in range(OUT):
-                    v = row[q]
-                    acc[0, q] += x0 * v
-                    acc[1, q] += x1 * v
-                    acc[2, q] += x2 * v
-                    acc[3, q] += x3 * v
-                    acc[4, q] += x4 * v
-                    acc[5, q] += x5 * v
+            for seg in range(segments):
+                # Views starting at k0: the loop index then starts at 0, so LLVM
+                # knows it is never negative. A possibly negative index keeps
+                # Numba's wraparound branch in the loop, and with it a store of
+                # every accumulator to the stack per iteration (measured 60 vs
+                # 100 GFLOP/s).
+                kb = k0 + seg * seg_k
+                rows = panel[kb:kb + k1 - k0]
+                s0 = a_start + seg * seg_step + p * a_row + kb
+                s1 = s0 + k1 - k0
+                a0, a1, a2 = a[s0:s1], a[s0 + a_row:s1 + a_row], a[s0 + 2 * a_row:s1 + 2 * a_row]
+                a3, a4 = a[s0 + 3 * a_row:s1 + 3 * a_row], a[s0 + 4 * a_row:s1 + 4 * a_row]
+                a5 = a[s0 + 5 * a_row:s1 + 5 * a_row]
+                for k in range(k1 - k0):
+                    row = rows[k]
+                    x0, x1, x2, x3, x4, x5 = a0[k], a1[k], a2[k], a3[k], a4[k], a5[k]
+                    for q in range(OUT):
+                        v = row[q]
+                        acc[0, q] += x0 * v
+                        acc[1, q] += x1 * v
+                        acc[2, q] += x2 * v
+                        acc[3, q] += x3 * v
+                        acc[4, q] += x4 * v
+                        acc[5, q] += x5 * v
             # One row per loop: stores to six rows in one loop would need
             # more runtime alias checks than LLVM allows, and stay scalar.
             for r in range(PIX):
@@ -283,22 +292,20 @@ def _unit_products(y, b, base, n_direct, out, a, a_start, a_row, wk, co0, segmen
             t_end += 1
         p0, p1 = t * PIX, t_end * PIX
         tiles = direct_out[p0:p1] if p0 < n_direct else out[p0 - n_direct:p1 - n_direct]
-        # A segment is a kernel row (direct) or the whole patch (gathered),
-        # walked in chunks of at most K_CHUNK values; A's offset moves by
-        # seg_step per segment, so that k indexes wk's rows throughout.
-        # (The segments as a loop inside _tile_products, keeping a tile's
-        # sums in registers over the whole patch, made the seed's forward
-        # 0.97-1.0 of the time but Winograd's products 1.09: one core.)
-        # (Kernel rows read in place are segments of their own, all of them.)
         k_lo, k_hi = (kh_lo * run, kh_hi * run) if segments == 1 else (0, seg_len)
         if k_lo >= k_hi and p0 >= n_direct:
             tiles[:] = 0  # no tap inside x: the bias alone
-        for seg in range(segments):
-            for c0 in range(k_lo, k_hi, K_CHUNK):
-                k0 = seg * seg_len + c0
-                k1 = seg * seg_len + min(c0 + K_CHUNK, k_hi)
-                _tile_products(tiles, a, a_start + seg * seg_step + p0 * a_row, a_row, wk, co0, k0, k1,
-                               p0 < n_direct or k0 > k_lo)
+        # A segment is a kernel row (read in place) or the whole patch
+        # (gathered), walked in chunks of at most K_CHUNK values; every
+        # segment's chunk sums in the tile's registers (see _tile_products).
+        # A's offset moves by seg_step per segment, so that k indexes wk's
+        # rows throughout. (The in-place tiles start from y, filled with the
+        # bias above: a first touch of y's lines by the tiles' scattered
+        # stores, starting from the bias instead, was slower, one core, 1x1
+        # 8x56x56x64 -> 256 1.12, 8x112x112x32 -> 64 1.06.)
+        for c0 in range(k_lo, k_hi, K_CHUNK):
+            _tile_products(tiles, a, a_start + p0 * a_row, a_row, wk, co0, c0, min(c0 + K_CHUNK, k_hi),
+                           p0 < n_direct or c0 > k_lo, segments, seg_step, seg_len)
         t = t_end
 
 
@@ -607,7 +614,7 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, chunk_p
         # Offsets go to the helpers as int64 values: a literal 0 would be an
         # argument type of its own, i.e. a second compile of the helper (the
         # forward kernel calls them with ints).
-        zero = np.int64(0)
+        zero, one = np.int64(0), np.int64(1)
         r_first = r
         if r == r_end:
             out[:] = 0
@@ -625,4 +632,5 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, chunk_p
                 _gather_panels(dy_panels, dy, n, oh0, rows * dy.w, p)
                 p += rows * dy.w
                 r += rows
-            _tile_products(out, at.reshape(-1), zero, at.shape[1], dy_panels, zero, zero, p, add)
+            _tile_products(out, at.reshape(-1), zero, at.shape[1], dy_panels, zero, zero, p, add, one, zero,
+                           zero)

@@ -299,7 +299,7 @@ def conv2d_winograd(x, u, b, y, tile_rows, tile_cols, out_per_unit, pt, pl, bad)
         v = np.empty((16, tiles_pad, c_in), u.dtype)
         v[:, n_tiles:, :] = 0  # the register tiles' padding rows
         v_flat = v.reshape(-1)
-        zero = np.int64(0)  # (an int64, not a literal: see _fill_dy)
+        zero, one = np.int64(0), np.int64(1)  # (int64s, not literals: see _fill_dy)
         for r in range(rows):
             n, tr = (g0 + r) // t_h, (g0 + r) % t_h
             # The row of tiles reads 4 padded input rows (2 shared with the next):
@@ -312,7 +312,7 @@ def conv2d_winograd(x, u, b, y, tile_rows, tile_cols, out_per_unit, pt, pl, bad)
         for e in range(16):
             for k0 in range(0, c_in, K_CHUNK):
                 _tile_products(m[e], v_flat, e * tiles_pad * c_in, c_in, u[e], co0, k0,
-                               min(k0 + K_CHUNK, c_in), k0 > 0)
+                               min(k0 + K_CHUNK, c_in), k0 > 0, one, zero, zero)
         _untransform(m.reshape(16, tiles_pad * n_out))
         bias = b[co0:min(co0 + n_out, y.c)]
         bad_outputs = 0
@@ -422,7 +422,7 @@ def conv2d_backward_filter_winograd(x, dy, partial, tile_rows, tile_cols, pt, pl
         dblock = np.empty((2, 2, block_co, tile_rows * tile_cols), x.data.dtype)
         yt = np.empty((16, block_co, tile_rows * tile_cols), x.data.dtype)
         yt_flat = yt.reshape(-1)
-        zero = np.int64(0)
+        zero, one = np.int64(0), np.int64(1)
         job = jobs * part // n_parts
         job_end = jobs * (part + 1) // n_parts
         while job < job_end:
@@ -445,7 +445,7 @@ def conv2d_backward_filter_winograd(x, dy, partial, tile_rows, tile_cols, pt, pl
             _transform_dy(yt, dblock)
             for e in range(16):
                 _tile_products(out[e], yt_flat, e * yt[0].size, yt.shape[2], v[e], zero, zero, t,
-                               t > 0)  # (t > 0: a bool that is no literal)
+                               t > 0, one, zero, zero)  # (t > 0: a bool that is no literal)
 
 
 @kernel
