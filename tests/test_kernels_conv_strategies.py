@@ -48,6 +48,7 @@ WIDE_CASES = [
     # products sum into the output in place, all but the last pixels past a multiple of 6 ...
     (9, 5, 7, 20, 32, (3, 3), 1, 1, 1),
     (9, 3, 5, 600, 16, (1, 1), 1, 0, 1),  # ... over two chunks of the reduction
+    (9, 12, 12, 200, 16, (3, 3), 1, 1, 1),  # ... kernel rows read in place, each over two chunks
     # Gathered tiles skip the kernel rows on padding: whole tiles with no tap inside x, ...
     (2, 4, 9, 16, 16, (3, 3), 1, 5, 1),
     (9, 6, 7, 8, 32, (5, 3), (2, 1), (4, 1), (2, 1)),  # ... strided and dilated rows
