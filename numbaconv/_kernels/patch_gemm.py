@@ -26,9 +26,11 @@ its 12 accumulators also fit AVX2's 16 vector registers.
 
 Stride-1 undilated calls may skip the gather: over padded rows of x,
 the patch entries of one kernel row for consecutive pixels are C_in
-apart in x itself, so the products read them in place, a kernel row at
-a time (``padded_rows`` in ``conv2d_patch_gemm``; the seed's 3x3x3 -> 16,
-one core: 0.57 of the time with the gather).
+apart in x itself, so the products read them in place, a kernel row per
+segment of K, all of a tile's segments summed in its registers
+(``padded_rows`` in ``conv2d_patch_gemm``; the seed's 3x3x3 -> 16,
+one core: 0.57 of the time with the gather, before the segments shared
+the registers).
 
 The K axis is walked in chunks of K_CHUNK values, so that a tile's patch
 rows stay in L1 and the block's patches in L2 while the channel blocks
