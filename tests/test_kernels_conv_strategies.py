@@ -43,12 +43,11 @@ WIDE_CASES = [
     (1, 9, 9, 16, 20, (3, 3), 2, 1, 2),  # stride and dilation share a factor: phases without taps
     (1, 6, 5, 8, 24, (3, 3), 3, 4, 1),  # padding beyond the kernel (negative input-gradient padding)
     (3, 5, 6, 33, 19, (2, 4), (3, 1), (1, 2), (1, 3)),
-    (1, 3, 4, 600, 5, (2, 2), 1, 0, 1),  # K beyond one chunk of the reduction
+    (1, 3, 4, 600, 5, (2, 2), 1, 0, 1),  # K beyond one chunk (read in place: each kernel row beyond one)
     # Units that own whole NHWC rows of every channel (C_out a multiple of 16, 8+ units): the
     # products sum into the output in place, all but the last pixels past a multiple of 6 ...
     (9, 5, 7, 20, 32, (3, 3), 1, 1, 1),
     (9, 3, 5, 600, 16, (1, 1), 1, 0, 1),  # ... over two chunks of the reduction
-    (9, 12, 12, 200, 16, (3, 3), 1, 1, 1),  # ... kernel rows read in place, each over two chunks
     # Gathered tiles skip the kernel rows on padding: whole tiles with no tap inside x, ...
     (2, 4, 9, 16, 16, (3, 3), 1, 5, 1),
     (9, 6, 7, 8, 32, (5, 3), (2, 1), (4, 1), (2, 1)),  # ... strided and dilated rows
