@@ -33,10 +33,12 @@ test-boundscheck: $(VENV)/.test-installed
 	NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$$(mktemp -d) $(BIN)/python -m pytest -q -m "not slow and not tf" tests/test_kernels_*.py
 
 # The kernel tests with NUMBA_DISABLE_JIT=1 under coverage: kernel bodies run
-# as Python, so a kernel branch no test reaches shows up in the report
-# (24 min in the CI dry run at fe2a5dd, 2 cores).
+# as Python, so a kernel branch no test reaches shows up in the report. One
+# pytest worker per core (pytest-xdist; pytest-cov combines their data): run
+# as Python the tests take 47 min on one core of the Intel machine (CI dry run
+# at 0f08892).
 coverage: $(VENV)/.test-installed
-	NUMBA_DISABLE_JIT=1 $(BIN)/python -m coverage run -m pytest -q -m "not slow and not tf" tests/test_kernels_*.py
+	NUMBA_DISABLE_JIT=1 $(BIN)/python -m pytest -q -n auto --cov --cov-report= -m "not slow and not tf" tests/test_kernels_*.py
 	$(BIN)/python -m coverage report --include="numbaconv/_kernels/*,numbaconv/_fast/*"
 	$(BIN)/python -m coverage report
 
