@@ -171,21 +171,37 @@ def test_numba_cache_dir_is_honoured(tmp_path):
 
 
 def test_parfor_link_only_libraries_are_ours_only(tmp_path):
-    """Our kernels' intermediate parfor libraries (loop body, wrappers) get no machine code; users' do."""
+    """Our kernels' intermediate parfor libraries (loop body, wrappers) are neither optimized nor
+    compiled to machine code on their own (the kernel's library optimizes their code); users' are."""
     out = run_python("""
         import json, numba, numpy as np
         from numba.core import codegen
         import numbaconv as nc
-        engine_adds = []
+        engine_adds, optimized, optimizing = [], [], []
         add = codegen.JITCPUCodegen._add_module
         def spy(self, module):
             engine_adds.append(module.name)
             return add(self, module)
         codegen.JITCPUCodegen._add_module = spy
+        # A library's whole-module optimization asks the codegen for a module pass manager.
+        optimize = codegen.JITCodeLibrary._optimize_final_module
+        def spy_optimize(self):
+            optimizing.append(self.name)
+            try:
+                return optimize(self)
+            finally:
+                optimizing.pop()
+        codegen.JITCodeLibrary._optimize_final_module = spy_optimize
+        pass_manager = codegen.JITCPUCodegen._module_pass_manager
+        def spy_pass_manager(self, **kwargs):
+            if optimizing and optimizing[-1] not in optimized:
+                optimized.append(optimizing[-1])
+            return pass_manager(self, **kwargs)
+        codegen.JITCPUCodegen._module_pass_manager = spy_pass_manager
         x = np.arange(32, dtype=np.float32).reshape(1, 4, 4, 2)
         pooled = nc.max_pool2d(x, 2)
-        ours = list(engine_adds)
-        del engine_adds[:]
+        ours, ours_optimized = list(engine_adds), list(optimized)
+        del engine_adds[:], optimized[:]
         @numba.njit(parallel=True)
         def users(a):
             out = np.empty_like(a)
@@ -194,18 +210,23 @@ def test_parfor_link_only_libraries_are_ours_only(tmp_path):
             return out
         doubled = users(np.arange(5.0))
         print(json.dumps({"ours": ours, "users": list(engine_adds), "pooled": pooled.ravel().tolist(),
-                          "doubled": doubled.tolist()}))
+                          "doubled": doubled.tolist(), "ours_optimized": ours_optimized,
+                          "users_optimized": list(optimized)}))
     """, NUMBA_CACHE_DIR=str(tmp_path))
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert seen["pooled"] == [10.0, 11.0, 14.0, 15.0, 26.0, 27.0, 30.0, 31.0]
     assert seen["doubled"] == [0.0, 2.0, 4.0, 6.0, 8.0]
     wrappers = ("parallelgufuncwrapper", "_GufuncWrapper object")
-    assert "max_pool2d_nhwc" in seen["ours"]
-    assert not [m for m in seen["ours"] if m.startswith(wrappers) or wrappers[1] in m
-                or "__numba_parfor_gufunc" in m]
-    assert [m for m in seen["users"] if "__numba_parfor_gufunc" in m]
-    assert "parallelgufuncwrapper" in seen["users"]
-    assert [m for m in seen["users"] if wrappers[1] in m]
+
+    def intermediate(names):
+        return [m for m in names if m.startswith(wrappers) or wrappers[1] in m or "__numba_parfor_gufunc" in m]
+
+    assert "max_pool2d_nhwc" in seen["ours"] and "max_pool2d_nhwc" in seen["ours_optimized"]
+    assert not intermediate(seen["ours"]) and not intermediate(seen["ours_optimized"])
+    for names in (seen["users"], seen["users_optimized"]):
+        assert [m for m in names if "__numba_parfor_gufunc" in m]
+        assert "parallelgufuncwrapper" in names
+        assert [m for m in names if wrappers[1] in m]
 
 
 def test_first_kernel_call_does_not_import_scipy_linalg_and_blas_still_works(tmp_path):
