@@ -12,7 +12,8 @@ code; the rest is typing, parfor passes and lowering to LLVM IR). Prints a
 table, longest first, then where LLVM's time went by kind of code library
 (CPU seconds): a parallel kernel's own library, its parfor loop body and
 the body's two wrappers (``numbaconv._numba`` keeps the last three from
-being compiled to machine code), serial helpers, and Numba's own
+being optimized on their own or compiled to machine code: their code is
+optimized once, in the kernel's library), serial helpers, and Numba's own
 implementations (np.empty and the like); the rest of the CPU time is
 Numba's Python side (typing, parfor passes, lowering). The times include
 whatever load the machine has: quote the load average with them (printed).
