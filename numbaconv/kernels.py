@@ -127,7 +127,6 @@ from ._kernels.normalization import local_response_norm as _local_response_norm
 from ._kernels.patch_gemm import conv2d_backward_filter_patch_gemm as _filter_patch_gemm
 from ._kernels.patch_gemm import conv2d_patch_gemm as _conv2d_patch_gemm
 from ._kernels.patch_gemm import pack_filters as _pack_filters
-from ._kernels.patch_gemm import pad_rows as _pad_rows
 from ._kernels.patches import col2im_nhwc as _col2im_nhwc
 from ._kernels.patches import im2col_nhwc as _im2col_nhwc
 from ._kernels.pooling import avg_pool2d_nhwc as _avg_pool2d_nhwc
@@ -296,11 +295,7 @@ def _forward(x, w, b, y, taps_h, taps_w, swap, sh, sw, dh, dw, pt, pl):
     c_pad = _padded_channels(y.c)
     rows, outs = _patch_units(y.n, y.h, y.w, c_pad)
     padded_rows = _padded_rows(k_h, k_w, sh, sw, dh, dw, y.w, c_pad)
-    x_img = _image(x)
-    if padded_rows and k_h * k_w > 1:
-        x_img = _pad_rows(x_img, y.h + k_h - 1, y.w + k_w - 1, pt, pl, k_w)
-        pt, pl = np.int64(0), np.int64(0)
-    _conv2d_patch_gemm(x_img, wk, b, y, k_h, k_w, rows, outs, sh, sw, dh, dw, pt, pl, False,
+    _conv2d_patch_gemm(_image(x), wk, b, y, k_h, k_w, rows, outs, sh, sw, dh, dw, pt, pl, False,
                        padded_rows)
 
 

@@ -211,10 +211,10 @@ def test_the_padded_rows_rule_at_its_boundaries(n, h, w, c_in, c_out, k, padding
     seen = []
     kernel = patch_gemm.conv2d_patch_gemm
 
-    def record(x, wk, b, y, k_h, k_w, *args):
-        pt, pl, padded_rows = args[-4], args[-3], args[-1]
-        seen.append(padded_rows and pt == 0 and pl == 0 and x.w == y.w + k_w - 1)
-        return kernel(x, wk, b, y, k_h, k_w, *args)
+    def record(x, wk, b, y, k_h, k_w, rows, outs, sh, sw, dh, dw, *args):
+        # What the kernel reads by rows (each unit padding its rows of x itself).
+        seen.append(args[-1] and sh == sw == dh == dw == 1)
+        return kernel(x, wk, b, y, k_h, k_w, rows, outs, sh, sw, dh, dw, *args)
 
     monkeypatch.setattr(patch_gemm, "conv2d_patch_gemm", record)
     rng = np.random.default_rng(h * w + c_in + c_out)

@@ -129,9 +129,9 @@ def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None
         rows, outs = plan.patch_units(y_img.n, y_img.h, y_img.w, c_pad)
         padded_rows = plan.padded_rows(kh, kw, sh, sw, dh, dw, y_img.w, c_pad)
         if padded_rows and kh * kw > 1:
-            # Patches read in place from a padded NHWC copy of x (see the kernel).
-            x_img = pg.pad_rows(image(x, nchw), y_img.h + kh - 1, y_img.w + kw - 1, pt, pl, kw)
-            pt, pl = 0, 0
+            # Patches read in place from padded rows of x, which the kernel
+            # copies a unit at a time, from either memory.
+            x_img = image(x, nchw)
         else:
             # NCHW data are copied to NHWC once: patches are runs of channels
             # (a strided gather from NCHW memory measured 15-30% slower).

@@ -24,13 +24,13 @@ whole k loop. 6 x 16 measured 102-106 GFLOP/s on one Zen4 core (the
 dot-product form, with horizontal sums after every chunk, 80-90), and
 its 12 accumulators also fit AVX2's 16 vector registers.
 
-Stride-1 undilated calls may skip the gather: over padded rows of x,
-the patch entries of one kernel row for consecutive pixels are C_in
-apart in x itself, so the products read them in place, a kernel row per
-segment of K, all of a tile's segments summed in its registers
-(``padded_rows`` in ``conv2d_patch_gemm``; the seed's 3x3x3 -> 16,
-one core: 0.57 of the time with the gather, before the segments shared
-the registers).
+Stride-1 undilated calls may skip the gather: over padded rows of x
+(a unit's rows, copied into a padded block of its own), the patch
+entries of one kernel row for consecutive pixels are C_in apart, so the
+products read them in place, a kernel row per segment of K, all of a
+tile's segments summed in its registers (``padded_rows`` in
+``conv2d_patch_gemm``; the seed's 3x3x3 -> 16, one core: 0.57 of the
+time with the gather, before the segments shared the registers).
 
 The K axis is walked in chunks of K_CHUNK values, so that a tile's patch
 rows stay in L1 and the block's patches in L2 while the channel blocks
@@ -49,7 +49,7 @@ import numpy as np
 from numba import prange
 
 from .._numba import kernel, register_tile
-from .convolution import Image, round_up
+from .convolution import round_up
 
 PIX = 6  # output pixels (rows of a) per register tile
 OUT = 16  # output channels (columns of b) per register tile: one 64-byte line of float32
@@ -114,9 +114,9 @@ def _tile_products(out, a, a_start, a_row, b, q_b, k0, k1, add, segments, seg_st
     ``a`` is flat, its rows ``a_row`` apart: segment s reads ``A_s[p, k]
     = a[a_start + s * seg_step + p * a_row + k]``. A (pixels, K) block of
     gathered patches is one segment with ``a_row = K``; rows may also
-    overlap: the padded-rows forward reads x in place, its pixels a few
-    channels apart, a kernel row per segment (``seg_k`` its values, the
-    next kernel row ``seg_step`` further on in x). All segments of a tile
+    overlap: the padded-rows forward reads padded rows of x in place, its
+    pixels a few channels apart, a kernel row per segment (``seg_k`` its
+    values, the next kernel row ``seg_step`` further on). All segments of a tile
     sum in its registers: three kernel rows of 3 channels, K = 9 each,
     stored and loaded back between them ran at 73 GFLOP/s against 92 for
     the tile over all 27 (one core, 228 x 64 outputs).
@@ -198,23 +198,29 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
     image n for the channels ``co0 <= co < co0 + out_per_unit`` (a multiple
     of OUT), and its own scratch.
 
-    With ``padded_rows``, a stride-1 undilated call whose x is NHWC memory
-    already padded (``pt = pl = 0``, ``x.w == OW + KW - 1``) reads its
-    patches in place: over a unit's rows taken as one run of x's pixels
-    (``x.w`` per row, of which the last KW - 1 are not outputs), the
-    entries of one kernel row (kw, ci) of consecutive pixels are C_in
-    apart, so each kernel row is a product whose A rows are x itself (see
-    ``_tile_products``). The columns past OW are computed and not stored:
-    ``x.w / OW`` times the products, and no gather of K values per pixel
-    (the driver's rule, ``numbaconv._plan.padded_rows``, weighs the two).
-    A 1x1 unpadded filter is the case ``x.w == OW``, with no waste.
+    With ``padded_rows``, a stride-1 undilated call reads its patches in
+    place from padded rows of x: each unit copies the input rows it reads
+    into a zero-padded NHWC block of its own (``_fill_rows``: OW + KW - 1
+    pixels per row; a few KB, in parallel, where a serial padded copy of
+    the whole x used to precede the kernel). Over the unit's rows taken as
+    one run of pixels (of which the last KW - 1 of each row are not
+    outputs), the entries of one kernel row (kw, ci) of consecutive pixels
+    are C_in apart, so each kernel row is a product whose A rows are the
+    block itself (see ``_tile_products``). The columns past OW are
+    computed and not stored: ``(OW + KW - 1) / OW`` times the products,
+    and no gather of K values per pixel (the driver's rule,
+    ``numbaconv._plan.padded_rows``, weighs the two). An unpadded 1x1
+    filter over NHWC memory (``x.w == OW``) reads x itself, with no copy
+    and no waste.
     """
     k_len, c_pad = wk.shape[1], wk.shape[0] * OUT
     row_blocks = (y.h + rows_per_unit - 1) // rows_per_unit
     out_blocks = (c_pad + out_per_unit - 1) // out_per_unit
-    direct = (padded_rows and sh == 1 and sw == 1 and dh == 1 and dw == 1 and pt == 0 and pl == 0
-              and x.c_step == 1 and x.w_step == x.c and x.h_step == x.w * x.c
-              and x.w == y.w + k_w - 1 and x.h >= y.h + k_h - 1)
+    by_rows = padded_rows and sh == 1 and sw == 1 and dh == 1 and dw == 1
+    # x itself is the block: an unpadded 1x1 filter over NHWC memory.
+    in_x = (by_rows and k_h == 1 and k_w == 1 and pt == 0 and pl == 0 and x.c_step == 1
+            and x.w_step == x.c and x.h_step == x.w * x.c and x.w == y.w)
+    cols = y.w + k_w - 1  # pixels per row of a unit's padded block
     run = k_w * x.c  # one kernel row of a patch
     rows_inside = pt <= 0 and (y.h - 1) * sh - pt + (k_h - 1) * dh < x.h  # no kernel row reads padding
     for unit in prange(y.n * row_blocks * out_blocks):
@@ -227,13 +233,19 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
         co0 = ob * out_per_unit
         n_out = min(out_per_unit, c_pad - co0)
         start = n * x.n_step + oh0 * x.h_step
-        # Direct: the tile-padding rows past the unit's pixels read the next
-        # pixels; their products are never stored. Near the end of x they
-        # would read past it: that unit gathers.
-        a_rows = round_up((rows - 1) * x.w + y.w, PIX)
-        if direct and start + (k_h - 1) * x.h_step + (a_rows - 1) * x.c + run <= x.data.size:
-            a, a_start, a_row, pitch = x.data, start, x.c, x.w
+        # By rows: the tile-padding rows past the unit's pixels read the
+        # next pixels; their products are never stored. A padded block has
+        # room for them (KW + PIX pixels past its rows); near the end of x
+        # they would read past it, and that unit copies its rows too.
+        a_rows = round_up((rows - 1) * cols + y.w, PIX)
+        if in_x and start + (a_rows - 1) * x.c + run <= x.data.size:
+            a, a_start, a_row, pitch = x.data, start, x.c, cols
             segments, seg_len, seg_step = k_h, run, x.h_step - run
+        elif by_rows:
+            block = np.zeros(((rows + k_h - 1) * cols + k_w + PIX) * x.c, wk.dtype)
+            _fill_rows(block, x, n, oh0 - pt, rows + k_h - 1, cols, pl)
+            a, a_start, a_row, pitch = block, np.int64(0), x.c, cols
+            segments, seg_len, seg_step = k_h, run, cols * x.c - run
         else:
             a_rows = round_up(rows * y.w, PIX)
             patches = np.empty((a_rows, k_len), wk.dtype)
@@ -254,7 +266,7 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
                     and rows * y.w >= IN_PLACE_MIN_PIXELS)
         n_direct = (rows * y.w) // PIX * PIX if in_place else 0
         out = np.empty((a_rows - n_direct, n_out), wk.dtype)
-        every = direct or rows_inside or min(k_len, K_CHUNK) * n_out > SPLIT_MAX_BLOCK
+        every = by_rows or rows_inside or min(k_len, K_CHUNK) * n_out > SPLIT_MAX_BLOCK
         _unit_products(y, b, n * y.n_step + oh0 * y.h_step, n_direct, out, a, a_start, a_row, wk, co0,
                        segments, seg_len, seg_step, run, every, rows * y.w, oh0, sh, dh, pt, x.h, k_h)
         _store(y, out, b, n, oh0, rows, pitch, co0, bias_per_pixel, n_direct)
@@ -331,36 +343,32 @@ def _tile_kernel_rows(t, n_pix, out_w, oh0, sh, dh, pt, in_h, k_h, every):
 
 
 @kernel(parallel=False)
-def pad_rows(x, rows, cols, pt, pl, k_w):
-    """x (an Image of either memory) as an Image of plain NHWC memory, ``rows`` x ``cols`` per image.
+def _fill_rows(block, x, n, ih0, n_rows, cols, pl):
+    """Rows ih0 <= ih < ih0 + n_rows of image n of x (an Image of either memory) into block, plain NHWC.
 
-    x[n, i, j] lands at (i + pt, j + pl), zeros elsewhere (a negative
-    padding crops x): the input of ``conv2d_patch_gemm``'s padded-rows
-    read. The buffer runs k_w + PIX pixels past the last image, so that
-    the read of the last unit stays inside it.
+    block is zeros, ``cols`` pixels per row: x[n, ih, iw] lands at row ih
+    - ih0, column iw + pl; rows outside x and columns outside it stay
+    zero (a negative padding crops x).
     """
     c = x.c
-    buf = np.zeros(x.n * rows * cols * c + (k_w + PIX) * c, x.data.dtype)
     j0, j1 = max(0, pl), min(cols, pl + x.w)
     data = x.data
     w_step, c_step = np.uint64(x.w_step), np.uint64(x.c_step)
-    for n in range(x.n):
-        for i in range(max(0, pt), min(rows, pt + x.h)):
-            # Unsigned offsets: a signed index keeps Numba's wraparound
-            # check in the copy loop, and the loop scalar (one core,
-            # 8x28x28x128 into 29 x 29 rows: 0.40 ms, 0.11 unsigned;
-            # 8x56x56x64 into 58 x 58: 0.70, 0.25; from NCHW memory 1.11,
-            # 0.77; 8x56x56x16: 0.41, 0.06, where NumPy's pad takes 0.08).
-            src = np.uint64(n * x.n_step + (i - pt) * x.h_step + (j0 - pl) * x.w_step)
-            dst = np.uint64(((n * rows + i) * cols + j0) * c)
-            if x.c_step == 1 and x.w_step == c:  # NHWC: the row is one run
-                for v in range((j1 - j0) * c):
-                    buf[dst + np.uint64(v)] = data[src + np.uint64(v)]
-                continue
-            for j in range(j1 - j0):
-                for ch in range(c):
-                    buf[dst + np.uint64(j * c + ch)] = data[src + np.uint64(j) * w_step + np.uint64(ch) * c_step]
-    return Image(buf, x.n, rows, cols, c, rows * cols * c, cols * c, c, 1)
+    for r in range(max(0, -ih0), min(n_rows, x.h - ih0)):
+        # Unsigned offsets: a signed index keeps Numba's wraparound
+        # check in the copy loop, and the loop scalar (one core,
+        # 8x28x28x128 into 29 x 29 rows: 0.40 ms, 0.11 unsigned;
+        # 8x56x56x64 into 58 x 58: 0.70, 0.25; from NCHW memory 1.11,
+        # 0.77; 8x56x56x16: 0.41, 0.06, where NumPy's pad takes 0.08).
+        src = np.uint64(n * x.n_step + (ih0 + r) * x.h_step + (j0 - pl) * x.w_step)
+        dst = np.uint64((r * cols + j0) * c)
+        if x.c_step == 1 and x.w_step == c:  # NHWC: the row is one run
+            for v in range((j1 - j0) * c):
+                block[dst + np.uint64(v)] = data[src + np.uint64(v)]
+            continue
+        for j in range(j1 - j0):
+            for ch in range(c):
+                block[dst + np.uint64(j * c + ch)] = data[src + np.uint64(j) * w_step + np.uint64(ch) * c_step]
 
 
 @kernel(parallel=False)
