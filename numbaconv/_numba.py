@@ -375,6 +375,22 @@ def _stack_buffer(typingctx, like, n):
     return types.CPointer(dtype)(like, n), codegen
 
 
+def wide_register_file():
+    """Whether the code Numba generates here has 32 vector registers (AVX-512), not 16 (AVX2).
+
+    Read from the CPU features Numba compiles for (``NUMBA_CPU_FEATURES``
+    when set, else the host's, with ``NUMBA_ENABLE_AVX`` applied), which
+    are also part of the key of every cached kernel: a cache made for one
+    answer is never loaded where the other holds. AVX-512 gives 32
+    registers to 256-bit code too (AVX-512VL), so the answer does not
+    depend on the vector width LLVM prefers for the CPU.
+    """
+    features = numba.config.CPU_FEATURES
+    if features is None:
+        features = codegen.get_host_cpu_features()
+    return "+avx512f" in features.split(",")
+
+
 def register_tile(like, rows, cols):
     """A (rows, cols) scratch array of ``like``'s dtype, for accumulators that should live in registers.
 

@@ -31,6 +31,7 @@ strategy on the stride phases of their output (:func:`phases`,
 import numpy as np
 from numba.extending import register_jitable
 
+from ._kernels.filter_taps import PIX as TAP_CHANNELS
 from ._kernels.patch_gemm import OUT, PIX
 
 # Grid positions per work unit: the plane scratch of a unit stays cache-sized.
@@ -355,7 +356,7 @@ def dw_by_taps(n, oh, ow, kh, kw, sh, sw, dh, dw, c_in, c_out, nchw):
     Its products skip every tap on padding and copy nothing but dy's
     panels, where the patch GEMM copies each x value once per tap into
     transposed patches; but each of its reductions runs over one output
-    row's valid range only, and it pads C_in to a multiple of PIX. Measured
+    row's valid range only, and it pads C_in to a multiple of TAP_CHANNELS. Measured
     basis (one Zen4 core, CPU time, 7 alternated calls, float32 NHWC,
     stride 1 SAME, taps / the path taken before; 216 shapes of batch and
     plane 64x12x12, 8x28x28, 8x56x56, 1x14x14, C_in 3-128, 3x3-7x7, C_out
@@ -400,7 +401,7 @@ def dw_taps_plan(n, oh, ow, kh, kw, c_in, c_out):
     partial sums, added up in order by the driver), and chunks of about
     CHUNK_PIXELS pixels, whose dy panel stays in L1 while every tap reads it.
     """
-    c_tap = -(-c_in // PIX) * PIX
+    c_tap = -(-c_in // TAP_CHANNELS) * TAP_CHANNELS
     k_pad, c_pad = kh * kw * c_tap, -(-c_out // OUT) * OUT
     parts = min(MAX_PARTS, n * oh, -(-MIN_UNITS // (c_pad // OUT)), PARTIAL_BUDGET // (k_pad * c_pad))
     return k_pad, c_pad, max(1, parts), max(1, CHUNK_PIXELS // max(1, ow))

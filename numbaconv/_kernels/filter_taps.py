@@ -25,7 +25,12 @@ from numba import prange
 
 from .._numba import FASTMATH, kernel, register_tile
 from .convolution import Image
-from .patch_gemm import OUT, PIX, _gather_panels
+from .patch_gemm import OUT, _gather_panels
+
+# Input channels (rows of the register tile) per tile: 6 on every ISA. Its
+# C_in is padded to a multiple of it, and 8, the patch GEMM's PIX with
+# AVX-512, would add a third to the work of 3- and 6-channel inputs.
+PIX = 6
 
 
 # Without "reassoc": the order of each sum is the loop's, however LLVM

@@ -21,8 +21,18 @@ values. The OUT-long innermost loop has a constant trip count, so LLVM
 turns it into vector instructions; the sums sit in a stack buffer
 (``_numba.register_tile``) that LLVM keeps in vector registers for the
 whole k loop. 6 x 16 measured 102-106 GFLOP/s on one Zen4 core (the
-dot-product form, with horizontal sums after every chunk, 80-90), and
-its 12 accumulators also fit AVX2's 16 vector registers.
+dot-product form, with horizontal sums after every chunk, 80-90).
+The tile's rows (``PIX``) follow the vector registers of the code
+Numba generates. With AVX-512's 32, the tile is 8 x 16: on a Zen5 core,
+whose 512-bit FMAs retire two a cycle with four cycles' latency, six
+rows keep at most six of the eight FMAs in flight that the units can
+take (K = 512: 185 GFLOP/s at 6 rows, 195-223 at 8; 10 or 12 rows run
+out of general registers and spill, 199-208; 256-bit code for Ice Lake,
+run on the same core: 6 and 8 rows alike, 131-133). With AVX2's 16, it
+is 5 x 16: LLVM 22 loads a k step's broadcasts before its FMAs, and
+6 rows (12 accumulators, 2 filter vectors, 6 broadcasts) spill three
+accumulators to the stack every step (code for Zen3 and Haswell, run on
+the Zen5 core: 56-58 GFLOP/s at 6 rows, 122-128 at 5, 115-124 at 4).
 
 Stride-1 undilated calls may skip the gather: over padded rows of x
 (a unit's rows, copied into a padded block of its own), the patch
@@ -48,10 +58,10 @@ pixels, with transposed patches times dy.
 import numpy as np
 from numba import prange
 
-from .._numba import kernel, register_tile
+from .._numba import kernel, register_tile, wide_register_file
 from .convolution import round_up
 
-PIX = 6  # output pixels (rows of a) per register tile
+PIX = 8 if wide_register_file() else 5  # output pixels (rows of a) per register tile (module docstring)
 OUT = 16  # output channels (columns of b) per register tile: one 64-byte line of float32
 K_CHUNK = 512  # reduction values per pass over the tiles
 IN_PLACE_MIN_PIXELS = 128  # a unit's pixels, at the least, for its products to sum into y in place
@@ -137,10 +147,12 @@ def _tile_products(out, a, a_start, a_row, b, q_b, k0, k1, add, segments, seg_st
     sliced view would be a second array type, compiled to strided loads.
     """
     n_pix, n_out = out.shape
+    step = np.uint64(a_row)
     for q0 in range(0, n_out, OUT):
         panel = b[(q_b + q0) // OUT]
         for p in range(0, n_pix, PIX):
             acc = register_tile(out, PIX, OUT)
+            xs = register_tile(out, 1, PIX)[0]
             # Rows and an unsigned column: ``out[p, q0 + q]`` (a signed
             # index that might wrap around) compiled to 12 gathers here and
             # 96 scalar stores below, about 180 cycles a tile (30% of the
@@ -151,29 +163,28 @@ def _tile_products(out, a, a_start, a_row, b, q_b, k0, k1, add, segments, seg_st
                 for q in range(OUT):
                     acc[r, q] = row_out[c0 + np.uint64(q)] if add else 0
             for seg in range(segments):
-                # Views starting at k0: the loop index then starts at 0, so LLVM
-                # knows it is never negative. A possibly negative index keeps
-                # Numba's wraparound branch in the loop, and with it a store of
-                # every accumulator to the stack per iteration (measured 60 vs
-                # 100 GFLOP/s).
+                # A view of the panel starting at k0 and unsigned offsets
+                # into a: a possibly negative index keeps Numba's
+                # wraparound branch in the loop, and with it a store of
+                # every accumulator to the stack per iteration (measured 60
+                # vs 100 GFLOP/s).
                 kb = k0 + seg * seg_k
                 rows = panel[kb:kb + k1 - k0]
-                s0 = a_start + seg * seg_step + p * a_row + kb
-                s1 = s0 + k1 - k0
-                a0, a1, a2 = a[s0:s1], a[s0 + a_row:s1 + a_row], a[s0 + 2 * a_row:s1 + 2 * a_row]
-                a3, a4 = a[s0 + 3 * a_row:s1 + 3 * a_row], a[s0 + 4 * a_row:s1 + 4 * a_row]
-                a5 = a[s0 + 5 * a_row:s1 + 5 * a_row]
+                s0 = np.uint64(a_start + seg * seg_step + p * a_row + kb)
                 for k in range(k1 - k0):
                     row = rows[k]
-                    x0, x1, x2, x3, x4, x5 = a0[k], a1[k], a2[k], a3[k], a4[k], a5[k]
+                    # The PIX values of a's column k, then the update with
+                    # the loop over rows innermost: LLVM unrolls that loop
+                    # and vectorizes the one over q, as if the rows were
+                    # written out (same speed at 6 rows). With the rows
+                    # outermost, the update stayed scalar (12 GFLOP/s).
+                    off = s0 + np.uint64(k)
+                    for r in range(PIX):
+                        xs[r] = a[off + np.uint64(r) * step]
                     for q in range(OUT):
                         v = row[q]
-                        acc[0, q] += x0 * v
-                        acc[1, q] += x1 * v
-                        acc[2, q] += x2 * v
-                        acc[3, q] += x3 * v
-                        acc[4, q] += x4 * v
-                        acc[5, q] += x5 * v
+                        for r in range(PIX):
+                            acc[r, q] += xs[r] * v
             # One row per loop: stores to six rows in one loop would need
             # more runtime alias checks than LLVM allows, and stay scalar.
             for r in range(PIX):
