@@ -25,8 +25,11 @@ calls one. Callees are found among the function's global names, so kernels
 that have twins call their callees by plain names (not through a module
 attribute); ``register_jitable`` helpers hold no ``prange`` and need none.
 """
+import functools
+import hashlib
 import importlib.util
 import os
+import pathlib
 import sys
 import threading
 import types as pytypes
@@ -47,8 +50,33 @@ _IN_TREE_LOCATOR = getattr(caching, "InTreeCacheLocator", None) or caching._InTr
 _CACHE_IMPL = getattr(caching, "CacheImpl", None) or caching._CacheImpl
 
 
+@functools.cache
+def _package_source_hash():
+    """A hash of the source of every module of the package (once per process: about a millisecond)."""
+    root = pathlib.Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 class _OutOfTreeCacheImpl(caching.CompileResultCacheImpl):
-    """Numba's cache of compile results, never located in the source tree."""
+    """Numba's cache of compile results, never located in the source tree, and stale when any module changes.
+
+    Numba stamps a cached kernel with its own file's source only, but a
+    kernel carries the compiled code of the kernels it calls in other
+    files and the constants it read from them (the register tile's rows,
+    ``patch_gemm.PIX``). After an edit or a ``git pull`` in an editable
+    install, a kernel loaded with a stale callee ran the callee's old tile
+    over buffers sized by the new one, and wrote past their ends. The
+    stamp here adds a hash of the whole package's source: any change
+    recompiles every kernel, and a reinstall of the same source keeps them.
+    """
+
+    def __init__(self, py_func):
+        super().__init__(py_func)
+        own_stamp = self._locator.get_source_stamp
+        self._locator.get_source_stamp = lambda: (own_stamp(), _package_source_hash())
 
     @property
     def _locator_classes(self):

@@ -162,6 +162,18 @@ def test_kernels_cache_in_the_user_cache_never_in_the_installed_package(tmp_path
     assert "HITS 0" in first and "HITS 1" in second  # the second process loads, not compiles
 
 
+def test_an_edit_to_any_module_makes_every_cached_kernel_stale(tmp_path):
+    """A kernel holds compiled code and constants of other modules (a stale callee wrote past its buffers)."""
+    site, cache_dir = _installed_copy(tmp_path), tmp_path / "cache"
+    env = dict(PYTHONPATH=str(site), NUMBA_CACHE_DIR=str(cache_dir), NUMBA_DISABLE_JIT="0")
+    assert "HITS 0" in run_python(CACHE_CHECK, cwd=tmp_path, **env).stdout
+    assert "HITS 1" in run_python(CACHE_CHECK, cwd=tmp_path, **env).stdout
+    other = site / "numbaconv" / "_kernels" / "patch_gemm.py"  # pooling's kernels do not call it
+    other.write_text(other.read_text() + "# edited\n")
+    assert "HITS 0" in run_python(CACHE_CHECK, cwd=tmp_path, **env).stdout  # recompiled
+    assert "HITS 1" in run_python(CACHE_CHECK, cwd=tmp_path, **env).stdout
+
+
 def test_numba_cache_dir_is_honoured(tmp_path):
     site, cache_dir = _installed_copy(tmp_path), tmp_path / "numba-cache-dir"
     run_python(CACHE_CHECK, cwd=tmp_path, PYTHONPATH=str(site), XDG_CACHE_HOME=str(tmp_path / "unused"),
