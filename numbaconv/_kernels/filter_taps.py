@@ -27,9 +27,14 @@ from .._numba import FASTMATH, kernel, register_tile
 from .convolution import Image
 from .patch_gemm import OUT, _gather_panels
 
-# Input channels (rows of the register tile) per tile: 6 on every ISA. Its
-# C_in is padded to a multiple of it, and 8, the patch GEMM's PIX with
-# AVX-512, would add a third to the work of 3- and 6-channel inputs.
+# Input channels (rows of the register tile) per tile: 6 on every ISA, not
+# the patch GEMM's PIX. Written as a loop over PIX rows (as _tile_products
+# is), this tile ran slower with AVX-512 (perf/compare.py, one Zen5 core,
+# filter gradients: 8 rows, AlexNet's 8x27x27x64 5x5 -> 192 1.24, the
+# seed's 7x7 test shape 1.15; 6 rows 1.03 and 1.08). With AVX2 these 6
+# rows spill accumulators as the patch GEMM's did, and 5 rows in that
+# loop form measured 0.66 and 0.77 (code for Zen3 on the same core): a
+# gain left for AVX2 machines until a form serves both.
 PIX = 6
 
 
