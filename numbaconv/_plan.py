@@ -31,7 +31,7 @@ strategy on the stride phases of their output (:func:`phases`,
 import numpy as np
 from numba.extending import register_jitable
 
-from ._kernels.filter_taps import PIX as TAP_CHANNELS
+from ._kernels.filter_taps import TAP_CHANNELS
 from ._kernels.patch_gemm import OUT, PIX
 
 # Grid positions per work unit: the plane scratch of a unit stays cache-sized.

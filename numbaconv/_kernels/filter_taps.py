@@ -6,9 +6,9 @@ ow, co])`` with ``ih = oh * sh - pt + kh * dh``, ``iw = ow * sw - pl + kw *
 dw``. Over one output row, the pixels whose tap falls inside x are one
 range of ow, the same for every row (it depends on kw only), and the x
 values they read are one strided run of x's own memory. So the products
-need no gathered patches: the register tile (``_tap_tile``) holds PIX
+need no gathered patches: the register tile (``_tap_tile``) holds TAP_CHANNELS
 input channels x OUT output channels of sums, and each step of its
-reduction broadcasts PIX adjacent channels of one x pixel (read in place)
+reduction broadcasts TAP_CHANNELS adjacent channels of one x pixel (read in place)
 against one row of dy in panels (as ``patch_gemm``'s B operand). Taps on
 padding are skipped whole, rows and columns alike.
 
@@ -18,7 +18,7 @@ as much memory traffic as the products on layers with few input channels
 and large kernels (one core, 64x11x9x16 7x7 -> 32: 3.5 of its 5.9 ms).
 This kernel pays for its in-place reads with short reductions (one output
 row's valid range at a time) and input channels padded to a multiple of
-PIX; ``numbaconv._plan.dw_by_taps`` says where it wins.
+TAP_CHANNELS; ``numbaconv._plan.dw_by_taps`` says where it wins.
 """
 import numpy as np
 from numba import prange
@@ -28,14 +28,14 @@ from .convolution import Image
 from .patch_gemm import OUT, _gather_panels
 
 # Input channels (rows of the register tile) per tile: 6 on every ISA, not
-# the patch GEMM's PIX. Written as a loop over PIX rows (as _tile_products
+# the patch GEMM's PIX. Written as a loop over its rows (as _tile_products
 # is), this tile ran slower with AVX-512 (perf/compare.py, one Zen5 core,
 # filter gradients: 8 rows, AlexNet's 8x27x27x64 5x5 -> 192 1.24, the
 # seed's 7x7 test shape 1.15; 6 rows 1.03 and 1.08). With AVX2 these 6
 # rows spill accumulators as the patch GEMM's did, and 5 rows in that
 # loop form measured 0.66 and 0.77 (code for Zen3 on the same core): a
 # gain left for AVX2 machines until a form serves both.
-PIX = 6
+TAP_CHANNELS = 6
 
 
 # Without "reassoc": the order of each sum is the loop's, however LLVM
@@ -46,16 +46,16 @@ def _tap_tile(out, o_row, o_col, data, x_start, c_step, c_left, k_step, n_k, row
               panels, p_start, p_row):
     """out[o_row + r, o_col + q] += sum over the rows and ks of data[x(row, k) + r * c_step] * panels[p(row, k), q].
 
-    ``r < PIX``, ``q < OUT``. Row i < ``rows`` of the reduction starts at
+    ``r < TAP_CHANNELS``, ``q < OUT``. Row i < ``rows`` of the reduction starts at
     ``x_start + i * x_row_step`` in ``data`` and at ``p_start + i * p_row``
     in ``panels`` (a (pixels, OUT) block); its ``n_k`` steps are ``k_step``
     apart in data and one row apart in panels. Only ``c_left`` channels
     remain from the tile's first: the tile rows past them read the last
     channel again (in bounds), and their sums are never used.
     """
-    acc = register_tile(out, PIX, OUT)
+    acc = register_tile(out, TAP_CHANNELS, OUT)
     c0 = np.uint64(o_col)
-    for r in range(PIX):
+    for r in range(TAP_CHANNELS):
         row_out = out[o_row + r]
         for q in range(OUT):
             acc[r, q] = row_out[c0 + np.uint64(q)]
@@ -73,9 +73,10 @@ def _tap_tile(out, o_row, o_col, data, x_start, c_step, c_left, k_step, n_k, row
             off = base + np.uint64(k) * ks
             x0, x1, x2 = data[off], data[off + o1], data[off + o2]
             x3, x4, x5 = data[off + o3], data[off + o4], data[off + o5]
-            # (The update and the store below are patch_gemm._tile_products'
-            # own, written out again: shared as an inlined helper, they made
-            # both kernels 2-8% slower, one core, 24 alternated calls.)
+            # (The update and the store below are those of
+            # patch_gemm._tile_products, written out: shared as an inlined
+            # helper, they made both kernels 2-8% slower, one core, 24
+            # alternated calls; as its loop over rows, see TAP_CHANNELS.)
             row = panels[p0 + np.uint64(k)]
             for q in range(OUT):
                 v = row[q]
@@ -85,9 +86,9 @@ def _tap_tile(out, o_row, o_col, data, x_start, c_step, c_left, k_step, n_k, row
                 acc[3, q] += x3 * v
                 acc[4, q] += x4 * v
                 acc[5, q] += x5 * v
-    # One row per loop (as patch_gemm._tile_products: six rows in one loop
+    # One row per loop (as patch_gemm._tile_products: all rows in one loop
     # need more runtime alias checks than LLVM allows, and stay scalar).
-    for r in range(PIX):
+    for r in range(TAP_CHANNELS):
         row_out = out[o_row + r]
         for q in range(OUT):
             row_out[c0 + np.uint64(q)] = acc[r, q]
@@ -99,7 +100,7 @@ def conv2d_backward_filter_taps(x, dy, partial, k_h, k_w, chunk_rows, sh, sw, dh
 
     ``x`` and ``dy`` are Images of either memory; ``partial`` is (n_parts,
     KH * KW * C_pad, round_up(C_out, OUT)) with ``C_pad = round_up(C_in,
-    PIX)``; the caller sums it over parts, in order, and drops the padding
+    TAP_CHANNELS)``; the caller sums it over parts, in order, and drops the padding
     rows and columns. The output rows ``(n, oh)`` are split into n_parts
     contiguous ranges (a number the caller derives from the shape alone, so
     the sums do not depend on the thread count). One prange iteration owns
@@ -110,7 +111,7 @@ def conv2d_backward_filter_taps(x, dy, partial, k_h, k_w, chunk_rows, sh, sw, dh
     n_parts, k_pad, c_pad = partial.shape
     n_panels = c_pad // OUT
     c_in, out_w = x.c, dy.w
-    c_tap = k_pad // (k_h * k_w)  # rows of partial per tap: C_in padded to PIX
+    c_tap = k_pad // (k_h * k_w)  # rows of partial per tap: C_in padded to TAP_CHANNELS
     row_units = dy.n * dy.h
     for unit in prange(n_parts * n_panels):
         part = np.int64(unit) // n_panels
@@ -159,7 +160,7 @@ def conv2d_backward_filter_taps(x, dy, partial, k_h, k_w, chunk_rows, sh, sw, dh
                             x_start = (n * x.n_step + (oh_lo * sh + top) * x.h_step
                                        + (ow_lo * sw + left) * x.w_step)
                             p_start = (i + oh_lo - oh) * out_w + ow_lo
-                            for ci in range(0, c_in, PIX):
+                            for ci in range(0, c_in, TAP_CHANNELS):
                                 _tap_tile(out, t_row + ci, co0, x.data, x_start + ci * x.c_step, x.c_step,
                                           c_in - ci, sw * x.w_step, ow_hi - ow_lo, oh_hi - oh_lo,
                                           sh * x.h_step, panel_rows, p_start, out_w)

@@ -185,7 +185,7 @@ def _tile_products(out, a, a_start, a_row, b, q_b, k0, k1, add, segments, seg_st
                         v = row[q]
                         for r in range(PIX):
                             acc[r, q] += xs[r] * v
-            # One row per loop: stores to six rows in one loop would need
+            # One row per loop: stores to all PIX rows in one loop would need
             # more runtime alias checks than LLVM allows, and stay scalar.
             for r in range(PIX):
                 row_out = out[p + r]
@@ -615,7 +615,7 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, chunk_p
         k1 = min(k0 + k_block, k_pad)
         out = partial[part, k0:k1]
         # Rows OUT values longer than the chunk: a pitch of a power of two
-        # of 1 KB or more puts a tile's six rows of at, and the rows the
+        # of 1 KB or more puts a tile's rows of at, and the rows the
         # gather writes per pixel, into the same L1 sets (one core,
         # 8x56x56x256 -> 64 1x1, blocks of 132 rows: 16.7 ms with rows of
         # 256 pixels, 15.7 with 272).
