@@ -35,6 +35,7 @@ import threading
 import types as pytypes
 import warnings
 
+import llvmlite.binding as llvm
 import numba
 import numpy as np
 from llvmlite import ir
@@ -417,6 +418,19 @@ def wide_register_file():
     if features is None:
         features = codegen.get_host_cpu_features()
     return "+avx512f" in features.split(",")
+
+
+def full_width_vectors():
+    """Whether LLVM compiles float loops here into 512-bit vectors: AVX-512 on a CPU it does not tune for 256.
+
+    LLVM tunes its Intel AVX-512 CPUs (Skylake-SP to Granite Rapids) to
+    prefer 256-bit vectors, and AMD's Zen 4 and Zen 5 (``znver4``,
+    ``znver5``) not. Read from the CPU name Numba compiles for
+    (``NUMBA_CPU_NAME`` when set, else the host's), part of every cached
+    kernel's key like the features.
+    """
+    name = numba.config.CPU_NAME or llvm.get_host_cpu_name()
+    return wide_register_file() and name.startswith("znver")
 
 
 def register_tile(like, rows, cols):

@@ -10,8 +10,8 @@ plane kernel, a patch kernel and a taps kernel (x read in place) of its own.
 
 Here each strategy is forced (through the rule's constants) on the narrow
 grid of ``test_kernels_conv`` and on wide shapes (channel counts that are
-not multiples of the 16-wide register tile, pixel counts that are not
-multiples of its 6 rows, outputs summed in place, tiles that skip the
+not multiples of the 16-wide panels or of a two-panel register tile,
+pixel counts that are not multiples of its rows, outputs summed in place, tiles that skip the
 kernel rows on padding, batch-1 small planes that split the channels
 across work units, stride phases that no tap reaches, padding larger than
 the kernel), in both layouts, against the reference in float64. The rule's
@@ -44,8 +44,9 @@ WIDE_CASES = [
     (1, 6, 5, 8, 24, (3, 3), 3, 4, 1),  # padding beyond the kernel (negative input-gradient padding)
     (3, 5, 6, 33, 19, (2, 4), (3, 1), (1, 2), (1, 3)),
     (1, 3, 4, 600, 5, (2, 2), 1, 0, 1),  # K beyond one chunk (read in place: each kernel row beyond one)
+    (1, 6, 5, 40, 80, (3, 3), 1, 1, 1),  # 5 panels: two-panel tiles and a one-panel tile, split across units
     # Units that own whole NHWC rows of every channel (C_out a multiple of 16, 8+ units): the
-    # products sum into the output in place, all but the last pixels past a multiple of 6 ...
+    # products sum into the output in place, all but the last pixels past a multiple of PIX ...
     (9, 5, 7, 20, 32, (3, 3), 1, 1, 1),
     (9, 3, 5, 600, 16, (1, 1), 1, 0, 1),  # ... over two chunks of the reduction
     # Gathered tiles skip the kernel rows on padding: whole tiles with no tap inside x, ...
@@ -111,6 +112,39 @@ def check_all_ops(case, fmt):
     for got, want in zip(fast.conv2d_transpose_backward(d_up, dy, w, **kw),
                          ref.conv2d_transpose_backward(d_up, dy, w, **kw)):
         np.testing.assert_allclose(got, want, atol=atol, rtol=0)
+
+
+@pytest.mark.parametrize("n_out", [16, 32, 48, 64, 80])
+@pytest.mark.parametrize(("k_len", "segments"), [(1, 1), (27, 1), (70, 1), (9, 3)])
+@pytest.mark.parametrize("add", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_register_tile_products_over_every_count_of_panels(n_out, k_len, segments, add, dtype):
+    """``_tile_products`` against NumPy: one-panel and two-panel tiles, segments, a block of B past its start.
+
+    Every count of 16-channel panels from 1 to 5 (two-panel tiles and a
+    last one-panel tile where the machine's float32 tile has two; float64
+    has one), the filters' block starting one panel in (``q_b``), A read
+    at an offset with rows overlapping as the padded-rows read has them
+    (``segments`` > 1).
+    """
+    rng = np.random.default_rng(n_out + k_len)
+    pix, out_w = patch_gemm.PIX, patch_gemm.OUT
+    n_pix = 3 * pix
+    a_row, a_start, seg_step = k_len + 5, 7, 11
+    seg_k = k_len if segments > 1 else 0
+    a = rng.standard_normal(a_start + (segments - 1) * seg_step + n_pix * a_row + segments * k_len + 1)
+    a = a.astype(dtype)
+    b = rng.standard_normal((n_out // out_w + 1, segments * k_len, out_w)).astype(dtype)
+    out = rng.standard_normal((n_pix, n_out)).astype(dtype)
+    want = out.astype(np.float64) if add else np.zeros((n_pix, n_out))
+    for seg in range(segments):
+        for k in range(seg * seg_k, seg * seg_k + k_len):
+            col = a[a_start + seg * seg_step + np.arange(n_pix) * a_row + k].astype(np.float64)
+            want += np.outer(col, b[1:, k].reshape(-1))
+    i64 = np.int64
+    patch_gemm._tile_products(out, a, i64(a_start), i64(a_row), b, i64(out_w), i64(0), i64(k_len), add,
+                              i64(segments), i64(seg_step), i64(seg_k))
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

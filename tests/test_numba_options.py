@@ -262,24 +262,30 @@ def test_first_kernel_call_does_not_import_scipy_linalg_and_blas_still_works(tmp
         assert "LINALG False" in out and "DOT 12.0" in out
 
 
-@pytest.mark.parametrize(("features", "rows"),
-                         [("+avx,+avx2,+fma,+avx512f,+avx512vl", 8), ("+avx,+avx2,+fma,-avx512f", 5)])
-def test_the_register_tile_follows_the_vector_registers_numba_compiles_for(tmp_path, features, rows):
-    """8 rows with AVX-512's 32 vector registers, 5 with AVX2's 16, read from the features Numba compiles for.
+@pytest.mark.parametrize(("cpu", "features", "rows", "panels"), [
+    ("znver5", "+avx,+avx2,+fma,+avx512f,+avx512vl", 8, 2),
+    ("icelake-server", "+avx,+avx2,+fma,+avx512f,+avx512vl", 8, 1),
+    ("haswell", "+avx,+avx2,+fma,-avx512f", 5, 1),
+])
+def test_the_register_tile_follows_the_vector_registers_numba_compiles_for(tmp_path, cpu, features, rows, panels):
+    """8 rows with AVX-512's 32 vector registers, 5 with AVX2's 16; two panels where LLVM uses 512-bit vectors.
 
-    Only the AVX2 code runs here (a machine without AVX-512 cannot run the
-    other); the whole suite runs the tile this machine gets.
+    Read from the CPU name and features Numba compiles for: LLVM tunes
+    Intel's AVX-512 CPUs for 256-bit vectors, where a tile of two 16-float
+    panels would need 32 accumulator registers. Only the AVX2 code runs
+    here (a machine without AVX-512 cannot run the others); the whole
+    suite runs the tile this machine gets.
     """
     out = run_python(f"""
         import numpy as np, numbaconv as nc
         from numbaconv._kernels import patch_gemm
         from numbaconv import reference as ref
-        print("PIX", patch_gemm.PIX)
+        print("TILE", patch_gemm.PIX, patch_gemm.PANELS)
         if {rows} == 5:
             x = np.random.default_rng(0).standard_normal((2, 9, 9, 64)).astype(np.float32)
             w = np.random.default_rng(1).standard_normal((1, 1, 64, 40)).astype(np.float32)
             np.testing.assert_allclose(nc.conv2d(x, w), ref.conv2d(x, w), rtol=1e-4, atol=1e-4)
             print("checked")
-    """, NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES=features, NUMBA_CACHE_DIR=str(tmp_path)).stdout
-    assert f"PIX {rows}" in out
+    """, NUMBA_CPU_NAME=cpu, NUMBA_CPU_FEATURES=features, NUMBA_CACHE_DIR=str(tmp_path)).stdout
+    assert f"TILE {rows} {panels}" in out
     assert ("checked" in out) == (rows == 5)

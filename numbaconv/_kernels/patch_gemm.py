@@ -33,6 +33,16 @@ is 5 x 16: LLVM 22 loads a k step's broadcasts before its FMAs, and
 6 rows (12 accumulators, 2 filter vectors, 6 broadcasts) spill three
 accumulators to the stack every step (code for Zen3 and Haswell, run on
 the Zen5 core: 56-58 GFLOP/s at 6 rows, 122-128 at 5, 115-124 at 4).
+Where LLVM compiles to 512-bit vectors (AVX-512 on AMD's Zen 4 and 5;
+LLVM tunes Intel's AVX-512 CPUs for 256-bit ones), a tile spans two
+adjacent panels (``PANELS``): 8 x 32, 16 accumulators, the same 8
+broadcasts per k for twice the FMAs. At 8 x 16 the tile loads 9 values
+per 8 FMAs and the loads bound it (one Zen5 core: K = 512 195-202
+GFLOP/s at 8 x 16, 250-256 at 8 x 32; K = 64 177 / 217; K = 27 186 /
+234). A C_out of an odd number of panels ends with a one-panel tile.
+float64 keeps one panel: its 8 x 16 tile already fills 16 registers,
+and two panels spill (one core, 1x1 8x28x28x256 -> 256: 79 GFLOP/s
+against 118).
 
 Stride-1 undilated calls may skip the gather: over padded rows of x
 (a unit's rows, copied into a padded block of its own), the patch
@@ -58,11 +68,12 @@ pixels, with transposed patches times dy.
 import numpy as np
 from numba import prange
 
-from .._numba import kernel, register_tile, wide_register_file
+from .._numba import full_width_vectors, kernel, register_tile, wide_register_file
 from .convolution import round_up
 
 PIX = 8 if wide_register_file() else 5  # output pixels (rows of a) per register tile (module docstring)
-OUT = 16  # output channels (columns of b) per register tile: one 64-byte line of float32
+OUT = 16  # output channels (columns of b) per panel: one 64-byte line of float32
+PANELS = 2 if full_width_vectors() else 1  # panels per register tile (module docstring)
 K_CHUNK = 512  # reduction values per pass over the tiles
 IN_PLACE_MIN_PIXELS = 128  # a unit's pixels, at the least, for its products to sum into y in place
 SPLIT_MAX_BLOCK = 1 << 17  # filter values per pass (512 KB of float32) for tiles to skip padding rows
@@ -148,8 +159,57 @@ def _tile_products(out, a, a_start, a_row, b, q_b, k0, k1, add, segments, seg_st
     """
     n_pix, n_out = out.shape
     step = np.uint64(a_row)
-    for q0 in range(0, n_out, OUT):
+    q0 = 0
+    while q0 < n_out:
         panel = b[(q_b + q0) // OUT]
+        c0 = np.uint64(q0)
+        if PANELS == 2 and out.itemsize == 4 and q0 + 2 * OUT <= n_out:
+            # Two panels a tile, float32 only (module docstring): the tile of one panel,
+            # written out twice over the same broadcasts. (Written as one
+            # (PIX, 2 * OUT) tile, its loads and stores stayed scalar: K =
+            # 27 at 124 GFLOP/s against 234.)
+            panel2 = b[(q_b + q0) // OUT + 1]
+            c2 = c0 + np.uint64(OUT)
+            for p in range(0, n_pix, PIX):
+                acc = register_tile(out, PIX, OUT)
+                acc2 = register_tile(out, PIX, OUT)
+                xs = register_tile(out, 1, PIX)[0]
+                for r in range(PIX):
+                    row_out = out[p + r]
+                    for q in range(OUT):
+                        acc[r, q] = row_out[c0 + np.uint64(q)] if add else 0
+                for r in range(PIX):
+                    row_out = out[p + r]
+                    for q in range(OUT):
+                        acc2[r, q] = row_out[c2 + np.uint64(q)] if add else 0
+                for seg in range(segments):
+                    kb = k0 + seg * seg_k
+                    rows, rows2 = panel[kb:kb + k1 - k0], panel2[kb:kb + k1 - k0]
+                    s0 = np.uint64(a_start + seg * seg_step + p * a_row + kb)
+                    for k in range(k1 - k0):
+                        off = s0 + np.uint64(k)
+                        for r in range(PIX):
+                            xs[r] = a[off + np.uint64(r) * step]
+                        row = rows[k]
+                        for q in range(OUT):
+                            v = row[q]
+                            for r in range(PIX):
+                                acc[r, q] += xs[r] * v
+                        row = rows2[k]
+                        for q in range(OUT):
+                            v = row[q]
+                            for r in range(PIX):
+                                acc2[r, q] += xs[r] * v
+                for r in range(PIX):
+                    row_out = out[p + r]
+                    for q in range(OUT):
+                        row_out[c0 + np.uint64(q)] = acc[r, q]
+                for r in range(PIX):
+                    row_out = out[p + r]
+                    for q in range(OUT):
+                        row_out[c2 + np.uint64(q)] = acc2[r, q]
+            q0 += 2 * OUT
+            continue
         for p in range(0, n_pix, PIX):
             acc = register_tile(out, PIX, OUT)
             xs = register_tile(out, 1, PIX)[0]
@@ -157,7 +217,6 @@ def _tile_products(out, a, a_start, a_row, b, q_b, k0, k1, add, segments, seg_st
             # index that might wrap around) compiled to 12 gathers here and
             # 96 scalar stores below, about 180 cycles a tile (30% of the
             # products at K = 64).
-            c0 = np.uint64(q0)
             for r in range(PIX):
                 row_out = out[p + r]
                 for q in range(OUT):
@@ -191,6 +250,7 @@ def _tile_products(out, a, a_start, a_row, b, q_b, k0, k1, add, segments, seg_st
                 row_out = out[p + r]
                 for q in range(OUT):
                     row_out[c0 + np.uint64(q)] = acc[r, q]
+        q0 += OUT
 
 
 @kernel
