@@ -76,6 +76,7 @@ OUT = 16  # output channels (columns of b) per panel: one 64-byte line of float3
 PANELS = 2 if full_width_vectors() else 1  # panels per register tile (module docstring)
 K_CHUNK = 512  # reduction values per pass over the tiles
 IN_PLACE_MIN_PIXELS = 128  # a unit's pixels, at the least, for its products to sum into y in place
+ROW_DIRECT_MIN_W = 8  # output row width, at the least, for padded-rows products to sum into y row by row
 SPLIT_MAX_BLOCK = 1 << 17  # filter values per pass (512 KB of float32) for tiles to skip padding rows
 PACK_ROWS = 16  # filter rows packed per work unit
 
@@ -332,15 +333,54 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
         # 8x112x112x32 -> 64 0.85, 8x56x56x64 -> 256 0.97. Units of 64
         # pixels, LeNet's 64x12x12x6 -> 16 5x5: 1.03-1.07, the second call
         # of the products costing more than the copy saves.)
-        in_place = (not bias_per_pixel and pitch == y.w and co0 == 0 and n_out == y.c
-                    and y.c_step == 1 and y.w_step == y.c and y.h_step == y.w * y.c
-                    and rows * y.w >= IN_PLACE_MIN_PIXELS)
-        n_direct = (rows * y.w) // PIX * PIX if in_place else 0
-        out = np.empty((a_rows - n_direct, n_out), wk.dtype)
-        every = by_rows or rows_inside or min(k_len, K_CHUNK) * n_out > SPLIT_MAX_BLOCK
-        _unit_products(y, b, n * y.n_step + oh0 * y.h_step, n_direct, out, a, a_start, a_row, wk, co0,
-                       segments, seg_len, seg_step, run, every, rows * y.w, oh0, sh, dh, pt, x.h, k_h)
-        _store(y, out, b, n, oh0, rows, pitch, co0, bias_per_pixel, n_direct)
+        whole_rows = (not bias_per_pixel and co0 == 0 and n_out == y.c and y.c_step == 1
+                      and y.w_step == y.c)
+        base = n * y.n_step + oh0 * y.h_step
+        if whole_rows and pitch != y.w and y.w >= ROW_DIRECT_MIN_W:
+            # Row by row: the padded rows' columns past OW are not outputs,
+            # so each output row's first OW // PIX * PIX pixels are tiles
+            # summed into y itself, and its last OW % PIX pixels one tile
+            # through the buffer (with the columns past OW, never stored).
+            w_direct = y.w // PIX * PIX
+            out = np.empty((rows * PIX if w_direct < y.w else 0, n_out), wk.dtype)
+            _row_products(y, b, base, rows, w_direct, out, a, a_start, a_row, pitch, wk, segments, seg_len,
+                          seg_step)
+            _store(y, out, b, n, oh0, rows, PIX, co0, bias_per_pixel, np.int64(0), w_direct)
+        else:
+            in_place = (whole_rows and pitch == y.w and y.h_step == y.w * y.c
+                        and rows * y.w >= IN_PLACE_MIN_PIXELS)
+            n_direct = (rows * y.w) // PIX * PIX if in_place else 0
+            out = np.empty((a_rows - n_direct, n_out), wk.dtype)
+            every = by_rows or rows_inside or min(k_len, K_CHUNK) * n_out > SPLIT_MAX_BLOCK
+            _unit_products(y, b, base, n_direct, out, a, a_start, a_row, wk, co0,
+                           segments, seg_len, seg_step, run, every, rows * y.w, oh0, sh, dh, pt, x.h, k_h)
+            _store(y, out, b, n, oh0, rows, pitch, co0, bias_per_pixel, n_direct, np.int64(0))
+
+
+@kernel(parallel=False)
+def _row_products(y, b, base, rows, w_direct, out, a, a_start, a_row, pitch, wk, segments, seg_len, seg_step):
+    """A unit's products in ``conv2d_patch_gemm`` over padded rows, output row by output row.
+
+    Row r's pixels start at pixel ``r * pitch`` of A (``_tile_products``'
+    segments: kernel rows read in place). Its first ``w_direct`` pixels (a
+    multiple of PIX) sum into y (plain NHWC pixels of every channel, row r
+    from ``base + r * y.h_step``) from the bias; the PIX pixels from
+    ``w_direct`` on go to rows ``r * PIX`` on of ``out``, when it has them.
+    """
+    for r in range(rows):
+        row0 = base + r * y.h_step
+        direct = y.data[row0:row0 + w_direct * y.c].reshape(w_direct, y.c)
+        s_r = a_start + r * pitch * a_row
+        rest = out[r * PIX:r * PIX + PIX]
+        for c0 in range(0, seg_len, K_CHUNK):
+            c1 = min(c0 + K_CHUNK, seg_len)
+            _tile_products(direct, a, s_r, a_row, wk, np.int64(0), c0, c1, c0 > 0, segments, seg_step, seg_len)
+            if rest.shape[0]:
+                _tile_products(rest, a, s_r + w_direct * a_row, a_row, wk, np.int64(0), c0, c1, c0 > 0, segments,
+                               seg_step, seg_len)
+        for pix in range(w_direct):
+            for q in range(y.c):
+                direct[pix, q] += b[q]
 
 
 @kernel(parallel=False)
@@ -443,11 +483,13 @@ def _fill_rows(block, x, n, ih0, n_rows, cols, pl):
 
 
 @kernel(parallel=False)
-def _store(y, out, b, n, oh0, rows, pitch, co0, bias_per_pixel, first):
-    """y[n, oh0 + r, ow, co0 + q] = out[r * pitch + ow - first, q] + b[co0 + q] for r < rows, ow < OW.
+def _store(y, out, b, n, oh0, rows, pitch, co0, bias_per_pixel, first, col0):
+    """y[n, oh0 + r, ow, co0 + q] = out[r * pitch + ow - col0 - first, q] + b[co0 + q] for r < rows, col0 <= ow < OW.
 
-    Only the pixels from ``r * pitch + ow = first`` on (``out`` starts
-    there; the products put the ones before it in y directly).
+    Only the pixels from ``r * pitch + ow - col0 = first`` on (``out``
+    starts there; the products put the ones before it in y directly), and
+    of each row only the columns from ``col0`` on (the others went to y
+    directly too).
 
     (+ b[(oh0 + r) * OW + ow] instead when ``bias_per_pixel``, which only
     the W @ X route sets, always with y's channel step 1.)
@@ -463,12 +505,12 @@ def _store(y, out, b, n, oh0, rows, pitch, co0, bias_per_pixel, first):
         # (vector stores; indexed with a runtime step they stay scalar: 1x1
         # 8x112x112x32 -> 64 spent 3.7 of its 9.6 ms here, one core).
         for r in range(rows):
-            for ow in range(y.w):
-                if r * pitch + ow < first:
+            for ow in range(col0, y.w):
+                if r * pitch + ow - col0 < first:
                     continue
                 pix = np.uint64(base + r * y.h_step + ow * y.w_step)
                 dst = y.data[pix:pix + np.uint64(n_out)]
-                src = out[r * pitch + ow - first]
+                src = out[r * pitch + ow - col0 - first]
                 if bias_per_pixel:
                     b_p = b[(oh0 + r) * y.w + ow]
                     for q in range(n_out):
@@ -484,11 +526,11 @@ def _store(y, out, b, n, oh0, rows, pitch, co0, bias_per_pixel, first):
     # for narrow layers, see numbaconv._fast.convolution._forward.)
     step = np.uint64(y.c_step)
     for r in range(rows):
-        for ow in range(y.w):
-            if r * pitch + ow < first:
+        for ow in range(col0, y.w):
+            if r * pitch + ow - col0 < first:
                 continue
             pix = np.uint64(base + r * y.h_step + ow * y.w_step)
-            src = out[r * pitch + ow - first]
+            src = out[r * pitch + ow - col0 - first]
             for q in range(n_out):
                 y.data[pix + np.uint64(q) * step] = src[q] + bias[q]
 
