@@ -45,10 +45,17 @@ WIDE_CASES = [
     (3, 5, 6, 33, 19, (2, 4), (3, 1), (1, 2), (1, 3)),
     (1, 3, 4, 600, 5, (2, 2), 1, 0, 1),  # K beyond one chunk (read in place: each kernel row beyond one)
     (1, 6, 5, 40, 80, (3, 3), 1, 1, 1),  # 5 panels: two-panel tiles and a one-panel tile, split across units
-    # Units that own whole NHWC rows of every channel (C_out a multiple of 16, 8+ units): the
-    # products sum into the output in place, all but the last pixels past a multiple of PIX ...
-    (9, 5, 7, 20, 32, (3, 3), 1, 1, 1),
-    (9, 3, 5, 600, 16, (1, 1), 1, 0, 1),  # ... over two chunks of the reduction
+    # Padded rows, units of every channel of NHWC rows (8+ units): each output row's tiles sum into
+    # y (row by row), ...
+    (8, 3, 13, 8, 64, (3, 3), 1, 1, 1),  # ... and its last OW % PIX pixels go through the buffer
+    (8, 2, 16, 200, 32, (3, 3), 1, 1, 1),  # ... over two chunks of a kernel row (3 x 200 values)
+    # Units that own whole NHWC rows of every channel (C_out a multiple of 16, 8+ units) ...
+    (9, 5, 7, 20, 32, (3, 3), 1, 1, 1),  # ... of fewer than IN_PLACE_MIN_PIXELS pixels: the buffer
+    (9, 3, 5, 600, 16, (1, 1), 1, 0, 1),  # ... likewise, over two chunks of the reduction
+    # ... of 128+ pixels: the products go to the output in place, all but the last pixels past a
+    # multiple of PIX (gathered patches, or padded rows row by row), ...
+    (8, 12, 12, 20, 32, (3, 3), 1, 1, 1),
+    (8, 12, 11, 600, 16, (1, 1), 1, 0, 1),  # ... over two chunks of the reduction (x read in place)
     # Gathered tiles skip the kernel rows on padding: whole tiles with no tap inside x, ...
     (2, 4, 9, 16, 16, (3, 3), 1, 5, 1),
     (9, 6, 7, 8, 32, (5, 3), (2, 1), (4, 1), (2, 1)),  # ... strided and dilated rows

@@ -56,8 +56,9 @@ The K axis is walked in chunks of K_CHUNK values, so that a tile's patch
 rows stay in L1 and the block's patches in L2 while the channel blocks
 stream past. Gathered tiles whose pixels all read padding for some kernel
 rows skip those rows of K (``_tile_kernel_rows``). A unit that owns whole
-NHWC output rows of every channel sums its products into y itself, from
-the bias; other units go through a buffer and ``_store``.
+NHWC output rows of every channel sums its products into y itself, with
+the bias (over padded rows, row by row: ``_row_products``); other units
+go through a buffer and ``_store``.
 
 Images are :class:`~numbaconv._kernels.convolution.Image` tuples (flat
 data plus element steps), so NHWC and NCHW memory share one compiled
@@ -76,7 +77,7 @@ OUT = 16  # output channels (columns of b) per panel: one 64-byte line of float3
 PANELS = 2 if full_width_vectors() else 1  # panels per register tile (module docstring)
 K_CHUNK = 512  # reduction values per pass over the tiles
 IN_PLACE_MIN_PIXELS = 128  # a unit's pixels, at the least, for its products to sum into y in place
-ROW_DIRECT_MIN_W = 8  # output row width, at the least, for padded-rows products to sum into y row by row
+ROW_DIRECT_MIN_OUT = 32  # padded-rows units into this many channels sum into y row by row, whatever OW
 SPLIT_MAX_BLOCK = 1 << 17  # filter values per pass (512 KB of float32) for tiles to skip padding rows
 PACK_ROWS = 16  # filter rows packed per work unit
 
@@ -327,7 +328,7 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
         # In place: when the unit owns whole NHWC output rows with every
         # channel (C_out a multiple of OUT, and no columns past OW), its
         # block of y is a C-contiguous (pixels, C_out) matrix: the products
-        # sum into y itself, from the bias, and nothing is copied out. Only
+        # go to y itself, with the bias, and nothing is copied out. Only
         # the last pixels past a multiple of PIX go through the buffer.
         # (One core, alternated with the buffer for every pixel: 1x1
         # 8x112x112x32 -> 64 0.85, 8x56x56x64 -> 256 0.97. Units of 64
@@ -336,11 +337,19 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
         whole_rows = (not bias_per_pixel and co0 == 0 and n_out == y.c and y.c_step == 1
                       and y.w_step == y.c)
         base = n * y.n_step + oh0 * y.h_step
-        if whole_rows and pitch != y.w and y.w >= ROW_DIRECT_MIN_W:
+        if (whole_rows and pitch != y.w and y.w >= PIX
+                and (round_up(y.w, PIX) <= pitch or n_out >= ROW_DIRECT_MIN_OUT)):
             # Row by row: the padded rows' columns past OW are not outputs,
             # so each output row's first OW // PIX * PIX pixels are tiles
             # summed into y itself, and its last OW % PIX pixels one tile
             # through the buffer (with the columns past OW, never stored).
+            # That computes round_up(OW, PIX) pixels a row instead of OW +
+            # KW - 1: for narrow outputs it takes no more products, or the
+            # copy it saves is the larger (one core, CPU time, this / all
+            # through the buffer: 2x224x224x3 -> 64 0.79, 2x112x112x3 -> 64
+            # 0.89, 8x56x56x3 -> 16 0.89, 4x60x60x3 -> 64 0.95, 8x28x28x3
+            # -> 64 0.98-1.01; the seed's 32x28x28x3 -> 16, 32 pixels a row
+            # for 30: 1.20, so it keeps the buffer).
             w_direct = y.w // PIX * PIX
             out = np.empty((rows * PIX if w_direct < y.w else 0, n_out), wk.dtype)
             _row_products(y, b, base, rows, w_direct, out, a, a_start, a_row, pitch, wk, segments, seg_len,
@@ -363,9 +372,12 @@ def _row_products(y, b, base, rows, w_direct, out, a, a_start, a_row, pitch, wk,
 
     Row r's pixels start at pixel ``r * pitch`` of A (``_tile_products``'
     segments: kernel rows read in place). Its first ``w_direct`` pixels (a
-    multiple of PIX) sum into y (plain NHWC pixels of every channel, row r
-    from ``base + r * y.h_step``) from the bias; the PIX pixels from
-    ``w_direct`` on go to rows ``r * PIX`` on of ``out``, when it has them.
+    multiple of PIX) go to y (plain NHWC pixels of every channel, row r
+    from ``base + r * y.h_step``), the bias added once the row's sums are
+    in; the PIX pixels from ``w_direct`` on go to rows ``r * PIX`` on of
+    ``out``, when it has them. (y filled with the bias first, for the
+    tiles to sum onto: 2x224x224x3 -> 64 took 1.22 ms on 2 threads, 0.96
+    so.)
     """
     for r in range(rows):
         row0 = base + r * y.h_step
@@ -389,15 +401,12 @@ def _unit_products(y, b, base, n_direct, out, a, a_start, a_row, wk, co0, segmen
     """One work unit's products in ``conv2d_patch_gemm``: A @ wk's block of channels from co0.
 
     The unit's first ``n_direct`` pixels go to y itself (plain NHWC memory
-    from ``base``, every channel), summed onto the bias; the rest to the
-    buffer ``out``. A as ``_tile_products``, over ``segments`` segments of
+    from ``base``, every channel), the bias added once their sums are in;
+    the rest to the buffer ``out``. A as ``_tile_products``, over ``segments`` segments of
     ``seg_len`` values of K, ``seg_step`` apart in ``a`` (kernel rows read
     in place), or one segment of gathered patches.
     """
     direct_out = y.data[base:base + n_direct * y.c].reshape(n_direct, y.c)
-    for pix in range(n_direct):
-        for q in range(y.c):
-            direct_out[pix, q] = b[q]
     out_w = y.w
     # Tiles go in runs that share their range of kernel rows: gathered
     # patches skip the kernel rows that fall on padding for every pixel
@@ -418,20 +427,24 @@ def _unit_products(y, b, base, n_direct, out, a, a_start, a_row, wk, co0, segmen
         p0, p1 = t * PIX, t_end * PIX
         tiles = direct_out[p0:p1] if p0 < n_direct else out[p0 - n_direct:p1 - n_direct]
         k_lo, k_hi = (kh_lo * run, kh_hi * run) if segments == 1 else (0, seg_len)
-        if k_lo >= k_hi and p0 >= n_direct:
+        if k_lo >= k_hi:
             tiles[:] = 0  # no tap inside x: the bias alone
         # A segment is a kernel row (read in place) or the whole patch
         # (gathered), walked in chunks of at most K_CHUNK values; every
         # segment's chunk sums in the tile's registers (see _tile_products).
         # A's offset moves by seg_step per segment, so that k indexes wk's
-        # rows throughout. (The in-place tiles start from y, filled with the
-        # bias above: a first touch of y's lines by the tiles' scattered
-        # stores, starting from the bias instead, was slower, one core, 1x1
-        # 8x56x56x64 -> 256 1.12, 8x112x112x32 -> 64 1.06.)
+        # rows throughout. (The in-place tiles get the bias once their sums
+        # are in, as _row_products' do. Summed onto y filled with the bias
+        # first, they took longer: one Zen5 core, 8 x 32 tiles, 1x1
+        # 8x112x112x32 -> 64 and 8x56x56x64 -> 256 1.19, 8x56x56x64 -> 64
+        # 1.05, LeNet's 64x12x12x6 -> 16 5x5 1.07, 8x28x28x256 -> 256 1.02.)
         for c0 in range(k_lo, k_hi, K_CHUNK):
             _tile_products(tiles, a, a_start + p0 * a_row, a_row, wk, co0, c0, min(c0 + K_CHUNK, k_hi),
-                           p0 < n_direct or c0 > k_lo, segments, seg_step, seg_len)
+                           c0 > k_lo, segments, seg_step, seg_len)
         t = t_end
+    for pix in range(n_direct):
+        for q in range(y.c):
+            direct_out[pix, q] += b[q]
 
 
 @kernel(parallel=False)
