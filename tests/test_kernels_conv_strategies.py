@@ -49,6 +49,7 @@ WIDE_CASES = [
     # y (row by row), ...
     (8, 3, 13, 8, 64, (3, 3), 1, 1, 1),  # ... and its last OW % PIX pixels go through the buffer
     (8, 2, 16, 200, 32, (3, 3), 1, 1, 1),  # ... over two chunks of a kernel row (3 x 200 values)
+    (8, 2, 133, 3, 32, (3, 3), 1, 1, 1),  # ... units of one row (OW > 128)
     # Units that own whole NHWC rows of every channel (C_out a multiple of 16, 8+ units) ...
     (9, 5, 7, 20, 32, (3, 3), 1, 1, 1),  # ... of fewer than IN_PLACE_MIN_PIXELS pixels: the buffer
     (9, 3, 5, 600, 16, (1, 1), 1, 0, 1),  # ... likewise, over two chunks of the reduction

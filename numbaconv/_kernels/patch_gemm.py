@@ -57,7 +57,7 @@ rows stay in L1 and the block's patches in L2 while the channel blocks
 stream past. Gathered tiles whose pixels all read padding for some kernel
 rows skip those rows of K (``_tile_kernel_rows``). A unit that owns whole
 NHWC output rows of every channel sums its products into y itself, with
-the bias (over padded rows, row by row: ``_row_products``); other units
+the bias (over padded rows, row by row); other units
 go through a buffer and ``_store``.
 
 Images are :class:`~numbaconv._kernels.convolution.Image` tuples (flat
@@ -336,63 +336,41 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
         # of the products costing more than the copy saves.)
         whole_rows = (not bias_per_pixel and co0 == 0 and n_out == y.c and y.c_step == 1
                       and y.w_step == y.c)
-        base = n * y.n_step + oh0 * y.h_step
+        every = by_rows or rows_inside or min(k_len, K_CHUNK) * n_out > SPLIT_MAX_BLOCK
         if (whole_rows and pitch != y.w and y.w >= PIX
                 and (round_up(y.w, PIX) <= pitch or n_out >= ROW_DIRECT_MIN_OUT)):
             # Row by row: the padded rows' columns past OW are not outputs,
             # so each output row's first OW // PIX * PIX pixels are tiles
-            # summed into y itself, and its last OW % PIX pixels one tile
-            # through the buffer (with the columns past OW, never stored).
-            # That computes round_up(OW, PIX) pixels a row instead of OW +
-            # KW - 1: for narrow outputs it takes no more products, or the
-            # copy it saves is the larger (one core, CPU time, this / all
+            # into y itself, and its last OW % PIX pixels one tile through
+            # the buffer (with the columns past OW, never stored). That
+            # computes round_up(OW, PIX) pixels a row instead of OW + KW -
+            # 1: for narrow outputs it takes no more products, or the copy
+            # it saves is the larger (one core, CPU time, this / all
             # through the buffer: 2x224x224x3 -> 64 0.79, 2x112x112x3 -> 64
             # 0.89, 8x56x56x3 -> 16 0.89, 4x60x60x3 -> 64 0.95, 8x28x28x3
             # -> 64 0.98-1.01; the seed's 32x28x28x3 -> 16, 32 pixels a row
             # for 30: 1.20, so it keeps the buffer).
-            w_direct = y.w // PIX * PIX
-            out = np.empty((rows * PIX if w_direct < y.w else 0, n_out), wk.dtype)
-            _row_products(y, b, base, rows, w_direct, out, a, a_start, a_row, pitch, wk, segments, seg_len,
-                          seg_step)
-            _store(y, out, b, n, oh0, rows, PIX, co0, bias_per_pixel, np.int64(0), w_direct)
+            n_direct = y.w // PIX * PIX
+            parts, part_rows = rows, PIX if n_direct < y.w else 0
+            out = np.empty((rows * part_rows, n_out), wk.dtype)
+            # The buffer's rows r * PIX on are row r's pixels from n_direct on.
+            store_pitch, store_first, store_col0 = PIX, np.int64(0), n_direct
         else:
             in_place = (whole_rows and pitch == y.w and y.h_step == y.w * y.c
                         and rows * y.w >= IN_PLACE_MIN_PIXELS)
             n_direct = (rows * y.w) // PIX * PIX if in_place else 0
             out = np.empty((a_rows - n_direct, n_out), wk.dtype)
-            every = by_rows or rows_inside or min(k_len, K_CHUNK) * n_out > SPLIT_MAX_BLOCK
-            _unit_products(y, b, base, n_direct, out, a, a_start, a_row, wk, co0,
-                           segments, seg_len, seg_step, run, every, rows * y.w, oh0, sh, dh, pt, x.h, k_h)
-            _store(y, out, b, n, oh0, rows, pitch, co0, bias_per_pixel, n_direct, np.int64(0))
-
-
-@kernel(parallel=False)
-def _row_products(y, b, base, rows, w_direct, out, a, a_start, a_row, pitch, wk, segments, seg_len, seg_step):
-    """A unit's products in ``conv2d_patch_gemm`` over padded rows, output row by output row.
-
-    Row r's pixels start at pixel ``r * pitch`` of A (``_tile_products``'
-    segments: kernel rows read in place). Its first ``w_direct`` pixels (a
-    multiple of PIX) go to y (plain NHWC pixels of every channel, row r
-    from ``base + r * y.h_step``), the bias added once the row's sums are
-    in; the PIX pixels from ``w_direct`` on go to rows ``r * PIX`` on of
-    ``out``, when it has them. (y filled with the bias first, for the
-    tiles to sum onto: 2x224x224x3 -> 64 took 1.22 ms on 2 threads, 0.96
-    so.)
-    """
-    for r in range(rows):
-        row0 = base + r * y.h_step
-        direct = y.data[row0:row0 + w_direct * y.c].reshape(w_direct, y.c)
-        s_r = a_start + r * pitch * a_row
-        rest = out[r * PIX:r * PIX + PIX]
-        for c0 in range(0, seg_len, K_CHUNK):
-            c1 = min(c0 + K_CHUNK, seg_len)
-            _tile_products(direct, a, s_r, a_row, wk, np.int64(0), c0, c1, c0 > 0, segments, seg_step, seg_len)
-            if rest.shape[0]:
-                _tile_products(rest, a, s_r + w_direct * a_row, a_row, wk, np.int64(0), c0, c1, c0 > 0, segments,
-                               seg_step, seg_len)
-        for pix in range(w_direct):
-            for q in range(y.c):
-                direct[pix, q] += b[q]
+            parts, part_rows = 1, out.shape[0]
+            store_pitch, store_first, store_col0 = pitch, n_direct, np.int64(0)
+        # One call site of the products for both (each site is a copy of
+        # the register tile's code for LLVM to optimize: 1.8 s of compile
+        # with two).
+        base = n * y.n_step + oh0 * y.h_step
+        for part in range(parts):
+            _unit_products(y, b, base + part * y.h_step, n_direct, out[part * part_rows:(part + 1) * part_rows],
+                           a, a_start + part * pitch * a_row, a_row, wk, co0, segments, seg_len, seg_step, run,
+                           every, rows * y.w, oh0, sh, dh, pt, x.h, k_h)
+        _store(y, out, b, n, oh0, rows, store_pitch, co0, bias_per_pixel, store_first, store_col0)
 
 
 @kernel(parallel=False)
@@ -402,9 +380,9 @@ def _unit_products(y, b, base, n_direct, out, a, a_start, a_row, wk, co0, segmen
 
     The unit's first ``n_direct`` pixels go to y itself (plain NHWC memory
     from ``base``, every channel), the bias added once their sums are in;
-    the rest to the buffer ``out``. A as ``_tile_products``, over ``segments`` segments of
-    ``seg_len`` values of K, ``seg_step`` apart in ``a`` (kernel rows read
-    in place), or one segment of gathered patches.
+    the rest to the buffer ``out``. A as ``_tile_products``, over
+    ``segments`` segments of ``seg_len`` values of K, ``seg_step`` apart in
+    ``a`` (kernel rows read in place), or one segment of gathered patches.
     """
     direct_out = y.data[base:base + n_direct * y.c].reshape(n_direct, y.c)
     out_w = y.w
@@ -434,7 +412,7 @@ def _unit_products(y, b, base, n_direct, out, a, a_start, a_row, wk, co0, segmen
         # segment's chunk sums in the tile's registers (see _tile_products).
         # A's offset moves by seg_step per segment, so that k indexes wk's
         # rows throughout. (The in-place tiles get the bias once their sums
-        # are in, as _row_products' do. Summed onto y filled with the bias
+        # are in. Summed onto y filled with the bias
         # first, they took longer: one Zen5 core, 8 x 32 tiles, 1x1
         # 8x112x112x32 -> 64 and 8x56x56x64 -> 256 1.19, 8x56x56x64 -> 64
         # 1.05, LeNet's 64x12x12x6 -> 16 5x5 1.07, 8x28x28x256 -> 256 1.02.)
