@@ -15,7 +15,8 @@ Three strategies:
 - "patch GEMM" (``_kernels.patch_gemm``): register-tiled matrix products
   over gathered patches; suits long reductions into many output channels
   (wide layers, large kernels), 1x1 filters from 32 input channels, and
-  small planes (batch 1, 7x7 to 14x14); for NHWC results also short ones
+  small planes (batch 1, 7x7 to 14x14; 1x1 layers on small planes over the
+  pixels of all images, :func:`merged_rows`); for NHWC results also short ones
   into 48+ channels (VGG's 3 -> 64) and, read in place from padded rows of
   x, stride-1 ones into 16+ (the seed's). The filter gradient goes there
   on short plane grids (:func:`dw_by_patches`).
@@ -76,6 +77,14 @@ TAPS_WIDE_IN = 64
 PLANE_MAX_PHASES = 64  # strides up to 8 x 8: their planes still tile the padded input block
 PLANE_MAX_REACH = 256
 PATCH_PIXELS = 256  # output pixels per work unit: the patch block stays in L2
+# 1x1 stride-1 layers on planes of fewer pixels than this run their units
+# over merged images (merged_rows): per image, such a plane is one unit,
+# summed through a buffer (fewer than IN_PLACE_MIN_PIXELS). Measured (one
+# core, merged / per-image time, forward kernel, float32): 8x7x7 512 ->
+# 2048 0.88, 2048 -> 512 0.87, 1024 -> 1024 0.86, 64x7x7x256 -> 256 0.84,
+# 32x10x10x128 -> 128 0.93; on larger planes no gain: 8x13x13x256 -> 256
+# 0.98, 8x14x14x256 -> 1024 1.03, 1024 -> 256 0.98, 8x28x28x128 -> 512 0.96.
+MERGED_MAX_PLANE = 128
 WINOGRAD_TILES = 64  # 2x2 tiles per work unit (as many outputs as PATCH_PIXELS)
 # Measured one-thread boundaries of Winograd against the direct strategies
 # (float32, 3x3 stride 1; perf/sweep.py checks them against the peers):
@@ -285,6 +294,43 @@ def patch_units(n, oh, ow, c_pad):
     """(rows_per_unit, out_per_unit) of the patch GEMM; from the shape alone."""
     rows = max(1, min(oh, PATCH_PIXELS // ow))
     return rows, channels_per_unit(n * -(-oh // rows), c_pad)
+
+
+@register_jitable
+def merged_rows(kh, kw, sh, sw, pt, pl, n, oh, ow, h, w):
+    """Whether a patch-GEMM forward call runs over all N * OH * OW output pixels as rows of PIX pixels.
+
+    A 1x1 stride-1 unpadded filter reads x in place, a pixel's patch being
+    the pixel itself, so a work unit's pixels may run on into the next
+    image (``_kernels.convolution.merged_images``). Per image, a small
+    plane is one unit of its own: 7 x 7 pixels padded to 56 (whole
+    register tiles) and summed through a buffer. Merged, units hold up to
+    PATCH_PIXELS pixels whatever the plane (:func:`merged_units`), and
+    start and end on whole tiles: the pixels must be a multiple of PIX.
+    (Rows of OW pixels otherwise: the last unit's tile padding would read
+    past x, and that unit copies its pixels instead; one core, merged /
+    per-image time, 9x7x7x512 -> 512 0.93, but 5x10x10x256 -> 256 1.05,
+    2x7x7x512 -> 512 1.01.) Measured: see MERGED_MAX_PLANE.
+    """
+    return (kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0 and oh == h and ow == w
+            and n > 1 and oh * ow < MERGED_MAX_PLANE and n * oh * ow % PIX == 0)
+
+
+@register_jitable
+def merged_units(pixels, c_pad):
+    """(rows_per_unit, out_per_unit) of the patch GEMM over ``pixels`` merged pixels in rows of PIX.
+
+    Units of equal rows, at most PATCH_PIXELS pixels each, and as many as
+    a multiple of MIN_UNITS once there are more than MIN_UNITS of them:
+    threads get equal work whatever their number divides (fewer units
+    split the channels too, :func:`channels_per_unit`).
+    """
+    rows = pixels // PIX
+    units = -(-rows // max(1, PATCH_PIXELS // PIX))
+    if units > MIN_UNITS:
+        units = -(-units // MIN_UNITS) * MIN_UNITS
+    per_unit = -(-rows // units)
+    return per_unit, channels_per_unit(-(-rows // per_unit), c_pad)
 
 
 @register_jitable

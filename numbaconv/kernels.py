@@ -108,6 +108,7 @@ array([[ 8., 12., 12.,  8.],
 """
 import numpy as np
 
+from ._fast.convolution import patch_grid as _patch_grid
 from ._fast.normalization import _BLOCK_ELEMENTS
 from ._fast.normalization import scale_range as _scale_range
 from ._geometry import adaptive_bins as _adaptive_bins
@@ -152,7 +153,6 @@ from ._plan import forward_by_patches as _forward_by_patches
 from ._plan import padded_channels as _padded_channels
 from ._plan import padded_rows as _padded_rows
 from ._plan import panels_shape as _panels_shape
-from ._plan import patch_units as _patch_units
 from ._plan import phase_rows as _phase_rows
 from ._plan import phase_taps as _phase_taps
 from ._plan import phases as _phases
@@ -293,10 +293,9 @@ def _forward(x, w, b, y, taps_h, taps_w, swap, sh, sw, dh, dw, pt, pl):
     wk = np.empty(_panels_shape(k_h * k_w * n_in, y.c), w.dtype)
     _pack_filters(w.reshape(-1), steps, taps_h, taps_w, swap, y.c, wk)
     c_pad = _padded_channels(y.c)
-    rows, outs = _patch_units(y.n, y.h, y.w, c_pad)
     padded_rows = _padded_rows(k_h, k_w, sh, sw, dh, dw, y.w, c_pad)
-    _conv2d_patch_gemm(_image(x), wk, b, y, k_h, k_w, rows, outs, sh, sw, dh, dw, pt, pl, False,
-                       padded_rows)
+    x_img, y, rows, outs = _patch_grid(_image(x), y, k_h, k_w, sh, sw, pt, pl, c_pad)
+    _conv2d_patch_gemm(x_img, wk, b, y, k_h, k_w, rows, outs, sh, sw, dh, dw, pt, pl, False, padded_rows)
 
 
 @kernel(parallel=False)

@@ -544,6 +544,73 @@ def test_the_bias_gradient_of_nchw_planes(shape):
         np.testing.assert_allclose(got, want, atol=1e-5 * max(1, shape[0] * shape[1] * shape[2]), rtol=0)
 
 
+# 1x1 stride-1 unpadded layers on planes of fewer than MERGED_MAX_PLANE pixels,
+# a multiple of PIX pixels in all (40: PIX is 8 or 5), run their work units over
+# all images' pixels as rows of PIX (plan.merged_rows): units span images.
+MERGED_CASES = [
+    (8, 1, 5, 24, 20, (1, 1), 1, 0, 1),  # one unit of 40 pixels, its channels split; C_out not whole panels
+    (80, 1, 13, 32, 16, (1, 1), 1, 0, 1),  # units of 128+ pixels summed in place
+    (48, 7, 7, 32, 48, (1, 1), 1, 0, 1),  # 7 x 7 planes; one image's pixels in two units
+    # more than MIN_UNITS units, rounded up to a multiple of it: the last one through the buffer
+    pytest.param((96, 1, 25, 32, 16, (1, 1), 1, 0, 1), marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("case", MERGED_CASES, ids=case_id)
+def test_1x1_layers_over_merged_images_match_the_reference(case, fmt):
+    check_all_ops(case, fmt)
+
+
+@pytest.mark.parametrize(("n", "h", "w", "pad", "stride", "merged"), [
+    (40, 7, 7, 0, 1, True),
+    (40, 127, 1, 0, 1, True),  # 127 pixels a plane
+    (40, 8, 16, 0, 1, False),  # 128: the bound
+    (41, 7, 7, 0, 1, False),  # 2009 pixels: not a multiple of PIX (8 or 5)
+    (1, 8, 5, 0, 1, False),  # one image
+    (40, 7, 7, 1, 1, False),  # padded
+    (40, 7, 7, 0, 2, False),  # strided
+])
+def test_1x1_layers_merge_their_images_where_the_rule_says(n, h, w, pad, stride, merged, monkeypatch):
+    """The forward kernel sees one image of rows of PIX pixels, or the batch as it is; NCHW results never merge.
+
+    (The input gradient of the stride-1 layers merges too: its result is
+    plain NHWC memory.)
+    """
+    seen = []
+    real = patch_gemm.conv2d_patch_gemm
+    monkeypatch.setattr(patch_gemm, "conv2d_patch_gemm", lambda *a: seen.append(a[3][1:4]) or real(*a))
+    rng = np.random.default_rng(n + h)
+    x = rng.standard_normal((n, h, w, 32)).astype(np.float32)
+    wt = rng.standard_normal((1, 1, 32, 16)).astype(np.float32)
+    for fmt in FORMATS:
+        seen.clear()
+        got = fast.conv2d(to_format(x, fmt), filters_to_format(wt, fmt), stride=stride, padding=pad,
+                          data_format=fmt)
+        want = ref.conv2d(x.astype(np.float64), wt.astype(np.float64), stride=stride, padding=pad)
+        np.testing.assert_allclose(got, to_format(want, fmt), atol=tolerance(np.float32, 32), rtol=0)
+        oh, ow = (h + 2 * pad - 1) // stride + 1, (w + 2 * pad - 1) // stride + 1
+        if merged and fmt == "NHWC":
+            assert seen == [(1, n * h * w // patch_gemm.PIX, patch_gemm.PIX)]
+        else:
+            assert seen == [(n, oh, ow)]
+
+
+@pytest.mark.parametrize("pixels", [40, 1040, 1960, 2400, 8 * 5 * 49 * 16])
+def test_merged_units_are_equal_and_a_multiple_of_min_units_when_more(pixels):
+    pix, c_pad = patch_gemm.PIX, 64
+    rows = pixels // pix
+    per_unit, outs = drivers.merged_units(pixels, c_pad)
+    units = -(-rows // per_unit)
+    assert per_unit * pix <= drivers.PATCH_PIXELS
+    assert units * per_unit - rows < per_unit  # the last unit holds at least one row
+    fewest = -(-rows // (drivers.PATCH_PIXELS // pix))
+    if fewest > drivers.MIN_UNITS:
+        assert units % drivers.MIN_UNITS == 0 or rows < units * per_unit
+        assert units >= fewest
+    assert outs == drivers.channels_per_unit(units, c_pad)
+
+
 # ------------------------------------------------------------------ issue 8: the backward of 1x1 and strided layers
 #
 # The patch GEMM's filter gradient splits the pixels into parts of down to

@@ -49,6 +49,7 @@ CONV_CASES = [
     (2, 16, 18, 24, 24, 3, 3, (1, 1), (1, 1, 0, 2), (1, 1), (0, 0)),  # Winograd (forward, both gradients)
     (2, 16, 16, 64, 32, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), (0, 0)),  # 1x1 filter gradient as dw^T
     (2, 31, 32, 64, 32, 1, 1, (2, 2), (0, 1, 0, 0), (1, 1), (0, 1)),  # the same, strided
+    (40, 3, 1, 32, 16, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), (0, 0)),  # 1x1 on small planes: merged images
 ]
 # (pool_h, pool_w, (sh, sw), (top, bottom, left, right), (dh, dw), ceil_mode, count_include_pad)
 POOL_CASES = [

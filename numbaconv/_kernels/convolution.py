@@ -40,6 +40,7 @@ from typing import NamedTuple
 
 import numpy as np
 from numba import prange
+from numba.extending import register_jitable
 
 from .._numba import FASTMATH, kernel, register_tile
 
@@ -60,6 +61,20 @@ class Image(NamedTuple):
     h_step: int
     w_step: int
     c_step: int
+
+
+@register_jitable
+def merged_images(img, width):
+    """The pixels of ``img``, in order, as rows of ``width`` pixels of one image (``width`` divides them).
+
+    Valid for an Image whose pixels follow each other in memory
+    (``img.n_step == img.h * img.h_step`` and ``img.h_step == img.w *
+    img.w_step``), as plain NHWC memory does: see
+    ``numbaconv._plan.merged_rows``, which says when the patch GEMM's units
+    may span images.
+    """
+    return Image(img.data, 1, img.n * img.h * img.w // width, width, img.c, img.n * img.n_step,
+                 width * img.w_step, img.w_step, img.c_step)
 
 
 def _round_up(value, multiple):
