@@ -37,6 +37,9 @@ CASES = [
     # Slow without the JIT (the coverage run): their products run as Python.
     pytest.param((1, 6, 6, 530, 18, 1), marks=pytest.mark.slow),  # C_in beyond one reduction chunk
     pytest.param((4, 12, 10, 24, 64, "SAME"), marks=pytest.mark.slow),
+    # A plane of FILL_MIN_PLANE+ pixels: NCHW data gathered FILL_CHANNELS channels at a time
+    # (25: a last group of one), odd sizes, asymmetric padding.
+    pytest.param((1, 91, 93, 25, 24, ((1, 0), (2, 1))), marks=pytest.mark.slow),
 ]
 
 
