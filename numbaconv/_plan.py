@@ -102,6 +102,15 @@ WINOGRAD_DW_MIN_PLANE = 8  # and planes of 8 x 8 at least (16 x 7 x 7 x 512: 1.1
 # (32x16x16x64): 0.98 / 1.08, 196: 1.32, 49: 2.28.
 NCHW_1X1_MAX_FILTER = 1 << 16
 NCHW_1X1_MIN_PIXELS = 512
+# NCHW data reach the patch GEMM's gather in place from this many input
+# channels on; fewer are copied to NHWC memory first (NumPy's transposing
+# copy), where each kernel row of a patch is one run. Measured (2 threads,
+# whole forward call, copy / in place, ms): 8x56x56x64 -> 128 1x1 stride 2
+# 1.19 / 0.52, 3x3 stride 2 3.19 / 2.44; 8x28x28x128 -> 256 3x3 stride 2
+# 2.37 / 2.30; 8x7x7x1024 -> 1024 1x1 2.63 / 2.47; 64x28x28x64 -> 128 5x5
+# stride 2 14.1 / 13.6; 8x112x112x16 -> 32 3x3 stride 2 1.69 / 1.31; but
+# 8x224x224x3 -> 64 7x7 stride 2 8.0 / 10.4.
+NCHW_GATHER_MIN_IN = 16
 # Stride-1 patch-GEMM calls read padded rows of x in place while (KW - 1)
 # * C_out (padded) <= this * OW (plan.padded_rows). Measured (one core, CPU
 # time, 3 rounds, padded rows / gathered time): 128x28x28x3 -> 16 3x3
@@ -173,13 +182,15 @@ def short_by_patches(k_len, n_out, taps):
 
 
 @register_jitable
-def forward_by_patches(kh, kw, sh, sw, dh, dw, c_in, n_out, ow, nchw):
+def forward_by_patches(kh, kw, sh, sw, dh, dw, c_in, n_out, oh, ow, nchw):
     """Whether a forward call (or input-gradient phase) that Winograd does not take goes to the patch GEMM.
 
     The one rule both drivers (``numbaconv._fast.convolution`` and the
     njit ``numbaconv.kernels``) apply: :func:`by_patches`, geometries the
     planes cannot hold (:func:`planes_fit`), and for NHWC results
-    :func:`short_by_patches` and :func:`by_padded_rows`.
+    :func:`short_by_patches` and :func:`by_padded_rows`. (NCHW results of
+    VGG's first layer, 2x224x224x3 -> 64, 2 threads: 2.4 ms on the planes,
+    2.65 by patches stored a row at a time.)
     """
     k_len = kh * kw * c_in
     if by_patches(k_len, n_out, kh * kw) or not planes_fit(kh, kw, sh, sw, dh, dw):

@@ -285,7 +285,7 @@ def _forward(x, w, b, y, taps_h, taps_w, swap, sh, sw, dh, dw, pt, pl):
         _conv2d_winograd(_image(x), u, b, y, rows, cols, outs, pt, pl, bad)
         if bad.sum() == 0:
             return  # (else an output is not finite: recomputed below, as the public API does)
-    if not _forward_by_patches(k_h, k_w, sh, sw, dh, dw, n_in, y.c, y.w, False):
+    if not _forward_by_patches(k_h, k_w, sh, sw, dh, dw, n_in, y.c, y.h, y.w, False):
         hwio = _sub_filter(w, taps_h, taps_w, swap)
         pitch = y.w + (k_w - 1) * dw // sw
         _conv2d_nhwc(_image(x), hwio, b, y, _rows_per_block(y.n, y.h, pitch), sh, sw, dh, dw, pt, pl)

@@ -596,6 +596,22 @@ def test_1x1_layers_merge_their_images_where_the_rule_says(n, h, w, pad, stride,
             assert seen == [(n, oh, ow)]
 
 
+@pytest.mark.parametrize("c_in", [drivers.NCHW_GATHER_MIN_IN - 1, drivers.NCHW_GATHER_MIN_IN])
+def test_nchw_patches_are_gathered_in_place_from_enough_channels(c_in, monkeypatch):
+    """A strided NCHW call: x read as NCHW memory from NCHW_GATHER_MIN_IN channels on, else copied to NHWC."""
+    seen = []
+    real = patch_gemm.conv2d_patch_gemm
+    monkeypatch.setattr(patch_gemm, "conv2d_patch_gemm", lambda *a: seen.append(a[0].c_step) or real(*a))
+    rng = np.random.default_rng(c_in)
+    x = rng.standard_normal((2, 9, 11, c_in))
+    w = rng.standard_normal((3, 3, c_in, 64))
+    got = fast.conv2d(to_format(x, "NCHW"), filters_to_format(w, "NCHW"), stride=2, padding=1,
+                      data_format="NCHW")
+    want = ref.conv2d(x, w, stride=2, padding=1)
+    np.testing.assert_allclose(got, to_format(want, "NCHW"), atol=tolerance(np.float64, 9 * c_in), rtol=0)
+    assert seen == [9 * 11 if c_in >= drivers.NCHW_GATHER_MIN_IN else 1]
+
+
 @pytest.mark.parametrize("pixels", [40, 1040, 1960, 2400, 8 * 5 * 49 * 16])
 def test_merged_units_are_equal_and_a_multiple_of_min_units_when_more(pixels):
     pix, c_pad = patch_gemm.PIX, 64

@@ -119,7 +119,7 @@ def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None
     if (plan.by_winograd(kh, kw, sh, sw, dh, dw, x.shape[3], y_img.c, y_img.n, y_img.h, y_img.w)
             and _winograd(x, w, b, y_img, pad, nchw, taps_h, taps_w, swap)):
         return
-    if plan.forward_by_patches(kh, kw, sh, sw, dh, dw, x.shape[3], y_img.c, y_img.w, nchw):
+    if plan.forward_by_patches(kh, kw, sh, sw, dh, dw, x.shape[3], y_img.c, y_img.h, y_img.w, nchw):
         if (nchw and plan.nchw_1x1_by_images(kh, kw, sh, sw, pt, pl, x.shape[3], y_img.c,
                                              y_img.h * y_img.w)
                 and y_img.h == x.shape[1] and y_img.w == x.shape[2] and _whole_nchw(y_img)):
@@ -133,9 +133,9 @@ def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None
             # copies a unit at a time, from either memory.
             x_img = image(x, nchw)
         else:
-            # NCHW data are copied to NHWC once: patches are runs of channels
-            # (a strided gather from NCHW memory measured 15-30% slower).
-            x_img = image(x, False)
+            # Gathered patches: from NCHW memory in place when a pixel has
+            # enough channels, else from an NHWC copy (plan.NCHW_GATHER_MIN_IN).
+            x_img = image(x, nchw and x.shape[3] >= plan.NCHW_GATHER_MIN_IN)
         x_img, y_img, rows, outs = patch_grid(x_img, y_img, kh, kw, sh, sw, pt, pl, c_pad)
         pg.conv2d_patch_gemm(x_img, wk, b, y_img, kh, kw, rows, outs, sh, sw, dh, dw, pt, pl, False,
                              padded_rows)
