@@ -59,6 +59,7 @@ DW_PATCH_MIN_OUT = 32  # filter gradient: C_out below this stays with the planes
 DW_PATCH_MIN_OUT_1X1 = 64  # filter gradient, 1x1 filters: the patch GEMM on any grid from this C_out on
 DW_MIN_K_BLOCK = 128  # filter gradient: rows of K per patch-GEMM work unit, at the least (dw_patches_plan)
 DW_SWAP_RATIO = 4  # filter gradient, 1x1: pixels * (C_in - C_out) per C_in * C_out to compute dw^T (dw_swapped)
+DW_SWAP_NCHW_MIN_FILTER = 1 << 16  # ... and for NCHW callers, filter values from which it always does
 DW_PATCH_MAX_LENGTH = 256  # filter gradient: plane-kernel work units shorter than this go to the patch GEMM
 # The filter gradient by taps (dw_by_taps): input channels from TAPS_MIN_IN
 # to TAPS_MAX_IN (from TAPS_MIN_IN_SHORT on the plane kernel's short grids);
@@ -530,12 +531,18 @@ def dw_swapped(n, kh, kw, sh, sw, pt, pl, h, w, oh, ow, c_in, c_out, nchw):
     value: 2048 x 512 3.7 ms) for gathers that save about 0.8 ns per pixel
     and channel of difference, so it swaps only while P * (C_in - C_out)
     >= DW_SWAP_RATIO * C_in * C_out (8x7x7x2048 -> 512: no). The NCHW
-    caller wants dw^T (OIHW) as it is.
+    caller wants dw^T (OIHW) as it is, and dw itself costs it a transposing
+    copy (``_kernels.convolution.filters_to_oihw``): it swaps when C_in <
+    C_out, and for filters of DW_SWAP_NCHW_MIN_FILTER values or more.
+    (Measured, 2 threads, NCHW, whole call, swapped / not: 8x7x7x1024 ->
+    1024 3.18 / 5.71 ms, 8x14x14x512 -> 512 2.45 / 2.75, 8x28x28x256 -> 256
+    2.29 / 2.90, 8x7x7x2048 -> 512 2.73 / 3.07, 8x28x28x512 -> 128 2.95 /
+    3.02; but 8x56x56x64 -> 64 1.06 / 0.97.)
     """
     if kh != 1 or kw != 1 or pt != 0 or pl != 0 or (oh - 1) * sh >= h or (ow - 1) * sw >= w:
         return False
     if nchw:
-        return c_in < c_out
+        return c_in < c_out or c_in * c_out >= DW_SWAP_NCHW_MIN_FILTER
     return n * oh * ow * (c_in - c_out) >= DW_SWAP_RATIO * c_in * c_out
 
 

@@ -596,6 +596,29 @@ def test_1x1_layers_merge_their_images_where_the_rule_says(n, h, w, pad, stride,
             assert seen == [(n, oh, ow)]
 
 
+@pytest.mark.parametrize(("taps", "c_in", "c_out"), [(1, 1, 1), (9, 3, 64), (25, 17, 33), (4, 40, 15)])
+def test_filters_to_oihw_is_the_transpose(taps, c_in, c_out):
+    """The NCHW callers' filter gradient: HWIO (taps, C_in, C_out) into OIHW memory, blocks of 16 past the ends."""
+    w = np.random.default_rng(taps).standard_normal((taps, c_in, c_out)).astype(np.float32)
+    out = np.full((c_out, c_in, taps), np.nan, np.float32)
+    plane_kernels.filters_to_oihw(w, out)
+    np.testing.assert_array_equal(out, w.transpose(2, 1, 0))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_an_nchw_filter_gradient_lands_in_the_callers_out(fmt):
+    """out= (OIHW for NCHW callers) receives dw: the transpose writes into it, nothing else is returned."""
+    rng = np.random.default_rng(3)
+    x, dy = rng.standard_normal((2, 6, 5, 20)), rng.standard_normal((2, 6, 5, 24))
+    shape = (3, 3, 20, 24) if fmt == "NHWC" else (24, 20, 3, 3)
+    out = np.zeros(shape)
+    got = fast.conv2d_backward_filter(to_format(dy, fmt), to_format(x, fmt), shape, padding=1, data_format=fmt,
+                                      out=out)
+    want = ref.conv2d_backward_filter(to_format(dy, fmt), to_format(x, fmt), shape, padding=1, data_format=fmt)
+    assert got is out
+    np.testing.assert_allclose(out, want, atol=tolerance(np.float64, 2 * 6 * 5), rtol=0)
+
+
 @pytest.mark.parametrize("c_in", [drivers.NCHW_GATHER_MIN_IN - 1, drivers.NCHW_GATHER_MIN_IN])
 def test_nchw_patches_are_gathered_in_place_from_enough_channels(c_in, monkeypatch):
     """A strided NCHW call: x read as NCHW memory from NCHW_GATHER_MIN_IN channels on, else copied to NHWC."""

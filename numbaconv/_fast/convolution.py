@@ -295,6 +295,21 @@ def conv2d_transpose(x, w, b, g, nchw, out=None):
 
 
 def conv2d_backward_filter(x, dy, g, nchw, out=None):
+    """dw, HWIO-indexed: in OIHW memory when ``nchw`` (the public layer's transpose back is then free)."""
+    if not nchw:
+        return deliver(_backward_filter(x, dy, g, nchw, out), out)
+    dw = _backward_filter(x, dy, g, nchw, None)  # (an NCHW caller's out is an HWIO view of OIHW memory)
+    if dw.transpose(3, 2, 0, 1).flags.c_contiguous:
+        return deliver(dw, out)
+    kh, kw, c_in, c_out = dw.shape
+    oihw = out.transpose(3, 2, 0, 1) if out is not None else None
+    if oihw is None or not oihw.flags.c_contiguous:
+        oihw = np.empty((c_out, c_in, kh, kw), dw.dtype)
+    k.filters_to_oihw(contiguous(dw).reshape(kh * kw, c_in, c_out), oihw.reshape(c_out, c_in, kh * kw))
+    return deliver(oihw.transpose(2, 3, 1, 0), out)
+
+
+def _backward_filter(x, dy, g, nchw, out):
     """Compute dw by Winograd, by taps, the plane kernel, or the patch GEMM on short plane grids.
 
     (``plan.dw_by_winograd``, ``plan.dw_by_taps``, ``plan.dw_by_patches``.)
@@ -302,15 +317,15 @@ def conv2d_backward_filter(x, dy, g, nchw, out=None):
     if (plan.dw_by_winograd(g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, x.shape[3], dy.shape[3], x.shape[0],
                             g.oh, g.ow)
             and (dw := _backward_filter_winograd(x, dy, g, nchw, out)) is not None):
-        return deliver(dw, out)
+        return dw
     if plan.dw_by_taps(x.shape[0], g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, x.shape[3], dy.shape[3],
                        nchw):
-        return deliver(_backward_filter_taps(x, dy, g, nchw), out)
+        return _backward_filter_taps(x, dy, g, nchw)
     if (plan.dw_by_patches(x.shape[0], g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.dw, x.shape[3], dy.shape[3],
                            nchw)
             or not plan.planes_fit(g.kh, g.kw, g.sh, g.sw, g.dh, g.dw)):
-        return deliver(_backward_filter_patches(x, dy, g, nchw), out)
-    return deliver(_backward_filter_planes(x, dy, g, nchw, out), out)
+        return _backward_filter_patches(x, dy, g, nchw)
+    return _backward_filter_planes(x, dy, g, nchw, out)
 
 
 def _backward_filter_winograd(x, dy, g, nchw, out):

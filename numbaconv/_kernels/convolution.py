@@ -408,6 +408,36 @@ def _plane_sum(src, like):
 
 
 @kernel
+def filters_to_oihw(w, out):
+    """out[o, i, t] = w[t, i, o]: (taps, C_in, C_out) HWIO filters into OIHW memory (C_out, C_in, taps).
+
+    For NCHW callers' filter gradients, which the kernels compute HWIO.
+    One prange iteration owns one input channel and LANES output channels:
+    it reads runs of LANES values of w and writes LANES rows of ``taps``
+    values of out, all in L1. (NumPy's transposing copy of 3x3x512x512
+    float32 filters took 5.7 ms, where the gradient itself takes 0.7 on 2
+    threads.)
+    """
+    taps, n_in, n_out = w.shape
+    blocks = (n_out + LANES - 1) // LANES
+    for unit in prange(-(-n_in // LANES) * blocks):
+        i0 = np.int64(unit) // blocks * LANES
+        o0 = (np.int64(unit) % blocks) * LANES
+        n_i, n_o = min(LANES, n_in - i0), min(LANES, n_out - o0)
+        tile = np.empty((LANES, n_i * taps), w.dtype)
+        for t in range(taps):
+            for i in range(n_i):
+                row = w[t, i0 + i, o0:o0 + n_o]
+                for o in range(n_o):
+                    tile[o, i * taps + t] = row[o]
+        for o in range(n_o):
+            dst = out[o0 + o].reshape(-1)[i0 * taps:(i0 + n_i) * taps]
+            src = tile[o]
+            for v in range(n_i * taps):
+                dst[v] = src[v]
+
+
+@kernel
 def bias_backward_rows(rows, db, channel_step, n_parts):
     """db[c] = sum of the entries of ``rows`` whose channel is c: ``q // channel_step % C`` for column q.
 
