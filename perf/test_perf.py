@@ -251,3 +251,14 @@ def test_under_load_summary_takes_medians_over_rounds():
     # per-round ratios 3, 1, 10: the median compares figures of one round
     assert slowdown["nc"][3]["op"] == 3.0
     assert "x" in under_load.table(ms, slowdown, [0, 3]).splitlines()[0]
+
+
+def test_layouts_script_times_both_layouts_and_summarizes():
+    """perf/layouts.py on one small sweep case: a row with both layouts' times, and the per-pass summary."""
+    run = subprocess.run([sys.executable, os.path.join(PERF, "layouts.py"), "--match", "sw-lenet-64x28",
+                          "--rounds", "1"], capture_output=True, text=True, check=True)
+    lines = run.stdout.splitlines()
+    row = next(line for line in lines if line.startswith("sw-lenet-64x28"))
+    assert len(row.split()) == 7 and all(float(v) > 0 for v in row.split()[1:])
+    assert any(line.startswith("fwd: 1 shapes") for line in lines)
+    assert any(line.startswith("bwd: 1 shapes") for line in lines)
