@@ -189,15 +189,17 @@ def conv2d_backward_filter_taps(x, dy, partial, k_h, k_w, chunk_rows, sh, sw, dh
         out = partial[part]
         co0 = j * per_unit * OUT
         n_cols = min(per_unit, n_panels - j * per_unit) * OUT
+        # (A slice: with a loop over q < n_cols instead, the seed test's
+        # 8x16 stride-5 filter gradient, 16896 rows of partial, took 1.2x
+        # as long, one core.)
         out[:, co0:co0 + n_cols] = 0
         # The unit's dy channels as an Image of their own (its first
         # channel at the data's start), for the panel gather of patch_gemm.
         dy_j = Image(dy.data[co0 * dy.c_step:], dy.n, dy.h, dy.w, min(n_cols, dy.c - co0), dy.n_step,
                      dy.h_step, dy.w_step, dy.c_step)
         panel = np.zeros((n_cols // OUT, chunk_rows * out_w, OUT), partial.dtype)
-        # (Chosen here, not inside the tile: its calls are short, as short
-        # as OW steps; a choice and two views per call made the 8x16
-        # stride-5 filter gradient 1.3x slower.)
+        # Chosen once per unit, not in the tile: its calls are short (a
+        # few output rows of OW steps each).
         pair = PANELS == 2 and partial.itemsize == 4 and n_cols == 2 * OUT
         panel_rows, panel_rows2 = panel[0], panel[n_cols // OUT - 1]
         r = row_units * part // n_parts
