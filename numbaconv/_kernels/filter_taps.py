@@ -12,10 +12,12 @@ reduction broadcasts TAP_CHANNELS adjacent channels of one x pixel (read in plac
 against one row of dy in panels (as ``patch_gemm``'s B operand). Taps on
 padding are skipped whole, rows and columns alike. Where the patch GEMM's
 tile spans two panels (AVX-512 on Zen, float32), a unit owns two panels
-and ``_tap_tile_pair`` updates both from the same broadcasts (one Zen5
+and ``_tap_tile`` updates both from the same broadcasts (one Zen5
 core, filter gradient, two panels / one: AlexNet's 8x27x27x64 5x5 -> 192
-0.76, the seed's 7x7 test shape 64x11x9x16 -> 32 0.77; cold compile of
-this kernel 1.3 -> 1.9 s).
+0.76, the seed's 7x7 test shape 64x11x9x16 -> 32 0.77). The second
+panel is a branch of the one tile function, not a second function: as
+two, the tiles cost 1.2-1.3 s of cold compile per dtype, as one 0.7-0.9 s
+(Zen4, ``perf/compile_times.py``), at the same speed.
 
 The patch GEMM's filter gradient (``patch_gemm``) instead copies every
 patch value into a transposed block first: KH * KW copies of each x value,
@@ -48,22 +50,37 @@ TAP_CHANNELS = 6
 # must equal the public API's bit for bit).
 @kernel(parallel=False, fastmath=FASTMATH - {"reassoc"})
 def _tap_tile(out, o_row, o_col, data, x_start, c_step, c_left, k_step, n_k, rows, x_row_step,
-              panels, p_start, p_row):
-    """out[o_row + r, o_col + q] += sum over the rows and ks of data[x(row, k) + r * c_step] * panels[p(row, k), q].
+              panel, panel2, pair, p_start, p_row):
+    """out[o_row + r, o_col + q] += sum over the rows and ks of data[x(row, k) + r * c_step] * panel[p(row, k), q].
 
     ``r < TAP_CHANNELS``, ``q < OUT``. Row i < ``rows`` of the reduction starts at
     ``x_start + i * x_row_step`` in ``data`` and at ``p_start + i * p_row``
-    in ``panels`` (a (pixels, OUT) block); its ``n_k`` steps are ``k_step``
-    apart in data and one row apart in panels. Only ``c_left`` channels
+    in ``panel`` (a (pixels, OUT) block); its ``n_k`` steps are ``k_step``
+    apart in data and one row apart in panel. Only ``c_left`` channels
     remain from the tile's first: the tile rows past them read the last
     channel again (in bounds), and their sums are never used.
+
+    With ``pair``, where the patch GEMM's tile spans two panels
+    (``patch_gemm.PANELS``, float32), the tile also updates the next OUT
+    columns from ``panel2``, with the same broadcasts: 12 FMAs per 8 loads
+    instead of 6 per 7. Each element's sum runs in the same order either
+    way. Elsewhere ``two`` is a constant False, and LLVM drops the second
+    half (float64 and AVX2 tiles hold one panel's sums).
     """
+    two = PANELS == 2 and out.itemsize == 4 and pair
     acc = register_tile(out, TAP_CHANNELS, OUT)
+    acc2 = register_tile(out, TAP_CHANNELS, OUT)
     c0 = np.uint64(o_col)
+    c2 = c0 + np.uint64(OUT)
     for r in range(TAP_CHANNELS):
         row_out = out[o_row + r]
         for q in range(OUT):
             acc[r, q] = row_out[c0 + np.uint64(q)]
+    if two:
+        for r in range(TAP_CHANNELS):
+            row_out = out[o_row + r]
+            for q in range(OUT):
+                acc2[r, q] = row_out[c2 + np.uint64(q)]
     # Unsigned offsets: a signed index carries Numba's wraparound check,
     # and with it the accumulators to the stack every step.
     step = np.uint64(c_step)
@@ -82,56 +99,6 @@ def _tap_tile(out, o_row, o_col, data, x_start, c_step, c_left, k_step, n_k, row
             # patch_gemm._tile_products, written out: shared as an inlined
             # helper, they made both kernels 2-8% slower, one core, 24
             # alternated calls; as its loop over rows, see TAP_CHANNELS.)
-            row = panels[p0 + np.uint64(k)]
-            for q in range(OUT):
-                v = row[q]
-                acc[0, q] += x0 * v
-                acc[1, q] += x1 * v
-                acc[2, q] += x2 * v
-                acc[3, q] += x3 * v
-                acc[4, q] += x4 * v
-                acc[5, q] += x5 * v
-    # One row per loop (as patch_gemm._tile_products: all rows in one loop
-    # need more runtime alias checks than LLVM allows, and stay scalar).
-    for r in range(TAP_CHANNELS):
-        row_out = out[o_row + r]
-        for q in range(OUT):
-            row_out[c0 + np.uint64(q)] = acc[r, q]
-
-
-@kernel(parallel=False, fastmath=FASTMATH - {"reassoc"})
-def _tap_tile_pair(out, o_row, o_col, data, x_start, c_step, c_left, k_step, n_k, rows, x_row_step,
-                   panel, panel2, p_start, p_row):
-    """``_tap_tile`` over two adjacent panels (``panel``, ``panel2``), the same broadcasts against both.
-
-    Where the patch GEMM's tile spans two panels (``patch_gemm.PANELS``,
-    float32): 12 FMAs per 8 loads instead of 6 per 7. Each element's sum
-    runs in the same order as in ``_tap_tile``.
-    """
-    acc = register_tile(out, TAP_CHANNELS, OUT)
-    acc2 = register_tile(out, TAP_CHANNELS, OUT)
-    c0 = np.uint64(o_col)
-    c2 = c0 + np.uint64(OUT)
-    for r in range(TAP_CHANNELS):
-        row_out = out[o_row + r]
-        for q in range(OUT):
-            acc[r, q] = row_out[c0 + np.uint64(q)]
-    for r in range(TAP_CHANNELS):
-        row_out = out[o_row + r]
-        for q in range(OUT):
-            acc2[r, q] = row_out[c2 + np.uint64(q)]
-    step = np.uint64(c_step)
-    last = c_left - 1
-    o1, o2, o3 = np.uint64(min(1, last)) * step, np.uint64(min(2, last)) * step, np.uint64(min(3, last)) * step
-    o4, o5 = np.uint64(min(4, last)) * step, np.uint64(min(5, last)) * step
-    ks = np.uint64(k_step)
-    for i in range(rows):
-        base = np.uint64(x_start + i * x_row_step)
-        p0 = np.uint64(p_start + i * p_row)
-        for k in range(n_k):
-            off = base + np.uint64(k) * ks
-            x0, x1, x2 = data[off], data[off + o1], data[off + o2]
-            x3, x4, x5 = data[off + o3], data[off + o4], data[off + o5]
             row = panel[p0 + np.uint64(k)]
             for q in range(OUT):
                 v = row[q]
@@ -141,23 +108,27 @@ def _tap_tile_pair(out, o_row, o_col, data, x_start, c_step, c_left, k_step, n_k
                 acc[3, q] += x3 * v
                 acc[4, q] += x4 * v
                 acc[5, q] += x5 * v
-            row = panel2[p0 + np.uint64(k)]
-            for q in range(OUT):
-                v = row[q]
-                acc2[0, q] += x0 * v
-                acc2[1, q] += x1 * v
-                acc2[2, q] += x2 * v
-                acc2[3, q] += x3 * v
-                acc2[4, q] += x4 * v
-                acc2[5, q] += x5 * v
+            if two:
+                row = panel2[p0 + np.uint64(k)]
+                for q in range(OUT):
+                    v = row[q]
+                    acc2[0, q] += x0 * v
+                    acc2[1, q] += x1 * v
+                    acc2[2, q] += x2 * v
+                    acc2[3, q] += x3 * v
+                    acc2[4, q] += x4 * v
+                    acc2[5, q] += x5 * v
+    # One row per loop (as patch_gemm._tile_products: all rows in one loop
+    # need more runtime alias checks than LLVM allows, and stay scalar).
     for r in range(TAP_CHANNELS):
         row_out = out[o_row + r]
         for q in range(OUT):
             row_out[c0 + np.uint64(q)] = acc[r, q]
-    for r in range(TAP_CHANNELS):
-        row_out = out[o_row + r]
-        for q in range(OUT):
-            row_out[c2 + np.uint64(q)] = acc2[r, q]
+    if two:
+        for r in range(TAP_CHANNELS):
+            row_out = out[o_row + r]
+            for q in range(OUT):
+                row_out[c2 + np.uint64(q)] = acc2[r, q]
 
 
 @kernel
@@ -171,13 +142,13 @@ def conv2d_backward_filter_taps(x, dy, partial, k_h, k_w, chunk_rows, sh, sw, dh
     contiguous ranges (a number the caller derives from the shape alone, so
     the sums do not depend on the thread count). One prange iteration owns
     one range and the panels of OUT output channels a tile spans (one or
-    two, see ``_tap_tile_pair``): it zeroes its block of
+    two, see ``_tap_tile``): it zeroes its block of
     ``partial`` and, for chunks of ``chunk_rows`` output rows in order,
     gathers the chunk's dy panel and adds every tap's products to the block.
     """
     n_parts, k_pad, c_pad = partial.shape
     n_panels = c_pad // OUT
-    # Panels per unit: as many as a tile spans (_tap_tile_pair), the last unit's maybe one fewer.
+    # Panels per unit: as many as a tile spans (_tap_tile), the last unit's maybe one fewer.
     per_unit = PANELS if partial.itemsize == 4 else 1
     n_blocks = (n_panels + per_unit - 1) // per_unit
     c_in, out_w = x.c, dy.w
@@ -198,9 +169,7 @@ def conv2d_backward_filter_taps(x, dy, partial, k_h, k_w, chunk_rows, sh, sw, dh
         dy_j = Image(dy.data[co0 * dy.c_step:], dy.n, dy.h, dy.w, min(n_cols, dy.c - co0), dy.n_step,
                      dy.h_step, dy.w_step, dy.c_step)
         panel = np.zeros((n_cols // OUT, chunk_rows * out_w, OUT), partial.dtype)
-        # Chosen once per unit, not in the tile: its calls are short (a
-        # few output rows of OW steps each).
-        pair = PANELS == 2 and partial.itemsize == 4 and n_cols == 2 * OUT
+        pair = n_cols == 2 * OUT
         panel_rows, panel_rows2 = panel[0], panel[n_cols // OUT - 1]
         r = row_units * part // n_parts
         r_end = row_units * (part + 1) // n_parts
@@ -236,14 +205,8 @@ def conv2d_backward_filter_taps(x, dy, partial, k_h, k_w, chunk_rows, sh, sw, dh
                                        + (ow_lo * sw + left) * x.w_step)
                             p_start = (i + oh_lo - oh) * out_w + ow_lo
                             for ci in range(0, c_in, TAP_CHANNELS):
-                                if pair:
-                                    _tap_tile_pair(out, t_row + ci, co0, x.data, x_start + ci * x.c_step,
-                                                   x.c_step, c_in - ci, sw * x.w_step, ow_hi - ow_lo,
-                                                   oh_hi - oh_lo, sh * x.h_step, panel_rows, panel_rows2,
-                                                   p_start, out_w)
-                                else:
-                                    _tap_tile(out, t_row + ci, co0, x.data, x_start + ci * x.c_step, x.c_step,
-                                              c_in - ci, sw * x.w_step, ow_hi - ow_lo, oh_hi - oh_lo,
-                                              sh * x.h_step, panel_rows, p_start, out_w)
+                                _tap_tile(out, t_row + ci, co0, x.data, x_start + ci * x.c_step, x.c_step,
+                                          c_in - ci, sw * x.w_step, ow_hi - ow_lo, oh_hi - oh_lo,
+                                          sh * x.h_step, panel_rows, panel_rows2, pair, p_start, out_w)
                         i += run
             r += rows
