@@ -7,7 +7,7 @@ compiles nothing, and the ``@njit`` drivers of ``numbaconv.kernels`` compile
 them into their own code (``register_jitable``) when a user first calls one.
 Each returns ints (or an int64 array) in both worlds.
 
-Three strategies:
+Four strategies:
 
 - "planes" (``_kernels.convolution``): vectorizes over output positions;
   suits short reductions (few input channels and small kernels, e.g. the
@@ -20,6 +20,10 @@ Three strategies:
   into 48+ channels (VGG's 3 -> 64) and, read in place from padded rows of
   x, stride-1 ones into 16+ (the seed's). The filter gradient goes there
   on short plane grids (:func:`dw_by_patches`).
+- "dots" (``_kernels.dots``): dot products of kernel rows read in place;
+  few output channels from long kernel rows, strided or 1x1 filters or
+  tiny output planes (:func:`by_dots`), e.g. a strided layer into 2
+  channels or a GAN discriminator's last 4x4 layer.
 - "Winograd" (``_kernels.winograd``): F(2x2, 3x3), 2.25x fewer
   multiplications, the same register-tiled products; 3x3 stride-1
   undilated calls with enough channels and pixels (:func:`by_winograd`,
@@ -130,6 +134,23 @@ MAX_PARTS = 8
 PARTIAL_BUDGET = 1 << 23  # filter gradient: elements of all partial sums together
 CHUNK_PIXELS = 256  # filter gradient: pixels gathered per pass
 BIAS_ROW_VALUES = 1024  # bias gradient, NHWC: values per row of its partial sums, at most (bias_row_pixels)
+# The dots (by_dots): into at most DOTS_MAX_OUT channels (unless the patch
+# GEMM takes the call), from kernel rows of at least DOTS_MIN_RUN values (KW *
+# C_in), undilated along w, and where the planes share little: strided and
+# 1x1 filters, or output planes of at most DOTS_MAX_PLANE pixels. Measured
+# (one core, CPU time, float32, 7 interleaved rounds, dots / the planes):
+# 4x28x46x128 8x16 stride 5 -> 2 0.31, -> 8 0.47; 8x28x28x128 5x5 stride 5
+# -> 2 0.35; 8x64x64x512 3x3 stride 2 -> 2 0.20, 8x32x32x256 0.57,
+# 8x16x16x256 0.64; 1x1: 1x128x128x512 -> 2 0.23, 8x8x8x512 0.75,
+# 8x14x14x2048 -> 4 0.40; tiny planes: 16x4x4x512 4x4 -> 1 (one pixel) 0.08,
+# 1x4x4x512 0.34, 16x3x3x256 3x3 -> 8 0.15, 16x5x5x256 -> 4 (3x3 pixels)
+# 0.40, 16x6x6x512 -> 4 (4x4) 0.65, 16x6x6x172 0.98. Where the planes win:
+# shorter rows (8x10x10x128 3x3 -> 4 2.1, 8x32x32x128 3x3 stride 2 -> 2
+# 1.4, 1x1 from 256 channels 1.1, from 64 2.4-4.2) and stride-1 filters of
+# several taps on larger planes (8x10x10x512 3x3 -> 4, 8x8 pixels, 1.20).
+DOTS_MAX_OUT = 8
+DOTS_MIN_RUN = 512
+DOTS_MAX_PLANE = 16
 
 
 @register_jitable
@@ -198,6 +219,22 @@ def forward_by_patches(kh, kw, sh, sw, dh, dw, c_in, n_out, oh, ow, nchw):
         return True
     return not nchw and (short_by_patches(k_len, n_out, kh * kw)
                          or by_padded_rows(kh, kw, sh, sw, dh, dw, c_in, n_out, ow))
+
+
+@register_jitable
+def by_dots(kh, kw, sh, sw, dw, c_in, n_out, oh, ow):
+    """Whether a forward call (or input-gradient phase) goes to the dots (``_kernels.dots``).
+
+    Few output channels from long kernel rows, where the planes kernel
+    shares little between taps (strided or 1x1 filters, or tiny output
+    planes): its set-up per pass then outweighs its products, and the
+    patch GEMM would compute 16 channels for each few (see DOTS_MAX_OUT).
+    Checked before the other strategies. The kernel reads NHWC memory: an
+    NCHW caller's x is copied to it first.
+    """
+    return (dw == 1 and n_out <= DOTS_MAX_OUT and kw * c_in >= DOTS_MIN_RUN
+            and not by_patches(kh * kw * c_in, n_out, kh * kw)
+            and (sh * sw > 1 or kh * kw == 1 or oh * ow <= DOTS_MAX_PLANE))
 
 
 @register_jitable

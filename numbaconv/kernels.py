@@ -123,6 +123,7 @@ from ._kernels.convolution import Image as _Image
 from ._kernels.convolution import bias_backward_rows as _bias_backward_rows
 from ._kernels.convolution import conv2d_backward_filter_nhwc as _conv2d_backward_filter_nhwc
 from ._kernels.convolution import conv2d_nhwc as _conv2d_nhwc
+from ._kernels.dots import conv2d_dots as _conv2d_dots
 from ._kernels.filter_taps import conv2d_backward_filter_taps as _filter_taps
 from ._kernels.normalization import local_response_norm as _local_response_norm
 from ._kernels.patch_gemm import conv2d_backward_filter_patch_gemm as _filter_patch_gemm
@@ -140,6 +141,7 @@ from ._kernels.winograd import transform_filters as _transform_filters
 from ._numba import FASTMATH, kernel, launch_threads, serial
 from ._plan import bias_parts as _bias_parts
 from ._plan import bias_row_pixels as _bias_row_pixels
+from ._plan import by_dots as _by_dots
 from ._plan import by_winograd as _by_winograd
 from ._plan import dw_by_patches as _dw_by_patches
 from ._plan import dw_by_taps as _dw_by_taps
@@ -277,6 +279,10 @@ def _forward(x, w, b, y, taps_h, taps_w, swap, sh, sw, dh, dw, pt, pl):
     n_in = w.shape[3] if swap else w.shape[2]
     kh_, kw_, ci_, co_ = w.shape
     steps = (kw_ * ci_ * co_, ci_ * co_, co_, np.int64(1))
+    if _by_dots(k_h, k_w, sh, sw, dw, n_in, y.c, y.h, y.w):
+        rows = np.ascontiguousarray(_sub_filter(w, taps_h, taps_w, swap).transpose(3, 0, 1, 2))
+        _conv2d_dots(_image(x), rows.reshape(y.c, k_h, k_w * n_in), b, y, sh, sw, dh, pt, pl)
+        return
     if _by_winograd(k_h, k_w, sh, sw, dh, dw, n_in, y.c, y.n, y.h, y.w):
         u = np.zeros((16,) + _panels_shape(n_in, y.c), w.dtype)
         _transform_filters(w.reshape(-1), steps, taps_h, taps_w, swap, y.c, u)

@@ -142,6 +142,7 @@ SWEEP = (
     _layer("unet", 1, 128, 64, 64, 3),
     _layer("unet", 1, 256, 64, 32, 3),
     _layer("unet", 1, 64, 128, 128, 3),
+    _layer("dcgan", 64, 4, 512, 1, 4, pad=0),  # the discriminator's last layer: one output per image
 )
 # Short calls for perf/under_load.py; not in bench.py's default set, chosen by exact name.
 EXTRA_CASES = (

@@ -10,10 +10,11 @@ caller sets ``NUMBA_CACHE_DIR`` and ``PYTHONPATH``.
 
 The ops run in a fixed order on small inputs, so that each figure is the
 compile (or load) time of what that op adds to the ones before it: NHWC
-first, in the order of the README's API list, with the three convolution
+first, in the order of the README's API list, with the four convolution
 strategies ("planes" on a narrow layer, "patch GEMM" on a wide one,
-"Winograd" on a 3x3 layer of 24 channels and 512 output pixels) and the
-filter gradient's fourth ("taps", on the wide layer into 32 channels), then
+"Winograd" on a 3x3 layer of 24 channels and 512 output pixels, the
+forward's "dots" on 256 channels into 2) and the filter gradient's "taps"
+(on the wide layer into 32 channels), then
 NCHW calls (the pool and LRN kernels serve both layouts: these load or
 compile nothing new, and their figures show it).
 """
@@ -37,6 +38,7 @@ def _ops(nc, np, dtype):
     xw, ww = a(2, 8, 8, 32), a(3, 3, 32, 32)  # wide: patch GEMM (its filter gradient by taps)
     ww48 = a(3, 3, 32, 48)  # into 48: the filter gradient by the patch GEMM too
     xg, wg = a(2, 16, 16, 24), a(3, 3, 24, 24)  # 3x3, 512 outputs: Winograd
+    xd, wd = a(2, 4, 4, 256), a(2, 2, 256, 2)  # into 2 channels on 3x3 planes, rows of 512: dots
     y, yw = nc.reference.conv2d(x, w, padding=1), nc.reference.conv2d(xw, ww, padding=1)
     yw48 = nc.reference.conv2d(xw, ww48, padding=1)
     yg = nc.reference.conv2d(xg, wg, padding=1)
@@ -56,6 +58,7 @@ def _ops(nc, np, dtype):
         ("conv2d_backward_filter_taps", lambda: nc.conv2d_backward_filter(yw, xw, ww.shape, padding=1)),
         ("conv2d_winograd", lambda: nc.conv2d(xg, wg, padding=1)),
         ("conv2d_backward_winograd", lambda: nc.conv2d_backward(yg, xg, wg, padding=1)),
+        ("conv2d_dots", lambda: nc.conv2d(xd, wd)),
         ("conv2d_backward_input", lambda: nc.conv2d_backward_input(y, w, x.shape, padding=1)),
         ("conv2d_backward_filter", lambda: nc.conv2d_backward_filter(y, x, w.shape, padding=1)),
         ("im2col", lambda: nc.im2col(xp, 3, padding=1)),

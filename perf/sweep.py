@@ -5,13 +5,14 @@
 Runs ``bench.py`` (every implementation in its own process, turns
 interleaved, each result checked before it is timed) on the sweep's cases
 (``cases.SWEEP``: LeNet, AlexNet, VGG, ResNet-18/50, MobileNet's pointwise
-layers, U-Net-style wide planes), then summarizes, per pass (forward,
-backward): numbaconv / fastest peer per shape (the peers: TensorFlow with
-oneDNN, PyTorch NCHW, PyTorch channels_last), the share of shapes where
-numbaconv is at or below the fastest peer, the worst ratio and numbaconv's
-median GFLOP/s. Writes ``<stem>-sweep.json`` (the summary; the bench's own
-JSON beside it has every row) and ``<stem>-sweep.png`` (the ratio per shape,
-and time against FLOPs for each system).
+layers, U-Net-style wide planes, a DCGAN discriminator's last layer), then
+summarizes, per pass (forward, backward): numbaconv / fastest peer per
+shape (the peers: TensorFlow with oneDNN, PyTorch NCHW, PyTorch
+channels_last), the share of shapes where numbaconv is at or below the
+fastest peer, the worst ratio and numbaconv's median GFLOP/s. Writes
+``<stem>-sweep.json`` (the summary; the bench's own JSON beside it has
+every row) and ``<stem>-sweep.png`` (the ratio per shape, and time against
+FLOPs for each system).
 """
 import argparse
 import json

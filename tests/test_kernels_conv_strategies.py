@@ -1,9 +1,10 @@
 """Both convolution strategies on every shape class, and the rule that chooses between them.
 
-``numbaconv._fast.convolution`` has three strategies: "planes" (vectorized
+``numbaconv._fast.convolution`` has four strategies: "planes" (vectorized
 over output positions; narrow layers), "patch GEMM" (register-tiled products
-over gathered patches; wide layers, large kernels, small planes) and
-"Winograd" (3x3 stride-1 layers with enough channels; see
+over gathered patches; wide layers, large kernels, small planes), "dots"
+(dot products of kernel rows read in place; few output channels on small
+planes) and "Winograd" (3x3 stride-1 layers with enough channels; see
 ``test_kernels_conv_winograd``), chosen per call from the shape. The input gradient and the transpose run the forward
 kernels on the stride phases of their output; the filter gradient has a
 plane kernel, a patch kernel and a taps kernel (x read in place) of its own.
@@ -26,6 +27,7 @@ import numbaconv as fast
 import numbaconv.reference as ref
 from numbaconv import _plan as drivers
 from numbaconv._kernels import convolution as plane_kernels
+from numbaconv._kernels import dots
 from numbaconv._kernels import filter_taps
 from numbaconv._kernels import patch_gemm
 
@@ -63,26 +65,32 @@ WIDE_CASES = [
 ]
 
 NO_TAPS = dict(TAPS_MIN_IN=10**9, TAPS_MIN_IN_SHORT=10**9)  # the filter gradient never by taps
+NO_DOTS = dict(DOTS_MAX_OUT=-1)  # no forward call by dots
 STRATEGIES = {
     # Forward, input gradient and transpose on planes; the filter gradient on planes.
     "planes": dict(PATCH_MIN_K=10**9, PATCH_MIN_K_1X1=10**9, PATCH_MIN_K_SHORT=10**9,
                    DW_PATCH_MIN_OUT=10**9,
-                   WINOGRAD_MIN_IN=10**9, **NO_TAPS),
+                   WINOGRAD_MIN_IN=10**9, **NO_TAPS, **NO_DOTS),
     # Everything on the patch GEMM, its patches gathered.
     "patches": dict(PATCH_MIN_K=0, PATCH_MIN_OUT=0, PATCH_MIN_WORK=0, PADDED_ROWS_WASTE=-1,
-                    DW_PATCH_MIN_OUT=0, DW_PATCH_MAX_LENGTH=10**18, WINOGRAD_MIN_IN=10**9, **NO_TAPS),
+                    DW_PATCH_MIN_OUT=0, DW_PATCH_MAX_LENGTH=10**18, WINOGRAD_MIN_IN=10**9, **NO_TAPS,
+                    **NO_DOTS),
     # The same, with every stride-1 undilated forward call (or input-gradient phase) reading
     # padded rows of x in place.
     "padded rows": dict(PATCH_MIN_K=0, PATCH_MIN_OUT=0, PATCH_MIN_WORK=0, PADDED_ROWS_WASTE=10**9,
                         DW_PATCH_MIN_OUT=0, DW_PATCH_MAX_LENGTH=10**18, WINOGRAD_MIN_IN=10**9,
-                        **NO_TAPS),
+                        **NO_TAPS, **NO_DOTS),
     # Every 3x3 stride-1 undilated forward (or input-gradient phase) and filter gradient on Winograd,
     # whatever the channels.
     "winograd": dict(WINOGRAD_MIN_IN=0, WINOGRAD_MIN_OUT=0, WINOGRAD_MIN_PIXELS=0,
-                     WINOGRAD_DW_MIN_PIXELS=0, WINOGRAD_DW_MIN_PLANE=0, **NO_TAPS),
+                     WINOGRAD_DW_MIN_PIXELS=0, WINOGRAD_DW_MIN_PLANE=0, **NO_TAPS, **NO_DOTS),
     # Every filter gradient of more than one tap by taps, x read in place (the rest as the rule).
     "taps": dict(TAPS_MIN_IN=0, TAPS_MAX_IN=10**9, TAPS_LARGE_KERNEL=0, TAPS_MAX_PLANE_W=10**18,
-                 WINOGRAD_MIN_IN=10**9),
+                 WINOGRAD_MIN_IN=10**9, **NO_DOTS),
+    # Every forward call (and input-gradient phase) undilated along w by dots, kernel rows read in
+    # place; the filter gradient as the rule.
+    "dots": dict(DOTS_MAX_OUT=10**9, DOTS_MAX_PLANE=10**18, DOTS_MIN_RUN=0, PATCH_MIN_K=10**9,
+                 PATCH_MIN_K_1X1=10**9, WINOGRAD_MIN_IN=10**9),
 }
 
 
@@ -178,11 +186,12 @@ def test_each_strategy_in_float32(case, strategy):
 
 
 class Calls:
-    """Counts the calls of the two forward kernels and the three filter-gradient kernels."""
+    """Counts the calls of the three direct forward kernels and the three filter-gradient kernels."""
 
     def __init__(self, monkeypatch):
         self.counts = {}
         for module, name in ((patch_gemm, "conv2d_patch_gemm"), (plane_kernels, "conv2d_nhwc"),
+                             (dots, "conv2d_dots"),
                              (patch_gemm, "conv2d_backward_filter_patch_gemm"),
                              (plane_kernels, "conv2d_backward_filter_nhwc"),
                              (filter_taps, "conv2d_backward_filter_taps")):
@@ -229,6 +238,40 @@ def test_the_forward_rule_at_its_boundaries(c_in, c_out, k, expected, monkeypatc
                                atol=tolerance(np.float64, k * k * c_in), rtol=0)
     want = {"patches": "conv2d_patch_gemm", "planes": "conv2d_nhwc"}[expected]
     assert calls.used("conv2d_patch_gemm", "conv2d_nhwc") == {want}
+
+
+# (n, h, w, c_in, c_out, (kh, kw), stride, dilation, expected): the forward goes by dots into at
+# most 8 channels (unless the patch GEMM takes it), from kernel rows of 512+ values (KW * C_in),
+# undilated along w, for strided or 1x1 filters or output planes of at most 16 pixels; else
+# (into fewer than 16 channels) on the planes.
+DOTS_BOUNDARY = [
+    (4, 28, 46, 128, 2, (8, 16), 5, 1, "dots"),  # the seed test's 8x16 stride-5 layer
+    (2, 6, 6, 171, 4, (3, 3), 1, 1, "dots"),  # 4 x 4 pixels, rows of 513 values
+    (2, 6, 6, 170, 4, (3, 3), 1, 1, "planes"),  # rows of 510 values
+    (2, 7, 6, 171, 4, (3, 3), 1, 1, "planes"),  # 5 x 4 pixels, stride 1
+    (2, 6, 6, 171, 9, (3, 3), 1, 1, "planes"),  # into 9
+    (2, 12, 12, 171, 3, (3, 3), 2, 1, "dots"),  # strided: 5 x 5 pixels
+    (2, 9, 9, 512, 2, (1, 1), 1, 1, "dots"),  # 1x1 on 9 x 9 pixels
+    (2, 9, 9, 512, 8, (1, 1), 1, 1, "patches"),  # 1x1 into 8: the patch GEMM's
+    (2, 6, 8, 171, 4, (3, 3), 1, (1, 2), "planes"),  # dilated along w
+    (3, 8, 7, 600, 1, (4, 1), (2, 3), (2, 1), "dots"),  # strided, dilated along h, one channel
+]
+
+
+@pytest.mark.parametrize("n, h, w, c_in, c_out, k, stride, dilation, expected", DOTS_BOUNDARY)
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_the_dots_rule_at_its_boundaries(n, h, w, c_in, c_out, k, stride, dilation, expected, fmt,
+                                         monkeypatch):
+    calls = Calls(monkeypatch)
+    rng = np.random.default_rng(h * w + c_in + c_out)
+    x, wt, b = (rng.standard_normal(s) for s in ((n, h, w, c_in), (*k, c_in, c_out), (c_out,)))
+    kw = dict(stride=stride, dilation=dilation)
+    want = ref.conv2d(x, wt, b, **kw)
+    got = fast.conv2d(to_format(x, fmt), filters_to_format(wt, fmt), b, data_format=fmt, **kw)
+    np.testing.assert_allclose(got.transpose(0, 2, 3, 1) if fmt == "NCHW" else got, want,
+                               atol=tolerance(np.float64, k[0] * k[1] * c_in), rtol=0)
+    want = {"dots": "conv2d_dots", "planes": "conv2d_nhwc", "patches": "conv2d_patch_gemm"}[expected]
+    assert calls.used("conv2d_patch_gemm", "conv2d_nhwc", "conv2d_dots") == {want}
 
 
 # (n, h, w, c_in, c_out, k, padding, expected): stride-1 undilated calls with NHWC results go to

@@ -15,6 +15,7 @@ from numba.extending import register_jitable
 
 from .. import _plan as plan
 from .._kernels import convolution as k
+from .._kernels import dots
 from .._kernels import filter_taps as ft
 from .._kernels import patch_gemm as pg
 from .._kernels import winograd as wg
@@ -116,6 +117,12 @@ def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None
     """
     (kh, kw), (sh, sw), (dh, dw), (pt, pl) = kernel_size, stride, dilation, pad
     taps_h, taps_w = taps if taps is not None else (range(kh), range(kw))
+    if plan.by_dots(kh, kw, sh, sw, dw, x.shape[3], y_img.c, y_img.h, y_img.w):
+        # The filter as (C_out, KH, KW * C_in) rows; x in NHWC memory (a copy for NCHW callers).
+        hwio = _hwio(w, taps, taps_h, taps_w, swap)
+        rows = contiguous(hwio.transpose(3, 0, 1, 2)).reshape(y_img.c, kh, kw * x.shape[3])
+        dots.conv2d_dots(image(x, False), rows, b, y_img, sh, sw, dh, pt, pl)
+        return
     if (plan.by_winograd(kh, kw, sh, sw, dh, dw, x.shape[3], y_img.c, y_img.n, y_img.h, y_img.w)
             and _winograd(x, w, b, y_img, pad, nchw, taps_h, taps_w, swap)):
         return
@@ -140,18 +147,23 @@ def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None
         pg.conv2d_patch_gemm(x_img, wk, b, y_img, kh, kw, rows, outs, sh, sw, dh, dw, pt, pl, False,
                              padded_rows)
         return
-    # Planes: the kernel reads a C-contiguous HWIO filter (the whole one, as
-    # given, for the forward: no gather copy on the small calls it serves).
-    if taps is None and not swap:
-        hwio = contiguous(w)
-    else:
-        # The taps of a phase are evenly spaced: a slice, not a fancy-index
-        # gather (np.ix_ costs ~5 us on a batch-1 input gradient).
-        hwio = w[_taps_slice(taps_h), _taps_slice(taps_w)]
-        hwio = contiguous(hwio.transpose(0, 1, 3, 2) if swap else hwio)  # (writable: read-only is a second Numba type)
     pitch = y_img.w + (kw - 1) * dw // sw
-    k.conv2d_nhwc(image(x, nchw), hwio, b, y_img, plan.rows_per_block(y_img.n, y_img.h, pitch),
-                  sh, sw, dh, dw, pt, pl)
+    k.conv2d_nhwc(image(x, nchw), _hwio(w, taps, taps_h, taps_w, swap), b, y_img,
+                  plan.rows_per_block(y_img.n, y_img.h, pitch), sh, sw, dh, dw, pt, pl)
+
+
+def _hwio(w, taps, taps_h, taps_w, swap):
+    """The C-contiguous HWIO filter of the taps (the planes' and the dots' operand).
+
+    The whole filter, as given, for the forward: no gather copy on the
+    small calls these kernels serve.
+    """
+    if taps is None and not swap:
+        return contiguous(w)
+    # The taps of a phase are evenly spaced: a slice, not a fancy-index
+    # gather (np.ix_ costs ~5 us on a batch-1 input gradient).
+    hwio = w[_taps_slice(taps_h), _taps_slice(taps_w)]
+    return contiguous(hwio.transpose(0, 1, 3, 2) if swap else hwio)  # (writable: read-only is a second Numba type)
 
 
 @register_jitable
