@@ -94,7 +94,13 @@ STRATEGIES = {
 }
 
 
-@pytest.fixture(params=list(STRATEGIES))
+# Forced on every shape, the dots run each output's lanes in Python without the JIT (the coverage
+# pass): minutes per shape. Their coverage there comes from the rule's boundary test below.
+SLOW_WITHOUT_JIT = {"dots"}
+
+
+@pytest.fixture(params=[pytest.param(name, marks=pytest.mark.slow) if name in SLOW_WITHOUT_JIT else name
+                        for name in STRATEGIES])
 def strategy(request, monkeypatch):
     for name, value in STRATEGIES[request.param].items():
         monkeypatch.setattr(drivers, name, value)
