@@ -7,11 +7,12 @@ weights are one contiguous run too. So an output value is a sum of KH dot
 products of contiguous runs: no gathered patches, no planes. This wins
 where the other strategies pay per output channel or per tap: fewer output
 channels than a register tile's 16 (the patch GEMM computes 16 whatever
-C_out), and long reductions over tiny output grids, where the planes
-kernel's passes (a few taps over a grid of a few dozen positions each) cost
-more in set-up than in products (the seed test's 4x28x46x128 8x16 stride-5
-layer into 2 channels, a GAN discriminator's last 4x4x512 -> 1 layer).
-``numbaconv._plan.by_dots`` says where.
+C_out), from long kernel rows, where the planes kernel shares little of x
+between taps (strided filters, one plane per stride phase; 1x1 filters)
+or runs its passes over tiny output grids, so that their set-up costs more
+than their products (the seed test's 4x28x46x128 8x16 stride-5 layer into
+2 channels, a GAN discriminator's last 4x4x512 -> 1 layer).
+``numbaconv._plan.by_dots`` says where, with the measurements.
 
 Each sum runs in DOT_LANES interleaved lanes (lane l holds the products at
 offsets congruent to l), added up in a fixed order at the end: vector code
