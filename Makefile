@@ -111,7 +111,7 @@ example-njit-quick: $(VENV)/.test-installed
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .coverage
 
-# The conv shape sweep (issue 8): 44 layer shapes of real networks, numbaconv
+# The conv shape sweep (issue 8): 45 layer shapes of real networks, numbaconv
 # against NumPy, TensorFlow and PyTorch (NCHW and channels_last).
 sweep: $(VENV)/.perf-installed
 	$(BIN)/python perf/sweep.py
