@@ -118,9 +118,12 @@ def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None
     (kh, kw), (sh, sw), (dh, dw), (pt, pl) = kernel_size, stride, dilation, pad
     taps_h, taps_w = taps if taps is not None else (range(kh), range(kw))
     if plan.by_dots(kh, kw, sh, sw, dw, x.shape[3], y_img.c, y_img.h, y_img.w):
-        # The filter as (C_out, KH, KW * C_in) rows; x in NHWC memory (a copy for NCHW callers).
-        hwio = _hwio(w, taps, taps_h, taps_w, swap)
-        rows = contiguous(hwio.transpose(3, 0, 1, 2)).reshape(y_img.c, kh, kw * x.shape[3])
+        # The filter as (C_out, KH, KW * C_in) rows, in one copy from the taps'
+        # slice (C_in and C_out swapped for an input-gradient phase); x in
+        # NHWC memory (a copy for NCHW callers).
+        taps_hw = w[_taps_slice(taps_h), _taps_slice(taps_w)]
+        rows = contiguous(taps_hw.transpose(2, 0, 1, 3) if swap else taps_hw.transpose(3, 0, 1, 2))
+        rows = rows.reshape(y_img.c, kh, kw * x.shape[3])
         dots.conv2d_dots(image(x, False), rows, b, y_img, sh, sw, dh, pt, pl)
         return
     if (plan.by_winograd(kh, kw, sh, sw, dh, dw, x.shape[3], y_img.c, y_img.n, y_img.h, y_img.w)
@@ -153,10 +156,10 @@ def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None
 
 
 def _hwio(w, taps, taps_h, taps_w, swap):
-    """The C-contiguous HWIO filter of the taps (the planes' and the dots' operand).
+    """The C-contiguous HWIO filter of the taps (the planes' operand).
 
     The whole filter, as given, for the forward: no gather copy on the
-    small calls these kernels serve.
+    small calls the planes serve.
     """
     if taps is None and not swap:
         return contiguous(w)
