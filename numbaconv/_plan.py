@@ -23,14 +23,15 @@ Four strategies:
 - "dots" (``_kernels.dots``): dot products of kernel rows read in place;
   few output channels from long kernel rows, strided or 1x1 filters or
   tiny output planes (:func:`by_dots`), e.g. a strided layer into 2
-  channels or a GAN discriminator's last 4x4 layer.
+  channels or a GAN discriminator's last 4x4 layer; the same calls'
+  input and filter gradients (and transposes) go by dots too.
 - "Winograd" (``_kernels.winograd``): F(2x2, 3x3), 2.25x fewer
   multiplications, the same register-tiled products; 3x3 stride-1
   undilated calls with enough channels and pixels (:func:`by_winograd`,
   :func:`dw_by_winograd`).
 
-The input gradient and the transpose run the forward kernel of any
-strategy on the stride phases of their output (:func:`phases`,
+Otherwise the input gradient and the transpose run the forward kernel of
+any strategy on the stride phases of their output (:func:`phases`,
 :func:`phase_rows`, :func:`phase_taps`).
 """
 import numpy as np
@@ -151,6 +152,7 @@ BIAS_ROW_VALUES = 1024  # bias gradient, NHWC: values per row of its partial sum
 DOTS_MAX_OUT = 8
 DOTS_MIN_RUN = 512
 DOTS_MAX_PLANE = 16
+DOTS_MIN_PART = 128  # filter gradient by dots: values of a kernel row per work unit, at the least
 
 
 @register_jitable
@@ -225,6 +227,16 @@ def forward_by_patches(kh, kw, sh, sw, dh, dw, c_in, n_out, oh, ow, nchw):
 def by_dots(kh, kw, sh, sw, dw, c_in, n_out, oh, ow):
     """Whether a forward call (or input-gradient phase) goes to the dots (``_kernels.dots``).
 
+    Asked of the forward's geometry, it also sends the call's input
+    gradient (and a transpose of that geometry) and its filter gradient to
+    the dots' own kernels, ahead of the stride phases and the other
+    filter-gradient strategies. One core, CPU time, 3 alternated runs,
+    backward with dots / before (the phases, and planes or taps for dw):
+    64x4x4x512 4x4 -> 1 0.06, the 4x28x46x128 8x16 stride-5 layer -> 2
+    0.21, -> 8 0.62, 3x3 stride 2 from 512 and 256 into 2 0.26-0.41, 1x1
+    512 -> 2 on 128x128 and 8x8x8 0.53 and 0.75, 2048 -> 4 0.52, 3x3 on
+    planes of 16 or fewer pixels into 4 or 8 0.28-0.68.
+
     Few output channels from long kernel rows, where the planes kernel
     shares little between taps (strided or 1x1 filters, or tiny output
     planes): its set-up per pass then outweighs its products, and the
@@ -235,6 +247,18 @@ def by_dots(kh, kw, sh, sw, dw, c_in, n_out, oh, ow):
     return (dw == 1 and n_out <= DOTS_MAX_OUT and kw * c_in >= DOTS_MIN_RUN
             and not by_patches(kh * kw * c_in, n_out, kh * kw)
             and (sh * sw > 1 or kh * kw == 1 or oh * ow <= DOTS_MAX_PLANE))
+
+
+@register_jitable
+def dots_filter_part(kh, row_len):
+    """Values of a kernel row per work unit of the filter gradient by dots (a multiple of 16).
+
+    Enough units for MIN_UNITS (a 1x1 filter has one kernel row), none
+    shorter than DOTS_MIN_PART. The parts change no sum's order.
+    """
+    parts = max(1, min(-(-MIN_UNITS // kh), row_len // DOTS_MIN_PART))
+    per_part = -(-row_len // parts)
+    return -(-per_part // 16) * 16
 
 
 @register_jitable

@@ -4,8 +4,8 @@ The steps below call the public ops on tiny inputs chosen so that together
 they reach every kernel the public ops can reach: the convolution
 strategies ("planes" for narrow layers, "patch GEMM" for wide ones,
 "Winograd" for 3x3 stride-1 ones, see ``_plan``) for the forward pass, the
-input gradient and the filter gradient, "dots" for forward passes into a
-few channels and "taps" for filter gradients, in both layouts (every kernel
+input gradient and the filter gradient, "dots" for layers into a few
+channels (forward and gradients) and "taps" for filter gradients, in both layouts (every kernel
 serves both: the NCHW calls check that no layout needs a compiled
 signature of its own). ``python -m numbaconv warmup`` runs the same steps
 with progress.
@@ -71,12 +71,16 @@ def _taps_step(nc, dtype):
 
 
 def _dots_step(nc, dtype):
-    """The forward by dots (``_plan.by_dots``): 256 channels into 2 on a 3x3 plane, kernel rows of 512 values."""
+    """Conv by dots and its gradients (``_plan.by_dots``): 256 channels into 2 on 3x3 planes, rows of 512.
+
+    (The transpose shares the input gradient's kernel.)
+    """
     x = np.ones((1, 4, 4, 256), dtype)
     w = np.ones((2, 2, 256, 2), dtype)
     for layout in LAYOUTS:
         xl, wl = (_nchw(x), _oihw(w)) if layout == "NCHW" else (x, w)
-        nc.conv2d(xl, wl, data_format=layout)
+        y = nc.conv2d(xl, wl, data_format=layout)
+        nc.conv2d_backward(y, xl, wl, data_format=layout)
 
 
 def _winograd_step(nc, dtype):
@@ -145,7 +149,7 @@ STEPS: list[tuple[str, Callable]] = [
     ("conv2d, conv2d_transpose (patch GEMM)", _conv_step(16, 32, backward=False)),
     ("conv2d_backward, conv2d_transpose_backward (patch GEMM)", _conv_step(16, 48, backward=True)),
     ("conv2d_backward_filter (taps)", _taps_step),
-    ("conv2d (dots)", _dots_step),
+    ("conv2d, conv2d_backward (dots)", _dots_step),
     ("conv2d, conv2d_backward (Winograd)", _winograd_step),
     ("conv2d, conv2d_backward (depthwise)", _depthwise_step),
     ("im2col, col2im", _patches_step),

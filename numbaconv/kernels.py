@@ -123,7 +123,9 @@ from ._kernels.convolution import Image as _Image
 from ._kernels.convolution import bias_backward_rows as _bias_backward_rows
 from ._kernels.convolution import conv2d_backward_filter_nhwc as _conv2d_backward_filter_nhwc
 from ._kernels.convolution import conv2d_nhwc as _conv2d_nhwc
+from ._kernels.dots import conv2d_backward_filter_dots as _filter_dots
 from ._kernels.dots import conv2d_dots as _conv2d_dots
+from ._kernels.dots import conv2d_transpose_dots as _transpose_dots
 from ._kernels.filter_taps import conv2d_backward_filter_taps as _filter_taps
 from ._kernels.normalization import local_response_norm as _local_response_norm
 from ._kernels.patch_gemm import conv2d_backward_filter_patch_gemm as _filter_patch_gemm
@@ -143,6 +145,7 @@ from ._plan import bias_parts as _bias_parts
 from ._plan import bias_row_pixels as _bias_row_pixels
 from ._plan import by_dots as _by_dots
 from ._plan import by_winograd as _by_winograd
+from ._plan import dots_filter_part as _dots_filter_part
 from ._plan import dw_by_patches as _dw_by_patches
 from ._plan import dw_by_taps as _dw_by_taps
 from ._plan import dw_by_winograd as _dw_by_winograd
@@ -315,6 +318,11 @@ def _transpose(x, w, b, y, sh, sw, pt, pl, dh, dw):
     k_h, k_w = w.shape[0], w.shape[1]
     n, h, wd, c_in = y.shape
     img = _image(y)
+    if _by_dots(k_h, k_w, sh, sw, dw, c_in, w.shape[3], x.shape[1], x.shape[2]):
+        # Where the forward of this geometry goes by dots, so does its transpose (the public API's rule).
+        rows = np.ascontiguousarray(w.transpose(3, 0, 1, 2)).reshape(w.shape[3], k_h, k_w * c_in)
+        _transpose_dots(_image(x), rows, b, img, sh, sw, dh, pt, pl)
+        return
     rows_phases, cols_phases = _phases(h, pt, sh), _phases(wd, pl, sw)
     unreached = False  # outputs that no tap reaches hold the bias alone
     for r in rows_phases:
@@ -381,7 +389,7 @@ def conv2d_backward_input(dy, w, dx, stride_h, stride_w, pad_top, pad_left, dila
 def conv2d_backward_filter(dy, x, dw, stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w):
     """dw = the gradient of sum(conv2d(x, w) * dy) with respect to w (dw has w's shape, HWIO).
 
-    By Winograd (3x3, stride 1), by taps, the plane kernel or, on short
+    By dots, Winograd (3x3, stride 1), taps, the plane kernel or, on short
     plane grids, the patch GEMM, by the public API's rules; the partial sums follow from
     the shape alone (bit-identical at any thread count).
     """
@@ -389,6 +397,16 @@ def conv2d_backward_filter(dy, x, dw, stride_h, stride_w, pad_top, pad_left, dil
     k_h, k_w, c_in, c_out = dw.shape
     n, oh, ow = dy.shape[0], dy.shape[1], dy.shape[2]
     sh, sw, dh, dw_ = _steps(oh, ow, k_h, k_w, sh, sw, dh, dw_)
+    if _by_dots(k_h, k_w, sh, sw, dw_, c_in, c_out, oh, ow):
+        row_len = k_w * c_in
+        dwt = np.empty((c_out, k_h, row_len), dw.dtype)
+        _filter_dots(_image(x), _image(dy), dwt, _dots_filter_part(k_h, row_len), sh, sw, dh, pt, pl)
+        for a in range(k_h):
+            for b in range(k_w):
+                for i in range(c_in):
+                    for o in range(c_out):
+                        dw[a, b, i, o] = dwt[o, a, b * c_in + i]
+        return
     if _dw_by_winograd(k_h, k_w, sh, sw, dh, dw_, c_in, c_out, n, oh, ow):
         rows, cols, parts, blocks, block_co, c_pad = _dw_winograd_plan(n, oh, ow, c_in, c_out)
         partial = np.empty((parts, blocks, 16, block_co, c_pad), dw.dtype)

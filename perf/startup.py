@@ -12,8 +12,8 @@ The ops run in a fixed order on small inputs, so that each figure is the
 compile (or load) time of what that op adds to the ones before it: NHWC
 first, in the order of the README's API list, with the four convolution
 strategies ("planes" on a narrow layer, "patch GEMM" on a wide one,
-"Winograd" on a 3x3 layer of 24 channels and 512 output pixels, the
-forward's "dots" on 256 channels into 2) and the filter gradient's "taps"
+"Winograd" on a 3x3 layer of 24 channels and 512 output pixels, "dots"
+on 256 channels into 2, forward and backward) and the filter gradient's "taps"
 (on the wide layer into 32 channels), then
 NCHW calls (the pool and LRN kernels serve both layouts: these load or
 compile nothing new, and their figures show it).
@@ -42,6 +42,7 @@ def _ops(nc, np, dtype):
     y, yw = nc.reference.conv2d(x, w, padding=1), nc.reference.conv2d(xw, ww, padding=1)
     yw48 = nc.reference.conv2d(xw, ww48, padding=1)
     yg = nc.reference.conv2d(xg, wg, padding=1)
+    yd = nc.reference.conv2d(xd, wd)
     xp = a(2, 8, 8, 4)
     pooled, argmax = nc.reference.max_pool2d_argmax(xp, 2)
     cols = nc.reference.im2col(xp, 3, padding=1)
@@ -59,6 +60,7 @@ def _ops(nc, np, dtype):
         ("conv2d_winograd", lambda: nc.conv2d(xg, wg, padding=1)),
         ("conv2d_backward_winograd", lambda: nc.conv2d_backward(yg, xg, wg, padding=1)),
         ("conv2d_dots", lambda: nc.conv2d(xd, wd)),
+        ("conv2d_backward_dots", lambda: nc.conv2d_backward(yd, xd, wd)),
         ("conv2d_backward_input", lambda: nc.conv2d_backward_input(y, w, x.shape, padding=1)),
         ("conv2d_backward_filter", lambda: nc.conv2d_backward_filter(y, x, w.shape, padding=1)),
         ("im2col", lambda: nc.im2col(xp, 3, padding=1)),

@@ -88,7 +88,7 @@ STRATEGIES = {
     "taps": dict(TAPS_MIN_IN=0, TAPS_MAX_IN=10**9, TAPS_LARGE_KERNEL=0, TAPS_MAX_PLANE_W=10**18,
                  WINOGRAD_MIN_IN=10**9, **NO_DOTS),
     # Every forward call (and input-gradient phase) undilated along w by dots, kernel rows read in
-    # place; the filter gradient as the rule.
+    # place, and with it the input gradient, the transpose and the filter gradient.
     "dots": dict(DOTS_MAX_OUT=10**9, DOTS_MAX_PLANE=10**18, DOTS_MIN_RUN=0, PATCH_MIN_K=10**9,
                  PATCH_MIN_K_1X1=10**9, WINOGRAD_MIN_IN=10**9),
 }
@@ -192,12 +192,13 @@ def test_each_strategy_in_float32(case, strategy):
 
 
 class Calls:
-    """Counts the calls of the three direct forward kernels and the three filter-gradient kernels."""
+    """Counts the calls of the direct forward kernels, the dots' transpose and the filter-gradient kernels."""
 
     def __init__(self, monkeypatch):
         self.counts = {}
         for module, name in ((patch_gemm, "conv2d_patch_gemm"), (plane_kernels, "conv2d_nhwc"),
-                             (dots, "conv2d_dots"),
+                             (dots, "conv2d_dots"), (dots, "conv2d_transpose_dots"),
+                             (dots, "conv2d_backward_filter_dots"),
                              (patch_gemm, "conv2d_backward_filter_patch_gemm"),
                              (plane_kernels, "conv2d_backward_filter_nhwc"),
                              (filter_taps, "conv2d_backward_filter_taps")):
@@ -249,7 +250,8 @@ def test_the_forward_rule_at_its_boundaries(c_in, c_out, k, expected, monkeypatc
 # (n, h, w, c_in, c_out, (kh, kw), stride, dilation, expected): the forward goes by dots into at
 # most 8 channels (unless the patch GEMM takes it), from kernel rows of 512+ values (KW * C_in),
 # undilated along w, for strided or 1x1 filters or output planes of at most 16 pixels; else
-# (into fewer than 16 channels) on the planes.
+# (into fewer than 16 channels) on the planes. The input and filter gradients follow the forward:
+# by dots exactly where it is.
 DOTS_BOUNDARY = [
     (4, 28, 46, 128, 2, (8, 16), 5, 1, "dots"),  # the seed test's 8x16 stride-5 layer
     (2, 6, 6, 171, 4, (3, 3), 1, 1, "dots"),  # 4 x 4 pixels, rows of 513 values
@@ -278,6 +280,13 @@ def test_the_dots_rule_at_its_boundaries(n, h, w, c_in, c_out, k, stride, dilati
                                atol=tolerance(np.float64, k[0] * k[1] * c_in), rtol=0)
     want = {"dots": "conv2d_dots", "planes": "conv2d_nhwc", "patches": "conv2d_patch_gemm"}[expected]
     assert calls.used("conv2d_patch_gemm", "conv2d_nhwc", "conv2d_dots") == {want}
+    args = (rng.standard_normal(got.shape), to_format(x, fmt), filters_to_format(wt, fmt))
+    for g, e in zip(fast.conv2d_backward(*args, data_format=fmt, **kw),
+                    ref.conv2d_backward(*args, data_format=fmt, **kw)):
+        np.testing.assert_allclose(g, e, atol=tolerance(np.float64, max(k[0] * k[1] * c_in, n * h * w)),
+                                   rtol=0)
+    by_dots = calls.used("conv2d_transpose_dots", "conv2d_backward_filter_dots")
+    assert by_dots == ({"conv2d_transpose_dots", "conv2d_backward_filter_dots"} if expected == "dots" else set())
 
 
 # (n, h, w, c_in, c_out, k, padding, expected): stride-1 undilated calls with NHWC results go to

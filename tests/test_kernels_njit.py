@@ -52,6 +52,7 @@ CONV_CASES = [
     (40, 3, 1, 32, 16, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), (0, 0)),  # 1x1 on small planes: merged images
     (2, 5, 6, 200, 3, 3, 3, (1, 2), (1, 1, 2, 0), (2, 1), (0, 1)),  # dots: few channels, long kernel rows
     (2, 4, 4, 3, 256, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), (0, 0)),  # the input gradient by dots
+    (3, 4, 4, 160, 1, 4, 4, (1, 1), (0, 0, 0, 0), (1, 1), (0, 0)),  # 4x4 into 1: all of it by dots
 ]
 # (pool_h, pool_w, (sh, sw), (top, bottom, left, right), (dh, dw), ceil_mode, count_include_pad)
 POOL_CASES = [

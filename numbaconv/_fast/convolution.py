@@ -286,6 +286,8 @@ def conv2d_transpose(x, w, b, g, nchw, out=None):
     reversed filter taps that reach it, written through a strided Image.
     """
     n, c_in = x.shape[0], w.shape[2]
+    if plan.by_dots(g.kh, g.kw, g.sh, g.sw, g.dw, c_in, w.shape[3], g.oh, g.ow):
+        return deliver(_transpose_dots(x, w, b, g, nchw, out), out)
     plan_of = _cached_phase_plan if g.sh * g.sw <= plan.PLANE_MAX_PHASES else _phase_plan
     phases = plan_of(g.h, g.pt, g.sh, g.kh, g.dh, g.w, g.pl, g.sw, g.kw, g.dw)
     unreached = any(not p[3] or not p[9] for p in phases)
@@ -309,6 +311,32 @@ def conv2d_transpose(x, w, b, g, nchw, out=None):
     return deliver(y, out)
 
 
+def _dots_rows(w):
+    """The whole filter as the dots' (C_out, KH, KW * C_in) rows (``_kernels.dots``)."""
+    kh, kw, c_in, c_out = w.shape
+    return contiguous(w.transpose(3, 0, 1, 2)).reshape(c_out, kh, kw * c_in)
+
+
+def _transpose_dots(x, w, b, g, nchw, out):
+    """The transpose by dots, where the forward of its geometry goes by dots (``plan.by_dots``).
+
+    Filter rows scaled by x are added into runs of the result's NHWC
+    memory: no stride phases, and nothing computed for the taps that fall
+    on padding (all but one of a 4x4 kernel's 16 per pixel in a GAN
+    discriminator's last layer, which the phases' forward would multiply
+    by zeros). An NCHW caller's result is copied to its memory after.
+    """
+    n, c_in = x.shape[0], w.shape[2]
+    y = result(None if nchw else out, (n, g.h, g.w, c_in), x.dtype)
+    dots.conv2d_transpose_dots(image(x, nchw), _dots_rows(w), _bias(b, c_in, x.dtype), image(y, False),
+                               g.sh, g.sw, g.dh, g.pt, g.pl)
+    if not nchw:
+        return y
+    y_nchw = empty_like_layout(y.shape, y.dtype, True, out)
+    y_nchw[...] = y
+    return y_nchw
+
+
 def conv2d_backward_filter(x, dy, g, nchw, out=None):
     """dw, HWIO-indexed: in OIHW memory when ``nchw`` (the public layer's transpose back is then free)."""
     if not nchw:
@@ -325,10 +353,12 @@ def conv2d_backward_filter(x, dy, g, nchw, out=None):
 
 
 def _backward_filter(x, dy, g, nchw, out):
-    """Compute dw by Winograd, by taps, the plane kernel, or the patch GEMM on short plane grids.
+    """Compute dw by dots, Winograd, taps, the plane kernel, or the patch GEMM on short plane grids.
 
-    (``plan.dw_by_winograd``, ``plan.dw_by_taps``, ``plan.dw_by_patches``.)
+    (``plan.by_dots``, ``plan.dw_by_winograd``, ``plan.dw_by_taps``, ``plan.dw_by_patches``.)
     """
+    if plan.by_dots(g.kh, g.kw, g.sh, g.sw, g.dw, x.shape[3], dy.shape[3], g.oh, g.ow):
+        return _backward_filter_dots(x, dy, g, nchw)
     if (plan.dw_by_winograd(g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, x.shape[3], dy.shape[3], x.shape[0],
                             g.oh, g.ow)
             and (dw := _backward_filter_winograd(x, dy, g, nchw, out)) is not None):
@@ -341,6 +371,16 @@ def _backward_filter(x, dy, g, nchw, out):
             or not plan.planes_fit(g.kh, g.kw, g.sh, g.sw, g.dh, g.dw)):
         return _backward_filter_patches(x, dy, g, nchw)
     return _backward_filter_planes(x, dy, g, nchw, out)
+
+
+def _backward_filter_dots(x, dy, g, nchw):
+    """dw by dots, where the forward goes by dots: runs of x (NHWC memory, a copy for NCHW callers) scaled by dy."""
+    c_in, c_out = x.shape[3], dy.shape[3]
+    row_len = g.kw * c_in
+    dwt = np.empty((c_out, g.kh, row_len), x.dtype)
+    dots.conv2d_backward_filter_dots(image(x, False), image(dy, nchw), dwt, plan.dots_filter_part(g.kh, row_len),
+                                     g.sh, g.sw, g.dh, g.pt, g.pl)
+    return np.ascontiguousarray(dwt.reshape(c_out, g.kh, g.kw, c_in).transpose(1, 2, 3, 0))
 
 
 def _backward_filter_winograd(x, dy, g, nchw, out):
