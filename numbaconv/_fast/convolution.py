@@ -121,9 +121,7 @@ def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None
         # The filter as (C_out, KH, KW * C_in) rows, in one copy from the taps'
         # slice (C_in and C_out swapped for an input-gradient phase); x in
         # NHWC memory (a copy for NCHW callers).
-        taps_hw = w[_taps_slice(taps_h), _taps_slice(taps_w)]
-        rows = contiguous(taps_hw.transpose(2, 0, 1, 3) if swap else taps_hw.transpose(3, 0, 1, 2))
-        rows = rows.reshape(y_img.c, kh, kw * x.shape[3])
+        rows = _dots_rows(w[_taps_slice(taps_h), _taps_slice(taps_w)], swap)
         dots.conv2d_dots(image(x, False), rows, b, y_img, sh, sw, dh, pt, pl)
         return
     if (plan.by_winograd(kh, kw, sh, sw, dh, dw, x.shape[3], y_img.c, y_img.n, y_img.h, y_img.w)
@@ -311,10 +309,15 @@ def conv2d_transpose(x, w, b, g, nchw, out=None):
     return deliver(y, out)
 
 
-def _dots_rows(w):
-    """The whole filter as the dots' (C_out, KH, KW * C_in) rows (``_kernels.dots``)."""
+def _dots_rows(w, swap=False):
+    """The HWIO filter (or taps' slice) as the dots' (C_out, KH, KW * C_in) rows, in one copy (``_kernels.dots``).
+
+    With ``swap``, C_in and C_out trade places (an input-gradient phase).
+    """
     kh, kw, c_in, c_out = w.shape
-    return contiguous(w.transpose(3, 0, 1, 2)).reshape(c_out, kh, kw * c_in)
+    if swap:
+        c_in, c_out = c_out, c_in
+    return contiguous(w.transpose(2, 0, 1, 3) if swap else w.transpose(3, 0, 1, 2)).reshape(c_out, kh, kw * c_in)
 
 
 def _transpose_dots(x, w, b, g, nchw, out):
