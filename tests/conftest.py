@@ -4,6 +4,8 @@
 against the NumPy reference (``numbaconv.reference``): the contract holds for
 both.
 """
+from pathlib import Path
+
 import numba
 import numpy as np
 import pytest
@@ -42,3 +44,15 @@ def thread_counts():
         pytest.fail("comparing thread counts needs 2 Numba threads (NUMBA_NUM_THREADS >= 2)")
     yield 1, 2
     numba.set_num_threads(before)
+
+
+# Node ids the coverage pass leaves out (minutes as Python): see the file's header.
+JIT_ONLY = Path(__file__).with_name("jit_only.txt")
+
+
+def pytest_collection_modifyitems(config, items):
+    listed = {line.strip() for line in JIT_ONLY.read_text().splitlines()} - {""}
+    listed = {line for line in listed if not line.startswith("#")}
+    for item in items:
+        if item.nodeid in listed:
+            item.add_marker(pytest.mark.jit_only)
