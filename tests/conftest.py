@@ -51,8 +51,7 @@ JIT_ONLY = Path(__file__).with_name("jit_only.txt")
 
 
 def pytest_collection_modifyitems(config, items):
-    listed = {line.strip() for line in JIT_ONLY.read_text().splitlines()} - {""}
-    listed = {line for line in listed if not line.startswith("#")}
+    listed = {line.strip() for line in JIT_ONLY.read_text().splitlines() if line.strip()[:1] not in ("", "#")}
     for item in items:
         if item.nodeid in listed:
             item.add_marker(pytest.mark.jit_only)
