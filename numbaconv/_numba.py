@@ -339,6 +339,55 @@ def _install_lazy_blas_probe():
 _install_lazy_blas_probe()
 
 
+# Set by the test suite: every direct() call also types its arguments as Numba's
+# dispatcher would and fails if they name another overload than its key's.
+CHECK_DIRECT_CALLS = os.environ.get("NUMBACONV_CHECK_DIRECT_CALLS") == "1"
+
+
+_ENTRIES: dict = {}  # (kernel, key) -> the entry point of its overload (or the kernel: see direct)
+
+
+def _entry_point(kernel, args):
+    """The entry point of ``kernel``'s compiled overload for exactly these argument types, or None."""
+    overload = kernel.overloads.get(tuple(kernel.typeof_pyval(a) for a in args))
+    return None if overload is None else overload.entry_point
+
+
+def direct(kernel, key, *args):
+    """``kernel(*args)`` from a driver, without Numba's argument typing once ``key``'s overload is known.
+
+    Numba's dispatcher types every argument of every call. An Image (a
+    named tuple) goes through its Python fallback, about 1.5 us each: a
+    patch-GEMM forward call, two Images and 12 integers, took 4.7 us to
+    dispatch against 0.7 us through the compiled overload's own entry
+    point (measured with a kernel that does nothing), a tenth of a batch-1
+    convolution. A call site whose argument types follow from ``key``
+    (the compute dtype: the drivers' arrays are C-contiguous and writable,
+    their integers ints) calls ``direct(kernel, key, *args)``: the first
+    call of a key goes through the dispatcher, which compiles or loads the
+    overload, the later ones to that overload's entry point. Where the
+    dispatcher ran an overload of other types than the arguments' own (a
+    conversion), the key keeps the dispatcher. With
+    ``NUMBACONV_CHECK_DIRECT_CALLS=1`` (the test suite's setting) every
+    call checks its overload, so a call site whose types vary within a key
+    fails the tests. A kernel that is not a dispatcher (no JIT, or a test's
+    wrapper) is called as it is.
+    """
+    entry = _ENTRIES.get((kernel, key))
+    if entry is not None and not CHECK_DIRECT_CALLS:
+        return entry(*args)
+    if not hasattr(kernel, "overloads"):
+        return kernel(*args)
+    if entry is None:
+        result = kernel(*args)
+        _ENTRIES[kernel, key] = _entry_point(kernel, args) or kernel
+        return result
+    if entry is not kernel and _entry_point(kernel, args) is not entry:
+        raise AssertionError(f"{kernel.py_func.__name__}: direct call key {key!r} with other argument types "
+                             f"than its first call: {tuple(kernel.typeof_pyval(a) for a in args)}")
+    return entry(*args)
+
+
 def kernel(fn=None, *, parallel=True, fastmath=FASTMATH):
     """Decorate a kernel: ``@kernel`` or ``@kernel(parallel=False, fastmath=...)``."""
     if fn is None:

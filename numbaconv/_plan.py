@@ -34,6 +34,9 @@ Otherwise the input gradient and the transpose run the forward kernel of
 any strategy on the stride phases of their output (:func:`phases`,
 :func:`phase_rows`, :func:`phase_taps`).
 """
+import sys
+import types
+
 import numpy as np
 from numba.extending import register_jitable
 
@@ -704,3 +707,31 @@ def phase_taps(k, d, s, r):
     while g:
         a, g = g, a % g
     return taps, d // a, (int(taps[0]) * d - r) // s
+
+
+# ------------------------------------------------------------ kept decisions
+#
+# The public driver keeps each geometry's decisions (``numbaconv._fast.
+# convolution``: a few microseconds of these rules per call). They follow
+# this module's constants, which the test suite sets to force a strategy:
+# setting any name here forgets every kept decision.
+
+_FORGET: list = []  # the cache_clear of every cache that keeps results of these rules
+
+
+def kept(cache):
+    """Register an ``functools.lru_cache`` of these rules' results: it is cleared when a name here is set."""
+    _FORGET.append(cache.cache_clear)
+    return cache
+
+
+class _Rules(types.ModuleType):
+    """The class of this module: setting a name (a constant of the rules) forgets the kept decisions."""
+
+    def __setattr__(self, name, value):
+        super().__setattr__(name, value)
+        for forget in _FORGET:
+            forget()
+
+
+sys.modules[__name__].__class__ = _Rules

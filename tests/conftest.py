@@ -4,15 +4,21 @@
 against the NumPy reference (``numbaconv.reference``): the contract holds for
 both.
 """
+import os
 from pathlib import Path
 
-import numba
-import numpy as np
-import pytest
-from hypothesis import settings
+# Every direct kernel call (numbaconv._numba.direct) checks that its arguments
+# type as the overload its key holds: set before numbaconv is imported, and
+# inherited by the suite's subprocesses.
+os.environ["NUMBACONV_CHECK_DIRECT_CALLS"] = "1"
 
-import numbaconv
-import numbaconv.reference
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+import numbaconv  # noqa: E402
+import numbaconv.reference  # noqa: E402
 
 # First calls compile kernels (seconds), so no per-example deadline.
 settings.register_profile("numbaconv", deadline=None, max_examples=40, derandomize=True)

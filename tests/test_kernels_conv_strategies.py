@@ -214,6 +214,21 @@ class Calls:
         return {n for n in names if self.counts.get(n)}
 
 
+def test_a_constant_of_the_rule_set_between_two_calls_changes_the_second(monkeypatch):
+    """The public driver keeps each geometry's decisions (``_fast.convolution._route``); setting a constant
+    of ``numbaconv._plan`` forgets them (what the forced strategies of this file rely on)."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 10, 10, 32)).astype(np.float32)
+    w = (rng.standard_normal((3, 3, 32, 32)) / 17).astype(np.float32)
+    want = ref.conv2d(x.astype(np.float64), w.astype(np.float64), padding=1)
+    calls = Calls(monkeypatch)
+    np.testing.assert_allclose(fast.conv2d(x, w, padding=1), want, rtol=1e-4, atol=1e-4)
+    assert not calls.used("conv2d_patch_gemm", "conv2d_nhwc")  # 200 output pixels: Winograd
+    monkeypatch.setattr(drivers, "WINOGRAD_MIN_PIXELS", 201)
+    np.testing.assert_allclose(fast.conv2d(x, w, padding=1), want, rtol=1e-4, atol=1e-4)
+    assert calls.used("conv2d_patch_gemm", "conv2d_nhwc")
+
+
 # (c_in, c_out, k): reduction K = k * k * c_in, and the rule's conditions.
 BOUNDARY = [
     (8, 15, 3, "planes"),  # C_out below a register tile

@@ -289,3 +289,26 @@ def test_the_register_tile_follows_the_vector_registers_numba_compiles_for(tmp_p
     """, NUMBA_CPU_NAME=cpu, NUMBA_CPU_FEATURES=features, NUMBA_CACHE_DIR=str(tmp_path)).stdout
     assert f"TILE {rows} {panels}" in out
     assert ("checked" in out) == (rows == 5)
+
+
+def test_a_direct_kernel_call_runs_its_keys_overload_and_the_suite_checks_its_types():
+    """``_numba.direct``: the first call of a key through Numba's dispatcher, later ones to that
+    overload's entry point; under the suite's check, arguments of other types fail loudly."""
+    import numba
+    from numba import types
+
+    from numbaconv import _numba
+
+    assert _numba.CHECK_DIRECT_CALLS  # (tests/conftest.py sets it for the whole suite)
+
+    @numba.njit
+    def add(a, b):
+        return a + b
+
+    assert _numba.direct(add, "ints", 1, 2) == 3
+    assert _numba._ENTRIES[add, "ints"] is add.overloads[(types.int64, types.int64)].entry_point
+    assert _numba.direct(add, "ints", 5, 6) == 11
+    with pytest.raises(AssertionError, match="other argument types"):
+        _numba.direct(add, "ints", 1.5, 2.0)
+    assert _numba.direct(add, "floats", 1.5, 2.0) == 3.5
+    assert _numba.direct(lambda a, b: a * b, "ints", 3, 4) == 12  # not a dispatcher: called as it is

@@ -9,6 +9,7 @@ benchmark shape the transposing copies would otherwise cost about as much as
 the NHWC convolution itself.
 """
 import functools
+from typing import NamedTuple
 
 import numpy as np
 from numba.extending import register_jitable
@@ -19,6 +20,7 @@ from .._kernels import dots
 from .._kernels import filter_taps as ft
 from .._kernels import patch_gemm as pg
 from .._kernels import winograd as wg
+from .._numba import direct
 from ._memory import contiguous, deliver, result
 
 
@@ -78,17 +80,19 @@ def _filter_memory(w, nchw):
 
 
 def _packed(w, nchw, taps_h, taps_w, swap):
-    """Filters as the patch GEMM's (K, C_out) matrix in panels, zero-padded to a multiple of OUT columns."""
+    """Filters as the patch GEMM's (K, C_out) matrix in panels, zero-padded to a multiple of OUT columns.
+
+    ``taps_h``, ``taps_w``: the taps packed, int64 arrays.
+    """
     n_out = w.shape[2] if swap else w.shape[3]
     n_in = w.shape[3] if swap else w.shape[2]
     out = np.empty(plan.panels_shape(len(taps_h) * len(taps_w) * n_in, n_out), w.dtype)
     data, steps = _filter_memory(w, nchw)
-    pg.pack_filters(data, steps, np.asarray(taps_h, np.int64), np.asarray(taps_w, np.int64),
-                    swap, n_out, out)
+    direct(pg.pack_filters, w.dtype, data, steps, taps_h, taps_w, swap, n_out, out)
     return out
 
 
-def _winograd(x, w, b, y_img, pad, nchw, taps_h, taps_w, swap):
+def _winograd(x, w, b, y_img, pad, nchw, route, swap):
     """y_img = the 3x3 stride-1 correlation of x with w (+ b) by Winograd; False if an output is not finite.
 
     (The caller then recomputes the call by a direct method: see ``_kernels.winograd``.)
@@ -97,60 +101,99 @@ def _winograd(x, w, b, y_img, pad, nchw, taps_h, taps_w, swap):
     c_pad = plan.padded_channels(y_img.c)
     u = np.zeros((16,) + plan.panels_shape(n_in, y_img.c), w.dtype)
     data, steps = _filter_memory(w, nchw)
-    wg.transform_filters(data, steps, np.asarray(taps_h, np.int64), np.asarray(taps_w, np.int64),
-                         swap, y_img.c, u)
+    direct(wg.transform_filters, w.dtype, data, steps, route.taps_h, route.taps_w, swap, y_img.c, u)
     rows, cols, outs, units = plan.winograd_units(y_img.n, y_img.h, y_img.w, c_pad)
     bad = np.zeros(units, np.int64)
     # NCHW data are read in place: the block fill transposes them on the
     # way (one core, 8x56x56x64 -> 64, NCHW / NHWC time: 1.46 with a NumPy
     # copy to NHWC memory first, 1.15 without).
-    wg.conv2d_winograd(image(x, nchw), u, b, y_img, rows, cols, outs, pad[0], pad[1], bad)
+    direct(wg.conv2d_winograd, x.dtype, image(x, nchw), u, b, y_img, rows, cols, outs, pad[0], pad[1], bad)
     return not bad.any()
 
 
-def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None, swap=False):
-    """y_img = correlation of x with w (+ b) by the strategy the shape calls for.
+class _Route(NamedTuple):
+    """How :func:`_forward` computes one geometry: the strategy and its integers, from the shapes alone."""
 
-    ``x`` is NHWC-indexed (a view of NCHW memory when ``nchw``). ``taps``
-    (rows, cols) and ``swap`` select a sub-filter (the stride phases of
-    the input gradient); ``kernel_size`` is its size.
+    strategy: str  # "dots", "nchw_1x1", "patches" or "planes", after Winograd when ``winograd``
+    winograd: bool
+    taps_h: np.ndarray  # the taps as int64 arrays (packed filters, Winograd's transform)
+    taps_w: np.ndarray
+    c_pad: int  # patches: C_out in whole panels
+    padded_rows: bool  # patches: read padded rows of x in place (plan.padded_rows)
+    x_nchw: bool  # patches: read x in its NCHW memory (else an NHWC copy)
+    merged: bool  # patches: all pixels as rows of PIX (plan.merged_rows)
+    rows: int  # patches: rows (or merged rows) per work unit; planes: rows per block
+    outs: int  # patches: channels per work unit
+
+
+@plan.kept
+@functools.lru_cache(maxsize=1024)
+def _route(kernel_size, stride, dilation, pad, x_shape, y_geometry, nchw, taps_h, taps_w):
+    """The :class:`_Route` of a forward call (or input-gradient phase): the rules of ``numbaconv._plan``.
+
+    Arguments are hashable: shapes, the result Image's sizes and steps
+    (``y_geometry``), tap tuples. Kept per geometry: the rules cost 6-7 us
+    of Python per call, the look-up under 1 us (a batch-1 seed layer
+    forward is 60-70 us in all).
     """
     (kh, kw), (sh, sw), (dh, dw), (pt, pl) = kernel_size, stride, dilation, pad
-    taps_h, taps_w = taps if taps is not None else (range(kh), range(kw))
-    if plan.by_dots(kh, kw, sh, sw, dw, x.shape[3], y_img.c, y_img.h, y_img.w):
+    _, x_h, x_w, c_in = x_shape
+    n, h, w, c, n_step, h_step, w_step, c_step = y_geometry
+    taps = np.asarray(taps_h, np.int64), np.asarray(taps_w, np.int64)
+    if plan.by_dots(kh, kw, sh, sw, dw, c_in, c, h, w):
+        return _Route("dots", False, *taps, 0, False, False, False, 0, 0)
+    winograd = plan.by_winograd(kh, kw, sh, sw, dh, dw, c_in, c, n, h, w)
+    if plan.forward_by_patches(kh, kw, sh, sw, dh, dw, c_in, c, h, w, nchw):
+        pixels = h * w
+        if (nchw and plan.nchw_1x1_by_images(kh, kw, sh, sw, pt, pl, c_in, c, pixels)
+                and h == x_h and w == x_w
+                and w_step == 1 and h_step == w and c_step == pixels and n_step == c * pixels):
+            return _Route("nchw_1x1", winograd, *taps, 0, False, False, False, 0, 0)
+        c_pad = plan.padded_channels(c)
+        padded_rows = plan.padded_rows(kh, kw, sh, sw, dh, dw, w, c_pad)
+        # Patches read in place from padded rows of x, which the kernel
+        # copies a unit at a time, from either memory; gathered patches
+        # from NCHW memory in place when a pixel has enough channels, else
+        # from an NHWC copy (plan.NCHW_GATHER_MIN_IN).
+        x_nchw = nchw and ((padded_rows and kh * kw > 1) or c_in >= plan.NCHW_GATHER_MIN_IN)
+        merged, rows, outs = patch_units(x_h, x_w, n, h, w, n_step, h_step, w_step, kh, kw, sh, sw, pt, pl,
+                                         c_pad)
+        return _Route("patches", winograd, *taps, c_pad, padded_rows, x_nchw, merged, rows, outs)
+    pitch = w + (kw - 1) * dw // sw
+    return _Route("planes", winograd, *taps, 0, False, False, False, plan.rows_per_block(n, h, pitch), 0)
+
+
+def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None, swap=False):
+    """y_img = correlation of x with w (+ b) by the strategy the shape calls for (:func:`_route`).
+
+    ``x`` is NHWC-indexed (a view of NCHW memory when ``nchw``). ``taps``
+    (rows, cols: tuples) and ``swap`` select a sub-filter (the stride
+    phases of the input gradient); ``kernel_size`` is its size.
+    """
+    (kh, kw), (sh, sw), (dh, dw), (pt, pl) = kernel_size, stride, dilation, pad
+    taps_h, taps_w = taps if taps is not None else (tuple(range(kh)), tuple(range(kw)))
+    route = _route(kernel_size, stride, dilation, pad, x.shape, tuple(y_img[1:]), nchw, taps_h, taps_w)
+    if route.strategy == "dots":
         # The filter as (C_out, KH, KW * C_in) rows, in one copy from the taps'
         # slice (C_in and C_out swapped for an input-gradient phase); x in
         # NHWC memory (a copy for NCHW callers).
         rows = _dots_rows(w[_taps_slice(taps_h), _taps_slice(taps_w)], swap)
-        dots.conv2d_dots(image(x, False), rows, b, y_img, sh, sw, dh, pt, pl)
+        direct(dots.conv2d_dots, x.dtype, image(x, False), rows, b, y_img, sh, sw, dh, pt, pl)
         return
-    if (plan.by_winograd(kh, kw, sh, sw, dh, dw, x.shape[3], y_img.c, y_img.n, y_img.h, y_img.w)
-            and _winograd(x, w, b, y_img, pad, nchw, taps_h, taps_w, swap)):
+    if route.winograd and _winograd(x, w, b, y_img, pad, nchw, route, swap):
         return
-    if plan.forward_by_patches(kh, kw, sh, sw, dh, dw, x.shape[3], y_img.c, y_img.h, y_img.w, nchw):
-        if (nchw and plan.nchw_1x1_by_images(kh, kw, sh, sw, pt, pl, x.shape[3], y_img.c,
-                                             y_img.h * y_img.w)
-                and y_img.h == x.shape[1] and y_img.w == x.shape[2] and _whole_nchw(y_img)):
-            _forward_1x1_nchw(x, w, b, y_img, swap)
-            return
-        wk = _packed(w, nchw, taps_h, taps_w, swap)
-        c_pad = plan.padded_channels(y_img.c)
-        padded_rows = plan.padded_rows(kh, kw, sh, sw, dh, dw, y_img.w, c_pad)
-        if padded_rows and kh * kw > 1:
-            # Patches read in place from padded rows of x, which the kernel
-            # copies a unit at a time, from either memory.
-            x_img = image(x, nchw)
-        else:
-            # Gathered patches: from NCHW memory in place when a pixel has
-            # enough channels, else from an NHWC copy (plan.NCHW_GATHER_MIN_IN).
-            x_img = image(x, nchw and x.shape[3] >= plan.NCHW_GATHER_MIN_IN)
-        x_img, y_img, rows, outs = patch_grid(x_img, y_img, kh, kw, sh, sw, pt, pl, c_pad)
-        pg.conv2d_patch_gemm(x_img, wk, b, y_img, kh, kw, rows, outs, sh, sw, dh, dw, pt, pl, False,
-                             padded_rows)
-        return
-    pitch = y_img.w + (kw - 1) * dw // sw
-    k.conv2d_nhwc(image(x, nchw), _hwio(w, taps, taps_h, taps_w, swap), b, y_img,
-                  plan.rows_per_block(y_img.n, y_img.h, pitch), sh, sw, dh, dw, pt, pl)
+    if route.strategy == "nchw_1x1":
+        _forward_1x1_nchw(x, w, b, y_img, swap)
+    elif route.strategy == "patches":
+        wk = _packed(w, nchw, route.taps_h, route.taps_w, swap)
+        x_img = image(x, route.x_nchw)
+        if route.merged:
+            x_img, y_img = k.merged_images(x_img, pg.PIX), k.merged_images(y_img, pg.PIX)
+        direct(pg.conv2d_patch_gemm, x.dtype, x_img, wk, b, y_img, kh, kw, route.rows, route.outs, sh, sw, dh, dw,
+               pt, pl, False, route.padded_rows)
+    else:
+        direct(k.conv2d_nhwc, x.dtype, image(x, nchw), _hwio(w, taps, taps_h, taps_w, swap), b, y_img, route.rows,
+               sh, sw, dh, dw, pt, pl)
 
 
 def _hwio(w, taps, taps_h, taps_w, swap):
@@ -168,26 +211,37 @@ def _hwio(w, taps, taps_h, taps_w, swap):
 
 
 @register_jitable
+def patch_units(x_h, x_w, n, oh, ow, n_step, h_step, w_step, kh, kw, sh, sw, pt, pl, c_pad):
+    """(merged, rows_per_unit, out_per_unit) of a patch-GEMM forward call over an x plane (x_h, x_w).
+
+    ``merged`` (``plan.merged_rows``: 1x1 layers on small planes, into
+    plain NHWC memory, whose steps the result's are): the units run over
+    all N * OH * OW pixels as rows of PIX, and ``rows_per_unit`` counts
+    those rows. Shared with the ``@njit`` drivers of ``numbaconv.kernels``
+    (through :func:`patch_grid`).
+    """
+    if (plan.merged_rows(kh, kw, sh, sw, pt, pl, n, oh, ow, x_h, x_w)
+            and n_step == oh * h_step and h_step == ow * w_step):
+        rows, outs = plan.merged_units(n * oh * ow, c_pad)
+        return True, rows, outs
+    rows, outs = plan.patch_units(n, oh, ow, c_pad)
+    return False, rows, outs
+
+
+@register_jitable
 def patch_grid(x_img, y_img, kh, kw, sh, sw, pt, pl, c_pad):
     """(x_img, y_img, rows_per_unit, out_per_unit): the Images a patch-GEMM forward call runs over, and its units.
 
-    The Images as they are, or (``plan.merged_rows``: 1x1 layers on small
-    planes, into plain NHWC memory) all their pixels as rows of PIX. Shared
-    with the ``@njit`` drivers of ``numbaconv.kernels``.
+    The Images as they are, or (merged, see :func:`patch_units`) all their
+    pixels as rows of PIX. Used by the ``@njit`` drivers of
+    ``numbaconv.kernels``; the public driver keeps the units per geometry
+    (:func:`_route`).
     """
-    if (plan.merged_rows(kh, kw, sh, sw, pt, pl, y_img.n, y_img.h, y_img.w, x_img.h, x_img.w)
-            and y_img.n_step == y_img.h * y_img.h_step and y_img.h_step == y_img.w * y_img.w_step):
-        rows, outs = plan.merged_units(y_img.n * y_img.h * y_img.w, c_pad)
+    merged, rows, outs = patch_units(x_img.h, x_img.w, y_img.n, y_img.h, y_img.w, y_img.n_step, y_img.h_step,
+                                     y_img.w_step, kh, kw, sh, sw, pt, pl, c_pad)
+    if merged:
         return k.merged_images(x_img, pg.PIX), k.merged_images(y_img, pg.PIX), rows, outs
-    rows, outs = plan.patch_units(y_img.n, y_img.h, y_img.w, c_pad)
     return x_img, y_img, rows, outs
-
-
-def _whole_nchw(y_img):
-    """Whether an Image is plain C-contiguous NCHW memory (not a stride phase of an input gradient)."""
-    pixels = y_img.h * y_img.w
-    return (y_img.w_step == 1 and y_img.h_step == y_img.w and y_img.c_step == pixels
-            and y_img.n_step == y_img.c * pixels)
 
 
 def _forward_1x1_nchw(x, w, b, y_img, swap):
@@ -215,10 +269,10 @@ def _forward_1x1_nchw(x, w, b, y_img, swap):
     one_tap = np.zeros(1, np.int64)
     rows, outs = plan.patch_units(1, 1, c_out, plan.padded_channels(pixels))
     for i in range(n):
-        pg.pack_filters(x_mem[i], steps, one_tap, one_tap, False, pixels, panels)
+        direct(pg.pack_filters, x.dtype, x_mem[i], steps, one_tap, one_tap, False, pixels, panels)
         y_i = k.Image(y_img.data[i * y_img.n_step:(i + 1) * y_img.n_step], 1, 1, c_out, pixels,
                       0, 0, pixels, 1)
-        pg.conv2d_patch_gemm(a_img, panels, b, y_i, 1, 1, rows, outs, 1, 1, 1, 1, 0, 0, True, True)
+        direct(pg.conv2d_patch_gemm, x.dtype, a_img, panels, b, y_i, 1, 1, rows, outs, 1, 1, 1, 1, 0, 0, True, True)
 
 
 def conv2d(x, w, b, g, nchw, out=None):
@@ -273,7 +327,7 @@ def _phase_plan(h, pt, sh, kh, dh, w, pl, sw, kw, dw):
 # Computed once per geometry (6-8 us of Python per batch-1 stride-1 input
 # gradient otherwise), for strides of at most 64 phases (a plan holds one
 # entry per phase: larger strides are rare and their plans are not kept).
-_cached_phase_plan = functools.lru_cache(maxsize=256)(_phase_plan)
+_cached_phase_plan = plan.kept(functools.lru_cache(maxsize=256)(_phase_plan))
 
 
 def conv2d_transpose(x, w, b, g, nchw, out=None):
@@ -331,8 +385,8 @@ def _transpose_dots(x, w, b, g, nchw, out):
     """
     n, c_in = x.shape[0], w.shape[2]
     y = result(None if nchw else out, (n, g.h, g.w, c_in), x.dtype)
-    dots.conv2d_transpose_dots(image(x, nchw), _dots_rows(w), _bias(b, c_in, x.dtype), image(y, False),
-                               g.sh, g.sw, g.dh, g.pt, g.pl)
+    direct(dots.conv2d_transpose_dots, x.dtype, image(x, nchw), _dots_rows(w), _bias(b, c_in, x.dtype),
+           image(y, False), g.sh, g.sw, g.dh, g.pt, g.pl)
     if not nchw:
         return y
     y_nchw = empty_like_layout(y.shape, y.dtype, True, out)
@@ -355,23 +409,36 @@ def conv2d_backward_filter(x, dy, g, nchw, out=None):
     return deliver(oihw.transpose(2, 3, 1, 0), out)
 
 
-def _backward_filter(x, dy, g, nchw, out):
-    """Compute dw by dots, Winograd, taps, the plane kernel, or the patch GEMM on short plane grids.
+@plan.kept
+@functools.lru_cache(maxsize=1024)
+def _filter_strategy(g, n, c_in, c_out, nchw):
+    """(winograd, strategy) of a filter gradient: Winograd first when ``winograd``, then the strategy.
 
-    (``plan.by_dots``, ``plan.dw_by_winograd``, ``plan.dw_by_taps``, ``plan.dw_by_patches``.)
+    The strategy is "dots", "taps", "patches" or "planes" (``plan.by_dots``,
+    ``plan.dw_by_winograd``, ``plan.dw_by_taps``, ``plan.dw_by_patches``).
+    Kept per geometry (``g`` is hashable), as :func:`_route`.
     """
-    if plan.by_dots(g.kh, g.kw, g.sh, g.sw, g.dw, x.shape[3], dy.shape[3], g.oh, g.ow):
-        return _backward_filter_dots(x, dy, g, nchw)
-    if (plan.dw_by_winograd(g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, x.shape[3], dy.shape[3], x.shape[0],
-                            g.oh, g.ow)
-            and (dw := _backward_filter_winograd(x, dy, g, nchw, out)) is not None):
-        return dw
-    if plan.dw_by_taps(x.shape[0], g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, x.shape[3], dy.shape[3],
-                       nchw):
-        return _backward_filter_taps(x, dy, g, nchw)
-    if (plan.dw_by_patches(x.shape[0], g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.dw, x.shape[3], dy.shape[3],
-                           nchw)
+    if plan.by_dots(g.kh, g.kw, g.sh, g.sw, g.dw, c_in, c_out, g.oh, g.ow):
+        return False, "dots"
+    winograd = plan.dw_by_winograd(g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, c_in, c_out, n, g.oh, g.ow)
+    if plan.dw_by_taps(n, g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, c_in, c_out, nchw):
+        return winograd, "taps"
+    if (plan.dw_by_patches(n, g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.dw, c_in, c_out, nchw)
             or not plan.planes_fit(g.kh, g.kw, g.sh, g.sw, g.dh, g.dw)):
+        return winograd, "patches"
+    return winograd, "planes"
+
+
+def _backward_filter(x, dy, g, nchw, out):
+    """Compute dw by dots, Winograd, taps, the plane kernel, or the patch GEMM (:func:`_filter_strategy`)."""
+    winograd, strategy = _filter_strategy(g, x.shape[0], x.shape[3], dy.shape[3], nchw)
+    if strategy == "dots":
+        return _backward_filter_dots(x, dy, g, nchw)
+    if winograd and (dw := _backward_filter_winograd(x, dy, g, nchw, out)) is not None:
+        return dw
+    if strategy == "taps":
+        return _backward_filter_taps(x, dy, g, nchw)
+    if strategy == "patches":
         return _backward_filter_patches(x, dy, g, nchw)
     return _backward_filter_planes(x, dy, g, nchw, out)
 
@@ -381,8 +448,8 @@ def _backward_filter_dots(x, dy, g, nchw):
     c_in, c_out = x.shape[3], dy.shape[3]
     row_len = g.kw * c_in
     dwt = np.empty((c_out, g.kh, row_len), x.dtype)
-    dots.conv2d_backward_filter_dots(image(x, False), image(dy, nchw), dwt, plan.dots_filter_part(g.kh, row_len),
-                                     g.sh, g.sw, g.dh, g.pt, g.pl)
+    direct(dots.conv2d_backward_filter_dots, x.dtype, image(x, False), image(dy, nchw), dwt,
+           plan.dots_filter_part(g.kh, row_len), g.sh, g.sw, g.dh, g.pt, g.pl)
     return np.ascontiguousarray(dwt.reshape(c_out, g.kh, g.kw, c_in).transpose(1, 2, 3, 0))
 
 
@@ -394,9 +461,10 @@ def _backward_filter_winograd(x, dy, g, nchw, out):
     # x and dy in their own layout: the fills transpose on the way (one core,
     # 8x56x56x64 -> 64 backward, NCHW / NHWC time: 1.31 with a NumPy copy of
     # an NCHW x to NHWC memory first, 1.03 without).
-    wg.conv2d_backward_filter_winograd(image(x, nchw), image(dy, nchw), partial, rows, cols, g.pt, g.pl)
+    direct(wg.conv2d_backward_filter_winograd, x.dtype, image(x, nchw), image(dy, nchw), partial, rows, cols,
+           g.pt, g.pl)
     dw = result(out, (3, 3, c_in, c_out), x.dtype)
-    wg.filter_gradient_from_winograd(partial, dw)
+    direct(wg.filter_gradient_from_winograd, x.dtype, partial, dw)
     return dw if np.isfinite(dw).all() else None
 
 
@@ -404,8 +472,8 @@ def _backward_filter_planes(x, dy, g, nchw, out):
     n = x.shape[0]
     dw = result(out, (g.kh, g.kw, x.shape[3], dy.shape[3]), x.dtype)
     parts, rows = plan.dw_planes_plan(n, g.oh, g.ow, g.kw, g.sw, g.dw)
-    k.conv2d_backward_filter_nhwc(image(x, nchw), image(dy, nchw), dw, parts, rows,
-                                  g.sh, g.sw, g.dh, g.dw, g.pt, g.pl)
+    direct(k.conv2d_backward_filter_nhwc, x.dtype, image(x, nchw), image(dy, nchw), dw, parts, rows,
+           g.sh, g.sw, g.dh, g.dw, g.pt, g.pl)
     return dw
 
 
@@ -414,8 +482,8 @@ def _backward_filter_taps(x, dy, g, nchw):
     # Parts from the shape alone (bit-identical at any thread count).
     k_pad, c_pad, parts, chunk_rows = plan.dw_taps_plan(n, g.oh, g.ow, g.kh, g.kw, c_in, c_out)
     partial = np.empty((parts, k_pad, c_pad), x.dtype)
-    ft.conv2d_backward_filter_taps(image(x, nchw), image(dy, nchw), partial, g.kh, g.kw, chunk_rows,
-                                   g.sh, g.sw, g.dh, g.dw, g.pt, g.pl)
+    direct(ft.conv2d_backward_filter_taps, x.dtype, image(x, nchw), image(dy, nchw), partial, g.kh, g.kw, chunk_rows,
+           g.sh, g.sw, g.dh, g.dw, g.pt, g.pl)
     dw = partial[0] if parts == 1 else partial.sum(axis=0)
     return np.ascontiguousarray(dw.reshape(g.kh, g.kw, -1, c_pad)[:, :, :c_in, :c_out])
 
@@ -431,8 +499,8 @@ def _backward_filter_patches(x, dy, g, nchw):
         x_img = image(x, nchw)
         pixels = k.Image(x_img.data, n, g.oh, g.ow, c_in, x_img.n_step, g.sh * x_img.h_step,
                          g.sw * x_img.w_step, x_img.c_step)
-        pg.conv2d_backward_filter_patch_gemm(image(dy, nchw), pixels, partial, 1, 1, k_block,
-                                             chunk, 1, 1, 1, 1, 0, 0)
+        direct(pg.conv2d_backward_filter_patch_gemm, x.dtype, image(dy, nchw), pixels, partial, 1, 1, k_block,
+               chunk, 1, 1, 1, 1, 0, 0)
         dw = partial[0] if parts == 1 else partial.sum(axis=0)
         hwio = dw[:c_out, :c_in].T.reshape(1, 1, c_in, c_out)
         # NCHW callers get OIHW filters: dw^T's own layout, with no transpose.
@@ -445,8 +513,8 @@ def _backward_filter_patches(x, dy, g, nchw):
     # per patch entry (one core, 64x11x9x16 -> 32 7x7, NCHW / NHWC backward
     # time: 1.65-1.80 in place, 0.97 copied). A 1x1 filter reads it in place.
     x_img = image(x, nchw and g.kh * g.kw == 1)
-    pg.conv2d_backward_filter_patch_gemm(x_img, image(dy, nchw), partial, g.kh, g.kw, k_block,
-                                         chunk, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl)
+    direct(pg.conv2d_backward_filter_patch_gemm, x.dtype, x_img, image(dy, nchw), partial, g.kh, g.kw, k_block,
+           chunk, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl)
     dw = partial[0] if parts == 1 else partial.sum(axis=0)
     return np.ascontiguousarray(dw[:k_len, :c_out]).reshape(g.kh, g.kw, c_in, c_out)
 
@@ -463,5 +531,5 @@ def bias_backward(dy, nchw, out=None):
         rows, channel_step = contiguous(dy).reshape(n * oh * ow // m, m * c), 1
     # Parts from the shape, not the thread count: bit-identical at any thread count.
     parts = plan.bias_parts(rows.shape[0])
-    k.bias_backward_rows(rows, db, channel_step, parts)
+    direct(k.bias_backward_rows, dy.dtype, rows, db, channel_step, parts)
     return deliver(db, out)
