@@ -293,9 +293,7 @@ def _phase_taps(k, d, s, r):
 
 
 def _taps_slice(taps):
-    """``taps`` (the evenly spaced, decreasing taps of a stride phase, or a range) as a slice of the filter axis."""
-    if isinstance(taps, range):
-        return slice(taps.start, taps.stop, taps.step)
+    """``taps`` (evenly spaced: a stride phase's, decreasing, or the forward's) as a slice of the filter axis."""
     step = taps[1] - taps[0] if len(taps) > 1 else -1
     stop = taps[-1] + step
     return slice(taps[0], None if stop < 0 else stop, step)
