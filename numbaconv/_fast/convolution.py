@@ -118,7 +118,6 @@ class _Route(NamedTuple):
     winograd: bool
     taps_h: np.ndarray  # the taps as int64 arrays (packed filters, Winograd's transform)
     taps_w: np.ndarray
-    c_pad: int  # patches: C_out in whole panels
     padded_rows: bool  # patches: read padded rows of x in place (plan.padded_rows)
     x_nchw: bool  # patches: read x in its NCHW memory (else an NHWC copy)
     merged: bool  # patches: all pixels as rows of PIX (plan.merged_rows)
@@ -141,14 +140,14 @@ def _route(kernel_size, stride, dilation, pad, x_shape, y_geometry, nchw, taps_h
     n, h, w, c, n_step, h_step, w_step, c_step = y_geometry
     taps = np.asarray(taps_h, np.int64), np.asarray(taps_w, np.int64)
     if plan.by_dots(kh, kw, sh, sw, dw, c_in, c, h, w):
-        return _Route("dots", False, *taps, 0, False, False, False, 0, 0)
+        return _Route("dots", False, *taps, False, False, False, 0, 0)
     winograd = plan.by_winograd(kh, kw, sh, sw, dh, dw, c_in, c, n, h, w)
     if plan.forward_by_patches(kh, kw, sh, sw, dh, dw, c_in, c, h, w, nchw):
         pixels = h * w
         if (nchw and plan.nchw_1x1_by_images(kh, kw, sh, sw, pt, pl, c_in, c, pixels)
                 and h == x_h and w == x_w
                 and w_step == 1 and h_step == w and c_step == pixels and n_step == c * pixels):
-            return _Route("nchw_1x1", winograd, *taps, 0, False, False, False, 0, 0)
+            return _Route("nchw_1x1", winograd, *taps, False, False, False, 0, 0)
         c_pad = plan.padded_channels(c)
         padded_rows = plan.padded_rows(kh, kw, sh, sw, dh, dw, w, c_pad)
         # Patches read in place from padded rows of x, which the kernel
@@ -158,9 +157,9 @@ def _route(kernel_size, stride, dilation, pad, x_shape, y_geometry, nchw, taps_h
         x_nchw = nchw and ((padded_rows and kh * kw > 1) or c_in >= plan.NCHW_GATHER_MIN_IN)
         merged, rows, outs = patch_units(x_h, x_w, n, h, w, n_step, h_step, w_step, kh, kw, sh, sw, pt, pl,
                                          c_pad)
-        return _Route("patches", winograd, *taps, c_pad, padded_rows, x_nchw, merged, rows, outs)
+        return _Route("patches", winograd, *taps, padded_rows, x_nchw, merged, rows, outs)
     pitch = w + (kw - 1) * dw // sw
-    return _Route("planes", winograd, *taps, 0, False, False, False, plan.rows_per_block(n, h, pitch), 0)
+    return _Route("planes", winograd, *taps, False, False, False, plan.rows_per_block(n, h, pitch), 0)
 
 
 def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None, swap=False):
