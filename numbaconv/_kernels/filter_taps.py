@@ -30,19 +30,22 @@ TAP_CHANNELS; ``numbaconv._plan.dw_by_taps`` says where it wins.
 import numpy as np
 from numba import prange
 
-from .._numba import FASTMATH, kernel, register_tile
+from .._numba import FASTMATH, kernel, register_tile, wide_register_file
 from .convolution import Image
 from .patch_gemm import OUT, PANELS, _gather_panels
 
-# Input channels (rows of the register tile) per tile: 6 on every ISA, not
-# the patch GEMM's PIX. Written as a loop over its rows (as _tile_products
-# is), this tile ran slower with AVX-512 (perf/compare.py, one Zen5 core,
-# filter gradients: 8 rows, AlexNet's 8x27x27x64 5x5 -> 192 1.24, the
-# seed's 7x7 test shape 1.15; 6 rows 1.03 and 1.08). With AVX2 these 6
-# rows spill accumulators as the patch GEMM's did, and 5 rows in that
-# loop form measured 0.66 and 0.77 (code for Zen3 on the same core): a
-# gain left for AVX2 machines until a form serves both.
-TAP_CHANNELS = 6
+# Input channels (rows of the register tile) per tile: 6 with AVX-512's 32
+# vector registers, 5 with AVX2's 16, where 6 rows of two-register sums
+# (OUT float32) plus the panel row and a broadcast spill accumulators to the
+# stack every step (perf/compare.py, one Zen3 core, CPU time, 5 rows / 6,
+# whole backward: AlexNet's 8x27x27x64 5x5 -> 192 0.70 (CI 0.66-0.74, 6
+# rounds), the seed's 7x7 test shape 64x11x9x16 -> 32 0.79 (0.75-0.99, 12
+# rounds)). Not the patch GEMM's PIX (8 with AVX-512): as a loop over 8
+# rows this tile ran slower there (one Zen5 core, filter gradients:
+# AlexNet's 1.24, the 7x7 shape 1.15), and the loop form of 6 rows 1.03 and
+# 1.08 of this written-out one; the 5-row tile is this same code with its
+# sixth row dropped at compile time, as fast on Zen3 as the loop form.
+TAP_CHANNELS = 6 if wide_register_file() else 5
 
 
 # Without "reassoc": the order of each sum is the loop's, however LLVM
@@ -107,7 +110,8 @@ def _tap_tile(out, o_row, o_col, data, x_start, c_step, c_left, k_step, n_k, row
                 acc[2, q] += x2 * v
                 acc[3, q] += x3 * v
                 acc[4, q] += x4 * v
-                acc[5, q] += x5 * v
+                if TAP_CHANNELS > 5:  # a global constant: dropped at compile time where it is 5
+                    acc[5, q] += x5 * v
             if two:
                 row = panel2[p0 + np.uint64(k)]
                 for q in range(OUT):
@@ -117,7 +121,8 @@ def _tap_tile(out, o_row, o_col, data, x_start, c_step, c_left, k_step, n_k, row
                     acc2[2, q] += x2 * v
                     acc2[3, q] += x3 * v
                     acc2[4, q] += x4 * v
-                    acc2[5, q] += x5 * v
+                    if TAP_CHANNELS > 5:
+                        acc2[5, q] += x5 * v
     # One row per loop (as patch_gemm._tile_products: all rows in one loop
     # need more runtime alias checks than LLVM allows, and stay scalar).
     for r in range(TAP_CHANNELS):
