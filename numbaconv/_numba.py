@@ -35,7 +35,6 @@ import threading
 import types as pytypes
 import warnings
 
-import llvmlite.binding as llvm
 import numba
 import numpy as np
 from llvmlite import ir
@@ -118,7 +117,7 @@ def _explicit_prange():
                 numpy=False, stencil=False)
 
 
-def _jit(fn, parallel, fastmath, cache_class=_OutOfTreeFunctionCache):
+def _jit(fn, parallel, fastmath, inline=False, cache_class=_OutOfTreeFunctionCache):
     options = dict(parallel=_explicit_prange() if parallel else False, fastmath=set(fastmath),
                    error_model="numpy", nogil=True)
     dispatcher = numba.njit(**options)(fn)
@@ -126,6 +125,7 @@ def _jit(fn, parallel, fastmath, cache_class=_OutOfTreeFunctionCache):
         return dispatcher
     _KERNELS[id(dispatcher)] = (fn, parallel, fastmath)
     dispatcher._numbaconv_kernel = True  # see _LinkOnlyParforLibraries
+    dispatcher._numbaconv_inline = inline  # see _install_code_attributes
     try:
         # What ``cache=True`` does (Dispatcher.enable_caching), with our locators.
         dispatcher._cache = cache_class(fn)
@@ -187,15 +187,22 @@ class _LinkOnlyParforLibraries(event.Listener):
         self._local = threading.local()
 
     def active(self):
-        return getattr(self._local, "depth", 0) > 0
+        return bool(getattr(self._local, "kernels", None))
+
+    def current(self):
+        """The innermost of our kernels compiling in this thread, or None."""
+        kernels = getattr(self._local, "kernels", None)
+        return kernels[-1] if kernels else None
 
     def on_start(self, ev):
         if getattr(ev.data["dispatcher"], "_numbaconv_kernel", False):
-            self._local.depth = getattr(self._local, "depth", 0) + 1
+            if not hasattr(self._local, "kernels"):
+                self._local.kernels = []
+            self._local.kernels.append(ev.data["dispatcher"])
 
     def on_end(self, ev):
         if getattr(ev.data["dispatcher"], "_numbaconv_kernel", False):
-            self._local.depth -= 1
+            self._local.kernels.pop()
 
     @staticmethod
     def wrapper(library):
@@ -274,6 +281,7 @@ def _install_link_only():
     for name in ("get_pointer_to_function", "serialize_using_object_code", "_get_compiled_object"):
         setattr(library_class, name, deferring(getattr(library_class, name)))
     library_class._numbaconv_link_only = True
+    library_class._numbaconv_compiling = listener
 
 
 _install_link_only()
@@ -388,11 +396,15 @@ def direct(kernel, key, *args):
     return entry(*args)
 
 
-def kernel(fn=None, *, parallel=True, fastmath=FASTMATH):
-    """Decorate a kernel: ``@kernel`` or ``@kernel(parallel=False, fastmath=...)``."""
+def kernel(fn=None, *, parallel=True, fastmath=FASTMATH, inline=False):
+    """Decorate a kernel: ``@kernel`` or ``@kernel(parallel=False, fastmath=..., inline=...)``.
+
+    ``inline=True`` (serial helpers only): LLVM inlines the helper into
+    every kernel that calls it (see :func:`_install_code_attributes`).
+    """
     if fn is None:
-        return lambda f: _jit(f, parallel, fastmath)
-    return _jit(fn, parallel, fastmath)
+        return lambda f: _jit(f, parallel, fastmath, inline)
+    return _jit(fn, parallel, fastmath, inline)
 
 
 def launch_threads():
@@ -430,7 +442,8 @@ def serial(dispatcher):
                                            fn.__defaults__, fn.__closure__)
             twin_fn.__qualname__, twin_fn.__doc__ = fn.__qualname__, fn.__doc__
             twin_fn.__module__ = fn.__module__
-            _TWINS[key] = _jit(twin_fn, False, fastmath, _SerialTwinFunctionCache)
+            inline = getattr(dispatcher, "_numbaconv_inline", False)
+            _TWINS[key] = _jit(twin_fn, False, fastmath, inline, _SerialTwinFunctionCache)
     return _TWINS[key]
 
 
@@ -469,19 +482,6 @@ def wide_register_file():
     return "+avx512f" in features.split(",")
 
 
-def full_width_vectors():
-    """Whether LLVM compiles float loops here into 512-bit vectors: AVX-512 on a CPU it does not tune for 256.
-
-    LLVM tunes its Intel AVX-512 CPUs (Skylake-SP to Granite Rapids) to
-    prefer 256-bit vectors, and AMD's Zen 4 and Zen 5 (``znver4``,
-    ``znver5``) not. Read from the CPU name Numba compiles for
-    (``NUMBA_CPU_NAME`` when set, else the host's), part of every cached
-    kernel's key like the features.
-    """
-    name = numba.config.CPU_NAME or llvm.get_host_cpu_name()
-    return wide_register_file() and name.startswith("znver")
-
-
 def register_tile(like, rows, cols):
     """A (rows, cols) scratch array of ``like``'s dtype, for accumulators that should live in registers.
 
@@ -507,3 +507,69 @@ def _register_tile(like, rows, cols):
         return numba.carray(_stack_buffer(like, size), shape)
 
     return impl
+
+
+# A string attribute, which llvmlite's attribute set does not list: added
+# to the set as it is, and printed as it is into the function's definition.
+_PREFER_512_BIT = '"prefer-vector-width"="512"'
+
+
+def _install_code_attributes():
+    """LLVM function attributes for the code of our kernels: 512-bit vectors, and inlined helpers.
+
+    **512-bit vectors wherever the CPU has AVX-512.** LLVM tunes its Intel
+    AVX-512 CPUs (Skylake-SP to Granite Rapids) to prefer 256-bit vectors,
+    for the clock drop 512-bit code cost on the first of them, and AMD's
+    Zen 4 and 5 not; oneDNN, the frameworks' kernels, runs 512-bit code on
+    both. Every function compiled while one of our kernels compiles gets
+    ``"prefer-vector-width"="512"``, which overrides the tuning for that
+    function only (users' own Numba code keeps LLVM's choice), so the
+    register tiles hold 16 float32 per register on every AVX-512 machine
+    and span two panels (``patch_gemm.PANELS``). Measured on a 2-core Intel
+    Xeon with AVX-512 (LLVM's ``rocketlake``), ``perf/compare.py``, one
+    core, CPU time, 6 rounds, 512-bit code with two panels over 256-bit
+    with one: the ResNet-50 1x1 layer 8x56x56x64 -> 256 forward 0.76 and
+    backward 0.78, AlexNet's 8x27x27x64 5x5 -> 192 0.83 and 0.77, ResNet's
+    32x56x56x64 3x3 0.87 and 0.86, 1x7x7x512 3x3 0.88 and 0.90, the
+    seed's 7x7 test shape 0.84 and 0.88, the seed 0.83 and 1.03; pooling
+    and LRN 0.84-1.02; the batch-1 seed layer 1.03 and 1.08 (12 rounds).
+    512-bit code with one panel was no faster than 256-bit code (one
+    process each, 2 threads: 1x1 forward 4.6-5.4 ms against 4.9-9.4,
+    AlexNet's backward 41-43 against 43-45).
+
+    **Inlined helpers** (``@kernel(parallel=False, inline=True)``): in the
+    process that compiles a kernel, a call to a helper that LLVM did not
+    inline runs the helper's own machine code, optimized in its own library,
+    not the kernel's copy, which is what the cache holds (see
+    :class:`_LinkOnlyParforLibraries`). Those can differ a lot: the taps
+    filter gradient's two-panel tile (``filter_taps._tap_tile``) kept its
+    sums on the stack in its own library, and AlexNet's filter gradient
+    took 146-151 ms in the process that compiled it against 15-18 ms
+    loaded from the cache. ``alwaysinline`` on the helper's own function
+    (not on its Python wrapper) leaves no call: 18-20 ms cold.
+    """
+    library_class = codegen.JITCodeLibrary
+    if getattr(library_class, "_numbaconv_code_attributes", False):
+        return
+    listener = library_class._numbaconv_compiling
+    add_ir_module = library_class.add_ir_module
+    prefer_512 = wide_register_file()
+
+    def add_ir_module_with_attributes(self, ir_module):
+        compiling = listener.current()
+        if compiling is not None:
+            inline = getattr(compiling, "_numbaconv_inline", False)
+            for fn in ir_module.functions:
+                if fn.is_declaration:
+                    continue
+                if prefer_512:
+                    set.add(fn.attributes, _PREFER_512_BIT)
+                if inline and not fn.name.startswith(("_ZN7cpython", "cfunc.")):
+                    fn.attributes.add("alwaysinline")
+        return add_ir_module(self, ir_module)
+
+    library_class.add_ir_module = add_ir_module_with_attributes
+    library_class._numbaconv_code_attributes = True
+
+
+_install_code_attributes()

@@ -264,17 +264,17 @@ def test_first_kernel_call_does_not_import_scipy_linalg_and_blas_still_works(tmp
 
 @pytest.mark.parametrize(("cpu", "features", "rows", "panels"), [
     ("znver5", "+avx,+avx2,+fma,+avx512f,+avx512vl", 8, 2),
-    ("icelake-server", "+avx,+avx2,+fma,+avx512f,+avx512vl", 8, 1),
+    ("icelake-server", "+avx,+avx2,+fma,+avx512f,+avx512vl", 8, 2),
     ("haswell", "+avx,+avx2,+fma,-avx512f", 5, 1),
 ])
 def test_the_register_tile_follows_the_vector_registers_numba_compiles_for(tmp_path, cpu, features, rows, panels):
-    """8 rows with AVX-512's 32 vector registers, 5 with AVX2's 16; two panels where LLVM uses 512-bit vectors.
+    """8 rows with AVX-512's 32 vector registers, 5 with AVX2's 16; two panels with AVX-512.
 
-    Read from the CPU name and features Numba compiles for: LLVM tunes
-    Intel's AVX-512 CPUs for 256-bit vectors, where a tile of two 16-float
-    panels would need 32 accumulator registers. Only the AVX2 code runs
-    here (a machine without AVX-512 cannot run the others); the whole
-    suite runs the tile this machine gets.
+    Read from the CPU features Numba compiles for. Intel's AVX-512 CPUs get
+    two panels too: our kernels are compiled to 512-bit vectors there
+    (see the next test). Only the AVX2 code runs here (a machine without
+    AVX-512 cannot run the others); the whole suite runs the tile this
+    machine gets.
     """
     out = run_python(f"""
         import numpy as np, numbaconv as nc
@@ -289,6 +289,64 @@ def test_the_register_tile_follows_the_vector_registers_numba_compiles_for(tmp_p
     """, NUMBA_CPU_NAME=cpu, NUMBA_CPU_FEATURES=features, NUMBA_CACHE_DIR=str(tmp_path)).stdout
     assert f"TILE {rows} {panels}" in out
     assert ("checked" in out) == (rows == 5)
+
+
+@pytest.mark.parametrize(("cpu", "features", "ours"), [
+    ("icelake-server", "+avx,+avx2,+fma,+avx512f,+avx512vl", True),
+    ("znver4", "+avx,+avx2,+fma,+avx512f,+avx512vl", True),
+    ("haswell", "+avx,+avx2,+fma,-avx512f", False),
+])
+def test_kernels_get_512_bit_vectors_on_every_avx512_cpu_and_users_code_keeps_llvms_choice(tmp_path, cpu,
+                                                                                          features, ours):
+    """``"prefer-vector-width"="512"`` on the code of our kernels only (``_numba._install_code_attributes``).
+
+    LLVM tunes Intel's AVX-512 CPUs (here Ice Lake) for 256-bit vectors:
+    a user's own loop stays 256-bit there, ours is 512-bit (zmm
+    registers). Compiled only, never run: the machine may lack AVX-512.
+    """
+    out = run_python("""
+        import numba
+        from numbaconv._numba import kernel
+
+        def scale(a, s):
+            for i in range(a.shape[0]):
+                a[i] *= s
+
+        sig = (numba.float32[::1], numba.float32)
+        for name, fn in (("OURS", kernel(parallel=False)(scale)), ("USERS", numba.njit(scale))):
+            fn.compile(sig)
+            print(name, "zmm" in fn.inspect_asm(sig))
+    """, NUMBA_CPU_NAME=cpu, NUMBA_CPU_FEATURES=features, NUMBA_CACHE_DIR=str(tmp_path)).stdout
+    assert f"OURS {ours}" in out
+    if cpu == "icelake-server":
+        assert "USERS False" in out
+
+
+def test_the_taps_tile_is_inlined_so_the_compiling_process_runs_the_cached_code(tmp_path):
+    """``_tap_tile`` is ``inline=True``: the taps kernel calls no separately compiled tile.
+
+    A call would run, in the process that compiled the kernel, the tile's
+    own machine code, not the kernel's copy that the cache holds (10x
+    slower where the tile spans two panels, ``_numba._install_code_attributes``).
+    A fresh cache directory: the kernel compiles here, and its code can be read.
+    """
+    out = run_python("""
+        import numpy as np, numbaconv as nc
+        from numbaconv import reference as ref
+        from numbaconv._kernels import filter_taps
+
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((2, 9, 9, 128)).astype(np.float32)  # by taps (the strategy tests' rule grid)
+        dy = rng.standard_normal((2, 9, 9, 32)).astype(np.float32)
+        dw = nc.conv2d_backward_filter(dy, x, (3, 3, 128, 32), padding=1)
+        want = ref.conv2d_backward_filter(dy.astype(np.float64), x.astype(np.float64), (3, 3, 128, 32), padding=1)
+        np.testing.assert_allclose(dw, want, rtol=1e-4, atol=1e-3)
+        (sig,) = filter_taps.conv2d_backward_filter_taps.signatures
+        asm = filter_taps.conv2d_backward_filter_taps.inspect_asm(sig)
+        print("COMPILED", "vfmadd" in asm)
+        print("CALLS", sum("call" in line and "_tap_tile" in line for line in asm.splitlines()))
+    """, NUMBA_CACHE_DIR=str(tmp_path)).stdout
+    assert "COMPILED True" in out and "CALLS 0" in out
 
 
 def test_a_direct_kernel_call_runs_its_keys_overload_and_the_suite_checks_its_types():

@@ -11,7 +11,7 @@ input channels x OUT output channels of sums, and each step of its
 reduction broadcasts TAP_CHANNELS adjacent channels of one x pixel (read in place)
 against one row of dy in panels (as ``patch_gemm``'s B operand). Taps on
 padding are skipped whole, rows and columns alike. Where the patch GEMM's
-tile spans two panels (AVX-512 on Zen, float32), a unit owns two panels
+tile spans two panels (AVX-512, float32), a unit owns two panels
 and ``_tap_tile`` updates both from the same broadcasts (one Zen5
 core, filter gradient, two panels / one: AlexNet's 8x27x27x64 5x5 -> 192
 0.76, the seed's 7x7 test shape 64x11x9x16 -> 32 0.77). The second
@@ -50,8 +50,10 @@ TAP_CHANNELS = 6 if wide_register_file() else 5
 
 # Without "reassoc": the order of each sum is the loop's, however LLVM
 # unrolls it in the caller it is compiled into (numbaconv.kernels' drivers
-# must equal the public API's bit for bit).
-@kernel(parallel=False, fastmath=FASTMATH - {"reassoc"})
+# must equal the public API's bit for bit). Inlined: in its own library the
+# two-panel tile kept its sums on the stack, and the process that compiled
+# the kernel ran that code (numbaconv._numba._install_code_attributes).
+@kernel(parallel=False, fastmath=FASTMATH - {"reassoc"}, inline=True)
 def _tap_tile(out, o_row, o_col, data, x_start, c_step, c_left, k_step, n_k, rows, x_row_step,
               panel, panel2, pair, p_start, p_row):
     """out[o_row + r, o_col + q] += sum over the rows and ks of data[x(row, k) + r * c_step] * panel[p(row, k), q].

@@ -27,15 +27,15 @@ Numba generates. With AVX-512's 32, the tile is 8 x 16: on a Zen5 core,
 whose 512-bit FMAs retire two a cycle with four cycles' latency, six
 rows keep at most six of the eight FMAs in flight that the units can
 take (K = 512: 185 GFLOP/s at 6 rows, 195-223 at 8; 10 or 12 rows run
-out of general registers and spill, 199-208; 256-bit code for Ice Lake,
+out of general registers and spill, 199-208; the 256-bit code LLVM makes for Ice Lake,
 run on the same core: 6 and 8 rows alike, 131-133). With AVX2's 16, it
 is 5 x 16: LLVM 22 loads a k step's broadcasts before its FMAs, and
 6 rows (12 accumulators, 2 filter vectors, 6 broadcasts) spill three
 accumulators to the stack every step (code for Zen3 and Haswell, run on
 the Zen5 core: 56-58 GFLOP/s at 6 rows, 122-128 at 5, 115-124 at 4).
-Where LLVM compiles to 512-bit vectors (AVX-512 on AMD's Zen 4 and 5;
-LLVM tunes Intel's AVX-512 CPUs for 256-bit ones), a tile spans two
-adjacent panels (``PANELS``): 8 x 32, 16 accumulators, the same 8
+With AVX-512, where our kernels are compiled to 512-bit vectors on
+Intel's CPUs too (``numbaconv._numba._install_code_attributes``), a
+tile spans two adjacent panels (``PANELS``): 8 x 32, 16 accumulators, the same 8
 broadcasts per k for twice the FMAs. At 8 x 16 the tile loads 9 values
 per 8 FMAs and the loads bound it (one Zen5 core: K = 512 195-202
 GFLOP/s at 8 x 16, 250-256 at 8 x 32; K = 64 177 / 217; K = 27 186 /
@@ -69,12 +69,12 @@ pixels, with transposed patches times dy.
 import numpy as np
 from numba import prange
 
-from .._numba import full_width_vectors, kernel, register_tile, wide_register_file
+from .._numba import kernel, register_tile, wide_register_file
 from .convolution import round_up
 
 PIX = 8 if wide_register_file() else 5  # output pixels (rows of a) per register tile (module docstring)
 OUT = 16  # output channels (columns of b) per panel: one 64-byte line of float32
-PANELS = 2 if full_width_vectors() else 1  # panels per register tile (module docstring)
+PANELS = 2 if wide_register_file() else 1  # panels per register tile (module docstring)
 K_CHUNK = 512  # reduction values per pass over the tiles
 IN_PLACE_MIN_PIXELS = 128  # a unit's pixels, at the least, for its products to sum into y in place
 ROW_DIRECT_MIN_OUT = 32  # padded-rows units into this many channels sum into y row by row, whatever OW
