@@ -117,7 +117,7 @@ def _explicit_prange():
                 numpy=False, stencil=False)
 
 
-def _jit(fn, parallel, fastmath, inline=False, cache_class=_OutOfTreeFunctionCache):
+def _jit(fn, parallel, fastmath, inline=False, full_width=True, cache_class=_OutOfTreeFunctionCache):
     options = dict(parallel=_explicit_prange() if parallel else False, fastmath=set(fastmath),
                    error_model="numpy", nogil=True)
     dispatcher = numba.njit(**options)(fn)
@@ -126,6 +126,7 @@ def _jit(fn, parallel, fastmath, inline=False, cache_class=_OutOfTreeFunctionCac
     _KERNELS[id(dispatcher)] = (fn, parallel, fastmath)
     dispatcher._numbaconv_kernel = True  # see _LinkOnlyParforLibraries
     dispatcher._numbaconv_inline = inline  # see _install_code_attributes
+    dispatcher._numbaconv_full_width = full_width  # see _install_code_attributes
     try:
         # What ``cache=True`` does (Dispatcher.enable_caching), with our locators.
         dispatcher._cache = cache_class(fn)
@@ -396,15 +397,18 @@ def direct(kernel, key, *args):
     return entry(*args)
 
 
-def kernel(fn=None, *, parallel=True, fastmath=FASTMATH, inline=False):
-    """Decorate a kernel: ``@kernel`` or ``@kernel(parallel=False, fastmath=..., inline=...)``.
+def kernel(fn=None, *, parallel=True, fastmath=FASTMATH, inline=False, full_width=True):
+    """Decorate a kernel: ``@kernel`` or ``@kernel(parallel=False, fastmath=..., inline=..., full_width=...)``.
 
     ``inline=True`` (serial helpers only): LLVM inlines the helper into
-    every kernel that calls it (see :func:`_install_code_attributes`).
+    every kernel that calls it. ``full_width=False``: the kernel keeps
+    LLVM's own vector width where it would get 512-bit vectors (give it to
+    the helpers it calls too: inlined code takes its caller's). See
+    :func:`_install_code_attributes`.
     """
     if fn is None:
-        return lambda f: _jit(f, parallel, fastmath, inline)
-    return _jit(fn, parallel, fastmath, inline)
+        return lambda f: _jit(f, parallel, fastmath, inline, full_width)
+    return _jit(fn, parallel, fastmath, inline, full_width)
 
 
 def launch_threads():
@@ -442,8 +446,8 @@ def serial(dispatcher):
                                            fn.__defaults__, fn.__closure__)
             twin_fn.__qualname__, twin_fn.__doc__ = fn.__qualname__, fn.__doc__
             twin_fn.__module__ = fn.__module__
-            inline = getattr(dispatcher, "_numbaconv_inline", False)
-            _TWINS[key] = _jit(twin_fn, False, fastmath, inline, _SerialTwinFunctionCache)
+            _TWINS[key] = _jit(twin_fn, False, fastmath, dispatcher._numbaconv_inline,
+                               dispatcher._numbaconv_full_width, _SerialTwinFunctionCache)
     return _TWINS[key]
 
 
@@ -535,7 +539,13 @@ def _install_code_attributes():
     and LRN 0.84-1.02; the batch-1 seed layer 1.03 and 1.08 (12 rounds).
     512-bit code with one panel was no faster than 256-bit code (one
     process each, 2 threads: 1x1 forward 4.6-5.4 ms against 4.9-9.4,
-    AlexNet's backward 41-43 against 43-45).
+    AlexNet's backward 41-43 against 43-45). One kernel keeps LLVM's
+    width (``@kernel(full_width=False)``): the plane kernel's filter
+    gradient, whose 4 x 4 tile of dot products ends every pass with
+    horizontal sums, twice as long in 512-bit vectors (the seed's filter
+    gradient, one core, 1.06-1.20 of the 256-bit time; with the kernel
+    kept at 256 bits, the seed's whole backward 0.95 of the all-512-bit
+    time, ``perf/compare.py``, 10 rounds).
 
     **Inlined helpers** (``@kernel(parallel=False, inline=True)``): in the
     process that compiles a kernel, a call to a helper that LLVM did not
@@ -558,11 +568,12 @@ def _install_code_attributes():
     def add_ir_module_with_attributes(self, ir_module):
         compiling = listener.current()
         if compiling is not None:
-            inline = getattr(compiling, "_numbaconv_inline", False)
+            inline = compiling._numbaconv_inline
+            full_width = prefer_512 and compiling._numbaconv_full_width
             for fn in ir_module.functions:
                 if fn.is_declaration:
                     continue
-                if prefer_512:
+                if full_width:
                     set.add(fn.attributes, _PREFER_512_BIT)
                 if inline and not fn.name.startswith(("_ZN7cpython", "cfunc.")):
                     fn.attributes.add("alwaysinline")

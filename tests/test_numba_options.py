@@ -302,7 +302,8 @@ def test_kernels_get_512_bit_vectors_on_every_avx512_cpu_and_users_code_keeps_ll
 
     LLVM tunes Intel's AVX-512 CPUs (here Ice Lake) for 256-bit vectors:
     a user's own loop stays 256-bit there, ours is 512-bit (zmm
-    registers). Compiled only, never run: the machine may lack AVX-512.
+    registers), unless declared ``full_width=False``. Compiled only, never
+    run: the machine may lack AVX-512.
     """
     out = run_python("""
         import numba
@@ -313,13 +314,14 @@ def test_kernels_get_512_bit_vectors_on_every_avx512_cpu_and_users_code_keeps_ll
                 a[i] *= s
 
         sig = (numba.float32[::1], numba.float32)
-        for name, fn in (("OURS", kernel(parallel=False)(scale)), ("USERS", numba.njit(scale))):
+        for name, fn in (("OURS", kernel(parallel=False)(scale)), ("USERS", numba.njit(scale)),
+                         ("KEPT", kernel(parallel=False, full_width=False)(scale))):
             fn.compile(sig)
             print(name, "zmm" in fn.inspect_asm(sig))
     """, NUMBA_CPU_NAME=cpu, NUMBA_CPU_FEATURES=features, NUMBA_CACHE_DIR=str(tmp_path)).stdout
     assert f"OURS {ours}" in out
-    if cpu == "icelake-server":
-        assert "USERS False" in out
+    if cpu == "icelake-server":  # LLVM's width, for users' code and full_width=False kernels
+        assert "USERS False" in out and "KEPT False" in out
 
 
 def test_the_taps_tile_is_inlined_so_the_compiling_process_runs_the_cached_code(tmp_path):

@@ -215,7 +215,10 @@ def _accumulate_taps(acc, bias, planes, offset, weight, n_taps, length):
                 out0[p] += a0 * src0[p] + a1 * src1[p] + a2 * src2[p] + a3 * src3[p]
 
 
-@kernel(parallel=False)
+# LLVM's vector width, not 512 bits on AVX-512 (numbaconv._numba._install_code_attributes):
+# each pass ends with 16 horizontal sums, longer in 512-bit vectors. The kernel
+# that calls it keeps the width too, as the code inlined into it takes its own.
+@kernel(parallel=False, full_width=False)
 def _correlate_taps(out, planes, offset, dy_planes, length):
     """out[t, c] += sum(planes[offset[t] + p] * dy_planes[c, p] for p < length).
 
@@ -329,7 +332,7 @@ def conv2d_nhwc(x, w, b, y, rows_per_block, sh, sw, dh, dw, pt, pl):
                     acc.reshape(-1), np.int64(0), (pitch, length, np.int64(1)), (rows, c_out, y.w))
 
 
-@kernel
+@kernel(full_width=False)  # (see _correlate_taps)
 def conv2d_backward_filter_nhwc(x, dy, dw_out, n_parts, rows_per_block, sh, sw, dh, dw, pt, pl):
     """dw_out[kh, kw, ci, co] = sum(x[n, ih, iw, ci] * dy[n, oh, ow, co]) over n, oh, ow.
 
