@@ -99,7 +99,7 @@ class _SerialTwinFunctionCache(caching.FunctionCache):
     _impl_class = _SerialTwinCacheImpl
 
 
-# What each kernel was compiled as: (python function, parallel, fastmath), by dispatcher id.
+# What each kernel was compiled as: (python function, parallel, fastmath, inline, full_width), by dispatcher id.
 _KERNELS: dict[int, tuple] = {}
 _TWINS: dict[int, object] = {}  # dispatcher id -> its serial twin (itself when it is one already)
 
@@ -123,10 +123,8 @@ def _jit(fn, parallel, fastmath, inline=False, full_width=True, cache_class=_Out
     dispatcher = numba.njit(**options)(fn)
     if numba.config.DISABLE_JIT:  # a plain Python function: nothing to cache
         return dispatcher
-    _KERNELS[id(dispatcher)] = (fn, parallel, fastmath)
+    _KERNELS[id(dispatcher)] = (fn, parallel, fastmath, inline, full_width)
     dispatcher._numbaconv_kernel = True  # see _LinkOnlyParforLibraries
-    dispatcher._numbaconv_inline = inline  # see _install_code_attributes
-    dispatcher._numbaconv_full_width = full_width  # see _install_code_attributes
     try:
         # What ``cache=True`` does (Dispatcher.enable_caching), with our locators.
         dispatcher._cache = cache_class(fn)
@@ -188,7 +186,7 @@ class _LinkOnlyParforLibraries(event.Listener):
         self._local = threading.local()
 
     def active(self):
-        return bool(getattr(self._local, "kernels", None))
+        return self.current() is not None
 
     def current(self):
         """The innermost of our kernels compiling in this thread, or None."""
@@ -435,7 +433,7 @@ def serial(dispatcher):
     if key not in _KERNELS:  # not a kernel (or NUMBA_DISABLE_JIT): nothing parallel in it
         return dispatcher
     if key not in _TWINS:
-        fn, parallel, fastmath = _KERNELS[key]
+        fn, parallel, fastmath, inline, full_width = _KERNELS[key]
         callees = {name: serial(fn.__globals__[name]) for name in fn.__code__.co_names
                    if id(fn.__globals__.get(name)) in _KERNELS}
         swapped = {name: twin for name, twin in callees.items() if twin is not fn.__globals__[name]}
@@ -446,8 +444,7 @@ def serial(dispatcher):
                                            fn.__defaults__, fn.__closure__)
             twin_fn.__qualname__, twin_fn.__doc__ = fn.__qualname__, fn.__doc__
             twin_fn.__module__ = fn.__module__
-            _TWINS[key] = _jit(twin_fn, False, fastmath, dispatcher._numbaconv_inline,
-                               dispatcher._numbaconv_full_width, _SerialTwinFunctionCache)
+            _TWINS[key] = _jit(twin_fn, False, fastmath, inline, full_width, _SerialTwinFunctionCache)
     return _TWINS[key]
 
 
@@ -568,8 +565,8 @@ def _install_code_attributes():
     def add_ir_module_with_attributes(self, ir_module):
         compiling = listener.current()
         if compiling is not None:
-            inline = compiling._numbaconv_inline
-            full_width = prefer_512 and compiling._numbaconv_full_width
+            *_, inline, full_width = _KERNELS[id(compiling)]
+            full_width = full_width and prefer_512
             for fn in ir_module.functions:
                 if fn.is_declaration:
                     continue
