@@ -102,15 +102,24 @@ WINOGRAD_MIN_OUT = 24  # output channels, at least,
 WINOGRAD_MIN_PIXELS = 192  # and output pixels in all (2 x 7 x 7: 1.42x, 1 x 10 x 10: 1.11x; 1 x 14 x 14: 0.97x);
 WINOGRAD_DW_MIN_PIXELS = 512  # the filter gradient, more (256 channels: 2 x 14 x 14 1.00x, 1 x 28 x 28 0.78x),
 WINOGRAD_DW_MIN_PLANE = 8  # and planes of 8 x 8 at least (16 x 7 x 7 x 512: 1.12x; 4 x 14 x 14: 0.98x)
-# NCHW 1x1 stride-1 layers as W @ X per image (nchw_1x1_by_images): filter
-# values at most, and output pixels per image at least. Measured (one core,
-# CPU time, float32, W @ X time / NHWC-route time, forward and input
-# gradient): 8x56x56 64 -> 64 0.44 / 0.41, 64 -> 256 0.67, 8x112x112 32 ->
-# 64 0.56, 8x28x28 512 -> 128 (65536 values) 0.87 / 0.65, 256 -> 256 0.86,
-# 1x56x56x64 0.71; 262144 values: 0.80-1.13; 2**20: 1.15-1.71; 256 pixels
-# (32x16x16x64): 0.98 / 1.08, 196: 1.32, 49: 2.28.
-NCHW_1X1_MAX_FILTER = 1 << 16
-NCHW_1X1_MIN_PIXELS = 512
+# NCHW 1x1 stride-1 layers as W @ X (nchw_1x1_by_images): filter values
+# at most, and output pixels per image at least. Measured (2 threads, a
+# 2-core Intel AVX-512 machine, float32, medians of 11, W @ X time /
+# NHWC-route time, forward and input gradient): 8x56x56 64 -> 64 0.71 /
+# 0.72; 65536 values: 1x28x28 128 -> 512 0.76 / 0.87; 262144: 8x28x28 512
+# -> 512 0.87-0.90, 4x32x32 0.81 / 0.80, 8x16x16 256 -> 1024 0.84 / 0.84;
+# 524288: 8x28x28 512 -> 1024 0.92 / 0.97, 1024 -> 512 0.95 / 0.87;
+# 2**20 on 49 pixels: 0.92-0.99 / 1.29-2.20. 256 pixels: 32x16x16x64 0.78 /
+# 0.75, 8x16x16x128 0.73 / 0.73; 196: 1x14x14 256 -> 256 0.99 / 1.12,
+# 8x14x14 256 -> 1024 0.84-0.89 / 1.03-1.08.
+NCHW_1X1_MAX_FILTER = 1 << 18
+NCHW_1X1_MIN_PIXELS = 256
+# Pixels per work unit of that route, about: the unit packs C_in x this
+# many values of X[n] (one core, CPU time, NCHW / NHWC forward time,
+# units of 256 / 512 / 1024 / whole planes, with runs of one register
+# tile: 8x56x56 64 -> 256 1.07 / 0.91 / 0.90 / 1.03, 256 -> 64 1.40 /
+# 1.20 / 1.23 / 2.15, 8x112x112 32 -> 64 1.01 / 0.91 / 0.92 / 1.29).
+NCHW_1X1_UNIT_PIXELS = 512
 # NCHW data reach the patch GEMM's gather in place from this many input
 # channels on; fewer are copied to NHWC memory first (NumPy's transposing
 # copy), where each kernel row of a patch is one run. Measured (2 threads,
@@ -291,15 +300,41 @@ def dw_by_winograd(kh, kw, sh, sw, dh, dw, n_in, n_out, n, oh, ow):
 
 
 def nchw_1x1_by_images(kh, kw, sh, sw, pt, pl, n_in, n_out, pixels):
-    """Whether an NCHW forward call (or input-gradient phase) on the patch GEMM runs as W @ X per image.
+    """Whether an NCHW forward call (or input-gradient phase) on the patch GEMM runs as W @ X.
 
     A 1x1 stride-1 unpadded filter, small enough for the L2 cache (it is
-    read once per panel of 16 pixels), on planes of enough pixels (the
-    panels are 16 pixels wide, and each image is a call of its own). The
+    read once per work unit), on planes of enough pixels (the panels are
+    16 pixels wide, and a unit is a block of one image's pixels). The
     bounds were measured: see NCHW_1X1_MAX_FILTER.
     """
     return (kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0
             and n_in * n_out <= NCHW_1X1_MAX_FILTER and pixels >= NCHW_1X1_MIN_PIXELS)
+
+
+@register_jitable
+def nchw_1x1_units(n, c_pad):
+    """(rows_per_unit, out_per_unit) of the W @ X route (:func:`nchw_1x1_by_images`) over ``n`` images.
+
+    A unit is a block of whole panels, at most NCHW_1X1_UNIT_PIXELS
+    columns (pixels), of one image's Y[n], every row (channel). Each
+    image splits into a multiple of MIN_UNITS / gcd(n, MIN_UNITS) blocks,
+    so that the units number a multiple of MIN_UNITS where the panels
+    divide evenly (threads get equal shares whatever their number
+    divides). Where they do not, the blocks round up to whole panels, and
+    so may be fewer, unless that leaves fewer than MIN_UNITS units: then
+    they round down (and the last block of an image holds the remainder).
+    From the shape alone.
+    """
+    a, b = n, MIN_UNITS
+    while b:
+        a, b = b, a % b
+    step = MIN_UNITS // max(1, a)
+    panels = -(-c_pad // OUT)
+    blocks = -(-max(1, -(-panels * OUT // NCHW_1X1_UNIT_PIXELS)) // step) * step
+    per = -(-panels // blocks)
+    if n * -(-panels // per) < MIN_UNITS:
+        per = max(1, panels // blocks)
+    return 1, per * OUT
 
 
 @register_jitable

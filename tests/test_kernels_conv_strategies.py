@@ -147,7 +147,8 @@ def test_the_register_tile_products_over_every_count_of_panels(n_out, k_len, seg
     last one-panel tile where the machine's float32 tile has two; float64
     has one), the filters' block starting one panel in (``q_b``), A read
     at an offset with rows overlapping as the padded-rows read has them
-    (``segments`` > 1).
+    (``segments`` > 1), into a block of columns of ``out`` (``o_col``):
+    the columns around it keep their values.
     """
     rng = np.random.default_rng(n_out + k_len)
     pix, out_w = patch_gemm.PIX, patch_gemm.OUT
@@ -157,15 +158,18 @@ def test_the_register_tile_products_over_every_count_of_panels(n_out, k_len, seg
     a = rng.standard_normal(a_start + (segments - 1) * seg_step + n_pix * a_row + segments * k_len + 1)
     a = a.astype(dtype)
     b = rng.standard_normal((n_out // out_w + 1, segments * k_len, out_w)).astype(dtype)
-    out = rng.standard_normal((n_pix, n_out)).astype(dtype)
-    want = out.astype(np.float64) if add else np.zeros((n_pix, n_out))
+    o_col = 3  # (any column: y's rows are written in place from a unit's first channel)
+    out = rng.standard_normal((n_pix, o_col + n_out + 5)).astype(dtype)
+    want = out.astype(np.float64)
+    if not add:
+        want[:, o_col:o_col + n_out] = 0
     for seg in range(segments):
         for k in range(seg * seg_k, seg * seg_k + k_len):
             col = a[a_start + seg * seg_step + np.arange(n_pix) * a_row + k].astype(np.float64)
-            want += np.outer(col, b[1:, k].reshape(-1))
+            want[:, o_col:o_col + n_out] += np.outer(col, b[1:, k].reshape(-1))
     i64 = np.int64
-    patch_gemm._tile_products(out, a, i64(a_start), i64(a_row), b, i64(out_w), i64(0), i64(k_len), add,
-                              i64(segments), i64(seg_step), i64(seg_k))
+    patch_gemm._tile_products(out, i64(o_col), i64(n_out), a, i64(a_start), i64(a_row), b, i64(out_w), i64(0),
+                              i64(k_len), add, i64(segments), i64(seg_step), i64(seg_k))
     np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-4)
 
 
@@ -519,25 +523,33 @@ def test_every_output_is_bit_identical_at_1_and_2_threads(case, thread_counts):
 # 1x1 stride-1 unpadded layers on the patch GEMM: NHWC memory is read in
 # place as the patches (a unit whose tile padding would run past x gathers
 # instead), and NCHW callers' forward pass and input gradient run as
-# W @ X per image (plan.nchw_1x1_by_images: filters of at most 2**16
-# values, planes of at least 512 pixels), with the bias per row.
+# W @ X (plan.nchw_1x1_by_images: filters of at most 2**18 values, planes
+# of at least 256 pixels), with the bias per row, in units of a block of
+# each image's pixels (plan.nchw_1x1_units).
 
 ONE_BY_ONE_CASES = [
     (2, 5, 7, 40, 24, (1, 1), 1, 0, 1),  # 35 pixels: the last tile's rows run past x
     (3, 9, 30, 33, 20, (1, 1), 1, 0, 1),  # units of 8 rows
     (2, 23, 24, 35, 40, (1, 1), 1, 0, 1),  # 552 pixels: W @ X both ways; 40 rows not whole tiles
-    (1, 16, 32, 48, 13, (1, 1), 1, 0, 1),  # 512 pixels: the bound; 13 outputs
-    (1, 17, 30, 32, 33, (1, 1), 1, 0, 1),  # 510 pixels: the NHWC route
-    (2, 24, 24, 300, 220, (1, 1), 1, 0, 1),  # 66000 filter values: past the bound
+    (1, 16, 16, 48, 13, (1, 1), 1, 0, 1),  # 256 pixels: the bound; 13 outputs
+    (1, 17, 15, 32, 33, (1, 1), 1, 0, 1),  # 255 pixels: the NHWC route
+    (1, 16, 16, 520, 510, (1, 1), 1, 0, 1),  # 265200 filter values: past the bound
+    # W @ X: 3 images of 4 blocks of 320 pixels, the last 1184 - 960 (not whole panels);
+    # 72 rows in runs of W_AT_X_RUN_TILES tiles (the input gradient, into 16 channels, is
+    # too little work for the patch GEMM: the planes)
+    (3, 32, 37, 16, 72, (1, 1), 1, 0, 1),
+    (1, 23, 23, 600, 100, (1, 1), 1, 0, 1),  # W @ X over two chunks of a 600-long reduction
     # 3x3 stride 2: an input-gradient phase of one tap is a 1x1 stride-1 layer of 529
     # pixels, stored into a phase of dx: not plain NCHW memory, so not W @ X
     (1, 46, 46, 16, 40, (3, 3), 2, 1, 1),
 ]
 
 
-# The sixth case takes minutes without the JIT: slow (the coverage and bounds-checked passes skip it).
+# The sixth and the last case take minutes without the JIT: slow (the coverage and bounds-checked
+# passes skip them).
 SLOW_LAST = [*ONE_BY_ONE_CASES[:5], pytest.param(ONE_BY_ONE_CASES[5], marks=pytest.mark.slow),
-             ONE_BY_ONE_CASES[6]]
+             ONE_BY_ONE_CASES[6], pytest.param(ONE_BY_ONE_CASES[7], marks=pytest.mark.slow),
+             ONE_BY_ONE_CASES[8]]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -560,8 +572,8 @@ def test_1x1_layers_in_float32_nchw(case):
 
 
 @pytest.mark.parametrize("pixels, filter_values, expected", [
-    (552, 35 * 40, True), (512, 48 * 13, True), (510, 32 * 33, False), (576, 300 * 220, False),
-    (576, 256 * 256, True)])
+    (552, 35 * 40, True), (256, 48 * 13, True), (255, 32 * 33, False), (576, 520 * 510, False),
+    (576, 512 * 512, True)])
 def test_the_nchw_1x1_rule(pixels, filter_values, expected):
     assert drivers.nchw_1x1_by_images(1, 1, 1, 1, 0, 0, 1, filter_values, pixels) is expected
     assert not drivers.nchw_1x1_by_images(1, 1, 2, 1, 0, 0, 1, filter_values, pixels)  # stride
@@ -569,9 +581,22 @@ def test_the_nchw_1x1_rule(pixels, filter_values, expected):
     assert not drivers.nchw_1x1_by_images(3, 3, 1, 1, 0, 0, 1, filter_values, pixels)
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 12, 16, 32])
+@pytest.mark.parametrize("c_pad", [16, 512, 528, 784, 1024, 1184, 3136, 12544])
+def test_the_w_at_x_units(n, c_pad):
+    """Blocks of whole panels of at most NCHW_1X1_UNIT_PIXELS pixels, at least MIN_UNITS units in all."""
+    rows, outs = drivers.nchw_1x1_units(n, c_pad)
+    blocks = -(-c_pad // outs)
+    assert rows == 1 and outs % patch_gemm.OUT == 0 and 0 < outs <= drivers.NCHW_1X1_UNIT_PIXELS
+    assert (blocks - 1) * outs < c_pad  # no unit without pixels
+    assert n * blocks >= min(drivers.MIN_UNITS, n * c_pad // patch_gemm.OUT)
+    if c_pad % (drivers.MIN_UNITS * patch_gemm.OUT) == 0 and c_pad <= drivers.MIN_UNITS * drivers.NCHW_1X1_UNIT_PIXELS:
+        assert n * blocks % drivers.MIN_UNITS == 0  # equal shares for 1, 2, 4 or 8 threads
+
+
 @pytest.mark.parametrize("case, expected", [
     (ONE_BY_ONE_CASES[2], 2), (ONE_BY_ONE_CASES[3], 1), (ONE_BY_ONE_CASES[4], 0),
-    pytest.param(ONE_BY_ONE_CASES[5], 0, marks=pytest.mark.slow)],
+    pytest.param(ONE_BY_ONE_CASES[5], 0, marks=pytest.mark.slow), (ONE_BY_ONE_CASES[6], 1)],
     ids=lambda v: case_id(v) if isinstance(v, tuple) else str(v))
 def test_nchw_1x1_layers_take_w_at_x_where_the_rule_says(case, expected, monkeypatch):
     """conv2d_backward: the input gradient takes it too when its reduction (C_out) is long enough."""

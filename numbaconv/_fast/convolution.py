@@ -244,34 +244,32 @@ def patch_grid(x_img, y_img, kh, kw, sh, sw, pt, pl, c_pad):
 
 
 def _forward_1x1_nchw(x, w, b, y_img, swap):
-    """An NCHW 1x1 stride-1 layer as Y[n] = W @ X[n] (+ b), image by image (``plan.nchw_1x1_by_images``).
+    """An NCHW 1x1 stride-1 layer as Y[n] = W @ X[n] (+ b) (``plan.nchw_1x1_by_images``).
 
     In NCHW memory X[n] is a (C_in, H * W) matrix and Y[n] a (C_out, H * W)
     one, so the patch GEMM runs with the roles of pixels and channels
     swapped: W (C_out, C_in) is its "patches" operand, read in place, and
-    X[n] its "filter" operand, packed into panels of 16 pixels; Y[n] is
-    stored a row of pixels per channel, with the bias per row. No
-    transposing copy of X or Y (the NHWC route copies X to NHWC memory and
-    stores Y a value at a time, a plane apart).
+    X[n] its "filter" operand, each work unit packing its block of pixels
+    into panels; Y[n] is written in place, the unit's block of pixels of
+    every channel, with the bias per row. One kernel call for all images,
+    and no transposing copy of X or Y (the NHWC route copies X to NHWC
+    memory and stores Y a value at a time, a plane apart).
     """
     n, h, wd, c_in = x.shape
     c_out, pixels = y_img.c, h * wd
     # W as (C_out, C_in) (W^T for the input gradient), its rows padded to
-    # whole register tiles: the kernel then reads it in place.
+    # whole register tiles: the kernel then reads it in place, the same
+    # matrix for every image.
     matrix = w[0, 0] if swap else w[0, 0].T
     a = np.zeros((-(-c_out // pg.PIX) * pg.PIX, c_in), x.dtype)
     a[:c_out] = matrix
-    a_img = k.Image(a.reshape(-1), 1, 1, c_out, c_in, 0, c_out * c_in, c_in, 1)
-    x_mem = contiguous(x.transpose(0, 3, 1, 2)).reshape(n, c_in * pixels)
-    panels = np.empty(plan.panels_shape(c_in, pixels), x.dtype)
-    steps = (0, 0, pixels, 1)  # X[n] as a (1, 1, C_in, H * W) "filter"
-    one_tap = np.zeros(1, np.int64)
-    rows, outs = plan.patch_units(1, 1, c_out, plan.padded_channels(pixels))
-    for i in range(n):
-        direct(pg.pack_filters, x.dtype, x_mem[i], steps, one_tap, one_tap, False, pixels, panels)
-        y_i = k.Image(y_img.data[i * y_img.n_step:(i + 1) * y_img.n_step], 1, 1, c_out, pixels,
-                      0, 0, pixels, 1)
-        direct(pg.conv2d_patch_gemm, x.dtype, a_img, panels, b, y_i, 1, 1, rows, outs, 1, 1, 1, 1, 0, 0, True, True)
+    a_img = k.Image(a.reshape(-1), n, 1, c_out, c_in, 0, c_out * c_in, c_in, 1)
+    planes = contiguous(x.transpose(0, 3, 1, 2)).reshape(n, c_in, pixels)
+    # Y as N images of one row of C_out "pixels" (the channels) with H * W
+    # "channels" (the plane's pixels).
+    y_rows = k.Image(y_img.data, n, 1, c_out, pixels, y_img.n_step, c_out * pixels, pixels, 1)
+    rows, outs = plan.nchw_1x1_units(n, plan.padded_channels(pixels))
+    direct(pg.conv2d_patch_gemm, x.dtype, a_img, planes, b, y_rows, 1, 1, rows, outs, 1, 1, 1, 1, 0, 0, True, True)
 
 
 def conv2d(x, w, b, g, nchw, out=None):

@@ -80,6 +80,13 @@ IN_PLACE_MIN_PIXELS = 128  # a unit's pixels, at the least, for its products to 
 ROW_DIRECT_MIN_OUT = 32  # padded-rows units into this many channels sum into y row by row, whatever OW
 SPLIT_MAX_BLOCK = 1 << 17  # filter values per pass (512 KB of float32) for tiles to skip padding rows
 PACK_ROWS = 16  # filter rows packed per work unit
+# W @ X (conv2d_patch_gemm's w_at_x): register tiles per run over a panel
+# of columns. The rows are Y[n]'s channels, a plane apart in memory, so a
+# run stores into as many pages per panel as it has rows; a run of one
+# tile streams the unit's panels from L2 once per tile. One core,
+# 8x56x56x64 -> 256 NCHW forward time against runs of 4 tiles (32 rows):
+# 1 tile 1.22, 2 tiles 1.08, 8 tiles 1.09, 16 tiles 1.29, all 32 about 2.4.
+W_AT_X_RUN_TILES = max(1, 32 // PIX)
 
 
 @kernel(parallel=False)
@@ -131,8 +138,8 @@ def _gather_patches(a, x, n, oh0, n_pix, out_w, k_h, k_w, sh, sw, dh, dw, pt, pl
 
 
 @kernel(parallel=False)
-def _tile_products(out, a, a_start, a_row, b, q_b, k0, k1, add, segments, seg_step, seg_k):
-    """out[p, q] (+)= sum(A_s[p, k] * B[k, q_b + q] for s < segments, for k0 + s * seg_k <= k < k1 + s * seg_k).
+def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, k0, k1, add, segments, seg_step, seg_k):
+    """out[p, o_col + q] (+)= sum(A_s[p, k] * B[k, q_b + q] for s < segments, for k0 + s * seg_k <= k < k1 + s * seg_k).
 
     ``a`` is flat, its rows ``a_row`` apart: segment s reads ``A_s[p, k]
     = a[a_start + s * seg_step + p * a_row + k]``. A (pixels, K) block of
@@ -151,20 +158,23 @@ def _tile_products(out, a, a_start, a_row, b, q_b, k0, k1, add, segments, seg_st
     steps of k: one core, 258 x 64 x 64 products, 68 GFLOP/s loading, 81
     starting at zero.)
 
-    ``out.shape`` is (pixels, channels), multiples of (PIX, OUT); A holds
-    every row of ``out``, tile padding included. ``b``
+    ``out`` is C-contiguous, its rows (pixels) a multiple of PIX; the
+    tiles write its columns ``o_col`` to ``o_col + n_out`` (``n_out`` a
+    multiple of OUT: all of a buffer's, or a unit's block of the rows of
+    y written in place). A holds every row of ``out``, tile padding
+    included. ``b``
     holds B in panels: ``b[j, k, i] = B[k, j * OUT + i]`` (module
     docstring), so a tile's OUT columns over the k range are one
     contiguous run; ``q_b`` is a multiple of OUT. All three are
     C-contiguous arrays: a block of ``b`` is passed as its offset, because a
     sliced view would be a second array type, compiled to strided loads.
     """
-    n_pix, n_out = out.shape
+    n_pix = out.shape[0]
     step = np.uint64(a_row)
     q0 = 0
     while q0 < n_out:
         panel = b[(q_b + q0) // OUT]
-        c0 = np.uint64(q0)
+        c0 = np.uint64(o_col + q0)
         if PANELS == 2 and out.itemsize == 4 and q0 + 2 * OUT <= n_out:
             # Two panels a tile, float32 only (module docstring): the tile of one panel,
             # written out twice over the same broadcasts. (Written as one
@@ -257,16 +267,23 @@ def _tile_products(out, a, a_start, a_row, b, q_b, k0, k1, add, segments, seg_st
 
 @kernel
 def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw, dh, dw, pt, pl,
-                      bias_per_pixel, padded_rows):
+                      w_at_x, padded_rows):
     """y[n, oh, ow, co] = b[co] + sum(patch(n, oh, ow)[k] * wk[k, co] for k < K).
-
-    With ``bias_per_pixel``, b[oh * OW + ow] instead of b[co]: the roles of
-    pixels and channels swapped, for an NCHW 1x1 layer computed as W @ X
-    per image (``numbaconv._fast.convolution``).
 
     ``x`` and ``y`` are Images; ``wk`` is the (K, round_up(C_out, OUT))
     filter matrix in panels (module docstring), zero past C_out; patches as
-    ``_gather_patches``. One prange
+    ``_gather_patches``.
+
+    ``w_at_x``: an NCHW 1x1 layer computed as Y[n] = W @ X[n] (+ b), the
+    roles of pixels and channels swapped (``numbaconv._fast.convolution``).
+    x is then W, one row of C_out "pixels" for every image (``n_step``
+    0); y holds the Y[n], one row of C_out "pixels" of H * W "channels"
+    each; b[oh * OW + ow] replaces b[co] (a bias per row of Y[n]); and
+    ``wk`` holds not packed filters but the X[n] themselves, (N, C_in, H
+    * W), each unit packing its block of columns of X[n] into panels
+    (``_pack_columns``).
+
+    One prange
     iteration owns the output rows ``oh0 <= oh < oh0 + rows_per_unit`` of
     image n for the channels ``co0 <= co < co0 + out_per_unit`` (a multiple
     of OUT), and its own scratch.
@@ -286,7 +303,7 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
     filter over NHWC memory (``x.w == OW``) reads x itself, with no copy
     and no waste.
     """
-    k_len, c_pad = wk.shape[1], wk.shape[0] * OUT
+    k_len, c_pad = wk.shape[1], round_up(wk.shape[2], OUT) if w_at_x else wk.shape[0] * OUT
     row_blocks = (y.h + rows_per_unit - 1) // rows_per_unit
     out_blocks = (c_pad + out_per_unit - 1) // out_per_unit
     by_rows = padded_rows and sh == 1 and sw == 1 and dh == 1 and dw == 1
@@ -315,16 +332,17 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
             a, a_start, a_row, pitch = x.data, start, x.c, cols
             segments, seg_len, seg_step = k_h, run, x.h_step - run
         elif by_rows:
-            block = np.zeros(((rows + k_h - 1) * cols + k_w + PIX) * x.c, wk.dtype)
+            block = np.zeros(((rows + k_h - 1) * cols + k_w + PIX) * x.c, y.data.dtype)
             _fill_rows(block, x, n, oh0 - pt, rows + k_h - 1, cols, pl)
             a, a_start, a_row, pitch = block, np.int64(0), x.c, cols
             segments, seg_len, seg_step = k_h, run, cols * x.c - run
         else:
             a_rows = round_up(rows * y.w, PIX)
-            patches = np.empty((a_rows, k_len), wk.dtype)
+            patches = np.empty((a_rows, k_len), y.data.dtype)
             _gather_patches(patches, x, n, oh0, rows * y.w, y.w, k_h, k_w, sh, sw, dh, dw, pt, pl)
             a, a_start, a_row, pitch = patches.reshape(-1), np.int64(0), k_len, y.w
             segments, seg_len, seg_step = 1, k_len, 0
+        panels, q_b = (_pack_columns(wk[n], co0, n_out), np.int64(0)) if w_at_x else (wk, co0)
         # In place: when the unit owns whole NHWC output rows with every
         # channel (C_out a multiple of OUT, and no columns past OW), its
         # block of y is a C-contiguous (pixels, C_out) matrix: the products
@@ -333,9 +351,11 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
         # (One core, alternated with the buffer for every pixel: 1x1
         # 8x112x112x32 -> 64 0.85, 8x56x56x64 -> 256 0.97. Units of 64
         # pixels, LeNet's 64x12x12x6 -> 16 5x5: 1.03-1.07, the second call
-        # of the products costing more than the copy saves.)
-        whole_rows = (not bias_per_pixel and co0 == 0 and n_out == y.c and y.c_step == 1
-                      and y.w_step == y.c)
+        # of the products costing more than the copy saves.) The W @ X
+        # route's unit owns a block of columns of every row of Y[n] (a
+        # plane's pixels), which it writes in place the same way.
+        whole_rows = (y.c_step == 1 and co0 + n_out <= y.c
+                      and (w_at_x or (co0 == 0 and n_out == y.c and y.w_step == y.c)))
         every = by_rows or rows_inside or min(k_len, K_CHUNK) * n_out > SPLIT_MAX_BLOCK
         if (whole_rows and pitch != y.w and y.w >= PIX
                 and (round_up(y.w, PIX) <= pitch or n_out >= ROW_DIRECT_MIN_OUT)):
@@ -352,14 +372,14 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
             # for 30: 1.20, so it keeps the buffer).
             n_direct = y.w // PIX * PIX
             parts, part_rows = rows, PIX if n_direct < y.w else 0
-            out = np.empty((rows * part_rows, n_out), wk.dtype)
+            out = np.empty((rows * part_rows, n_out), y.data.dtype)
             # The buffer's rows r * PIX on are row r's pixels from n_direct on.
             store_pitch, store_first, store_col0 = PIX, np.int64(0), n_direct
         else:
-            in_place = (whole_rows and pitch == y.w and y.h_step == y.w * y.c
-                        and rows * y.w >= IN_PLACE_MIN_PIXELS)
+            in_place = (whole_rows and pitch == y.w and y.h_step == y.w * y.w_step
+                        and (w_at_x or rows * y.w >= IN_PLACE_MIN_PIXELS))
             n_direct = (rows * y.w) // PIX * PIX if in_place else 0
-            out = np.empty((a_rows - n_direct, n_out), wk.dtype)
+            out = np.empty((a_rows - n_direct, n_out), y.data.dtype)
             parts, part_rows = 1, out.shape[0]
             store_pitch, store_first, store_col0 = pitch, n_direct, np.int64(0)
         # One call site of the products for both: each site is a copy of
@@ -368,23 +388,25 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
         base = n * y.n_step + oh0 * y.h_step
         for part in range(parts):
             _unit_products(y, b, base + part * y.h_step, n_direct, out[part * part_rows:(part + 1) * part_rows],
-                           a, a_start + part * pitch * a_row, a_row, wk, co0, segments, seg_len, seg_step, run,
-                           every, rows * y.w, oh0, sh, dh, pt, x.h, k_h)
-        _store(y, out, b, n, oh0, rows, store_pitch, co0, bias_per_pixel, store_first, store_col0)
+                           a, a_start + part * pitch * a_row, a_row, panels, q_b, co0, segments, seg_len, seg_step, run,
+                           every, rows * y.w, oh0, sh, dh, pt, x.h, k_h, w_at_x)
+        _store(y, out, b, n, oh0, rows, store_pitch, co0, w_at_x, store_first, store_col0)
 
 
 @kernel(parallel=False)
-def _unit_products(y, b, base, n_direct, out, a, a_start, a_row, wk, co0, segments, seg_len, seg_step, run,
-                   every, n_pix, oh0, sh, dh, pt, in_h, k_h):
-    """One work unit's products in ``conv2d_patch_gemm``: A @ wk's block of channels from co0.
+def _unit_products(y, b, base, n_direct, out, a, a_start, a_row, wk, q_b, co0, segments, seg_len, seg_step, run,
+                   every, n_pix, oh0, sh, dh, pt, in_h, k_h, w_at_x):
+    """One work unit's products in ``conv2d_patch_gemm``: A @ wk's out.shape[1] columns from q_b, to y's from co0.
 
-    The unit's first ``n_direct`` pixels go to y itself (plain NHWC memory
-    from ``base``, every channel), the bias added once their sums are in;
-    the rest to the buffer ``out``. A as ``_tile_products``, over
-    ``segments`` segments of ``seg_len`` values of K, ``seg_step`` apart in
-    ``a`` (kernel rows read in place), or one segment of gathered patches.
+    The unit's first ``n_direct`` pixels go to y itself (from ``base``,
+    pixels ``y.w_step`` apart, each a run of channels), the bias added once
+    their sums are in; the rest to the buffer ``out``. A as
+    ``_tile_products``, over ``segments`` segments of ``seg_len`` values of
+    K, ``seg_step`` apart in ``a`` (kernel rows read in place), or one
+    segment of gathered patches.
     """
-    direct_out = y.data[base:base + n_direct * y.c].reshape(n_direct, y.c)
+    n_out = out.shape[1]
+    direct_out = y.data[base:base + n_direct * y.w_step].reshape(n_direct, y.w_step)
     out_w = y.w
     # Tiles go in runs that share their range of kernel rows: gathered
     # patches skip the kernel rows that fall on padding for every pixel
@@ -399,14 +421,16 @@ def _unit_products(y, b, base, n_direct, out, a, a_start, a_row, wk, co0, segmen
     while t < n_tiles:
         kh_lo, kh_hi = _tile_kernel_rows(t, n_pix, out_w, oh0, sh, dh, pt, in_h, k_h, every)
         t_end = t + 1
-        while (t_end < n_tiles and t_end * PIX != n_direct and (every or (kh_lo, kh_hi) == _tile_kernel_rows(
-                t_end, n_pix, out_w, oh0, sh, dh, pt, in_h, k_h, every))):
+        while (t_end < n_tiles and t_end * PIX != n_direct and (not w_at_x or t_end - t < W_AT_X_RUN_TILES)
+               and (every or (kh_lo, kh_hi) == _tile_kernel_rows(t_end, n_pix, out_w, oh0, sh, dh, pt, in_h, k_h,
+                                                                 every))):
             t_end += 1
         p0, p1 = t * PIX, t_end * PIX
-        tiles = direct_out[p0:p1] if p0 < n_direct else out[p0 - n_direct:p1 - n_direct]
+        # (the tiles' first column: y's co0, or the buffer's 0)
+        tiles, col = (direct_out[p0:p1], co0) if p0 < n_direct else (out[p0 - n_direct:p1 - n_direct], np.int64(0))
         k_lo, k_hi = (kh_lo * run, kh_hi * run) if segments == 1 else (0, seg_len)
         if k_lo >= k_hi:
-            tiles[:] = 0  # no tap inside x: the bias alone
+            tiles[:, col:col + n_out] = 0  # no tap inside x: the bias alone
         # A segment is a kernel row (read in place) or the whole patch
         # (gathered), walked in chunks of at most K_CHUNK values; every
         # segment's chunk sums in the tile's registers (see _tile_products).
@@ -417,12 +441,46 @@ def _unit_products(y, b, base, n_direct, out, a, a_start, a_row, wk, co0, segmen
         # 8x112x112x32 -> 64 and 8x56x56x64 -> 256 1.19, 8x56x56x64 -> 64
         # 1.05, LeNet's 64x12x12x6 -> 16 5x5 1.07, 8x28x28x256 -> 256 1.02.)
         for c0 in range(k_lo, k_hi, K_CHUNK):
-            _tile_products(tiles, a, a_start + p0 * a_row, a_row, wk, co0, c0, min(c0 + K_CHUNK, k_hi),
+            _tile_products(tiles, col, n_out, a, a_start + p0 * a_row, a_row, wk, q_b, c0, min(c0 + K_CHUNK, k_hi),
                            c0 > k_lo, segments, seg_step, seg_len)
         t = t_end
+    # (Slices, indexed from 0: an index co0 + q might be negative for
+    # LLVM, and Numba's wraparound check keeps such a loop scalar.)
+    bias = b[co0:co0 + n_out]
     for pix in range(n_direct):
-        for q in range(y.c):
-            direct_out[pix, q] += b[q]
+        row = direct_out[pix, co0:co0 + n_out]
+        if w_at_x:
+            b_p = b[oh0 * y.w + pix]
+            for q in range(n_out):
+                row[q] += b_p
+        else:
+            for q in range(n_out):
+                row[q] += bias[q]
+
+
+@kernel(parallel=False)
+def _pack_columns(m, col0, n_cols):
+    """Columns col0 <= col < col0 + n_cols of the matrix ``m``, in panels: ``[j, k, i] = m[k, col0 + j * OUT + i]``.
+
+    Zero past m's columns; ``n_cols`` is a multiple of OUT. Row by row:
+    each row's block of columns is one run of memory.
+    """
+    panels = np.empty((n_cols // OUT, m.shape[0], OUT), m.dtype)
+    for k in range(m.shape[0]):
+        src = m[k]
+        for j in range(n_cols // OUT):
+            dst = panels[j, k]
+            c = np.uint64(col0 + j * OUT)
+            cols = min(OUT, m.shape[1] - col0 - j * OUT)
+            if cols == OUT:  # (a constant trip count: vector copies)
+                for i in range(OUT):
+                    dst[i] = src[c + np.uint64(i)]
+                continue
+            for i in range(cols):
+                dst[i] = src[c + np.uint64(i)]
+            for i in range(max(0, cols), OUT):
+                dst[i] = 0
+    return panels
 
 
 @kernel(parallel=False)
@@ -763,5 +821,5 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, chunk_p
                 _gather_panels(dy_panels, dy, n, oh0, rows * dy.w, p)
                 p += rows * dy.w
                 r += rows
-            _tile_products(out, at.reshape(-1), zero, at.shape[1], dy_panels, zero, zero, p, add, one, zero,
-                           zero)
+            _tile_products(out, zero, c_pad, at.reshape(-1), zero, at.shape[1], dy_panels, zero, zero, p, add, one,
+                           zero, zero)
