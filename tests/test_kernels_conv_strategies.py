@@ -610,6 +610,59 @@ def test_nchw_1x1_layers_take_w_at_x_where_the_rule_says(case, expected, monkeyp
     assert len(calls) == expected
 
 
+# ------------------------------------------------------------ whole windows
+#
+# A window covering the whole input (one output pixel, nothing padded before
+# it) runs as a 1x1 layer over one pixel of H * W * C_in channels, x and the
+# filter reinterpreted in their own memory (no copy to NHWC for NCHW callers).
+
+WHOLE_WINDOW_CASES = [
+    (5, 4, 4, 24, 1, (4, 4), 1, 0, 1),  # DCGAN's last layer, small: the dots
+    (2, 4, 4, 7, 3, (4, 4), 2, ((0, 1), (0, 0)), 1),  # stride 2, padded after only
+    (2, 3, 5, 4, 6, (3, 5), 1, 0, 1),  # a non-square window
+    (1, 1, 6, 5, 4, (1, 6), 1, 0, 1),  # one row
+    (3, 7, 7, 20, 40, (7, 7), 1, 0, 1),  # a classifier as a conv: the patch GEMM
+]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("case", WHOLE_WINDOW_CASES, ids=case_id)
+def test_whole_window_layers_match_the_reference(case, fmt):
+    check_all_ops(case, fmt)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_whole_window_layers_into_out_with_a_bias(fmt, dtype):
+    """Results in the caller's buffers, C-contiguous in the caller's layout; the transpose's bias per channel."""
+    case = WHOLE_WINDOW_CASES[2]
+    x, w, b, dy = (a.astype(dtype) for a in f64_case(case, fmt))
+    kw = dict(stride=case[6], padding=case[7], data_format=fmt)
+    want = [ref.conv2d(x, w, b, **kw), *ref.conv2d_backward(dy, x, w, **kw)]
+    outs = [np.empty_like(a) for a in want]
+    got = [fast.conv2d(x, w, b, out=outs[0], **kw), *fast.conv2d_backward(dy, x, w, out=tuple(outs[1:]), **kw)]
+    b_up = np.random.default_rng(2).standard_normal(x.shape[1 if fmt == "NCHW" else 3]).astype(dtype)
+    want.append(ref.conv2d_transpose(dy, w, b_up, **kw))
+    outs.append(np.empty_like(want[-1]))
+    got.append(fast.conv2d_transpose(dy, w, b_up, out=outs[-1], **kw))
+    atol = tolerance(dtype, reduction(case))
+    for g, o, e in zip(got, outs, want):
+        assert g is o and g.flags.c_contiguous
+        np.testing.assert_allclose(g, e, atol=atol, rtol=0)
+
+
+@pytest.mark.parametrize("case", [WHOLE_WINDOW_CASES[0], WHOLE_WINDOW_CASES[4]], ids=case_id)
+def test_a_whole_window_reads_nchw_memory_in_place(case, monkeypatch):
+    """For an NCHW caller, x reaches the forward kernel as the caller's own memory, whatever the strategy."""
+    seen = []
+    for module, name in ((patch_gemm, "conv2d_patch_gemm"), (plane_kernels, "conv2d_nhwc"), (dots, "conv2d_dots")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, real=real: seen.append(a[0].data) or real(*a))
+    x, w, b, _ = f64_case(case, "NCHW")
+    fast.conv2d(x, w, b, data_format="NCHW")
+    assert len(seen) == 1 and np.shares_memory(seen[0], x)
+
+
 # Without the JIT the kernels' NumPy scalars warn on inf * 0 and inf - inf, where compiled code does not.
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
 def test_1x1_in_place_reads_keep_non_finite_values_where_the_reference_has_them():
