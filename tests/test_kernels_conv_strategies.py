@@ -622,6 +622,9 @@ WHOLE_WINDOW_CASES = [
     (2, 3, 5, 4, 6, (3, 5), 1, 0, 1),  # a non-square window
     (1, 1, 6, 5, 4, (1, 6), 1, 0, 1),  # one row
     (3, 7, 7, 20, 40, (7, 7), 1, 0, 1),  # a classifier as a conv: the patch GEMM
+    # ... which becomes a 1x1 layer on planes of one pixel (an SE block's): NCHW memory
+    # is then NHWC memory, and the kernels get NHWC steps
+    (6, 1, 1, 40, 24, (1, 1), 1, 0, 1),
 ]
 
 

@@ -29,8 +29,10 @@ def image(a, nchw):
     """The kernels' view of an NHWC-indexed array: its NHWC or NCHW memory, flat, with element steps.
 
     The order is NCHW when ``nchw``; an array not C-contiguous in it is copied first.
+    Images of one pixel get NHWC steps in either case (the two memories are
+    one then), so that the kernels take their paths for runs of channels.
     """
-    if nchw:
+    if nchw and a.shape[1] * a.shape[2] != 1:
         flat = contiguous(a.transpose(0, 3, 1, 2)).reshape(-1)
         n, h, w, c = a.shape
         return k.Image(flat, n, h, w, c, c * h * w, w, 1, h * w)
