@@ -34,6 +34,7 @@ Otherwise the input gradient and the transpose run the forward kernel of
 any strategy on the stride phases of their output (:func:`phases`,
 :func:`phase_rows`, :func:`phase_taps`).
 """
+import math
 import sys
 import types
 
@@ -325,12 +326,9 @@ def nchw_1x1_units(n, c_pad):
     they round down (and the last block of an image holds the remainder).
     From the shape alone.
     """
-    a, b = n, MIN_UNITS
-    while b:
-        a, b = b, a % b
-    step = MIN_UNITS // max(1, a)
+    step = MIN_UNITS // math.gcd(n, MIN_UNITS)  # (gcd(0, 8) = 8: no images, one block)
     panels = -(-c_pad // OUT)
-    blocks = -(-max(1, -(-panels * OUT // NCHW_1X1_UNIT_PIXELS)) // step) * step
+    blocks = -(-max(1, -(-c_pad // NCHW_1X1_UNIT_PIXELS)) // step) * step
     per = -(-panels // blocks)
     if n * -(-panels // per) < MIN_UNITS:
         per = max(1, panels // blocks)

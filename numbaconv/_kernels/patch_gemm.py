@@ -332,13 +332,13 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
             a, a_start, a_row, pitch = x.data, start, x.c, cols
             segments, seg_len, seg_step = k_h, run, x.h_step - run
         elif by_rows:
-            block = np.zeros(((rows + k_h - 1) * cols + k_w + PIX) * x.c, y.data.dtype)
+            block = np.zeros(((rows + k_h - 1) * cols + k_w + PIX) * x.c, wk.dtype)
             _fill_rows(block, x, n, oh0 - pt, rows + k_h - 1, cols, pl)
             a, a_start, a_row, pitch = block, np.int64(0), x.c, cols
             segments, seg_len, seg_step = k_h, run, cols * x.c - run
         else:
             a_rows = round_up(rows * y.w, PIX)
-            patches = np.empty((a_rows, k_len), y.data.dtype)
+            patches = np.empty((a_rows, k_len), wk.dtype)
             _gather_patches(patches, x, n, oh0, rows * y.w, y.w, k_h, k_w, sh, sw, dh, dw, pt, pl)
             a, a_start, a_row, pitch = patches.reshape(-1), np.int64(0), k_len, y.w
             segments, seg_len, seg_step = 1, k_len, 0
@@ -372,14 +372,14 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
             # for 30: 1.20, so it keeps the buffer).
             n_direct = y.w // PIX * PIX
             parts, part_rows = rows, PIX if n_direct < y.w else 0
-            out = np.empty((rows * part_rows, n_out), y.data.dtype)
+            out = np.empty((rows * part_rows, n_out), wk.dtype)
             # The buffer's rows r * PIX on are row r's pixels from n_direct on.
             store_pitch, store_first, store_col0 = PIX, np.int64(0), n_direct
         else:
             in_place = (whole_rows and pitch == y.w and y.h_step == y.w * y.w_step
                         and (w_at_x or rows * y.w >= IN_PLACE_MIN_PIXELS))
             n_direct = (rows * y.w) // PIX * PIX if in_place else 0
-            out = np.empty((a_rows - n_direct, n_out), y.data.dtype)
+            out = np.empty((a_rows - n_direct, n_out), wk.dtype)
             parts, part_rows = 1, out.shape[0]
             store_pitch, store_first, store_col0 = pitch, n_direct, np.int64(0)
         # One call site of the products for both: each site is a copy of
