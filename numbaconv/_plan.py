@@ -147,6 +147,7 @@ DW_PART_MIN_PIXELS = 1024
 MAX_PARTS = 8
 PARTIAL_BUDGET = 1 << 23  # filter gradient: elements of all partial sums together
 CHUNK_PIXELS = 256  # filter gradient: pixels gathered per pass
+IN_PLACE_PANEL_VALUES = 1 << 18  # ... and panel values per pass where A is read in place (dw_in_place_chunk)
 BIAS_ROW_VALUES = 1024  # bias gradient, NHWC: values per row of its partial sums, at most (bias_row_pixels)
 # The dots (by_dots): into at most DOTS_MAX_OUT channels (unless the patch
 # GEMM takes the call), from kernel rows of at least DOTS_MIN_RUN values (KW *
@@ -454,7 +455,7 @@ def winograd_units(n, oh, ow, c_pad):
 
 
 @register_jitable
-def dw_by_patches(n, oh, ow, kh, kw, sh, sw, dw, c_in, c_out, nchw):
+def dw_by_patches(n, oh, ow, kh, kw, sh, sw, dw, c_in, c_out):
     """Whether the filter gradient goes to the patch GEMM rather than the plane kernel.
 
     The plane kernel reduces over one work unit's grid (``dw_planes_plan``:
@@ -484,13 +485,16 @@ def dw_by_patches(n, oh, ow, kh, kw, sh, sw, dw, c_in, c_out, nchw):
     once, see dw_swapped). Measured after that (5 interleaved rounds, one
     core, loaded machine): 8x56x56x64 -> 64 1.21, 8x112x112x32 -> 64 1.15,
     1x56x56x64 -> 64 1.19; into 32 channels 8x56x56x32 1.04, 8x28x28x32
-    1.11, 8x40x40x64 0.94: those keep the rule above. NCHW memory keeps
-    it too: the plane kernel reads x and dy planes in place, where the
-    patch GEMM transposes one of them (5 interleaved rounds, one core,
-    planes/patches: 8x56x56x256 -> 64 0.47, 8x28x28x128 -> 512 0.61,
-    8x56x56x64 -> 64 0.47).
+    1.11, 8x40x40x64 0.94: those keep the rule above. NCHW memory too,
+    since the patch GEMM reads the operand of more channels there in place
+    (``dw_in_place_chunk``), as the plane kernel reads both (2 threads, 7
+    interleaved calls, NCHW, patches / planes: 8x56x56x64 -> 64 0.90,
+    -> 128 0.67, -> 256 0.49, 256 -> 64 0.69, 8x40x40x32 -> 64 0.69,
+    8x112x112x32 -> 64 0.61, 1x56x56x64 -> 64 0.89, 8x28x28x128 -> 128
+    0.69; before, when it gathered one of them transposed, planes /
+    patches was 0.47-0.61).
     """
-    if kh == 1 and kw == 1 and not nchw and c_in >= PATCH_MIN_K_1X1 and c_out >= DW_PATCH_MIN_OUT_1X1:
+    if kh == 1 and kw == 1 and c_in >= PATCH_MIN_K_1X1 and c_out >= DW_PATCH_MIN_OUT_1X1:
         return True
     if kh * kw * c_in < PATCH_MIN_K or c_out < DW_PATCH_MIN_OUT:
         return False
@@ -505,7 +509,7 @@ def dw_planes_short(n, oh, ow, kw, sw, dw):
 
 
 @register_jitable
-def dw_by_taps(n, oh, ow, kh, kw, sh, sw, dh, dw, c_in, c_out, nchw):
+def dw_by_taps(n, oh, ow, kh, kw, sh, sw, dh, dw, c_in, c_out):
     """Whether the filter gradient goes to the taps kernel (``_kernels.filter_taps``), x read in place.
 
     Its products skip every tap on padding and copy nothing but dy's
@@ -541,7 +545,7 @@ def dw_by_taps(n, oh, ow, kh, kw, sh, sw, dh, dw, c_in, c_out, nchw):
         return (c_in >= TAPS_MIN_IN_SHORT and c_out <= 2 * OUT
                 and dw_planes_short(n, oh, ow, kw, sw, dw))
     large = kh * kw >= TAPS_LARGE_KERNEL
-    if (dw_by_patches(n, oh, ow, kh, kw, sh, sw, dw, c_in, c_out, nchw)
+    if (dw_by_patches(n, oh, ow, kh, kw, sh, sw, dw, c_in, c_out)
             or not planes_fit(kh, kw, sh, sw, dh, dw)):  # the patch GEMM's calls
         return large or c_out <= 2 * OUT
     return c_out <= OUT or (large and (ow <= TAPS_MAX_PLANE_W or c_in >= TAPS_WIDE_IN))
@@ -609,6 +613,24 @@ def dw_patches_plan(n, oh, ow, kh, kw, c_in, c_out):
     k_blocks = max(1, min(-(-MIN_UNITS // parts), most_blocks))
     k_block = -(-k_pad // k_blocks // PIX) * PIX
     return k_pad, c_pad, parts, k_block, max(CHUNK_PIXELS, ow)
+
+
+@register_jitable
+def dw_in_place_chunk(pixels, ow, c_pad):
+    """Pixels per pass of the patch GEMM's filter gradient where it reads A in place (1x1, NCHW memory).
+
+    No transposed gather then: the products stream A's rows, a channel
+    plane apart, from memory, and longer runs of each suit the hardware
+    prefetchers (one core, 8x56x56x64 -> 256 NCHW as dw^T, gathers and
+    products: chunks of 256 pixels 10.8 ms, 512 8.9, a whole image 7.9).
+    The dy panels of a pass stay within IN_PLACE_PANEL_VALUES (2 threads,
+    whole call, chunks of 256 / 1024 / 4096 pixels: 8x56x56x64 -> 256 7.2 /
+    6.4 / 6.1 ms with 64 panel channels; 8x28x28x512 -> 128 as dw^T, 512
+    panel channels, 5.3 / 6.4 / 8.7), and every part has a chunk of its
+    own (MAX_PARTS: 8x14x14x256 -> 1024 in chunks of 1024 pixels, two for
+    the call, 4.4 -> 4.9 ms).
+    """
+    return max(CHUNK_PIXELS, ow, min(IN_PLACE_PANEL_VALUES // c_pad, pixels // MAX_PARTS))
 
 
 @register_jitable

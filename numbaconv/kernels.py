@@ -416,7 +416,7 @@ def conv2d_backward_filter(dy, x, dw, stride_h, stride_w, pad_top, pad_left, dil
             return  # (else a value is not finite: recomputed below, as the public API does)
     k_len = k_h * k_w * c_in
     flat = dw.reshape(k_len, c_out)
-    if _dw_by_taps(n, oh, ow, k_h, k_w, sh, sw, dh, dw_, c_in, c_out, False):
+    if _dw_by_taps(n, oh, ow, k_h, k_w, sh, sw, dh, dw_, c_in, c_out):
         k_pad, c_pad, parts, chunk_rows = _dw_taps_plan(n, oh, ow, k_h, k_w, c_in, c_out)
         partial = np.empty((parts, k_pad, c_pad), dw.dtype)
         _filter_taps(_image(x), _image(dy), partial, k_h, k_w, chunk_rows, sh, sw, dh, dw_, pt, pl)
@@ -425,7 +425,7 @@ def conv2d_backward_filter(dy, x, dw, stride_h, stride_w, pad_top, pad_left, dil
             for co in range(c_out):
                 flat[k, co] = _sum_parts(partial, k // c_in * c_tap + k % c_in, co)
         return
-    if (not _dw_by_patches(n, oh, ow, k_h, k_w, sh, sw, dw_, c_in, c_out, False)
+    if (not _dw_by_patches(n, oh, ow, k_h, k_w, sh, sw, dw_, c_in, c_out)
             and _planes_fit(k_h, k_w, sh, sw, dh, dw_)):
         parts, rows = _dw_planes_plan(n, oh, ow, k_w, sw, dw_)
         _conv2d_backward_filter_nhwc(_image(x), _image(dy), dw, parts, rows, sh, sw, dh, dw_, pt, pl)

@@ -431,20 +431,57 @@ def test_the_filter_gradient_by_taps_at_its_boundaries(n, h, w, c_in, c_out, k, 
     assert calls.used(*names) == {names[("patches", "planes", "taps").index(expected)]}
 
 
-def test_an_nchw_1x1_filter_gradient_keeps_the_planes_on_long_grids(monkeypatch):
-    """NHWC 8x40x40x32 -> 64 goes to the patch GEMM (DW_BOUNDARY); NCHW memory keeps the planes."""
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_1x1_filter_gradient_goes_to_the_patch_gemm_on_long_grids_in_both_layouts(fmt, monkeypatch):
+    """8x40x40x32 -> 64 (DW_BOUNDARY): the patch GEMM, which reads NCHW memory's wider operand in place."""
     calls = Calls(monkeypatch)
     rng = np.random.default_rng(5)
     x = rng.standard_normal((8, 40, 40, 32)).astype(np.float32)
     wt = rng.standard_normal((1, 1, 32, 64)).astype(np.float32)
     dy = rng.standard_normal((8, 40, 40, 64)).astype(np.float32)
-    got = fast.conv2d_backward_filter(to_format(dy, "NCHW"), to_format(x, "NCHW"), (64, 32, 1, 1),
-                                      data_format="NCHW")
+    got = fast.conv2d_backward_filter(to_format(dy, fmt), to_format(x, fmt), filters_to_format(wt, fmt).shape,
+                                      data_format=fmt)
+    got = got if fmt == "NHWC" else got.transpose(2, 3, 1, 0)
     want = ref.conv2d_backward(dy.astype(np.float64), x.astype(np.float64), wt.astype(np.float64))[1]
-    np.testing.assert_allclose(got.transpose(2, 3, 1, 0), want, atol=tolerance(np.float32, 8 * 40 * 40),
-                               rtol=0)
+    np.testing.assert_allclose(got, want, atol=tolerance(np.float32, 8 * 40 * 40), rtol=0)
     assert calls.used("conv2d_backward_filter_patch_gemm", "conv2d_backward_filter_nhwc") == {
-        "conv2d_backward_filter_nhwc"}
+        "conv2d_backward_filter_patch_gemm"}
+
+
+# (n, h, w, c_in, c_out, stride, dtype): NCHW 1x1 filter gradients whose A operand (dy as dw^T,
+# else x) the patch GEMM reads in place, a channel plane per row, with the rows past the last
+# whole tile of PIX gathered, in chunks of whole images (an image per segment of the products)
+# or of rows of one image (a product per image a chunk reaches).
+IN_PLACE_1X1_CASES = [
+    (3, 5, 7, 40, 75, 1, np.float32),  # 35-pixel planes, 7 to a chunk; 75 rows: a tile's rows gathered
+    (2, 23, 24, 35, 64, 1, np.float32),  # 552-pixel planes in chunks of 10 rows, some across two images
+    (2, 20, 20, 100, 64, 1, np.float32),  # C_in > C_out: x read in place (100 rows, 4 or 5 gathered)
+    (2, 17, 15, 40, 96, 2, np.float32),  # stride 2: dy in place, x's strided pixels in the panels
+    (1, 12, 11, 300, 530, 1, np.float32),  # dw^T of 159000 values: blocks of K rows, 530 rows
+    (2, 9, 30, 48, 70, 1, np.float64),  # float64: one-panel tiles
+    (9, 4, 4, 64, 64, 1, np.float32),  # 16-pixel planes: 16 images a chunk (segments), one chunk of 9
+]
+
+
+@pytest.mark.parametrize("n, h, w, c_in, c_out, stride, dtype", IN_PLACE_1X1_CASES)
+def test_an_nchw_1x1_filter_gradient_read_in_place(n, h, w, c_in, c_out, stride, dtype, monkeypatch):
+    planes = []
+    kernel = patch_gemm.conv2d_backward_filter_patch_gemm
+
+    def call(x, *args):
+        planes.append(x.w_step == 1 and x.h_step == x.w)
+        return kernel(x, *args)
+    monkeypatch.setattr(patch_gemm, "conv2d_backward_filter_patch_gemm", call)
+    rng = np.random.default_rng(n * h * w + c_in)
+    x = rng.standard_normal((n, h, w, c_in)).astype(dtype)
+    wt = rng.standard_normal((1, 1, c_in, c_out)).astype(dtype)
+    dy = rng.standard_normal(ref.conv2d(x, wt, stride=stride).shape).astype(dtype)
+    want = ref.conv2d_backward(dy.astype(np.float64), x.astype(np.float64), wt.astype(np.float64),
+                               stride=stride)[1]
+    got = fast.conv2d_backward_filter(to_format(dy, "NCHW"), to_format(x, "NCHW"), (c_out, c_in, 1, 1),
+                                      stride=stride, data_format="NCHW")
+    np.testing.assert_allclose(got.transpose(2, 3, 1, 0), want, atol=tolerance(dtype, dy.size // c_out), rtol=0)
+    assert planes == [True]  # one call, its A operand in channel planes
 
 
 # (n, h, w, c_in, c_out, stride, padding, format, swapped): a 1x1 filter gradient is computed

@@ -469,7 +469,7 @@ def conv2d_backward_filter(x, dy, g, nchw, out=None):
 
 @plan.kept
 @functools.lru_cache(maxsize=1024)
-def _filter_strategy(g, n, c_in, c_out, nchw):
+def _filter_strategy(g, n, c_in, c_out):
     """(winograd, strategy) of a filter gradient: Winograd first when ``winograd``, then the strategy.
 
     The strategy is "dots", "taps", "patches" or "planes" (``plan.by_dots``,
@@ -479,9 +479,9 @@ def _filter_strategy(g, n, c_in, c_out, nchw):
     if plan.by_dots(g.kh, g.kw, g.sh, g.sw, g.dw, c_in, c_out, g.oh, g.ow):
         return False, "dots"
     winograd = plan.dw_by_winograd(g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, c_in, c_out, n, g.oh, g.ow)
-    if plan.dw_by_taps(n, g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, c_in, c_out, nchw):
+    if plan.dw_by_taps(n, g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, c_in, c_out):
         return winograd, "taps"
-    if (plan.dw_by_patches(n, g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.dw, c_in, c_out, nchw)
+    if (plan.dw_by_patches(n, g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.dw, c_in, c_out)
             or not plan.planes_fit(g.kh, g.kw, g.sh, g.sw, g.dh, g.dw)):
         return winograd, "patches"
     return winograd, "planes"
@@ -489,7 +489,7 @@ def _filter_strategy(g, n, c_in, c_out, nchw):
 
 def _backward_filter(x, dy, g, nchw, out):
     """Compute dw by dots, Winograd, taps, the plane kernel, or the patch GEMM (:func:`_filter_strategy`)."""
-    winograd, strategy = _filter_strategy(g, x.shape[0], x.shape[3], dy.shape[3], nchw)
+    winograd, strategy = _filter_strategy(g, x.shape[0], x.shape[3], dy.shape[3])
     if strategy == "dots":
         return _backward_filter_dots(x, dy, g, nchw)
     if winograd and (dw := _backward_filter_winograd(x, dy, g, nchw, out)) is not None:
@@ -553,6 +553,9 @@ def _backward_filter_patches(x, dy, g, nchw):
         # dw^T = dy^T @ x: dy as the 1x1 stride-1 "input", x's strided
         # pixels as the "gradient" (plan.dw_swapped).
         k_pad, c_pad, parts, k_block, chunk = plan.dw_patches_plan(n, g.oh, g.ow, 1, 1, c_out, c_in)
+        if nchw:
+            # dy's channel planes are read in place (_kernels.patch_gemm).
+            chunk = plan.dw_in_place_chunk(n * g.oh * g.ow, g.ow, c_pad)
         partial = np.empty((parts, k_pad, c_pad), x.dtype)
         x_img = image(x, nchw)
         pixels = k.Image(x_img.data, n, g.oh, g.ow, c_in, x_img.n_step, g.sh * x_img.h_step,
@@ -565,6 +568,8 @@ def _backward_filter_patches(x, dy, g, nchw):
         return hwio if nchw else np.ascontiguousarray(hwio)
     # Parts from the shape alone (bit-identical at any thread count).
     k_pad, c_pad, parts, k_block, chunk = plan.dw_patches_plan(n, g.oh, g.ow, g.kh, g.kw, c_in, c_out)
+    if nchw and g.kh * g.kw == 1 and g.sh * g.sw == 1 and g.pt + g.pl == 0:
+        chunk = plan.dw_in_place_chunk(n * g.oh * g.ow, g.ow, c_pad)  # x's planes read in place
     partial = np.empty((parts, k_pad, c_pad), x.dtype)
     # An NCHW x with more than one tap is copied to NHWC memory first: its
     # transposed gather then copies runs of channels, not a run of OW pixels

@@ -769,17 +769,34 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, chunk_p
     n_panels = c_pad // OUT
     k_blocks = (k_pad + k_block - 1) // k_block
     row_units = dy.n * dy.h
+    plane = dy.h * dy.w
+    # A 1x1 stride-1 reduction whose x has each image's channel planes
+    # contiguous (NCHW memory) reads A = x[n] as (C_in, pixels) rows in
+    # place, a plane apart: no transposed gather. Copying those rows, 256
+    # channels 12.5 KB apart a chunk at a time, ran at 3 GB/s (one core,
+    # 8x56x56x64 -> 256 NCHW as dw^T: gathers 8.0 ms of 18.9). Only whole
+    # tiles of PIX channels are read in place; the rest are gathered.
+    in_place = (k_h == 1 and k_w == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0
+                and x.w_step == 1 and x.h_step == x.w and x.h == dy.h and x.w == dy.w)
+    full = x.c // PIX * PIX if in_place else 0
+    # Chunks of whole images where an image fits in one (their products are
+    # then one call, an image per segment), else of rows of one image.
+    per_chunk = chunk_pixels // dy.w if dy.w else 1
+    if in_place and plane <= chunk_pixels:
+        per_chunk = chunk_pixels // plane * dy.h
+    n_chunks = (row_units + per_chunk - 1) // per_chunk
     for unit in prange(n_parts * k_blocks):
         part = np.int64(unit) // k_blocks
         k0 = (np.int64(unit) - part * k_blocks) * k_block
         k1 = min(k0 + k_block, k_pad)
+        g0 = min(k1, max(k0, full))  # rows k0..g0 read in place, g0..k1 gathered
         out = partial[part, k0:k1]
         # Rows OUT values longer than the chunk: a pitch of a power of two
         # of 1 KB or more puts a tile's rows of at, and the rows the
         # gather writes per pixel, into the same L1 sets (one core,
         # 8x56x56x256 -> 64 1x1, blocks of 132 rows: 16.7 ms with rows of
         # 256 pixels, 15.7 with 272).
-        at = np.empty((k1 - k0, chunk_pixels + OUT), partial.dtype)
+        at = np.empty((k1 - g0, chunk_pixels + OUT), partial.dtype)
         # dy's rows in panels, as _tile_products reads B; channels past
         # C_out stay zero (only the last panel has any: the others are not
         # zeroed, 0.5 MB per unit for 512 channels).
@@ -790,14 +807,12 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, chunk_p
         dy_panels = np.empty((n_panels, chunk_pixels + 1, OUT), partial.dtype)
         if dy.c < c_pad:
             dy_panels[n_panels - 1] = 0
-        # Parts of whole chunks (chunk_pixels // OW rows each, the last
-        # chunk excepted): every chunk but the last of the call then holds
-        # all the pixels it can, and each chunk reloads and stores the
-        # unit's block of partial sums once. Split at any row, 6 parts
-        # made up to 6 more chunks (one core, 8x28x28x512 -> 128 as dw^T:
-        # 30 chunks instead of 25, its 132 x 512 sums reloaded each time).
-        per_chunk = chunk_pixels // dy.w if dy.w else 1
-        n_chunks = (row_units + per_chunk - 1) // per_chunk
+        # Parts of whole chunks (the last chunk excepted): every chunk but
+        # the last of the call then holds all the pixels it can, and each
+        # chunk reloads and stores the unit's block of partial sums once.
+        # Split at any row, 6 parts made up to 6 more chunks (one core,
+        # 8x28x28x512 -> 128 as dw^T: 30 chunks instead of 25, its 132 x
+        # 512 sums reloaded each time).
         r = min(row_units, per_chunk * (n_chunks * part // n_parts))
         r_end = min(row_units, per_chunk * (n_chunks * (part + 1) // n_parts))
         # Offsets go to the helpers as int64 values: a literal 0 would be an
@@ -807,19 +822,30 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, chunk_p
         r_first = r
         if r == r_end:
             out[:] = 0
+        a_in_place = out[:g0 - k0]
         while r < r_end:
             # The first chunk overwrites the block of partial. (A runtime
             # bool: a literal False would compile _tile_products twice.)
             add = r > r_first
             p = zero
-            while r < r_end and p + dy.w <= chunk_pixels:
+            n_first = r // dy.h
+            r_stop = min(r_end, r + per_chunk)
+            while r < r_stop:
                 n = r // dy.h
                 oh0 = r - n * dy.h
-                rows = min((chunk_pixels - p) // dy.w, dy.h - oh0, r_end - r)
-                _gather_transposed(at, x, n, oh0, rows, dy.w, p, k0, k1, k_h, k_w,
+                rows = min(dy.h - oh0, r_stop - r)
+                _gather_transposed(at, x, n, oh0, rows, dy.w, p, g0, k1, k_h, k_w,
                                    sh, sw, dh, dw, pt, pl)
                 _gather_panels(dy_panels, dy, n, oh0, rows * dy.w, p)
+                if g0 > k0 and plane > chunk_pixels:
+                    # A piece of rows of image n: panel rows p on are its pixels.
+                    _tile_products(a_in_place, zero, c_pad, x.data, n * x.n_step + k0 * x.c_step + oh0 * dy.w - p,
+                                   x.c_step, dy_panels, zero, p, p + rows * dy.w, add or p > 0, one, zero, zero)
                 p += rows * dy.w
                 r += rows
-            _tile_products(out, zero, c_pad, at.reshape(-1), zero, at.shape[1], dy_panels, zero, zero, p, add, one,
-                           zero, zero)
+            if g0 > k0 and plane <= chunk_pixels:
+                # Whole images, one per segment of plane pixels.
+                _tile_products(a_in_place, zero, c_pad, x.data, n_first * x.n_step + k0 * x.c_step, x.c_step,
+                               dy_panels, zero, zero, plane, add, p // plane, x.n_step - plane, plane)
+            _tile_products(out[g0 - k0:], zero, c_pad, at.reshape(-1), zero, at.shape[1], dy_panels, zero, zero, p,
+                           add, one, zero, zero)
