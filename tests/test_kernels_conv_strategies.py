@@ -787,6 +787,40 @@ def test_1x1_layers_merge_their_images_where_the_rule_says(n, h, w, pad, stride,
             assert seen == [(n, oh, ow)]
 
 
+# (kh, kw, c_in, c_out, taps_h, taps_w): the forward's taps, and an input-gradient phase's (reversed,
+# strided); channel counts past a block of PACK_ROWS and a panel of OUT.
+PACK_CASES = [
+    (3, 3, 40, 33, (0, 1, 2), (0, 1, 2)),
+    (5, 5, 17, 20, (4, 2, 0), (3, 1)),
+    (7, 7, 3, 64, tuple(range(7)), tuple(range(7))),
+    (1, 3, 70, 9, (0,), (2, 0)),
+    (3, 3, 5, 5, (1,), (1,)),  # one tap of several
+]
+
+
+@pytest.mark.parametrize("swap", [False, True])
+@pytest.mark.parametrize("kh, kw, c_in, c_out, taps_h, taps_w", PACK_CASES)
+def test_packed_filters_are_the_same_from_oihw_and_hwio_memory(kh, kw, c_in, c_out, taps_h, taps_w, swap):
+    """pack_filters: OIHW memory (a block of channels at every tap) gives HWIO memory's panels, and the matrix."""
+    w = np.random.default_rng(kh * c_in + c_out).standard_normal((kh, kw, c_in, c_out)).astype(np.float32)
+    oihw = np.ascontiguousarray(w.transpose(3, 2, 0, 1))
+    th, tw = np.array(taps_h, np.int64), np.array(taps_w, np.int64)
+    n_in, n_out = (c_out, c_in) if swap else (c_in, c_out)
+    panels = {}
+    for name, data, steps in (("hwio", w.reshape(-1), (kw * c_in * c_out, c_in * c_out, c_out, 1)),
+                              ("oihw", oihw.reshape(-1), (kw, 1, kh * kw, c_in * kh * kw))):
+        out = np.full(drivers.panels_shape(th.size * tw.size * n_in, n_out), np.nan, np.float32)
+        patch_gemm.pack_filters(data, steps, th, tw, swap, n_out, out)
+        panels[name] = out
+    np.testing.assert_array_equal(panels["oihw"], panels["hwio"])
+    sub = w[np.ix_(th, tw)]  # (taps_h, taps_w, c_in, c_out)
+    matrix = (sub.transpose(0, 1, 3, 2) if swap else sub).reshape(-1, n_out)
+    n_panels = panels["hwio"].shape[0]
+    got = panels["hwio"].transpose(1, 0, 2).reshape(matrix.shape[0], n_panels * patch_gemm.OUT)
+    np.testing.assert_array_equal(got[:, :n_out], matrix)
+    assert not got[:, n_out:].any()
+
+
 @pytest.mark.parametrize(("taps", "c_in", "c_out"), [(1, 1, 1), (9, 3, 64), (25, 17, 33), (4, 40, 15)])
 def test_filters_to_oihw_is_the_transpose(taps, c_in, c_out):
     """The NCHW callers' filter gradient: HWIO (taps, C_in, C_out) into OIHW memory, blocks of 16 past the ends."""
