@@ -411,7 +411,7 @@ def conv2d_backward_filter(dy, x, dw, stride_h, stride_w, pad_top, pad_left, dil
         rows, cols, parts, blocks, block_co, c_pad = _dw_winograd_plan(n, oh, ow, c_in, c_out)
         partial = np.empty((parts, blocks, 16, block_co, c_pad), dw.dtype)
         _filter_winograd(_image(x), _image(dy), partial, rows, cols, pt, pl)
-        _filter_from_winograd(partial, dw)
+        _filter_from_winograd(partial, dw.reshape(-1), 3, c_in, c_out, (3 * c_in * c_out, c_in * c_out, c_out, 1))
         if np.isfinite(dw).all():
             return  # (else a value is not finite: recomputed below, as the public API does)
     k_len = k_h * k_w * c_in

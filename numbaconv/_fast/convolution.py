@@ -521,8 +521,14 @@ def _backward_filter_winograd(x, dy, g, nchw, out):
     # an NCHW x to NHWC memory first, 1.03 without).
     direct(wg.conv2d_backward_filter_winograd, x.dtype, image(x, nchw), image(dy, nchw), partial, rows, cols,
            g.pt, g.pl)
-    dw = result(out, (3, 3, c_in, c_out), x.dtype)
-    direct(wg.filter_gradient_from_winograd, x.dtype, partial, dw)
+    if nchw:
+        # OIHW memory, what the caller gets (conv2d_backward_filter): written in place.
+        oihw = np.empty((c_out, c_in, 3, 3), x.dtype)
+        dw, flat, steps = oihw.transpose(2, 3, 1, 0), oihw.reshape(-1), (3, 1, 9, 9 * c_in)
+    else:
+        dw = result(out, (3, 3, c_in, c_out), x.dtype)
+        flat, steps = dw.reshape(-1), (3 * c_in * c_out, c_in * c_out, c_out, 1)
+    direct(wg.filter_gradient_from_winograd, x.dtype, partial, flat, 3, c_in, c_out, steps)
     return dw if np.isfinite(dw).all() else None
 
 

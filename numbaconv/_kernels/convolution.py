@@ -415,29 +415,32 @@ def filters_to_oihw(w, out):
     """out[o, i, t] = w[t, i, o]: (taps, C_in, C_out) HWIO filters into OIHW memory (C_out, C_in, taps).
 
     For NCHW callers' filter gradients, which the kernels compute HWIO.
-    One prange iteration owns one input channel and LANES output channels:
-    it reads runs of LANES values of w and writes LANES rows of ``taps``
-    values of out, all in L1. (NumPy's transposing copy of 3x3x512x512
-    float32 filters took 5.7 ms, where the gradient itself takes 0.7 on 2
-    threads.)
+    One prange iteration owns LANES input channels: for each block of
+    LANES output channels it reads runs of LANES values of w and writes
+    LANES rows of ``taps`` values of out, all in L1, through one tile.
+    (NumPy's transposing copy of 3x3x512x512 float32 filters took 5.7 ms,
+    where the gradient itself takes 0.7 on 2 threads. With a prange
+    iteration per block of inputs and of outputs, 1.19-1.25 ms on 2
+    threads, 0.93-1.02 so; NumPy's plain copy of the same bytes, one
+    thread, 0.63.)
     """
     taps, n_in, n_out = w.shape
-    blocks = (n_out + LANES - 1) // LANES
-    for unit in prange(-(-n_in // LANES) * blocks):
-        i0 = np.int64(unit) // blocks * LANES
-        o0 = (np.int64(unit) % blocks) * LANES
-        n_i, n_o = min(LANES, n_in - i0), min(LANES, n_out - o0)
+    for unit in prange((n_in + LANES - 1) // LANES):
+        i0 = np.int64(unit) * LANES
+        n_i = min(LANES, n_in - i0)
         tile = np.empty((LANES, n_i * taps), w.dtype)
-        for t in range(taps):
-            for i in range(n_i):
-                row = w[t, i0 + i, o0:o0 + n_o]
-                for o in range(n_o):
-                    tile[o, i * taps + t] = row[o]
-        for o in range(n_o):
-            dst = out[o0 + o].reshape(-1)[i0 * taps:(i0 + n_i) * taps]
-            src = tile[o]
-            for v in range(n_i * taps):
-                dst[v] = src[v]
+        for o0 in range(0, n_out, LANES):
+            n_o = min(LANES, n_out - o0)
+            for t in range(taps):
+                for i in range(n_i):
+                    row = w[t, i0 + i, o0:o0 + n_o]
+                    for o in range(n_o):
+                        tile[o, i * taps + t] = row[o]
+            for o in range(n_o):
+                dst = out[o0 + o].reshape(-1)[i0 * taps:(i0 + n_i) * taps]
+                src = tile[o]
+                for v in range(n_i * taps):
+                    dst[v] = src[v]
 
 
 @kernel
