@@ -616,6 +616,25 @@ def dw_patches_plan(n, oh, ow, kh, kw, c_in, c_out):
 
 
 @register_jitable
+def dw_transposed_plan(n, oh, ow, c_out, k_len):
+    """(k_pad, c_pad, parts, k_block, col_block, chunk_pixels) of an NCHW filter gradient computed as dw^T.
+
+    dw^T = dy^T @ patches (``_kernels.patch_gemm``, ``transposed``): C_out
+    rows, K = KH * KW * C_in columns, as ``dw_patches_plan`` plans a 1x1
+    one of C_out input channels into K. Its columns go in blocks whose
+    panels of a chunk hold at most IN_PLACE_PANEL_VALUES (K runs to 4608
+    for 3x3 filters of 512 channels, 4.7 MB of panels per chunk of 256
+    pixels), the chunks as ``dw_in_place_chunk`` makes them for a block.
+    """
+    k_pad, c_pad, parts, _, chunk = dw_patches_plan(n, oh, ow, 1, 1, c_out, k_len)
+    # Every row in each unit: a block of rows gathers its patches again.
+    blocks = -(-MIN_UNITS // parts)
+    col_block = -(-c_pad // blocks // (2 * OUT)) * 2 * OUT
+    col_block = min(c_pad, max(OUT, min(col_block, IN_PLACE_PANEL_VALUES // max(CHUNK_PIXELS, ow) // OUT * OUT)))
+    return k_pad, c_pad, parts, k_pad, col_block, dw_in_place_chunk(n * oh * ow, ow, col_block)
+
+
+@register_jitable
 def dw_in_place_chunk(pixels, ow, c_pad):
     """Pixels per pass of the patch GEMM's filter gradient where it reads A in place (1x1, NCHW memory).
 

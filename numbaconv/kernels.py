@@ -440,13 +440,13 @@ def conv2d_backward_filter(dy, x, dw, stride_h, stride_w, pad_top, pad_left, dil
                         img.c_step)
         # (int64 values: literals could type the call apart, a compile of its own.)
         one, zero = np.int64(1), np.int64(0)
-        _filter_patch_gemm(_image(dy), pixels, partial, one, one, k_block, chunk, one, one, one, one,
-                           zero, zero)
+        _filter_patch_gemm(_image(dy), pixels, partial, one, one, k_block, c_pad, chunk, one, one, one, one,
+                           zero, zero, False)
     else:
         k_pad, c_pad, parts, k_block, chunk = _dw_patches_plan(n, oh, ow, k_h, k_w, c_in, c_out)
         partial = np.empty((parts, k_pad, c_pad), dw.dtype)
-        _filter_patch_gemm(_image(x), _image(dy), partial, k_h, k_w, k_block, chunk,
-                           sh, sw, dh, dw_, pt, pl)
+        _filter_patch_gemm(_image(x), _image(dy), partial, k_h, k_w, k_block, c_pad, chunk,
+                           sh, sw, dh, dw_, pt, pl, False)
     for k in range(k_len):
         for co in range(c_out):
             flat[k, co] = _sum_parts(partial, co, k) if swapped else _sum_parts(partial, k, co)

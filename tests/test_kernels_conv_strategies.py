@@ -522,6 +522,44 @@ def test_the_1x1_filter_gradient_as_dw_transposed_at_its_boundaries(n, h, w, c_i
     assert firsts == [c_out if swapped else c_in]
 
 
+# (n, h, w, c_in, c_out, (kh, kw), stride, padding, dilation, dtype): NCHW filter gradients of
+# more than one tap on the patch GEMM, computed as dw^T = dy^T @ patches into OIHW memory: dy's
+# channel planes read in place (the rows past the last whole tile of PIX gathered), x's patches
+# gathered from its planes into blocks of columns (plan.dw_transposed_plan).
+TRANSPOSED_DW_CASES = [
+    (1, 7, 7, 300, 70, (3, 3), 1, 1, 1, np.float32),  # K = 2700 in blocks of columns; 70 rows
+    (2, 9, 8, 24, 40, (3, 3), 2, 1, 1, np.float32),  # stride 2
+    (3, 5, 6, 33, 19, (2, 4), (3, 1), (1, 2), (1, 3), np.float32),  # dilation, asymmetric taps
+    (1, 2, 2, 16, 33, (3, 3), 2, 1, 1, np.float32),  # one output pixel: dy in NHWC steps, gathered
+    (2, 11, 9, 16, 32, (7, 7), 1, 3, 1, np.float64),  # float64: one-panel tiles
+    (2, 30, 31, 8, 24, (3, 3), 1, 1, 1, np.float32),  # 930-pixel planes: chunks of rows
+]
+
+
+@pytest.mark.parametrize("n, h, w, c_in, c_out, k, stride, padding, dilation, dtype", TRANSPOSED_DW_CASES)
+def test_an_nchw_filter_gradient_as_dw_transposed(n, h, w, c_in, c_out, k, stride, padding, dilation, dtype,
+                                                  monkeypatch):
+    for name, value in STRATEGIES["patches"].items():  # the patch GEMM for every filter gradient
+        monkeypatch.setattr(drivers, name, value)
+    modes = []
+    kernel = patch_gemm.conv2d_backward_filter_patch_gemm
+
+    def call(*args):
+        modes.append(args[-1])
+        return kernel(*args)
+    monkeypatch.setattr(patch_gemm, "conv2d_backward_filter_patch_gemm", call)
+    rng = np.random.default_rng(h * w + c_in + c_out)
+    x = rng.standard_normal((n, h, w, c_in)).astype(dtype)
+    wt = rng.standard_normal(k + (c_in, c_out)).astype(dtype)
+    kw = dict(stride=stride, padding=padding, dilation=dilation)
+    dy = rng.standard_normal(ref.conv2d(x, wt, **kw).shape).astype(dtype)
+    want = ref.conv2d_backward(dy.astype(np.float64), x.astype(np.float64), wt.astype(np.float64), **kw)[1]
+    got = fast.conv2d_backward_filter(to_format(dy, "NCHW"), to_format(x, "NCHW"), filters_to_format(wt, "NCHW").shape,
+                                      data_format="NCHW", **kw)
+    np.testing.assert_allclose(got.transpose(2, 3, 1, 0), want, atol=tolerance(dtype, dy.size // c_out), rtol=0)
+    assert modes == [True]
+
+
 # ------------------------------------------------------------------ thread counts
 
 

@@ -188,7 +188,7 @@ def conv2d_backward_filter_taps(x, dy, partial, k_h, k_w, chunk_rows, sh, sw, dh
                 n = (r + i) // dy.h
                 oh = r + i - n * dy.h
                 run = min(rows - i, dy.h - oh)
-                _gather_panels(panel, dy_j, n, oh, run * out_w, i * out_w)
+                _gather_panels(panel, dy_j, n, oh, run * out_w, i * out_w, np.int64(0))
                 i += run
             for kh in range(k_h):
                 top = kh * dh - pt  # ih = oh * sh + top

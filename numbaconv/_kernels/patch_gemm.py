@@ -758,14 +758,15 @@ def _gather_transposed(at, x, n, oh0, rows, out_w, p0, k0, k1, k_h, k_w, sh, sw,
 
 
 @kernel(parallel=False)
-def _gather_panels(panels, y, n, oh0, n_pix, p0):
-    """panels[c // OUT, p0 + p, c % OUT] = y[n, oh0 + p // OW, p % OW, c] for p < n_pix, c < C.
+def _gather_panels(panels, y, n, oh0, n_pix, p0, c0):
+    """panels[(c - c0) // OUT, p0 + p, (c - c0) % OUT] = y[n, oh0 + p // OW, p % OW, c] for p < n_pix, c0 <= c < C.
 
-    The rows of image n from oh0 on (an Image's), in the panels
-    ``_tile_products`` reads as its B operand.
+    The rows of image n from oh0 on (an Image's), channels from c0 on (as
+    many as the panels hold), in the panels ``_tile_products`` reads as
+    its B operand.
     """
     data = y.data
-    base = n * y.n_step + oh0 * y.h_step
+    base = n * y.n_step + oh0 * y.h_step + c0 * y.c_step
     step = np.uint64(y.c_step)
     for p in range(n_pix):
         r = p // y.w
@@ -773,48 +774,107 @@ def _gather_panels(panels, y, n, oh0, n_pix, p0):
         for j in range(panels.shape[0]):
             dst = panels[j, p0 + p]
             src_j = src + np.uint64(j * OUT) * step
-            for i in range(min(OUT, y.c - j * OUT)):
+            for i in range(min(OUT, y.c - c0 - j * OUT)):
                 dst[i] = data[src_j + np.uint64(i) * step]
 
 
+@kernel(parallel=False)
+def _gather_patch_panels(panels, x, n, oh0, rows, out_w, p0, c0, c1, k_h, k_w, sh, sw, dh, dw, pt, pl):
+    """panels[(c - c0) // OUT, p0 + r * out_w + ow, (c - c0) % OUT] = patch(n, oh0 + r, ow)[c], c0 <= c < c1.
+
+    Patches with their entries in (ci, kh, kw) order (OIHW's), as the B
+    operand of ``_tile_products``: the filter gradient transposed (dw^T =
+    dy^T @ patches) of an NCHW caller. Entry by entry: for each, a row
+    of the output pixels reads one row of a channel plane (a run of
+    adjacent values at stride 1), and writes values OUT apart in panels
+    that stay in L1 while OUT entries fill them. Zero on padding and for
+    c >= KH * KW * C_in.
+    """
+    k_len = k_h * k_w * x.c
+    data = x.data
+    step = np.uint64(sw * x.w_step)
+    for c in range(c0, c1):
+        panel = panels[(c - c0) // OUT]
+        i = (c - c0) % OUT
+        if c >= k_len:
+            for p in range(rows * out_w):
+                panel[p0 + p, i] = 0
+            continue
+        ci = c // (k_h * k_w)
+        kh = (c - ci * k_h * k_w) // k_w
+        kw = c - (ci * k_h + kh) * k_w
+        off = kw * dw - pl  # iw = ow * sw + off
+        ow_lo = min(out_w, (-off + sw - 1) // sw) if off < 0 else 0
+        ow_hi = max(ow_lo, min(out_w, (x.w - 1 - off) // sw + 1))
+        for r in range(rows):
+            dst = p0 + r * out_w
+            ih = (oh0 + r) * sh - pt + kh * dh
+            inside = 0 <= ih < x.h
+            for ow in range(ow_lo if inside else out_w):
+                panel[dst + ow, i] = 0
+            for ow in range(ow_hi if inside else out_w, out_w):
+                panel[dst + ow, i] = 0
+            if not inside:
+                continue
+            src = np.uint64(n * x.n_step + ih * x.h_step + ci * x.c_step + (ow_lo * sw + off) * x.w_step)
+            for j in range(ow_hi - ow_lo):
+                panel[dst + ow_lo + j, i] = data[src + np.uint64(j) * step]
+
+
 @kernel
-def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, chunk_pixels,
-                                      sh, sw, dh, dw, pt, pl):
+def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, col_block, chunk_pixels,
+                                      sh, sw, dh, dw, pt, pl, transposed):
     """partial[part, k, co] = sum(patch(n, oh, ow)[k] * dy[n, oh, ow, co]) over the part's pixels.
 
     ``x`` and ``dy`` are Images; ``partial`` is (n_parts, round_up(K, PIX),
     round_up(C_out, OUT)); the caller sums it over parts, in order. The
     output rows ``(n, oh)`` are split into n_parts contiguous ranges (a
     number the caller derives from the shape alone, so the sums do not
-    depend on the thread count). One prange iteration owns one range and
-    one block of k_block rows of K: it gathers up to chunk_pixels pixels
-    of transposed patches and of dy at a time and adds their product to
-    its block of ``partial``, chunk after chunk in order.
+    depend on the thread count). One prange iteration owns one range, one
+    block of k_block rows of K and one block of col_block columns (a
+    multiple of OUT): it gathers up to chunk_pixels pixels of transposed
+    patches and of dy at a time and adds their product to its block of
+    ``partial``, chunk after chunk in order.
+
+    ``transposed``: the transpose, partial[part, co, k] = sum(dy[n, oh, ow,
+    co] * patch(n, oh, ow)[k]) with K in (ci, kh, kw) order, the OIHW
+    filters of an NCHW caller: ``x`` is then dy, in NCHW memory, its
+    channel planes A's rows read in place (below), and ``dy`` is the input,
+    whose patches go to the panels of B (``_gather_patch_panels``);
+    ``partial`` is (n_parts, round_up(C_out, PIX), round_up(K, OUT)).
     """
     n_parts, k_pad, c_pad = partial.shape
-    n_panels = c_pad // OUT
     k_blocks = (k_pad + k_block - 1) // k_block
-    row_units = dy.n * dy.h
-    plane = dy.h * dy.w
+    col_blocks = (c_pad + col_block - 1) // col_block
+    # The output grid, whose pixels the reduction runs over: dy's, or x's
+    # when transposed (x is dy then). A's operand (x) is a patch of x per
+    # pixel, or (transposed) a pixel of its own.
+    grid_n, grid_h, grid_w = (x.n, x.h, x.w) if transposed else (dy.n, dy.h, dy.w)
+    a_kh, a_kw, a_sh, a_sw, a_pt, a_pl = (1, 1, 1, 1, 0, 0) if transposed else (k_h, k_w, sh, sw, pt, pl)
+    row_units = grid_n * grid_h
+    plane = grid_h * grid_w
     # A 1x1 stride-1 reduction whose x has each image's channel planes
     # contiguous (NCHW memory) reads A = x[n] as (C_in, pixels) rows in
     # place, a plane apart: no transposed gather. Copying those rows, 256
     # channels 12.5 KB apart a chunk at a time, ran at 3 GB/s (one core,
     # 8x56x56x64 -> 256 NCHW as dw^T: gathers 8.0 ms of 18.9). Only whole
     # tiles of PIX channels are read in place; the rest are gathered.
-    in_place = (k_h == 1 and k_w == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0
-                and x.w_step == 1 and x.h_step == x.w and x.h == dy.h and x.w == dy.w)
+    in_place = (a_kh == 1 and a_kw == 1 and a_sh == 1 and a_sw == 1 and a_pt == 0 and a_pl == 0
+                and x.w_step == 1 and x.h_step == x.w and x.h == grid_h and x.w == grid_w)
     full = x.c // PIX * PIX if in_place else 0
     # Chunks of whole images where an image fits in one (their products are
     # then one call, an image per segment), else of rows of one image.
-    per_chunk = chunk_pixels // dy.w if dy.w else 1
+    per_chunk = chunk_pixels // grid_w if grid_w else 1
     if in_place and plane <= chunk_pixels:
-        per_chunk = chunk_pixels // plane * dy.h
+        per_chunk = chunk_pixels // plane * grid_h
     n_chunks = (row_units + per_chunk - 1) // per_chunk
-    for unit in prange(n_parts * k_blocks):
-        part = np.int64(unit) // k_blocks
-        k0 = (np.int64(unit) - part * k_blocks) * k_block
+    for unit in prange(n_parts * k_blocks * col_blocks):
+        part = np.int64(unit) // (k_blocks * col_blocks)
+        rest = np.int64(unit) - part * k_blocks * col_blocks
+        k0 = rest // col_blocks * k_block
         k1 = min(k0 + k_block, k_pad)
+        c0 = (rest % col_blocks) * col_block
+        n_cols = min(col_block, c_pad - c0)
         g0 = min(k1, max(k0, full))  # rows k0..g0 read in place, g0..k1 gathered
         out = partial[part, k0:k1]
         # Rows OUT values longer than the chunk: a pitch of a power of two
@@ -823,16 +883,17 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, chunk_p
         # 8x56x56x256 -> 64 1x1, blocks of 132 rows: 16.7 ms with rows of
         # 256 pixels, 15.7 with 272).
         at = np.empty((k1 - g0, chunk_pixels + OUT), partial.dtype)
-        # dy's rows in panels, as _tile_products reads B; channels past
-        # C_out stay zero (only the last panel has any: the others are not
-        # zeroed, 0.5 MB per unit for 512 channels).
+        # B's block of columns in panels, as _tile_products reads it; dy's
+        # channels past C_out stay zero (only the last panel has any: the
+        # others are not zeroed, 0.5 MB per unit for 512 channels).
         # One row more than the chunk: panels chunk_pixels * 64 bytes apart
         # (16 KB) put the rows a pixel's gather writes, one per panel, into
         # one L1 set (one core, 8x56x56x256 pixels into 16 panels: 4.1 ->
         # 3.5-3.7 ms of gathers; 8x28x28x512, 32 panels: 1.2-1.4 -> 1.1).
-        dy_panels = np.empty((n_panels, chunk_pixels + 1, OUT), partial.dtype)
-        if dy.c < c_pad:
-            dy_panels[n_panels - 1] = 0
+        n_panels = n_cols // OUT
+        b_panels = np.empty((n_panels, chunk_pixels + 1, OUT), partial.dtype)
+        if not transposed and dy.c < c0 + n_cols:
+            b_panels[n_panels - 1] = 0
         # Parts of whole chunks (the last chunk excepted): every chunk but
         # the last of the call then holds all the pixels it can, and each
         # chunk reloads and stores the unit's block of partial sums once.
@@ -847,31 +908,35 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, chunk_p
         zero, one = np.int64(0), np.int64(1)
         r_first = r
         if r == r_end:
-            out[:] = 0
+            out[:, c0:c0 + n_cols] = 0
         a_in_place = out[:g0 - k0]
         while r < r_end:
             # The first chunk overwrites the block of partial. (A runtime
             # bool: a literal False would compile _tile_products twice.)
             add = r > r_first
             p = zero
-            n_first = r // dy.h
+            n_first = r // grid_h
             r_stop = min(r_end, r + per_chunk)
             while r < r_stop:
-                n = r // dy.h
-                oh0 = r - n * dy.h
-                rows = min(dy.h - oh0, r_stop - r)
-                _gather_transposed(at, x, n, oh0, rows, dy.w, p, g0, k1, k_h, k_w,
-                                   sh, sw, dh, dw, pt, pl)
-                _gather_panels(dy_panels, dy, n, oh0, rows * dy.w, p)
+                n = r // grid_h
+                oh0 = r - n * grid_h
+                rows = min(grid_h - oh0, r_stop - r)
+                _gather_transposed(at, x, n, oh0, rows, grid_w, p, g0, k1, a_kh, a_kw,
+                                   a_sh, a_sw, dh, dw, a_pt, a_pl)
+                if transposed:
+                    _gather_patch_panels(b_panels, dy, n, oh0, rows, grid_w, p, c0, c0 + n_cols, k_h, k_w,
+                                         sh, sw, dh, dw, pt, pl)
+                else:
+                    _gather_panels(b_panels, dy, n, oh0, rows * grid_w, p, c0)
                 if g0 > k0 and plane > chunk_pixels:
                     # A piece of rows of image n: panel rows p on are its pixels.
-                    _tile_products(a_in_place, zero, c_pad, x.data, n * x.n_step + k0 * x.c_step + oh0 * dy.w - p,
-                                   x.c_step, dy_panels, zero, p, p + rows * dy.w, add or p > 0, one, zero, zero)
-                p += rows * dy.w
+                    _tile_products(a_in_place, c0, n_cols, x.data, n * x.n_step + k0 * x.c_step + oh0 * grid_w - p,
+                                   x.c_step, b_panels, zero, p, p + rows * grid_w, add or p > 0, one, zero, zero)
+                p += rows * grid_w
                 r += rows
             if g0 > k0 and plane <= chunk_pixels:
                 # Whole images, one per segment of plane pixels.
-                _tile_products(a_in_place, zero, c_pad, x.data, n_first * x.n_step + k0 * x.c_step, x.c_step,
-                               dy_panels, zero, zero, plane, add, p // plane, x.n_step - plane, plane)
-            _tile_products(out[g0 - k0:], zero, c_pad, at.reshape(-1), zero, at.shape[1], dy_panels, zero, zero, p,
+                _tile_products(a_in_place, c0, n_cols, x.data, n_first * x.n_step + k0 * x.c_step, x.c_step,
+                               b_panels, zero, zero, plane, add, p // plane, x.n_step - plane, plane)
+            _tile_products(out[g0 - k0:], c0, n_cols, at.reshape(-1), zero, at.shape[1], b_panels, zero, zero, p,
                            add, one, zero, zero)
