@@ -559,15 +559,16 @@ def _backward_filter_patches(x, dy, g, nchw):
         # dw^T = dy^T @ x: dy as the 1x1 stride-1 "input", x's strided
         # pixels as the "gradient" (plan.dw_swapped).
         k_pad, c_pad, parts, k_block, chunk = plan.dw_patches_plan(n, g.oh, g.ow, 1, 1, c_out, c_in)
+        col_block = c_pad
         if nchw:
-            # dy's channel planes are read in place (_kernels.patch_gemm).
-            chunk = plan.dw_in_place_chunk(n * g.oh * g.ow, g.ow, c_pad)
+            # dy's channel planes are read in place (_kernels.patch_gemm), as for dw^T of more taps.
+            k_pad, c_pad, parts, k_block, col_block, chunk = plan.dw_transposed_plan(n, g.oh, g.ow, c_out, c_in)
         partial = np.empty((parts, k_pad, c_pad), x.dtype)
         x_img = image(x, nchw)
         pixels = k.Image(x_img.data, n, g.oh, g.ow, c_in, x_img.n_step, g.sh * x_img.h_step,
                          g.sw * x_img.w_step, x_img.c_step)
         direct(pg.conv2d_backward_filter_patch_gemm, x.dtype, image(dy, nchw), pixels, partial, 1, 1, k_block,
-               c_pad, chunk, 1, 1, 1, 1, 0, 0, False)
+               col_block, chunk, 1, 1, 1, 1, 0, 0, False)
         dw = partial[0] if parts == 1 else partial.sum(axis=0)
         hwio = dw[:c_out, :c_in].T.reshape(1, 1, c_in, c_out)
         # NCHW callers get OIHW filters: dw^T's own layout, with no transpose.
