@@ -859,6 +859,33 @@ def test_packed_filters_are_the_same_from_oihw_and_hwio_memory(kh, kw, c_in, c_o
     assert not got[:, n_out:].any()
 
 
+@pytest.mark.parametrize(("n", "c", "pixels"), [(1, 1, 1), (2, 3, 2500), (3, 8, 1024), (1, 5, 1023)])
+def test_planes_to_pixels_is_the_transpose(n, c, pixels):
+    """NCHW planes (N, C, P) into NHWC memory (N, P, C), blocks of PIXEL_BLOCK pixels and a ragged last one."""
+    src = np.random.default_rng(pixels).standard_normal((n, c, pixels)).astype(np.float32)
+    dst = np.full((n, pixels, c), np.nan, np.float32)
+    plane_kernels.planes_to_pixels(src, dst)
+    np.testing.assert_array_equal(dst, src.transpose(0, 2, 1))
+
+
+def test_an_nchw_input_of_few_channels_is_copied_by_the_kernel(monkeypatch):
+    """ResNet's first layer shape class, NCHW: x of 3 channels goes to NHWC memory through planes_to_pixels."""
+    seen = []
+    kernel = plane_kernels.planes_to_pixels
+
+    def call(src, dst):
+        seen.append(src.shape)
+        return kernel(src, dst)
+    monkeypatch.setattr(plane_kernels, "planes_to_pixels", call)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 23, 21, 3)).astype(np.float32)
+    wt = rng.standard_normal((7, 7, 3, 64)).astype(np.float32)
+    got = fast.conv2d(to_format(x, "NCHW"), filters_to_format(wt, "NCHW"), stride=2, padding=3, data_format="NCHW")
+    want = ref.conv2d(x.astype(np.float64), wt.astype(np.float64), stride=2, padding=3)
+    np.testing.assert_allclose(got, to_format(want, "NCHW"), atol=tolerance(np.float32, 147), rtol=0)
+    assert seen == [(2, 3, 23 * 21)]
+
+
 @pytest.mark.parametrize(("taps", "c_in", "c_out"), [(1, 1, 1), (9, 3, 64), (25, 17, 33), (4, 40, 15)])
 def test_filters_to_oihw_is_the_transpose(taps, c_in, c_out):
     """The NCHW callers' filter gradient: HWIO (taps, C_in, C_out) into OIHW memory, blocks of 16 past the ends."""
