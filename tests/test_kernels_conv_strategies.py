@@ -859,15 +859,6 @@ def test_packed_filters_are_the_same_from_oihw_and_hwio_memory(kh, kw, c_in, c_o
     assert not got[:, n_out:].any()
 
 
-@pytest.mark.parametrize(("n", "c", "pixels"), [(1, 1, 1), (2, 3, 2500), (3, 8, 1024), (1, 5, 1023)])
-def test_planes_to_pixels_is_the_transpose(n, c, pixels):
-    """NCHW planes (N, C, P) into NHWC memory (N, P, C), blocks of PIXEL_BLOCK pixels and a ragged last one."""
-    src = np.random.default_rng(pixels).standard_normal((n, c, pixels)).astype(np.float32)
-    dst = np.full((n, pixels, c), np.nan, np.float32)
-    plane_kernels.planes_to_pixels(src, dst)
-    np.testing.assert_array_equal(dst, src.transpose(0, 2, 1))
-
-
 def test_an_nchw_input_of_few_channels_is_copied_by_the_kernel(monkeypatch):
     """ResNet's first layer shape class, NCHW: x of 3 channels goes to NHWC memory through planes_to_pixels."""
     seen = []
@@ -886,13 +877,21 @@ def test_an_nchw_input_of_few_channels_is_copied_by_the_kernel(monkeypatch):
     assert seen == [(2, 3, 23 * 21)]
 
 
-@pytest.mark.parametrize(("taps", "c_in", "c_out"), [(1, 1, 1), (9, 3, 64), (25, 17, 33), (4, 40, 15)])
-def test_filters_to_oihw_is_the_transpose(taps, c_in, c_out):
-    """The NCHW callers' filter gradient: HWIO (taps, C_in, C_out) into OIHW memory, blocks of 16 past the ends."""
-    w = np.random.default_rng(taps).standard_normal((taps, c_in, c_out)).astype(np.float32)
-    out = np.full((c_out, c_in, taps), np.nan, np.float32)
-    plane_kernels.filters_to_oihw(w, out)
-    np.testing.assert_array_equal(out, w.transpose(2, 1, 0))
+# (kernel, source shape, the transpose's axes): NCHW planes (N, C, P) into NHWC memory (N, P, C), in
+# blocks of PIXEL_BLOCK pixels and a ragged last one; HWIO filter gradients (taps, C_in, C_out) into
+# the NCHW callers' OIHW memory (C_out, C_in, taps), in blocks of 16 and past their ends.
+LAYOUT_COPIES = [("planes_to_pixels", shape, (0, 2, 1)) for shape in [(1, 1, 1), (2, 3, 2500), (3, 8, 1024),
+                                                                      (1, 5, 1023)]]
+LAYOUT_COPIES += [("filters_to_oihw", shape, (2, 1, 0)) for shape in [(1, 1, 1), (9, 3, 64), (25, 17, 33),
+                                                                     (4, 40, 15)]]
+
+
+@pytest.mark.parametrize(("kernel", "shape", "axes"), LAYOUT_COPIES)
+def test_the_layout_copies_are_transposes(kernel, shape, axes):
+    src = np.random.default_rng(sum(shape)).standard_normal(shape).astype(np.float32)
+    dst = np.full(tuple(shape[a] for a in axes), np.nan, np.float32)
+    getattr(plane_kernels, kernel)(src, dst)
+    np.testing.assert_array_equal(dst, src.transpose(axes))
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
