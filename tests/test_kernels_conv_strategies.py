@@ -577,6 +577,23 @@ def test_a_1x1_filter_gradient_as_dw_transposed_is_bit_identical_at_1_and_2_thre
     np.testing.assert_array_equal(results[0], results[1])
 
 
+@pytest.mark.parametrize("k, c_in, c_out", [((3, 3), 300, 70), ((1, 1), 40, 96)])
+def test_an_nchw_filter_gradient_read_in_place_is_bit_identical_at_1_and_2_threads(k, c_in, c_out, thread_counts,
+                                                                                   monkeypatch):
+    """dw^T into OIHW memory (blocks of columns, parts of pixels), and a 1x1 one's, from the shape alone."""
+    for name, value in STRATEGIES["patches"].items():
+        monkeypatch.setattr(drivers, name, value)
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((4, c_in, 30, 30)).astype(np.float32)
+    dy = rng.standard_normal((4, c_out, 30, 30)).astype(np.float32)
+    results = []
+    for threads in thread_counts:
+        numba.set_num_threads(threads)
+        results.append(fast.conv2d_backward_filter(dy, x, (c_out, c_in) + k, padding=k[0] // 2,
+                                                   data_format="NCHW"))
+    np.testing.assert_array_equal(results[0], results[1])
+
+
 @pytest.mark.parametrize("case", [WIDE_CASES[0], WIDE_CASES[1], WIDE_CASES[2], WIDE_CASES[4], CONV_CASES[1]],
                          ids=case_id)
 def test_every_output_is_bit_identical_at_1_and_2_threads(case, thread_counts):
