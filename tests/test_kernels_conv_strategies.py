@@ -560,6 +560,37 @@ def test_an_nchw_filter_gradient_as_dw_transposed(n, h, w, c_in, c_out, k, strid
     assert modes == [True]
 
 
+# (n, h, w, c_in, c_out, stride, subsampled): NCHW strided 1x1 forward calls run as W @ X over x's
+# strided pixels from STRIDED_1X1_MIN_IN input channels, on output planes W @ X takes (256+ pixels).
+STRIDED_1X1_CASES = [
+    (2, 33, 32, 128, 40, 2, True),  # 17 x 16 outputs, the last row from x's last
+    (1, 48, 50, 130, 16, (3, 2), True),  # 16 x 25
+    (2, 33, 32, 127, 40, 2, False),  # one input channel fewer
+    (1, 31, 32, 128, 40, 2, True),  # 16 x 16 = 256 outputs ...
+    (1, 29, 32, 128, 40, 2, False),  # ... 15 x 16 = 240
+]
+
+
+@pytest.mark.parametrize("n, h, w, c_in, c_out, stride, subsampled", STRIDED_1X1_CASES)
+def test_an_nchw_strided_1x1_layer_as_w_at_x_over_strided_pixels(n, h, w, c_in, c_out, stride, subsampled,
+                                                                 monkeypatch):
+    seen = []
+    kernel = plane_kernels.subsample_planes
+
+    def call(src, dst, *args):
+        seen.append(dst.shape)
+        return kernel(src, dst, *args)
+    monkeypatch.setattr(plane_kernels, "subsample_planes", call)
+    rng = np.random.default_rng(h * w + c_in)
+    x = rng.standard_normal((n, h, w, c_in)).astype(np.float32)
+    wt = rng.standard_normal((1, 1, c_in, c_out)).astype(np.float32)
+    b = rng.standard_normal(c_out).astype(np.float32)
+    got = fast.conv2d(to_format(x, "NCHW"), filters_to_format(wt, "NCHW"), b, stride=stride, data_format="NCHW")
+    want = ref.conv2d(x.astype(np.float64), wt.astype(np.float64), b.astype(np.float64), stride=stride)
+    np.testing.assert_allclose(got, to_format(want, "NCHW"), atol=tolerance(np.float32, c_in), rtol=0)
+    assert seen == ([(n * c_in,) + want.shape[1:3]] if subsampled else [])
+
+
 # ------------------------------------------------------------------ thread counts
 
 

@@ -438,6 +438,22 @@ def planes_to_pixels(src, dst):
 
 
 @kernel
+def subsample_planes(src, dst, sh, sw):
+    """dst[p, i, j] = src[p, i * sh, j * sw]: every sh-th row and sw-th column of (N * C, H, W) planes.
+
+    The pixels a strided 1x1 filter reads, for NCHW callers (the public
+    driver then runs the layer as a stride-1 one, ``W @ X``). One prange
+    iteration per plane.
+    """
+    for p in prange(dst.shape[0]):
+        for i in range(dst.shape[1]):
+            row = src[p, i * sh]
+            out = dst[p, i]
+            for j in range(dst.shape[2]):
+                out[j] = row[j * sw]
+
+
+@kernel
 def filters_to_oihw(w, out):
     """out[o, i, t] = w[t, i, o]: (taps, C_in, C_out) HWIO filters into OIHW memory (C_out, C_in, taps).
 
