@@ -628,7 +628,7 @@ def dw_transposed_plan(n, oh, ow, c_out, k_len):
     for 3x3 filters of 512 channels, 4.7 MB of panels per chunk of 256
     pixels), the chunks as ``dw_in_place_chunk`` makes them for a block.
     """
-    k_pad, c_pad, parts, _, chunk = dw_patches_plan(n, oh, ow, 1, 1, c_out, k_len)
+    k_pad, c_pad, parts, _, _ = dw_patches_plan(n, oh, ow, 1, 1, c_out, k_len)  # (its chunks: below)
     # Every row in each unit: a block of rows gathers its patches again.
     blocks = -(-MIN_UNITS // parts)
     col_block = -(-c_pad // blocks // (2 * OUT)) * 2 * OUT

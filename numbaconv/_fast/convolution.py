@@ -594,11 +594,12 @@ def _backward_filter_patches(x, dy, g, nchw):
     if plan.dw_swapped(n, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.h, g.w, g.oh, g.ow, c_in, c_out, nchw):
         # dw^T = dy^T @ x: dy as the 1x1 stride-1 "input", x's strided
         # pixels as the "gradient" (plan.dw_swapped).
-        k_pad, c_pad, parts, k_block, chunk = plan.dw_patches_plan(n, g.oh, g.ow, 1, 1, c_out, c_in)
-        col_block = c_pad
         if nchw:
             # dy's channel planes are read in place (_kernels.patch_gemm), as for dw^T of more taps.
             k_pad, c_pad, parts, k_block, col_block, chunk = plan.dw_transposed_plan(n, g.oh, g.ow, c_out, c_in)
+        else:
+            k_pad, c_pad, parts, k_block, chunk = plan.dw_patches_plan(n, g.oh, g.ow, 1, 1, c_out, c_in)
+            col_block = c_pad
         partial = np.empty((parts, k_pad, c_pad), x.dtype)
         x_img = image(x, nchw)
         pixels = k.Image(x_img.data, n, g.oh, g.ow, c_in, x_img.n_step, g.sh * x_img.h_step,
