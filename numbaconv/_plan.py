@@ -100,7 +100,9 @@ WINOGRAD_TILES = 64  # 2x2 tiles per work unit (as many outputs as PATCH_PIXELS)
 # (float32, 3x3 stride 1; perf/sweep.py checks them against the peers):
 WINOGRAD_MIN_IN = 24  # input channels, at least (16 -> 16: 1.19x slower, 24 -> 24: 0.91x),
 WINOGRAD_MIN_OUT = 24  # output channels, at least,
-WINOGRAD_MIN_PIXELS = 192  # and output pixels in all (2 x 7 x 7: 1.42x, 1 x 10 x 10: 1.11x; 1 x 14 x 14: 0.97x);
+WINOGRAD_MIN_PIXELS = 256  # and output pixels in all (by_winograd),
+WINOGRAD_NARROW_PLANE = 8  # and on planes narrower than this (odd 7x7 planes waste 23% of Winograd's tiles)
+WINOGRAD_NARROW_MIN_PIXELS = 512  # at least these (by_winograd);
 WINOGRAD_DW_MIN_PIXELS = 512  # the filter gradient, more (256 channels: 2 x 14 x 14 1.00x, 1 x 28 x 28 0.78x),
 WINOGRAD_DW_MIN_PLANE = 8  # and planes of 8 x 8 at least (16 x 7 x 7 x 512: 1.12x; 4 x 14 x 14: 0.98x)
 # NCHW 1x1 stride-1 layers as W @ X (nchw_1x1_by_images): filter values
@@ -282,11 +284,27 @@ def by_winograd(kh, kw, sh, sw, dh, dw, n_in, n_out, n, oh, ow):
     """Whether a forward call (or a stride phase of the input gradient) goes to the Winograd kernel.
 
     Below the bounds the transforms (per pixel, and of the filters) cost
-    more than the 2.25x fewer products save.
+    more than the 2.25x fewer products save. The filters' transform is a
+    fixed cost, as large as the products of about 200 output pixels, and
+    Winograd's 2 x 2 tiles cover an odd plane's last row and column twice
+    over (7x7 planes: 64 outputs computed for 49). Measured (float32, 3x3
+    SAME, C_in = C_out, 2 threads, 9 interleaved rounds, this rule's time /
+    the rule before's, which sent 192 pixels and more to Winograd, forward
+    / input gradient; ``perf`` notes of issue 8): NHWC 1x14x14x256 0.77 /
+    0.69, 1x14x14x512 0.77 / 0.63, 1x14x14x128 0.63 / 0.57, 1x15x15x256
+    0.87 / 0.72, 4x7x7x512 0.88 / 0.66, 4x7x7x256 0.75 / 0.65, 8x7x7x512
+    0.96 / 0.85, 8x7x7x256 0.99 / 0.91; NCHW 0.66-0.88 / 0.67-0.86 on the
+    same layers. Winograd stays ahead from 256 pixels on planes of 8 or
+    more (direct / Winograd: 1x16x16x256 NCHW 1.22 / 1.30 though NHWC 0.93
+    / 0.80, 1x18x18x256 1.24 / 1.10, 2x14x14x256 1.13 / 0.91, 1x24x24x256
+    1.35 / 1.22) and from 512 on 7x7 planes (16x7x7x512 1.24 / 1.02,
+    32x7x7x512 1.41 / 1.22, 16x7x7x256 1.24 / 1.16). One thread agrees
+    (4x7x7x512 0.69 / 0.54, 8x7x7x512 0.89 / 0.73).
     """
+    pixels = n * oh * ow
     return (kh == 3 and kw == 3 and sh == 1 and sw == 1 and dh == 1 and dw == 1
-            and n_in >= WINOGRAD_MIN_IN and n_out >= WINOGRAD_MIN_OUT
-            and n * oh * ow >= WINOGRAD_MIN_PIXELS)
+            and n_in >= WINOGRAD_MIN_IN and n_out >= WINOGRAD_MIN_OUT and pixels >= WINOGRAD_MIN_PIXELS
+            and (min(oh, ow) >= WINOGRAD_NARROW_PLANE or pixels >= WINOGRAD_NARROW_MIN_PIXELS))
 
 
 @register_jitable

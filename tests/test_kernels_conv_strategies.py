@@ -83,7 +83,8 @@ STRATEGIES = {
     # Every 3x3 stride-1 undilated forward (or input-gradient phase) and filter gradient on Winograd,
     # whatever the channels.
     "winograd": dict(WINOGRAD_MIN_IN=0, WINOGRAD_MIN_OUT=0, WINOGRAD_MIN_PIXELS=0,
-                     WINOGRAD_DW_MIN_PIXELS=0, WINOGRAD_DW_MIN_PLANE=0, **NO_TAPS, **NO_DOTS),
+                     WINOGRAD_DW_MIN_PIXELS=0, WINOGRAD_DW_MIN_PLANE=0, WINOGRAD_NARROW_MIN_PIXELS=0,
+                     **NO_TAPS, **NO_DOTS),
     # Every filter gradient of more than one tap by taps, x read in place (the rest as the rule).
     "taps": dict(TAPS_MIN_IN=0, TAPS_MAX_IN=10**9, TAPS_LARGE_KERNEL=0, TAPS_MAX_PLANE_W=10**18,
                  WINOGRAD_MIN_IN=10**9, **NO_DOTS),
@@ -222,13 +223,13 @@ def test_a_constant_of_the_rule_set_between_two_calls_changes_the_second(monkeyp
     """The public driver keeps each geometry's decisions (``_fast.convolution._route``); setting a constant
     of ``numbaconv._plan`` forgets them (what the forced strategies of this file rely on)."""
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((2, 10, 10, 32)).astype(np.float32)
+    x = rng.standard_normal((2, 12, 12, 32)).astype(np.float32)
     w = (rng.standard_normal((3, 3, 32, 32)) / 17).astype(np.float32)
     want = ref.conv2d(x.astype(np.float64), w.astype(np.float64), padding=1)
     calls = Calls(monkeypatch)
     np.testing.assert_allclose(fast.conv2d(x, w, padding=1), want, rtol=1e-4, atol=1e-4)
-    assert not calls.used("conv2d_patch_gemm", "conv2d_nhwc")  # 200 output pixels: Winograd
-    monkeypatch.setattr(drivers, "WINOGRAD_MIN_PIXELS", 201)
+    assert not calls.used("conv2d_patch_gemm", "conv2d_nhwc")  # 288 output pixels: Winograd
+    monkeypatch.setattr(drivers, "WINOGRAD_MIN_PIXELS", 289)
     np.testing.assert_allclose(fast.conv2d(x, w, padding=1), want, rtol=1e-4, atol=1e-4)
     assert calls.used("conv2d_patch_gemm", "conv2d_nhwc")
 

@@ -62,7 +62,7 @@ def inputs(case, dtype, seed=0):
 def forced(monkeypatch):
     """Winograd on every 3x3 stride-1 undilated call, whatever its channels and size."""
     for name in ("WINOGRAD_MIN_IN", "WINOGRAD_MIN_OUT", "WINOGRAD_MIN_PIXELS", "WINOGRAD_DW_MIN_PIXELS",
-                 "WINOGRAD_DW_MIN_PLANE"):
+                 "WINOGRAD_DW_MIN_PLANE", "WINOGRAD_NARROW_MIN_PIXELS"):
         monkeypatch.setattr(plan, name, 0)
 
 
@@ -125,8 +125,12 @@ def test_winograd_matches_the_reference(case, dtype, fmt, forced, monkeypatch):
 # (kernel, stride, dilation, c_in, c_out, (n, h, w) of x, winograd?)
 MIN_IN, MIN_OUT = plan.WINOGRAD_MIN_IN, plan.WINOGRAD_MIN_OUT
 RULE = [
-    ((3, 3), 1, 1, MIN_IN, MIN_OUT, (1, 1, 192), True),  # 192 outputs (WINOGRAD_MIN_PIXELS)
-    ((3, 3), 1, 1, MIN_IN, MIN_OUT, (1, 1, 191), False),
+    ((3, 3), 1, 1, MIN_IN, MIN_OUT, (1, 8, 32), True),  # 256 outputs (WINOGRAD_MIN_PIXELS)
+    ((3, 3), 1, 1, MIN_IN, MIN_OUT, (1, 8, 31), False),
+    ((3, 3), 1, 1, MIN_IN, MIN_OUT, (1, 14, 14), False),  # 196: a batch-1 ResNet 14x14 layer goes direct
+    ((3, 3), 1, 1, MIN_IN, MIN_OUT, (8, 7, 7), False),  # 392 on 7x7 planes (WINOGRAD_NARROW_MIN_PIXELS)
+    ((3, 3), 1, 1, MIN_IN, MIN_OUT, (11, 7, 7), True),  # 539 on 7x7 planes
+    ((3, 3), 1, 1, MIN_IN, MIN_OUT, (1, 7, 73), False),  # 511 on a 7-high plane
     ((3, 3), 1, 1, MIN_IN, MIN_OUT, (1, 8, 64), True),  # the filter gradient's 512 on an 8-high plane
     ((3, 3), 1, 1, MIN_IN, MIN_OUT, (1, 8, 63), True),  # 504: forward and input gradient only
     ((3, 3), 1, 1, MIN_IN, MIN_OUT, (2, 7, 40), True),  # 560 on 7-high planes: forward and input gradient
