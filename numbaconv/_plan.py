@@ -96,15 +96,16 @@ PATCH_PIXELS = 256  # output pixels per work unit: the patch block stays in L2
 # 0.98, 8x14x14x256 -> 1024 1.03, 1024 -> 256 0.98, 8x28x28x128 -> 512 0.96.
 MERGED_MAX_PLANE = 128
 WINOGRAD_TILES = 64  # 2x2 tiles per work unit (as many outputs as PATCH_PIXELS)
-# Measured one-thread boundaries of Winograd against the direct strategies
-# (float32, 3x3 stride 1; perf/sweep.py checks them against the peers):
+# Measured boundaries of Winograd against the direct strategies (float32,
+# 3x3 stride 1; channels and the filter gradient's on one thread, the
+# forward's pixels on two: by_winograd; perf/sweep.py checks them against the peers):
 WINOGRAD_MIN_IN = 24  # input channels, at least (16 -> 16: 1.19x slower, 24 -> 24: 0.91x),
 WINOGRAD_MIN_OUT = 24  # output channels, at least,
-WINOGRAD_MIN_PIXELS = 256  # and output pixels in all (by_winograd),
-WINOGRAD_NARROW_PLANE = 8  # and on planes narrower than this (odd 7x7 planes waste 23% of Winograd's tiles)
-WINOGRAD_NARROW_MIN_PIXELS = 512  # at least these (by_winograd);
+WINOGRAD_MIN_PIXELS = 256  # and output pixels in all,
+WINOGRAD_MIN_PLANE = 8  # planes of 8 x 8 at least (Winograd's 2 x 2 tiles compute 64 outputs of a 7x7 plane's 49),
+WINOGRAD_NARROW_MIN_PIXELS = 512  # or, on narrower planes, these output pixels at least;
 WINOGRAD_DW_MIN_PIXELS = 512  # the filter gradient, more (256 channels: 2 x 14 x 14 1.00x, 1 x 28 x 28 0.78x),
-WINOGRAD_DW_MIN_PLANE = 8  # and planes of 8 x 8 at least (16 x 7 x 7 x 512: 1.12x; 4 x 14 x 14: 0.98x)
+# and WINOGRAD_MIN_PLANE whatever its pixels (16 x 7 x 7 x 512: 1.12x; 4 x 14 x 14: 0.98x)
 # NCHW 1x1 stride-1 layers as W @ X (nchw_1x1_by_images): filter values
 # at most, and output pixels per image at least. Measured (2 threads, a
 # 2-core Intel AVX-512 machine, float32, medians of 11, W @ X time /
@@ -290,7 +291,7 @@ def by_winograd(kh, kw, sh, sw, dh, dw, n_in, n_out, n, oh, ow):
     over (7x7 planes: 64 outputs computed for 49). Measured (float32, 3x3
     SAME, C_in = C_out, 2 threads, 9 interleaved rounds, this rule's time /
     the rule before's, which sent 192 pixels and more to Winograd, forward
-    / input gradient; ``perf`` notes of issue 8): NHWC 1x14x14x256 0.77 /
+    / input gradient): NHWC 1x14x14x256 0.77 /
     0.69, 1x14x14x512 0.77 / 0.63, 1x14x14x128 0.63 / 0.57, 1x15x15x256
     0.87 / 0.72, 4x7x7x512 0.88 / 0.66, 4x7x7x256 0.75 / 0.65, 8x7x7x512
     0.96 / 0.85, 8x7x7x256 0.99 / 0.91; NCHW 0.66-0.88 / 0.67-0.86 on the
@@ -304,7 +305,7 @@ def by_winograd(kh, kw, sh, sw, dh, dw, n_in, n_out, n, oh, ow):
     pixels = n * oh * ow
     return (kh == 3 and kw == 3 and sh == 1 and sw == 1 and dh == 1 and dw == 1
             and n_in >= WINOGRAD_MIN_IN and n_out >= WINOGRAD_MIN_OUT and pixels >= WINOGRAD_MIN_PIXELS
-            and (min(oh, ow) >= WINOGRAD_NARROW_PLANE or pixels >= WINOGRAD_NARROW_MIN_PIXELS))
+            and (min(oh, ow) >= WINOGRAD_MIN_PLANE or pixels >= WINOGRAD_NARROW_MIN_PIXELS))
 
 
 @register_jitable
@@ -318,7 +319,7 @@ def dw_by_winograd(kh, kw, sh, sw, dh, dw, n_in, n_out, n, oh, ow):
     patch GEMM's filter gradient with B operands in panels.
     """
     return (by_winograd(kh, kw, sh, sw, dh, dw, n_in, n_out, n, oh, ow)
-            and n * oh * ow >= WINOGRAD_DW_MIN_PIXELS and min(oh, ow) >= WINOGRAD_DW_MIN_PLANE)
+            and n * oh * ow >= WINOGRAD_DW_MIN_PIXELS and min(oh, ow) >= WINOGRAD_MIN_PLANE)
 
 
 def nchw_1x1_by_images(kh, kw, sh, sw, pt, pl, n_in, n_out, pixels):

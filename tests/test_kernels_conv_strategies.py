@@ -83,7 +83,7 @@ STRATEGIES = {
     # Every 3x3 stride-1 undilated forward (or input-gradient phase) and filter gradient on Winograd,
     # whatever the channels.
     "winograd": dict(WINOGRAD_MIN_IN=0, WINOGRAD_MIN_OUT=0, WINOGRAD_MIN_PIXELS=0,
-                     WINOGRAD_DW_MIN_PIXELS=0, WINOGRAD_DW_MIN_PLANE=0, WINOGRAD_NARROW_MIN_PIXELS=0,
+                     WINOGRAD_DW_MIN_PIXELS=0, WINOGRAD_MIN_PLANE=0, WINOGRAD_NARROW_MIN_PIXELS=0,
                      **NO_TAPS, **NO_DOTS),
     # Every filter gradient of more than one tap by taps, x read in place (the rest as the rule).
     "taps": dict(TAPS_MIN_IN=0, TAPS_MAX_IN=10**9, TAPS_LARGE_KERNEL=0, TAPS_MAX_PLANE_W=10**18,

@@ -4,7 +4,7 @@
 (and input-gradient phases) with at least ``WINOGRAD_MIN_IN`` input and
 ``WINOGRAD_MIN_OUT`` output channels and ``WINOGRAD_MIN_PIXELS`` outputs,
 and their filter gradients from ``WINOGRAD_DW_MIN_PIXELS`` outputs on
-planes of ``WINOGRAD_DW_MIN_PLANE`` rows and columns; the
+planes of ``WINOGRAD_MIN_PLANE`` rows and columns; the
 tests of its results force it on smaller calls. Its own corners: odd output sizes
 (tiles that hang over the edge), padding of 0, 2 and asymmetric padding,
 planes wider than one block of tiles, batch 1 (channels split across
@@ -62,7 +62,7 @@ def inputs(case, dtype, seed=0):
 def forced(monkeypatch):
     """Winograd on every 3x3 stride-1 undilated call, whatever its channels and size."""
     for name in ("WINOGRAD_MIN_IN", "WINOGRAD_MIN_OUT", "WINOGRAD_MIN_PIXELS", "WINOGRAD_DW_MIN_PIXELS",
-                 "WINOGRAD_DW_MIN_PLANE", "WINOGRAD_NARROW_MIN_PIXELS"):
+                 "WINOGRAD_MIN_PLANE", "WINOGRAD_NARROW_MIN_PIXELS"):
         monkeypatch.setattr(plan, name, 0)
 
 
@@ -161,7 +161,7 @@ def test_the_rule(k, s, d, c_in, c_out, size, expected, monkeypatch):
     np.testing.assert_allclose(dw, ref.conv2d_backward_filter(dy, x, w.shape, **kw),
                                atol=tolerance(np.float64, y.size // c_out), rtol=0)
     enough = (y.shape[0] * y.shape[1] * y.shape[2] >= plan.WINOGRAD_DW_MIN_PIXELS
-              and min(y.shape[1], y.shape[2]) >= plan.WINOGRAD_DW_MIN_PLANE)
+              and min(y.shape[1], y.shape[2]) >= plan.WINOGRAD_MIN_PLANE)
     assert calls.counts["winograd_dw"] == (expected and enough)
 
 
