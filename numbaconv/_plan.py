@@ -18,7 +18,9 @@ Four strategies:
   small planes (batch 1, 7x7 to 14x14; 1x1 layers on small planes over the
   pixels of all images, :func:`merged_rows`); for NHWC results also short ones
   into 48+ channels (VGG's 3 -> 64) and, read in place from padded rows of
-  x, stride-1 ones into 16+ (the seed's). The filter gradient goes there
+  x, stride-1 ones into 16+ (the seed's); from a batch of PIX, tiles of
+  PIX images at one position skip the taps on padding
+  (:func:`across_images`). The filter gradient goes there
   on short plane grids (:func:`dw_by_patches`).
 - "dots" (``_kernels.dots``): dot products of kernel rows read in place;
   few output channels from long kernel rows, strided or 1x1 filters or
@@ -95,6 +97,23 @@ PATCH_PIXELS = 256  # output pixels per work unit: the patch block stays in L2
 # 32x10x10x128 -> 128 0.93; on larger planes no gain: 8x13x13x256 -> 256
 # 0.98, 8x14x14x256 -> 1024 1.03, 1024 -> 256 0.98, 8x28x28x128 -> 512 0.96.
 MERGED_MAX_PLANE = 128
+# Gathered patch-GEMM calls tile PIX images at one output position
+# (across_images) where that computes at most ACROSS_MAX_WORK of all taps,
+# or, into at most ACROSS_MAX_OUT channels, no more than all of them.
+# Measured: 2 threads, 7 interleaved rounds, float32 NHWC, across / rows of
+# pixels, forward / input gradient (the share of taps inside x in
+# brackets): 64x11x9x16 -> 32 7x7 pad 3 (0.68) 0.63 / 0.57, 16x7x7x64 ->
+# 64 5x5 pad 2 (0.69) 0.66 / 0.66, 32x14x14x32 -> 64 5x5 pad 2 (0.84) 0.82 /
+# 0.78, 8x7x7x512 -> 512 3x3 pad 1 (0.82) 0.94 / 0.94, 8x27x27x64 -> 192
+# 5x5 pad 2 (0.91) 0.95-0.97 / 0.90, 8x14x14x256 -> 512 3x3 stride 2
+# (0.91) 0.97 / 0.96; but 8x28x28x128 -> 256 3x3 stride 2 (0.95) 1.00 /
+# 1.06. With every tap inside x, the gather costs more than the products
+# into few channels: 64x12x12x6 -> 16 5x5 (LeNet) 0.66, 64x12x12x16 -> 16
+# 0.77, 16x14x14x32 -> 32 5x5 0.87, -> 64 0.90; into more it is the
+# other way round: 8x27x27x64 -> 192 5x5 1.05, 8x14x14x256 -> 512 1x1
+# stride 2 1.14.
+ACROSS_MAX_WORK = 0.92
+ACROSS_MAX_OUT = 64
 WINOGRAD_TILES = 64  # 2x2 tiles per work unit (as many outputs as PATCH_PIXELS)
 # Measured boundaries of Winograd against the direct strategies (float32,
 # 3x3 stride 1; channels and the filter gradient's on one thread, the
@@ -425,6 +444,39 @@ def patch_units(n, oh, ow, c_pad):
     """(rows_per_unit, out_per_unit) of the patch GEMM; from the shape alone."""
     rows = max(1, min(oh, PATCH_PIXELS // ow))
     return rows, channels_per_unit(n * -(-oh // rows), c_pad)
+
+
+@register_jitable
+def across_images(kh, kw, sh, sw, dh, dw, pt, pl, n, oh, ow, h, w, c_pad):
+    """Whether a gathered patch-GEMM forward call tiles PIX images at one output position (``across_images``).
+
+    Such a tile skips every tap that reads padding, and reads x in place
+    (``_kernels.patch_gemm._unit_across_images``); a tile of PIX pixels
+    along a row gathers every tap and skips only the kernel rows that fall
+    on padding for all of its pixels. Where the taps inside x, summed over
+    the positions, times the images rounded up to whole tiles, come to at
+    most ACROSS_MAX_WORK of all taps, or into at most ACROSS_MAX_OUT
+    channels no more than all taps (see the constants).
+    """
+    if n < PIX:
+        return False
+    inside_h = 0
+    for o in range(oh):
+        lo = max(0, -((o * sh - pt) // dh))
+        inside_h += max(0, min(kh, -((o * sh - pt - h) // dh)) - lo)
+    inside_w = 0
+    for o in range(ow):
+        lo = max(0, -((o * sw - pl) // dw))
+        inside_w += max(0, min(kw, -((o * sw - pl - w) // dw)) - lo)
+    work, taps = inside_h * inside_w * (-(-n // PIX) * PIX), (oh * kh) * (ow * kw) * n
+    return work <= ACROSS_MAX_WORK * taps or (c_pad <= ACROSS_MAX_OUT and work <= taps)
+
+
+@register_jitable
+def across_units(n, oh, ow, c_pad):
+    """(positions_per_unit, out_per_unit) of the patch GEMM's ``across_images`` mode; from the shape alone."""
+    positions = max(1, PATCH_PIXELS // PIX)
+    return positions, channels_per_unit(-(-n // PIX) * -(-(oh * ow) // positions), c_pad)
 
 
 @register_jitable

@@ -303,8 +303,8 @@ def _forward(x, w, b, y, taps_h, taps_w, swap, sh, sw, dh, dw, pt, pl):
     _pack_filters(w.reshape(-1), steps, taps_h, taps_w, swap, y.c, wk)
     c_pad = _padded_channels(y.c)
     padded_rows = _padded_rows(k_h, k_w, sh, sw, dh, dw, y.w, c_pad)
-    x_img, y, rows, outs = _patch_grid(_image(x), y, k_h, k_w, sh, sw, pt, pl, c_pad)
-    _conv2d_patch_gemm(x_img, wk, b, y, k_h, k_w, rows, outs, sh, sw, dh, dw, pt, pl, False, padded_rows)
+    x_img, y, across, rows, outs = _patch_grid(_image(x), y, k_h, k_w, sh, sw, dh, dw, pt, pl, c_pad)
+    _conv2d_patch_gemm(x_img, wk, b, y, k_h, k_w, rows, outs, sh, sw, dh, dw, pt, pl, False, padded_rows, across)
 
 
 @kernel(parallel=False)

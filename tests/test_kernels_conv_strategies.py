@@ -333,7 +333,7 @@ def test_the_padded_rows_rule_at_its_boundaries(n, h, w, c_in, c_out, k, padding
 
     def record(x, wk, b, y, k_h, k_w, rows, outs, sh, sw, dh, dw, *args):
         # What the kernel reads by rows (each unit padding its rows of x itself).
-        seen.append(args[-1] and sh == sw == dh == dw == 1)
+        seen.append(args[-2] and sh == sw == dh == dw == 1)  # (padded_rows, across_images)
         return kernel(x, wk, b, y, k_h, k_w, rows, outs, sh, sw, dh, dw, *args)
 
     monkeypatch.setattr(patch_gemm, "conv2d_patch_gemm", record)

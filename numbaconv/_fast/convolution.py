@@ -130,7 +130,8 @@ class _Route(NamedTuple):
     padded_rows: bool  # patches: read padded rows of x in place (plan.padded_rows)
     x_nchw: bool  # patches: read x in its NCHW memory (else an NHWC copy)
     merged: bool  # patches: all pixels as rows of PIX (plan.merged_rows)
-    rows: int  # patches: rows (or merged rows) per work unit; planes: rows per block
+    across: bool  # patches: tiles of PIX images at one output position (plan.across_images)
+    rows: int  # patches: rows (merged rows, positions) per work unit; planes: rows per block
     outs: int  # patches: channels per work unit
 
 
@@ -149,26 +150,27 @@ def _route(kernel_size, stride, dilation, pad, x_shape, y_geometry, nchw, taps_h
     n, h, w, c, n_step, h_step, w_step, c_step = y_geometry
     taps = np.asarray(taps_h, np.int64), np.asarray(taps_w, np.int64)
     if plan.by_dots(kh, kw, sh, sw, dw, c_in, c, h, w):
-        return _Route("dots", False, *taps, False, False, False, 0, 0)
+        return _Route("dots", False, *taps, False, False, False, False, 0, 0)
     winograd = plan.by_winograd(kh, kw, sh, sw, dh, dw, c_in, c, n, h, w)
     if plan.forward_by_patches(kh, kw, sh, sw, dh, dw, c_in, c, h, w, nchw):
         pixels = h * w
         if (nchw and plan.nchw_1x1_by_images(kh, kw, sh, sw, pt, pl, c_in, c, pixels)
                 and h == x_h and w == x_w
                 and w_step == 1 and h_step == w and c_step == pixels and n_step == c * pixels):
-            return _Route("nchw_1x1", winograd, *taps, False, False, False, 0, 0)
+            return _Route("nchw_1x1", winograd, *taps, False, False, False, False, 0, 0)
         c_pad = plan.padded_channels(c)
         padded_rows = plan.padded_rows(kh, kw, sh, sw, dh, dw, w, c_pad)
+        merged, across, rows, outs = patch_units(x_h, x_w, n, h, w, n_step, h_step, w_step, kh, kw, sh, sw, dh, dw,
+                                                 pt, pl, c_pad)
         # Patches read in place from padded rows of x, which the kernel
         # copies a unit at a time, from either memory; gathered patches
         # from NCHW memory in place when a pixel has enough channels, else
-        # from an NHWC copy (plan.NCHW_GATHER_MIN_IN).
-        x_nchw = nchw and ((padded_rows and kh * kw > 1) or c_in >= plan.NCHW_GATHER_MIN_IN)
-        merged, rows, outs = patch_units(x_h, x_w, n, h, w, n_step, h_step, w_step, kh, kw, sh, sw, pt, pl,
-                                         c_pad)
-        return _Route("patches", winograd, *taps, padded_rows, x_nchw, merged, rows, outs)
+        # from an NHWC copy (plan.NCHW_GATHER_MIN_IN); tiles across images
+        # read NHWC memory in place, a copy for NCHW callers.
+        x_nchw = nchw and not across and ((padded_rows and kh * kw > 1) or c_in >= plan.NCHW_GATHER_MIN_IN)
+        return _Route("patches", winograd, *taps, padded_rows, x_nchw, merged, across, rows, outs)
     pitch = w + (kw - 1) * dw // sw
-    return _Route("planes", winograd, *taps, False, False, False, plan.rows_per_block(n, h, pitch), 0)
+    return _Route("planes", winograd, *taps, False, False, False, False, plan.rows_per_block(n, h, pitch), 0)
 
 
 def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None, swap=False):
@@ -198,7 +200,7 @@ def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None
         if route.merged:
             x_img, y_img = k.merged_images(x_img, pg.PIX), k.merged_images(y_img, pg.PIX)
         direct(pg.conv2d_patch_gemm, x.dtype, x_img, wk, b, y_img, kh, kw, route.rows, route.outs, sh, sw, dh, dw,
-               pt, pl, False, route.padded_rows)
+               pt, pl, False, route.padded_rows, route.across)
     else:
         direct(k.conv2d_nhwc, x.dtype, image(x, nchw), _hwio(w, taps, taps_h, taps_w, swap), b, y_img, route.rows,
                sh, sw, dh, dw, pt, pl)
@@ -219,8 +221,8 @@ def _hwio(w, taps, taps_h, taps_w, swap):
 
 
 @register_jitable
-def patch_units(x_h, x_w, n, oh, ow, n_step, h_step, w_step, kh, kw, sh, sw, pt, pl, c_pad):
-    """(merged, rows_per_unit, out_per_unit) of a patch-GEMM forward call over an x plane (x_h, x_w).
+def patch_units(x_h, x_w, n, oh, ow, n_step, h_step, w_step, kh, kw, sh, sw, dh, dw, pt, pl, c_pad):
+    """(merged, across, rows_per_unit, out_per_unit) of a patch-GEMM forward call over an x plane (x_h, x_w).
 
     ``merged`` (``plan.merged_rows``: 1x1 layers on small planes, into
     plain NHWC memory, whose steps the result's are): the units run over
@@ -231,25 +233,29 @@ def patch_units(x_h, x_w, n, oh, ow, n_step, h_step, w_step, kh, kw, sh, sw, pt,
     if (plan.merged_rows(kh, kw, sh, sw, pt, pl, n, oh, ow, x_h, x_w)
             and n_step == oh * h_step and h_step == ow * w_step):
         rows, outs = plan.merged_units(n * oh * ow, c_pad)
-        return True, rows, outs
+        return True, False, rows, outs
+    if (not plan.padded_rows(kh, kw, sh, sw, dh, dw, ow, c_pad)
+            and plan.across_images(kh, kw, sh, sw, dh, dw, pt, pl, n, oh, ow, x_h, x_w, c_pad)):
+        rows, outs = plan.across_units(n, oh, ow, c_pad)
+        return False, True, rows, outs
     rows, outs = plan.patch_units(n, oh, ow, c_pad)
-    return False, rows, outs
+    return False, False, rows, outs
 
 
 @register_jitable
-def patch_grid(x_img, y_img, kh, kw, sh, sw, pt, pl, c_pad):
-    """(x_img, y_img, rows_per_unit, out_per_unit): the Images a patch-GEMM forward call runs over, and its units.
+def patch_grid(x_img, y_img, kh, kw, sh, sw, dh, dw, pt, pl, c_pad):
+    """(x_img, y_img, across, rows_per_unit, out_per_unit): the Images a patch-GEMM forward call runs over, its units.
 
     The Images as they are, or (merged, see :func:`patch_units`) all their
-    pixels as rows of PIX. Used by the ``@njit`` drivers of
+    pixels as rows of PIX; ``across``: tiles of PIX images at one position. Used by the ``@njit`` drivers of
     ``numbaconv.kernels``; the public driver keeps the units per geometry
     (:func:`_route`).
     """
-    merged, rows, outs = patch_units(x_img.h, x_img.w, y_img.n, y_img.h, y_img.w, y_img.n_step, y_img.h_step,
-                                     y_img.w_step, kh, kw, sh, sw, pt, pl, c_pad)
+    merged, across, rows, outs = patch_units(x_img.h, x_img.w, y_img.n, y_img.h, y_img.w, y_img.n_step,
+                                             y_img.h_step, y_img.w_step, kh, kw, sh, sw, dh, dw, pt, pl, c_pad)
     if merged:
-        return k.merged_images(x_img, pg.PIX), k.merged_images(y_img, pg.PIX), rows, outs
-    return x_img, y_img, rows, outs
+        return k.merged_images(x_img, pg.PIX), k.merged_images(y_img, pg.PIX), across, rows, outs
+    return x_img, y_img, across, rows, outs
 
 
 def _forward_1x1_nchw(x, w, b, y_img, swap):
@@ -278,7 +284,8 @@ def _forward_1x1_nchw(x, w, b, y_img, swap):
     # "channels" (the plane's pixels).
     y_rows = k.Image(y_img.data, n, 1, c_out, pixels, y_img.n_step, c_out * pixels, pixels, 1)
     rows, outs = plan.nchw_1x1_units(n, plan.padded_channels(pixels))
-    direct(pg.conv2d_patch_gemm, x.dtype, a_img, planes, b, y_rows, 1, 1, rows, outs, 1, 1, 1, 1, 0, 0, True, True)
+    direct(pg.conv2d_patch_gemm, x.dtype, a_img, planes, b, y_rows, 1, 1, rows, outs, 1, 1, 1, 1, 0, 0, True, True,
+           False)
 
 
 # A window that covers the whole input (one output pixel, nothing padded

@@ -52,6 +52,14 @@ tile's segments summed in its registers (``padded_rows`` in
 ``conv2d_patch_gemm``; the seed's 3x3x3 -> 16, one core: 0.57 of the
 time with the gather, before the segments shared the registers).
 
+Gathered calls from a batch of PIX images may instead tile PIX images at
+one output position (``across_images``, ``numbaconv._plan.across_images``:
+where padding takes a share of the taps, or into few channels): a tile's
+pixels then share the taps that read inside x, a rectangle of kernel rows
+and columns, so the products skip every tap on padding and read x's NHWC
+memory in place, a kernel row's taps one run per image
+(``_unit_across_images``).
+
 The K axis is walked in chunks of K_CHUNK values, so that a tile's patch
 rows stay in L1 and the block's patches in L2 while the channel blocks
 stream past. Gathered tiles whose pixels all read padding for some kernel
@@ -97,44 +105,47 @@ def _gather_patches(a, x, n, oh0, n_pix, out_w, k_h, k_w, sh, sw, dh, dw, pt, pl
     ``ih = oh * sh - pt + kh * dh``, ``iw = ow * sw - pl + kw * dw``. The
     rows of ``a`` past ``n_pix`` (the tile padding) are zeroed.
     """
+    for p in range(n_pix):
+        r = p // out_w
+        _gather_patch(a[p], x, n, (oh0 + r) * sh - pt, (p - r * out_w) * sw - pl, k_h, k_w, dh, dw)
+    for p in range(n_pix, a.shape[0]):
+        for j in range(a.shape[1]):
+            a[p, j] = 0
+
+
+@kernel(parallel=False)
+def _gather_patch(dst, x, n, ih0, iw0, k_h, k_w, dh, dw):
+    """dst[(kh * KW + kw) * C + c] = x[n, ih0 + kh * dh, iw0 + kw * dw, c], or 0 outside x: one pixel's patch."""
     c_in = x.c
     run = k_w * c_in  # one kernel row of a patch
     data = x.data
     # Offsets are unsigned: a signed index carries Numba's negative-index
     # wraparound check, which keeps LLVM from vectorizing the copies (10x).
-    for p in range(n_pix):
-        r = p // out_w
-        ih0 = (oh0 + r) * sh - pt
-        iw0 = (p - r * out_w) * sw - pl
-        dst = a[p]
-        for kh in range(k_h):
-            ih = ih0 + kh * dh
-            base = np.uint64(kh * run)
-            if ih < 0 or ih >= x.h:
-                for j in range(run):
-                    dst[base + np.uint64(j)] = 0
-                continue
-            src0 = n * x.n_step + ih * x.h_step
-            if dw == 1 and iw0 >= 0 and iw0 + k_w <= x.w and x.c_step == 1 and x.w_step == c_in:
-                # The whole kernel row is one contiguous run of NHWC memory.
-                src = np.uint64(src0 + iw0 * c_in)
-                for j in range(run):
-                    dst[base + np.uint64(j)] = data[src + np.uint64(j)]
-                continue
-            for kw in range(k_w):
-                iw = iw0 + kw * dw
-                col = base + np.uint64(kw * c_in)
-                if iw < 0 or iw >= x.w:
-                    for c in range(c_in):
-                        dst[col + np.uint64(c)] = 0
-                else:
-                    src = np.uint64(src0 + iw * x.w_step)
-                    step = np.uint64(x.c_step)
-                    for c in range(c_in):
-                        dst[col + np.uint64(c)] = data[src + np.uint64(c) * step]
-    for p in range(n_pix, a.shape[0]):
-        for j in range(a.shape[1]):
-            a[p, j] = 0
+    for kh in range(k_h):
+        ih = ih0 + kh * dh
+        base = np.uint64(kh * run)
+        if ih < 0 or ih >= x.h:
+            for j in range(run):
+                dst[base + np.uint64(j)] = 0
+            continue
+        src0 = n * x.n_step + ih * x.h_step
+        if dw == 1 and iw0 >= 0 and iw0 + k_w <= x.w and x.c_step == 1 and x.w_step == c_in:
+            # The whole kernel row is one contiguous run of NHWC memory.
+            src = np.uint64(src0 + iw0 * c_in)
+            for j in range(run):
+                dst[base + np.uint64(j)] = data[src + np.uint64(j)]
+            continue
+        for kw in range(k_w):
+            iw = iw0 + kw * dw
+            col = base + np.uint64(kw * c_in)
+            if iw < 0 or iw >= x.w:
+                for c in range(c_in):
+                    dst[col + np.uint64(c)] = 0
+            else:
+                src = np.uint64(src0 + iw * x.w_step)
+                step = np.uint64(x.c_step)
+                for c in range(c_in):
+                    dst[col + np.uint64(c)] = data[src + np.uint64(c) * step]
 
 
 @kernel(parallel=False)
@@ -267,7 +278,7 @@ def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, k0, k1, add, se
 
 @kernel
 def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw, dh, dw, pt, pl,
-                      w_at_x, padded_rows):
+                      w_at_x, padded_rows, across_images):
     """y[n, oh, ow, co] = b[co] + sum(patch(n, oh, ow)[k] * wk[k, co] for k < K).
 
     ``x`` and ``y`` are Images; ``wk`` is the (K, round_up(C_out, OUT))
@@ -305,6 +316,10 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
     """
     k_len, c_pad = wk.shape[1], round_up(wk.shape[2], OUT) if w_at_x else wk.shape[0] * OUT
     row_blocks = (y.h + rows_per_unit - 1) // rows_per_unit
+    images = y.n
+    if across_images:  # blocks of rows_per_unit output positions, PIX images a unit
+        row_blocks = (y.h * y.w + rows_per_unit - 1) // rows_per_unit
+        images = (y.n + PIX - 1) // PIX
     out_blocks = (c_pad + out_per_unit - 1) // out_per_unit
     by_rows = padded_rows and sh == 1 and sw == 1 and dh == 1 and dw == 1
     # x itself is the block: an unpadded 1x1 filter over NHWC memory.
@@ -313,15 +328,19 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
     cols = y.w + k_w - 1  # pixels per row of a unit's padded block
     run = k_w * x.c  # one kernel row of a patch
     rows_inside = pt <= 0 and (y.h - 1) * sh - pt + (k_h - 1) * dh < x.h  # no kernel row reads padding
-    for unit in prange(y.n * row_blocks * out_blocks):
+    for unit in prange(images * row_blocks * out_blocks):
         u = np.int64(unit)
         ob = u % out_blocks
         rest = u // out_blocks
         n = rest // row_blocks
-        oh0 = (rest - n * row_blocks) * rows_per_unit
-        rows = min(rows_per_unit, y.h - oh0)
         co0 = ob * out_per_unit
         n_out = min(out_per_unit, c_pad - co0)
+        if across_images:
+            _unit_across_images(x, wk, b, y, n * PIX, (rest - n * row_blocks) * rows_per_unit, rows_per_unit, co0,
+                                n_out, k_h, k_w, sh, sw, dh, dw, pt, pl)
+            continue
+        oh0 = (rest - n * row_blocks) * rows_per_unit
+        rows = min(rows_per_unit, y.h - oh0)
         start = n * x.n_step + oh0 * x.h_step
         # By rows: the tile-padding rows past the unit's pixels read the
         # next pixels; their products are never stored. A padded block has
@@ -459,6 +478,99 @@ def _unit_products(y, b, base, n_direct, out, a, a_start, a_row, wk, q_b, co0, s
 
 
 @kernel(parallel=False)
+def _unit_across_images(x, wk, b, y, n0, pos0, positions, co0, n_out, k_h, k_w, sh, sw, dh, dw, pt, pl):
+    """One work unit of ``conv2d_patch_gemm``'s ``across_images`` mode: PIX images at ``positions`` output positions.
+
+    Output positions ``pos0 <= oh * OW + ow < pos0 + positions`` of images
+    ``n0 <= n < n0 + PIX``, channels ``co0`` to ``co0 + n_out``. A register
+    tile is one position in PIX images, so its pixels share their taps
+    that read inside x: a rectangle of kernel rows and columns
+    (``_taps_inside``), whose kernel rows are the tile's segments of K,
+    each a run of columns. The products skip every tap that reads padding
+    (on small planes with large kernels, a third of them: 7x7 pad 3 on
+    11 x 9); the rows past the last image are tile padding, zeros, not
+    stored. Patches gathered as ``_gather_patches``' rows; the sums go
+    through a buffer, stored with the bias.
+    """
+    n_img = min(PIX, y.n - n0)
+    n_pos = min(positions, y.h * y.w - pos0)
+    k_len = wk.shape[1]
+    run = k_w * x.c  # one kernel row of a patch
+    # A whole tile of NHWC images, undilated along w, is read in place: a
+    # kernel row's taps inside x are one run of x[n] for every image,
+    # images n_step apart (one call of the products per position).
+    in_place = n_img == PIX and dw == 1 and x.c_step == 1 and x.w_step == x.c
+    if in_place:
+        flat = x.data
+    else:
+        a = np.empty((n_pos * PIX, k_len), wk.dtype)
+        for i in range(n_pos):
+            oh = (pos0 + i) // y.w
+            ow = pos0 + i - oh * y.w
+            for j in range(PIX):
+                if j < n_img:
+                    _gather_patch(a[i * PIX + j], x, n0 + j, oh * sh - pt, ow * sw - pl, k_h, k_w, dh, dw)
+                else:
+                    a[i * PIX + j, :] = 0
+        flat = a.reshape(-1)
+    out = np.empty((n_pos * PIX, n_out), wk.dtype)
+    # Gathered, runs of positions with the same taps inside x share each call.
+    i = np.int64(0)
+    while i < n_pos:
+        taps = _position_taps(pos0 + i, y.w, x.h, x.w, k_h, k_w, sh, sw, dh, dw, pt, pl)
+        i_end = i + 1
+        while not in_place and i_end < n_pos and _position_taps(pos0 + i_end, y.w, x.h, x.w, k_h, k_w, sh, sw,
+                                                                dh, dw, pt, pl) == taps:
+            i_end += 1
+        h_lo, h_hi, w_lo, w_hi = taps
+        tiles = out[i * PIX:i_end * PIX]
+        k0, k1 = h_lo * run + w_lo * x.c, h_lo * run + w_hi * x.c
+        if in_place:
+            # Tap (kh, kw, c) of image n0 + p, at b's row k = kh * run + kw * C + c, is
+            # x.data[a_start + p * n_step + (kh - h_lo) * seg_step + k].
+            oh = (pos0 + i) // y.w
+            seg_step = dh * x.h_step - run
+            a_start = (n0 * x.n_step + (oh * sh - pt) * x.h_step + ((pos0 + i - oh * y.w) * sw - pl) * x.c
+                       + h_lo * seg_step)
+            a_row = x.n_step
+        else:
+            a_start, a_row, seg_step = i * PIX * k_len, k_len, np.int64(0)
+        if h_lo >= h_hi or k0 >= k1:
+            tiles[:, :] = 0  # no tap inside x: the bias alone
+        else:
+            for c0 in range(k0, k1, K_CHUNK):
+                _tile_products(tiles, 0, n_out, flat, a_start, a_row, wk, co0, c0, min(c0 + K_CHUNK, k1), c0 > k0,
+                               h_hi - h_lo, seg_step, run)
+        i = i_end
+    n_valid = min(n_out, y.c - co0)
+    bias = b[co0:co0 + n_valid]
+    c_step = np.uint64(y.c_step)
+    for i in range(n_pos):
+        oh = (pos0 + i) // y.w
+        ow = pos0 + i - oh * y.w
+        for j in range(n_img):
+            src = out[i * PIX + j]
+            pix = np.uint64((n0 + j) * y.n_step + oh * y.h_step + ow * y.w_step + co0 * y.c_step)
+            if y.c_step == 1:  # (a slice: vector stores)
+                dst = y.data[pix:pix + np.uint64(n_valid)]
+                for q in range(n_valid):
+                    dst[q] = src[q] + bias[q]
+            else:
+                for q in range(n_valid):
+                    y.data[pix + np.uint64(q) * c_step] = src[q] + bias[q]
+
+
+@kernel(parallel=False)
+def _position_taps(pos, out_w, in_h, in_w, k_h, k_w, sh, sw, dh, dw, pt, pl):
+    """(kh_lo, kh_hi, kw_lo, kw_hi): the kernel rows and columns that read inside x from output position ``pos``."""
+    oh = pos // out_w
+    ow = pos - oh * out_w
+    h_lo, h_hi = _taps_inside(oh, oh, sh, dh, pt, in_h, k_h)
+    w_lo, w_hi = _taps_inside(ow, ow, sw, dw, pl, in_w, k_w)
+    return h_lo, h_hi, w_lo, w_hi
+
+
+@kernel(parallel=False)
 def _pack_columns(m, col0, n_cols):
     """Columns col0 <= col < col0 + n_cols of the matrix ``m``, in panels: ``[j, k, i] = m[k, col0 + j * OUT + i]``.
 
@@ -495,10 +607,19 @@ def _tile_kernel_rows(t, n_pix, out_w, oh0, sh, dh, pt, in_h, k_h, every):
     """
     if every:
         return 0, k_h
-    oh_first = oh0 + t * PIX // out_w
-    oh_last = oh0 + (min(t * PIX + PIX, n_pix) - 1) // out_w
-    lo = max(0, -((oh_last * sh - pt) // dh))  # ceil((pt - oh * sh) / dh)
-    hi = min(k_h, -((oh_first * sh - pt - in_h) // dh))  # ceil((in_h + pt - oh * sh) / dh)
+    return _taps_inside(oh0 + t * PIX // out_w, oh0 + (min(t * PIX + PIX, n_pix) - 1) // out_w, sh, dh, pt, in_h,
+                        k_h)
+
+
+@kernel(parallel=False)
+def _taps_inside(o_first, o_last, s, d, p, size, k):
+    """(lo, hi): the taps lo <= i < hi that read inside an input axis of ``size`` for some output o_first..o_last.
+
+    Tap i of output o reads ``o * s - p + i * d``; both bounds fall as o
+    grows, so the first output gives hi and the last lo.
+    """
+    lo = max(0, -((o_last * s - p) // d))  # ceil((p - o * s) / d)
+    hi = min(k, -((o_first * s - p - size) // d))  # ceil((size + p - o * s) / d)
     return lo, max(lo, hi)
 
 
