@@ -539,8 +539,8 @@ def _unit_across_images(x, wk, b, y, n0, pos0, positions, co0, n_out, k_h, k_w, 
             tiles[:, :] = 0  # no tap inside x: the bias alone
         else:
             for c0 in range(k0, k1, K_CHUNK):
-                _tile_products(tiles, 0, n_out, flat, a_start, a_row, wk, co0, c0, min(c0 + K_CHUNK, k1), c0 > k0,
-                               h_hi - h_lo, seg_step, run)
+                _tile_products(tiles, np.int64(0), n_out, flat, a_start, a_row, wk, co0, c0, min(c0 + K_CHUNK, k1),
+                               c0 > k0, h_hi - h_lo, seg_step, run)  # (a literal 0: a second compile of the tile)
         i = i_end
     n_valid = min(n_out, y.c - co0)
     bias = b[co0:co0 + n_valid]
