@@ -33,7 +33,7 @@ CASES = [
     (1, 3, 3, 16, 16, 2),  # padding beyond the kernel's reach on every side
     (1, 4, 140, 16, 16, 1),  # 70 tiles a row: two blocks of columns
     (5, 3, 3, 16, 16, 1),  # 2x2 tiles an image: units span images, rows of tiles that hang over
-    (40, 4, 4, 16, 16, 0),  # 40 rows of tiles, blocks of 32 that end mid-batch
+    (40, 4, 4, 16, 16, 0),  # 80 rows of tiles, blocks of 27 that end mid-image
     # Slow without the JIT (the coverage run): their products run as Python.
     pytest.param((1, 6, 6, 530, 18, 1), marks=pytest.mark.slow),  # C_in beyond one reduction chunk
     pytest.param((4, 12, 10, 24, 64, "SAME"), marks=pytest.mark.slow),
@@ -249,3 +249,14 @@ def test_float32_error_is_no_larger_than_the_direct_kernels(n, hw, c_in, c_out, 
         errors[strategy] = [np.abs(g - e).max() / np.abs(e).max() for g, e in zip(got, want)]
     for wino, direct in zip(errors["winograd"], errors["direct"]):
         assert wino <= max(direct, 2e-6)
+
+
+@pytest.mark.parametrize("n, oh, ow", [(2, 14, 14), (4, 14, 14), (8, 13, 13), (40, 4, 4), (1, 7, 140), (3, 9, 11)])
+def test_units_share_the_rows_of_tiles_equally(n, oh, ow):
+    """As few blocks of rows of tiles as WINOGRAD_TILES allows, and equal ones (none a small rest)."""
+    rows, cols, outs, units = plan.winograd_units(n, oh, ow, 64)
+    total, most = n * -(-oh // 2), max(1, plan.WINOGRAD_TILES // cols)
+    blocks = -(-total // rows)
+    assert rows * cols <= plan.WINOGRAD_TILES and blocks == -(-total // min(total, most))
+    assert rows == -(-total // blocks)  # the last block is at most blocks - 1 rows short
+    assert units == blocks * -(-(-(-ow // 2)) // cols) * -(-64 // outs)
