@@ -114,6 +114,13 @@ MERGED_MAX_PLANE = 128
 # stride 2 1.14.
 ACROSS_MAX_WORK = 0.92
 ACROSS_MAX_OUT = 64
+# ... and their units' blocks of filters hold at most about this many values
+# (1 MB of float32, half an L2; across_units). 2 threads, 7 interleaved
+# rounds, this / the channel blocks of channels_per_unit alone, forward and
+# input gradient: 8x27x27x64 -> 192 5x5 (192 -> 96 channels a unit) 0.95
+# and 0.95, 8x7x7x512 -> 512 3x3 0.99 and 0.99; half the values, against
+# this: 0.97-1.01.
+ACROSS_BLOCK_VALUES = 1 << 18
 WINOGRAD_TILES = 64  # 2x2 tiles per work unit (as many outputs as PATCH_PIXELS)
 # Measured boundaries of Winograd against the direct strategies (float32,
 # 3x3 stride 1; channels and the filter gradient's on one thread, the
@@ -473,10 +480,17 @@ def across_images(kh, kw, sh, sw, dh, dw, pt, pl, n, oh, ow, h, w, c_pad):
 
 
 @register_jitable
-def across_units(n, oh, ow, c_pad):
-    """(positions_per_unit, out_per_unit) of the patch GEMM's ``across_images`` mode; from the shape alone."""
+def across_units(n, oh, ow, k_len, c_pad):
+    """(positions_per_unit, out_per_unit) of the patch GEMM's ``across_images`` mode; from the shape alone.
+
+    A unit's block of filters (K x out_per_unit) holds at most about
+    ACROSS_BLOCK_VALUES values, so that it stays in L2 from one position's
+    tile to the next (each tile takes its own range of K).
+    """
     positions = max(1, PATCH_PIXELS // PIX)
-    return positions, channels_per_unit(-(-n // PIX) * -(-(oh * ow) // positions), c_pad)
+    outs = channels_per_unit(-(-n // PIX) * -(-(oh * ow) // positions), c_pad)
+    per_block = -(-c_pad // -(-(k_len * c_pad) // ACROSS_BLOCK_VALUES))
+    return positions, min(outs, -(-per_block // (2 * OUT)) * 2 * OUT)  # (whole two-panel tiles)
 
 
 @register_jitable

@@ -123,3 +123,17 @@ def test_the_rule(n, hw, c_in, c_out, k, s, p, expected):
                                     tuple(range(k)), tuple(range(k)))
     if route.strategy == "patches" and not route.padded_rows:
         assert route.across == expected
+
+
+@pytest.mark.parametrize("n, hw, k_len, c_pad", [(8, 7, 4608, 512), (8, 27, 1600, 192), (64, 11, 784, 32),
+                                                 (16, 7, 64, 1024)])
+def test_a_units_filters_stay_cache_sized(n, hw, k_len, c_pad):
+    positions, outs = plan.across_units(n, hw, hw, k_len, c_pad)
+    assert positions * PIX <= plan.PATCH_PIXELS and outs % patch_gemm.OUT == 0 and 0 < outs <= c_pad
+    # Blocks of whole two-panel tiles, no more of them than ACROSS_BLOCK_VALUES asks for.
+    def ceil(a, b):
+        return -(-a // b)
+    blocks = ceil(k_len * c_pad, plan.ACROSS_BLOCK_VALUES)
+    assert outs <= ceil(ceil(c_pad, blocks), 2 * patch_gemm.OUT) * 2 * patch_gemm.OUT
+    if blocks > 1:
+        assert outs * k_len < plan.ACROSS_BLOCK_VALUES + 2 * patch_gemm.OUT * k_len

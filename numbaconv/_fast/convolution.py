@@ -160,8 +160,8 @@ def _route(kernel_size, stride, dilation, pad, x_shape, y_geometry, nchw, taps_h
             return _Route("nchw_1x1", winograd, *taps, False, False, False, False, 0, 0)
         c_pad = plan.padded_channels(c)
         padded_rows = plan.padded_rows(kh, kw, sh, sw, dh, dw, w, c_pad)
-        merged, across, rows, outs = patch_units(x_h, x_w, n, h, w, n_step, h_step, w_step, kh, kw, sh, sw, dh, dw,
-                                                 pt, pl, c_pad)
+        merged, across, rows, outs = patch_units(x_h, x_w, c_in, n, h, w, n_step, h_step, w_step, kh, kw, sh, sw,
+                                                 dh, dw, pt, pl, c_pad)
         # Patches read in place from padded rows of x, which the kernel
         # copies a unit at a time, from either memory; gathered patches
         # from NCHW memory in place when a pixel has enough channels, else
@@ -221,7 +221,7 @@ def _hwio(w, taps, taps_h, taps_w, swap):
 
 
 @register_jitable
-def patch_units(x_h, x_w, n, oh, ow, n_step, h_step, w_step, kh, kw, sh, sw, dh, dw, pt, pl, c_pad):
+def patch_units(x_h, x_w, c_in, n, oh, ow, n_step, h_step, w_step, kh, kw, sh, sw, dh, dw, pt, pl, c_pad):
     """(merged, across, rows_per_unit, out_per_unit) of a patch-GEMM forward call over an x plane (x_h, x_w).
 
     ``merged`` (``plan.merged_rows``: 1x1 layers on small planes, into
@@ -236,7 +236,7 @@ def patch_units(x_h, x_w, n, oh, ow, n_step, h_step, w_step, kh, kw, sh, sw, dh,
         return True, False, rows, outs
     if (not plan.padded_rows(kh, kw, sh, sw, dh, dw, ow, c_pad)
             and plan.across_images(kh, kw, sh, sw, dh, dw, pt, pl, n, oh, ow, x_h, x_w, c_pad)):
-        rows, outs = plan.across_units(n, oh, ow, c_pad)
+        rows, outs = plan.across_units(n, oh, ow, kh * kw * c_in, c_pad)
         return False, True, rows, outs
     rows, outs = plan.patch_units(n, oh, ow, c_pad)
     return False, False, rows, outs
@@ -251,7 +251,7 @@ def patch_grid(x_img, y_img, kh, kw, sh, sw, dh, dw, pt, pl, c_pad):
     ``numbaconv.kernels``; the public driver keeps the units per geometry
     (:func:`_route`).
     """
-    merged, across, rows, outs = patch_units(x_img.h, x_img.w, y_img.n, y_img.h, y_img.w, y_img.n_step,
+    merged, across, rows, outs = patch_units(x_img.h, x_img.w, x_img.c, y_img.n, y_img.h, y_img.w, y_img.n_step,
                                              y_img.h_step, y_img.w_step, kh, kw, sh, sw, dh, dw, pt, pl, c_pad)
     if merged:
         return k.merged_images(x_img, pg.PIX), k.merged_images(y_img, pg.PIX), across, rows, outs
