@@ -313,6 +313,12 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
     ``numbaconv._plan.padded_rows``, weighs the two). An unpadded 1x1
     filter over NHWC memory (``x.w == OW``) reads x itself, with no copy
     and no waste.
+
+    With ``across_images`` (never with ``padded_rows``), ``rows_per_unit``
+    counts output positions instead: a unit owns PIX images (from image
+    ``PIX * i``) at that many consecutive positions ``oh * OW + ow``, a
+    register tile being one position in its PIX images
+    (``_unit_across_images``).
     """
     k_len, c_pad = wk.shape[1], round_up(wk.shape[2], OUT) if w_at_x else wk.shape[0] * OUT
     row_blocks = (y.h + rows_per_unit - 1) // rows_per_unit
