@@ -44,7 +44,7 @@ import numpy as np
 from numba.extending import register_jitable
 
 from ._kernels.filter_taps import TAP_CHANNELS
-from ._kernels.patch_gemm import OUT, PIX
+from ._kernels.patch_gemm import OUT, PIX, taps_inside
 
 # Grid positions per work unit: the plane scratch of a unit stays cache-sized.
 MAX_GRID = 4096
@@ -455,7 +455,7 @@ def patch_units(n, oh, ow, c_pad):
 
 @register_jitable
 def across_images(kh, kw, sh, sw, dh, dw, pt, pl, n, oh, ow, h, w, c_pad):
-    """Whether a gathered patch-GEMM forward call tiles PIX images at one output position (``across_images``).
+    """Whether a gathered patch-GEMM forward call (not :func:`padded_rows`) tiles PIX images at one position.
 
     Such a tile skips every tap that reads padding, and reads x in place
     (``_kernels.patch_gemm._unit_across_images``); a tile of PIX pixels
@@ -465,16 +465,16 @@ def across_images(kh, kw, sh, sw, dh, dw, pt, pl, n, oh, ow, h, w, c_pad):
     most ACROSS_MAX_WORK of all taps, or into at most ACROSS_MAX_OUT
     channels no more than all taps (see the constants).
     """
-    if n < PIX:
+    if n < PIX or padded_rows(kh, kw, sh, sw, dh, dw, ow, c_pad):
         return False
     inside_h = 0
     for o in range(oh):
-        lo = max(0, -((o * sh - pt) // dh))
-        inside_h += max(0, min(kh, -((o * sh - pt - h) // dh)) - lo)
+        lo, hi = taps_inside(o, o, sh, dh, pt, h, kh)
+        inside_h += hi - lo
     inside_w = 0
     for o in range(ow):
-        lo = max(0, -((o * sw - pl) // dw))
-        inside_w += max(0, min(kw, -((o * sw - pl - w) // dw)) - lo)
+        lo, hi = taps_inside(o, o, sw, dw, pl, w, kw)
+        inside_w += hi - lo
     work, taps = inside_h * inside_w * (-(-n // PIX) * PIX), (oh * kh) * (ow * kw) * n
     return work <= ACROSS_MAX_WORK * taps or (c_pad <= ACROSS_MAX_OUT and work <= taps)
 

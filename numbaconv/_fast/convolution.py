@@ -234,8 +234,7 @@ def patch_units(x_h, x_w, c_in, n, oh, ow, n_step, h_step, w_step, kh, kw, sh, s
             and n_step == oh * h_step and h_step == ow * w_step):
         rows, outs = plan.merged_units(n * oh * ow, c_pad)
         return True, False, rows, outs
-    if (not plan.padded_rows(kh, kw, sh, sw, dh, dw, ow, c_pad)
-            and plan.across_images(kh, kw, sh, sw, dh, dw, pt, pl, n, oh, ow, x_h, x_w, c_pad)):
+    if plan.across_images(kh, kw, sh, sw, dh, dw, pt, pl, n, oh, ow, x_h, x_w, c_pad):
         rows, outs = plan.across_units(n, oh, ow, kh * kw * c_in, c_pad)
         return False, True, rows, outs
     rows, outs = plan.patch_units(n, oh, ow, c_pad)

@@ -76,6 +76,7 @@ pixels, with transposed patches times dy.
 """
 import numpy as np
 from numba import prange
+from numba.extending import register_jitable
 
 from .._numba import kernel, register_tile, wide_register_file
 from .convolution import round_up
@@ -491,7 +492,7 @@ def _unit_across_images(x, wk, b, y, n0, pos0, positions, co0, n_out, k_h, k_w, 
     ``n0 <= n < n0 + PIX``, channels ``co0`` to ``co0 + n_out``. A register
     tile is one position in PIX images, so its pixels share their taps
     that read inside x: a rectangle of kernel rows and columns
-    (``_taps_inside``), whose kernel rows are the tile's segments of K,
+    (``taps_inside``), whose kernel rows are the tile's segments of K,
     each a run of columns. The products skip every tap that reads padding
     (on small planes with large kernels, a third of them: 7x7 pad 3 on
     11 x 9); the rows past the last image are tile padding, zeros, not
@@ -571,8 +572,8 @@ def _position_taps(pos, out_w, in_h, in_w, k_h, k_w, sh, sw, dh, dw, pt, pl):
     """(kh_lo, kh_hi, kw_lo, kw_hi): the kernel rows and columns that read inside x from output position ``pos``."""
     oh = pos // out_w
     ow = pos - oh * out_w
-    h_lo, h_hi = _taps_inside(oh, oh, sh, dh, pt, in_h, k_h)
-    w_lo, w_hi = _taps_inside(ow, ow, sw, dw, pl, in_w, k_w)
+    h_lo, h_hi = taps_inside(oh, oh, sh, dh, pt, in_h, k_h)
+    w_lo, w_hi = taps_inside(ow, ow, sw, dw, pl, in_w, k_w)
     return h_lo, h_hi, w_lo, w_hi
 
 
@@ -613,16 +614,17 @@ def _tile_kernel_rows(t, n_pix, out_w, oh0, sh, dh, pt, in_h, k_h, every):
     """
     if every:
         return 0, k_h
-    return _taps_inside(oh0 + t * PIX // out_w, oh0 + (min(t * PIX + PIX, n_pix) - 1) // out_w, sh, dh, pt, in_h,
+    return taps_inside(oh0 + t * PIX // out_w, oh0 + (min(t * PIX + PIX, n_pix) - 1) // out_w, sh, dh, pt, in_h,
                         k_h)
 
 
-@kernel(parallel=False)
-def _taps_inside(o_first, o_last, s, d, p, size, k):
+@register_jitable
+def taps_inside(o_first, o_last, s, d, p, size, k):
     """(lo, hi): the taps lo <= i < hi that read inside an input axis of ``size`` for some output o_first..o_last.
 
     Tap i of output o reads ``o * s - p + i * d``; both bounds fall as o
-    grows, so the first output gives hi and the last lo.
+    grows, so the first output gives hi and the last lo. (Plain Python for
+    the rules of ``numbaconv._plan``, inlined into the kernels.)
     """
     lo = max(0, -((o_last * s - p) // d))  # ceil((p - o * s) / d)
     hi = min(k, -((o_first * s - p - size) // d))  # ceil((size + p - o * s) / d)
