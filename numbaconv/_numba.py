@@ -510,6 +510,65 @@ def _register_tile(like, rows, cols):
     return impl
 
 
+def _stream_tile_uncompiled(dst, row, col, tile, rows, cols):
+    """What :func:`stream_tile` does, as NumPy (``NUMBA_DISABLE_JIT=1``)."""
+    dst[row:row + rows, col:col + cols] = tile[:rows, :cols]
+
+
+@intrinsic
+def _stream_tile(typingctx, dst, row, col, tile, rows, cols):
+    """dst[row + r, col:col + cols] = tile[r, :cols] for r < rows (``rows`` and ``cols`` literals), past the caches.
+
+    Straight-line code: a vector store of each row with LLVM's
+    nontemporal hint (``movntps``: the line goes to memory whole, neither
+    read into the cache first nor evicting what it holds), which halves
+    the memory traffic of results larger than the caches
+    (``patch_gemm.STREAM_MIN_BYTES``). The tile is read at constant
+    offsets only, so a :func:`register_tile` stays in registers (a loop
+    over its rows that LLVM did not unroll left it on the stack), and as
+    an intrinsic called directly, not through an ``@overload``, it takes
+    no references (whose calls to the runtime made the tile's sums spill
+    to the stack around them). Each row's element ``col`` must be 64-byte
+    aligned, and the tile's rows whole lines: a line written in pieces by
+    tiles far apart in time leaves the write-combining buffer
+    unfinished, and partial lines cost more than the reads they save
+    (NumPy's allocations are only 16-byte aligned: see
+    ``_fast._memory.aligned_empty``).
+    """
+    if not (isinstance(rows, types.IntegerLiteral) and isinstance(cols, types.IntegerLiteral)):
+        return None
+    n_rows, width = rows.literal_value, cols.literal_value
+
+    def codegen(context, builder, signature, args):
+        dst_arr = context.make_array(signature.args[0])(context, builder, args[0])
+        tile_arr = context.make_array(signature.args[3])(context, builder, args[3])
+        elem = context.get_data_type(signature.args[0].dtype)
+        vector = ir.VectorType(elem, width)
+        i64 = ir.IntType(64)
+        pitch = builder.extract_value(dst_arr.strides, 0)  # bytes
+        row, col = (context.cast(builder, v, t, types.int64)
+                    for v, t in zip(args[1:3], signature.args[1:3], strict=True))
+        item = ir.Constant(i64, context.get_abi_sizeof(elem))
+        first = builder.add(builder.ptrtoint(dst_arr.data, i64),
+                            builder.add(builder.mul(row, pitch), builder.mul(col, item)))
+        nontemporal = builder.module.add_metadata([ir.IntType(32)(1)])
+        for r in range(n_rows):
+            value = ir.Constant(vector, ir.Undefined)
+            for q in range(width):
+                v = builder.load(builder.gep(tile_arr.data, [ir.Constant(i64, r * width + q)]))
+                value = builder.insert_element(value, v, ir.Constant(ir.IntType(32), q))
+            target = builder.inttoptr(builder.add(first, builder.mul(ir.Constant(i64, r), pitch)), vector.as_pointer())
+            store = builder.store(value, target, align=64)
+            store.set_metadata("nontemporal", nontemporal)
+        return context.get_dummy_value()
+
+    return types.void(dst, row, col, tile, rows, cols), codegen
+
+
+# stream_tile(dst, row, col, tile, rows, cols): the intrinsic in compiled kernels, NumPy uncompiled.
+stream_tile = _stream_tile_uncompiled if numba.config.DISABLE_JIT else _stream_tile
+
+
 # A string attribute, which llvmlite's attribute set does not list: added
 # to the set as it is, and printed as it is into the function's definition.
 _PREFER_512_BIT = '"prefer-vector-width"="512"'

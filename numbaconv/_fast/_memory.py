@@ -27,6 +27,19 @@ def nchw_planes(a):
     return contiguous(a.transpose(0, 3, 1, 2)).reshape(n, c, h * w)
 
 
+def aligned_empty(shape, dtype):
+    """``np.empty(shape, dtype)`` whose data start on a 64-byte boundary (NumPy promises 16).
+
+    The patch GEMM stores its tiles past the caches only into whole
+    64-byte lines (``_kernels.patch_gemm.STREAM_MIN_BYTES``).
+    """
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape)) * dtype.itemsize
+    buffer = np.empty(size + 64, np.uint8)
+    start = -buffer.ctypes.data % 64
+    return buffer[start:start + size].view(dtype).reshape(shape)
+
+
 def result(out, shape, dtype):
     """Where a driver writes a C-contiguous NHWC result: the caller's ``out=`` view when it is one, else a fresh array.
 

@@ -22,7 +22,7 @@ from .._kernels import patch_gemm as pg
 from .._kernels import winograd as wg
 from .._numba import direct
 from .._validate import Geometry
-from ._memory import contiguous, deliver, result
+from ._memory import aligned_empty, contiguous, deliver, result
 
 
 def image(a, nchw):
@@ -54,7 +54,7 @@ def empty_like_layout(shape, dtype, nchw, out=None, zeros=False):
     """
     if out is not None and (out.transpose(0, 3, 1, 2) if nchw else out).flags.c_contiguous:
         return out
-    new = np.zeros if zeros else np.empty
+    new = np.zeros if zeros else aligned_empty
     if nchw:
         n, h, w, c = shape
         return new((n, c, h, w), dtype).transpose(0, 2, 3, 1)

@@ -60,6 +60,23 @@ and columns, so the products skip every tap on padding and read x's NHWC
 memory in place, a kernel row's taps one run per image
 (``_unit_across_images``).
 
+Results of ``STREAM_MIN_BYTES`` or more (4 MB: twice this machine's L2
+in all) are written past the caches: the tiles that go to y itself
+store their last pass with the nontemporal hint (``_numba.stream_tile``),
+so the lines go to memory whole, without first being read into the
+cache, and without evicting the operands; their sums start at the bias,
+so nothing reads y back. That needs whole 64-byte lines: y's rows
+64-byte aligned where a tile starts, which fresh results are
+(``_fast._memory.aligned_empty``) and an ``out=`` array may not be
+(then the tiles are stored as usual). One core, a tile of K = 27 into
+448 rows of 224 pixels x 64 channels (VGG's first layer): 4.8-5.1 ms
+stored as usual into a 25.7 MB result, 3.8-4.0 streamed, 3.4-3.6 into
+one row kept in L2. 2 threads, fresh processes alternated, 6 pairs,
+streamed / as usual: 2x224x224x3 -> 64 3x3 0.64, 1x1 8x112x112x32 -> 64
+0.70, 8x56x56x256 -> 64 0.92, 8x56x56x64 -> 64 0.96, 8x28x28x128 -> 512
+0.92; the ResNet-50 bottleneck 8x56x56x256 -> 64 -> 64 (3x3) -> 256, the
+next layer reading the streamed result, 0.89.
+
 The K axis is walked in chunks of K_CHUNK values, so that a tile's patch
 rows stay in L1 and the block's patches in L2 while the channel blocks
 stream past. Gathered tiles whose pixels all read padding for some kernel
@@ -78,7 +95,7 @@ import numpy as np
 from numba import prange
 from numba.extending import register_jitable
 
-from .._numba import kernel, register_tile, wide_register_file
+from .._numba import kernel, register_tile, stream_tile, wide_register_file
 from .convolution import round_up
 
 PIX = 8 if wide_register_file() else 5  # output pixels (rows of a) per register tile (module docstring)
@@ -89,6 +106,7 @@ IN_PLACE_MIN_PIXELS = 128  # a unit's pixels, at the least, for its products to 
 ROW_DIRECT_MIN_OUT = 32  # padded-rows units into this many channels sum into y row by row, whatever OW
 SPLIT_MAX_BLOCK = 1 << 17  # filter values per pass (512 KB of float32) for tiles to skip padding rows
 PACK_ROWS = 16  # filter rows packed per work unit
+STREAM_MIN_BYTES = 1 << 22  # results of this size on: tiles into y stored past the caches (module docstring)
 # W @ X (conv2d_patch_gemm's w_at_x): register tiles per run over a panel
 # of columns. The rows are Y[n]'s channels, a plane apart in memory, so a
 # run stores into as many pages per panel as it has rows; a run of one
@@ -150,7 +168,7 @@ def _gather_patch(dst, x, n, ih0, iw0, k_h, k_w, dh, dw):
 
 
 @kernel(parallel=False)
-def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, k0, k1, add, segments, seg_step, seg_k):
+def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, k0, k1, add, segments, seg_step, seg_k, bias, stream):
     """out[p, o_col + q] (+)= sum(A_s[p, k] * B[k, q_b + q] for s < segments, for k0 + s * seg_k <= k < k1 + s * seg_k).
 
     ``a`` is flat, its rows ``a_row`` apart: segment s reads ``A_s[p, k]
@@ -164,11 +182,17 @@ def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, k0, k1, add, se
     the tile over all 27 (one core, 228 x 64 outputs).
 
     Adds to ``out`` when ``add``, else overwrites it: the first pass of a
-    reduction starts its sums at zero instead of loading them (and nobody
-    zeroes ``out``). (Measured before the tile's loads and stores went
-    through rows and unsigned columns, when loading it cost as much as 16
-    steps of k: one core, 258 x 64 x 64 products, 68 GFLOP/s loading, 81
-    starting at zero.)
+    reduction starts its sums at ``bias[q]`` (or zero, for an empty
+    ``bias``) instead of loading them (and nobody zeroes ``out``).
+    (Measured before the tile's loads and stores went through rows and
+    unsigned columns, when loading it cost as much as 16 steps of k: one
+    core, 258 x 64 x 64 products, 68 GFLOP/s loading, 81 starting at
+    zero.) ``bias`` holds a value per column of ``out`` from ``o_col``
+    (a slice of the layer's bias, or none).
+
+    ``stream``: the tiles are stored past the caches (``stream_tile``;
+    every row of ``out`` 64-byte aligned at ``o_col``, the tiles' columns
+    whole lines).
 
     ``out`` is C-contiguous, its rows (pixels) a multiple of PIX; the
     tiles write its columns ``o_col`` to ``o_col + n_out`` (``n_out`` a
@@ -183,10 +207,12 @@ def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, k0, k1, add, se
     """
     n_pix = out.shape[0]
     step = np.uint64(a_row)
+    with_bias = bias.size > 0
     q0 = 0
     while q0 < n_out:
         panel = b[(q_b + q0) // OUT]
         c0 = np.uint64(o_col + q0)
+        bias_1, bias_2 = bias[q0:q0 + OUT], bias[q0 + OUT:q0 + 2 * OUT]  # (empty without a bias)
         if PANELS == 2 and out.itemsize == 4 and q0 + 2 * OUT <= n_out:
             # Two panels a tile, float32 only (module docstring): the tile of one panel,
             # written out twice over the same broadcasts. (Written as one
@@ -201,11 +227,11 @@ def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, k0, k1, add, se
                 for r in range(PIX):
                     row_out = out[p + r]
                     for q in range(OUT):
-                        acc[r, q] = row_out[c0 + np.uint64(q)] if add else 0
+                        acc[r, q] = row_out[c0 + np.uint64(q)] if add else (bias_1[q] if with_bias else 0)
                 for r in range(PIX):
                     row_out = out[p + r]
                     for q in range(OUT):
-                        acc2[r, q] = row_out[c2 + np.uint64(q)] if add else 0
+                        acc2[r, q] = row_out[c2 + np.uint64(q)] if add else (bias_2[q] if with_bias else 0)
                 for seg in range(segments):
                     kb = k0 + seg * seg_k
                     rows, rows2 = panel[kb:kb + k1 - k0], panel2[kb:kb + k1 - k0]
@@ -224,14 +250,18 @@ def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, k0, k1, add, se
                             v = row[q]
                             for r in range(PIX):
                                 acc2[r, q] += xs[r] * v
-                for r in range(PIX):
-                    row_out = out[p + r]
-                    for q in range(OUT):
-                        row_out[c0 + np.uint64(q)] = acc[r, q]
-                for r in range(PIX):
-                    row_out = out[p + r]
-                    for q in range(OUT):
-                        row_out[c2 + np.uint64(q)] = acc2[r, q]
+                if stream:
+                    stream_tile(out, p, c0, acc, PIX, OUT)
+                    stream_tile(out, p, c2, acc2, PIX, OUT)
+                else:
+                    for r in range(PIX):
+                        row_out = out[p + r]
+                        for q in range(OUT):
+                            row_out[c0 + np.uint64(q)] = acc[r, q]
+                    for r in range(PIX):
+                        row_out = out[p + r]
+                        for q in range(OUT):
+                            row_out[c2 + np.uint64(q)] = acc2[r, q]
             q0 += 2 * OUT
             continue
         for p in range(0, n_pix, PIX):
@@ -244,7 +274,7 @@ def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, k0, k1, add, se
             for r in range(PIX):
                 row_out = out[p + r]
                 for q in range(OUT):
-                    acc[r, q] = row_out[c0 + np.uint64(q)] if add else 0
+                    acc[r, q] = row_out[c0 + np.uint64(q)] if add else (bias_1[q] if with_bias else 0)
             for seg in range(segments):
                 # A view of the panel starting at k0 and unsigned offsets
                 # into a: a possibly negative index keeps Numba's
@@ -268,12 +298,15 @@ def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, k0, k1, add, se
                         v = row[q]
                         for r in range(PIX):
                             acc[r, q] += xs[r] * v
-            # One row per loop: stores to all PIX rows in one loop would need
-            # more runtime alias checks than LLVM allows, and stay scalar.
-            for r in range(PIX):
-                row_out = out[p + r]
-                for q in range(OUT):
-                    row_out[c0 + np.uint64(q)] = acc[r, q]
+            if stream:
+                stream_tile(out, p, c0, acc, PIX, OUT)
+            else:
+                # One row per loop: stores to all PIX rows in one loop would need
+                # more runtime alias checks than LLVM allows, and stay scalar.
+                for r in range(PIX):
+                    row_out = out[p + r]
+                    for q in range(OUT):
+                        row_out[c0 + np.uint64(q)] = acc[r, q]
         q0 += OUT
 
 
@@ -335,6 +368,7 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
     cols = y.w + k_w - 1  # pixels per row of a unit's padded block
     run = k_w * x.c  # one kernel row of a patch
     rows_inside = pt <= 0 and (y.h - 1) * sh - pt + (k_h - 1) * dh < x.h  # no kernel row reads padding
+    stream = y.data.size * y.data.itemsize >= STREAM_MIN_BYTES
     for unit in prange(images * row_blocks * out_blocks):
         u = np.int64(unit)
         ob = u % out_blocks
@@ -415,25 +449,33 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
         for part in range(parts):
             _unit_products(y, b, base + part * y.h_step, n_direct, out[part * part_rows:(part + 1) * part_rows],
                            a, a_start + part * pitch * a_row, a_row, panels, q_b, co0, segments, seg_len, seg_step, run,
-                           every, rows * y.w, oh0, sh, dh, pt, x.h, k_h, w_at_x)
+                           every, rows * y.w, oh0, sh, dh, pt, x.h, k_h, w_at_x, stream)
         _store(y, out, b, n, oh0, rows, store_pitch, co0, w_at_x, store_first, store_col0)
 
 
 @kernel(parallel=False)
 def _unit_products(y, b, base, n_direct, out, a, a_start, a_row, wk, q_b, co0, segments, seg_len, seg_step, run,
-                   every, n_pix, oh0, sh, dh, pt, in_h, k_h, w_at_x):
+                   every, n_pix, oh0, sh, dh, pt, in_h, k_h, w_at_x, stream):
     """One work unit's products in ``conv2d_patch_gemm``: A @ wk's out.shape[1] columns from q_b, to y's from co0.
 
     The unit's first ``n_direct`` pixels go to y itself (from ``base``,
-    pixels ``y.w_step`` apart, each a run of channels), the bias added once
-    their sums are in; the rest to the buffer ``out``. A as
-    ``_tile_products``, over ``segments`` segments of ``seg_len`` values of
-    K, ``seg_step`` apart in ``a`` (kernel rows read in place), or one
-    segment of gathered patches.
+    pixels ``y.w_step`` apart, each a run of channels), their sums started
+    at the bias (the W @ X route's bias, one a row, is added once they are
+    in); the rest to the buffer ``out``. A as ``_tile_products``, over
+    ``segments`` segments of ``seg_len`` values of K, ``seg_step`` apart in
+    ``a`` (kernel rows read in place), or one segment of gathered patches.
+    With ``stream`` (a result larger than the caches,
+    ``STREAM_MIN_BYTES``), the tiles into y store their last pass past the
+    caches, when y's rows are 64-byte aligned (module docstring).
     """
     n_out = out.shape[1]
     direct_out = y.data[base:base + n_direct * y.w_step].reshape(n_direct, y.w_step)
     out_w = y.w
+    no_bias = b[:0]
+    direct_bias = no_bias if w_at_x else b[co0:co0 + n_out]
+    size = y.data.itemsize
+    stream = (stream and not w_at_x and (y.w_step * size) % 64 == 0
+              and (direct_out.ctypes.data + co0 * size) % 64 == 0)
     # Tiles go in runs that share their range of kernel rows: gathered
     # patches skip the kernel rows that fall on padding for every pixel
     # of a tile (whole rows of zeros: 7x7 pad 3 on 11 rows, 16% of the
@@ -453,35 +495,33 @@ def _unit_products(y, b, base, n_direct, out, a, a_start, a_row, wk, q_b, co0, s
             t_end += 1
         p0, p1 = t * PIX, t_end * PIX
         # (the tiles' first column: y's co0, or the buffer's 0)
-        tiles, col = (direct_out[p0:p1], co0) if p0 < n_direct else (out[p0 - n_direct:p1 - n_direct], np.int64(0))
+        direct = p0 < n_direct
+        tiles, col = (direct_out[p0:p1], co0) if direct else (out[p0 - n_direct:p1 - n_direct], np.int64(0))
+        bias = direct_bias if direct else no_bias  # (the buffer's bias is added by _store)
         k_lo, k_hi = (kh_lo * run, kh_hi * run) if segments == 1 else (0, seg_len)
-        if k_lo >= k_hi:
-            tiles[:, col:col + n_out] = 0  # no tap inside x: the bias alone
+        if k_lo >= k_hi:  # no tap inside x: the bias alone
+            for pix in range(p1 - p0):
+                row = tiles[pix, col:col + n_out]
+                for q in range(n_out):
+                    row[q] = bias[q] if q < bias.size else 0
         # A segment is a kernel row (read in place) or the whole patch
         # (gathered), walked in chunks of at most K_CHUNK values; every
         # segment's chunk sums in the tile's registers (see _tile_products).
         # A's offset moves by seg_step per segment, so that k indexes wk's
-        # rows throughout. (The in-place tiles get the bias once their sums
-        # are in. Summed onto y filled with the bias
-        # first, they took longer: one Zen5 core, 8 x 32 tiles, 1x1
+        # rows throughout. (Summed onto y filled with the bias first, the
+        # in-place tiles took longer: one Zen5 core, 8 x 32 tiles, 1x1
         # 8x112x112x32 -> 64 and 8x56x56x64 -> 256 1.19, 8x56x56x64 -> 64
         # 1.05, LeNet's 64x12x12x6 -> 16 5x5 1.07, 8x28x28x256 -> 256 1.02.)
         for c0 in range(k_lo, k_hi, K_CHUNK):
             _tile_products(tiles, col, n_out, a, a_start + p0 * a_row, a_row, wk, q_b, c0, min(c0 + K_CHUNK, k_hi),
-                           c0 > k_lo, segments, seg_step, seg_len)
+                           c0 > k_lo, segments, seg_step, seg_len, bias, direct and stream and c0 + K_CHUNK >= k_hi)
         t = t_end
-    # (Slices, indexed from 0: an index co0 + q might be negative for
-    # LLVM, and Numba's wraparound check keeps such a loop scalar.)
-    bias = b[co0:co0 + n_out]
-    for pix in range(n_direct):
-        row = direct_out[pix, co0:co0 + n_out]
-        if w_at_x:
+    if w_at_x:  # (a slice, indexed from 0: Numba's wraparound check on co0 + q keeps a loop scalar)
+        for pix in range(n_direct):
+            row = direct_out[pix, co0:co0 + n_out]
             b_p = b[oh0 * y.w + pix]
             for q in range(n_out):
                 row[q] += b_p
-        else:
-            for q in range(n_out):
-                row[q] += bias[q]
 
 
 @kernel(parallel=False)
@@ -546,8 +586,9 @@ def _unit_across_images(x, wk, b, y, n0, pos0, positions, co0, n_out, k_h, k_w, 
             tiles[:, :] = 0  # no tap inside x: the bias alone
         else:
             for c0 in range(k0, k1, K_CHUNK):
+                # (No literal 0 or False: a second compile of the tile.)
                 _tile_products(tiles, np.int64(0), n_out, flat, a_start, a_row, wk, co0, c0, min(c0 + K_CHUNK, k1),
-                               c0 > k0, h_hi - h_lo, seg_step, run)  # (a literal 0: a second compile of the tile)
+                               c0 > k0, h_hi - h_lo, seg_step, run, b[:0], c0 < 0)
         i = i_end
     n_valid = min(n_out, y.c - co0)
     bias = b[co0:co0 + n_valid]
@@ -1035,6 +1076,7 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, col_blo
         # argument type of its own, i.e. a second compile of the helper (the
         # forward kernel calls them with ints).
         zero, one = np.int64(0), np.int64(1)
+        no_bias, cached = x.data[:0], zero > 0  # (sums from zero, stores into the caches: a bool that is no literal)
         r_first = r
         if r == r_end:
             out[:, c0:c0 + n_cols] = 0
@@ -1060,12 +1102,13 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, col_blo
                 if g0 > k0 and plane > chunk_pixels:
                     # A piece of rows of image n: panel rows p on are its pixels.
                     _tile_products(a_in_place, c0, n_cols, x.data, n * x.n_step + k0 * x.c_step + oh0 * grid_w - p,
-                                   x.c_step, b_panels, zero, p, p + rows * grid_w, add or p > 0, one, zero, zero)
+                                   x.c_step, b_panels, zero, p, p + rows * grid_w, add or p > 0, one, zero, zero,
+                                   no_bias, cached)
                 p += rows * grid_w
                 r += rows
             if g0 > k0 and plane <= chunk_pixels:
                 # Whole images, one per segment of plane pixels.
                 _tile_products(a_in_place, c0, n_cols, x.data, n_first * x.n_step + k0 * x.c_step, x.c_step,
-                               b_panels, zero, zero, plane, add, p // plane, x.n_step - plane, plane)
+                               b_panels, zero, zero, plane, add, p // plane, x.n_step - plane, plane, no_bias, cached)
             _tile_products(out[g0 - k0:], c0, n_cols, at.reshape(-1), zero, at.shape[1], b_panels, zero, zero, p,
-                           add, one, zero, zero)
+                           add, one, zero, zero, no_bias, cached)

@@ -1,0 +1,104 @@
+"""Results past the caches: the patch GEMM's tiles into y stored with the nontemporal hint.
+
+A forward call whose result holds ``patch_gemm.STREAM_MIN_BYTES`` or more
+stores the register tiles that go to y itself (not through a unit's
+buffer) with ``_numba.stream_tile``, when y's rows are 64-byte aligned:
+fresh results are (``_fast._memory.aligned_empty``), an ``out=`` array
+may not be, and then the tiles are stored as usual. Those tiles start
+their sums at the bias. Checked here: the intrinsic itself, the aligned
+allocation, and every route that writes tiles into y with a result that
+large, against the reference, with fresh, aligned and misaligned results,
+one and two panels a tile, and a reduction longer than one chunk (only
+its last pass streams).
+"""
+import numba
+import numpy as np
+import pytest
+
+import numbaconv as fast
+import numbaconv.reference as ref
+from numbaconv._fast._memory import aligned_empty
+from numbaconv._kernels import patch_gemm
+from numbaconv._numba import register_tile, stream_tile
+
+from test_kernels_conv import FORMATS, filters_to_format, to_format, tolerance
+
+PIX, OUT = patch_gemm.PIX, patch_gemm.OUT
+
+
+@numba.njit
+def _write_tile(dst, row, col):
+    """A register tile of PIX x OUT values 1000 * r + q, streamed to dst's rows from ``row``, columns from ``col``."""
+    tile = register_tile(dst, PIX, OUT)
+    for r in range(PIX):
+        for q in range(OUT):
+            tile[r, q] = 1000 * r + q
+    stream_tile(dst, row, col, tile, PIX, OUT)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda t: t.__name__)
+def test_stream_tile_writes_the_tile_and_nothing_else(dtype):
+    cols = 3 * OUT
+    dst = aligned_empty((3 * PIX, cols), dtype)
+    dst[...] = -1
+    _write_tile(dst, PIX, np.uint64(OUT))
+    expected = np.full((3 * PIX, cols), -1, dtype)
+    expected[PIX:2 * PIX, OUT:2 * OUT] = 1000 * np.arange(PIX)[:, None] + np.arange(OUT)
+    np.testing.assert_array_equal(dst, expected)
+
+
+@pytest.mark.parametrize("shape", [(0,), (1,), (3, 5), (2, 224, 224, 3), (1 << 20,)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda t: t.__name__)
+def test_aligned_empty(shape, dtype):
+    a = aligned_empty(shape, dtype)
+    assert a.shape == shape and a.dtype == dtype
+    assert a.flags.c_contiguous and a.flags.writeable
+    assert a.size == 0 or a.ctypes.data % 64 == 0  # (an empty array's address is NumPy's to choose)
+    a[...] = 1  # the whole of it is ours
+    assert a.sum() == np.prod(shape)
+
+
+# (n, h, w, c_in, c_out, k, padding): results of STREAM_MIN_BYTES in float32 or more.
+CASES = [
+    # Padded rows, tiles into y row by row (VGG's first layer, narrower): two panels a tile.
+    pytest.param((2, 64, 64, 3, 256, 3, 1), id="3x3-rows"),
+    # An odd number of panels: the last tile of each pixel is one panel; OW not a multiple of PIX.
+    pytest.param((2, 60, 61, 3, 272, 3, 1), id="3x3-rows-odd-panels"),
+    # 1x1 over x in place (MobileNet's pointwise layers), its last pixels through the buffer.
+    pytest.param((4, 57, 55, 32, 96, 1, 0), id="1x1-in-x"),
+    # A reduction of two chunks (K = 600): the first pass stores as usual, the last streams.
+    pytest.param((4, 64, 64, 600, 96, 1, 0), id="1x1-two-chunks"),
+]
+
+
+def _result_bytes(case, dtype):
+    n, h, w, _, c_out, k, p = case
+    return n * (h + 2 * p - k + 1) * (w + 2 * p - k + 1) * c_out * np.dtype(dtype).itemsize
+
+
+@pytest.mark.parametrize("where", ["fresh", "out-aligned", "out-misaligned"])
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda t: t.__name__)
+@pytest.mark.parametrize("case", CASES)
+def test_large_results_match_the_reference(case, dtype, fmt, where):
+    n, h, w, c_in, c_out, k, p = case
+    assert _result_bytes(case, dtype) >= patch_gemm.STREAM_MIN_BYTES  # the case streams its tiles
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((n, h, w, c_in)).astype(dtype)
+    wt = rng.standard_normal((k, k, c_in, c_out)).astype(dtype)
+    b = rng.standard_normal(c_out).astype(dtype)
+    expected = ref.conv2d(x, wt, b, padding=p)
+    out = None
+    if where != "fresh":
+        shape = to_format(expected, fmt).shape
+        # 16 bytes past a 64-byte boundary: rows of C_out values that are not whole lines, stored as usual.
+        buffer = aligned_empty((expected.size * expected.itemsize + 64,), np.uint8)
+        start = 0 if where == "out-aligned" else 16
+        out = buffer[start:start + expected.size * expected.itemsize].view(dtype).reshape(shape)
+        out[...] = np.nan
+    y = fast.conv2d(to_format(x, fmt), filters_to_format(wt, fmt), b, padding=p, data_format=fmt, out=out)
+    if out is not None:
+        assert y is out
+    elif fmt == "NHWC":
+        assert y.ctypes.data % 64 == 0
+    np.testing.assert_allclose(y, to_format(expected, fmt), rtol=0, atol=tolerance(dtype, k * k * c_in) * 10)
