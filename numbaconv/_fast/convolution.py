@@ -9,6 +9,7 @@ benchmark shape the transposing copies would otherwise cost about as much as
 the NHWC convolution itself.
 """
 import functools
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -54,7 +55,11 @@ def empty_like_layout(shape, dtype, nchw, out=None, zeros=False):
     """
     if out is not None and (out.transpose(0, 3, 1, 2) if nchw else out).flags.c_contiguous:
         return out
-    new = np.zeros if zeros else aligned_empty
+    # Results the patch GEMM stores past the caches start on a 64-byte
+    # line (_memory.aligned_empty); the alignment costs ~6 us, too much
+    # for small ones (a batch-1 layer takes 40).
+    streamed = math.prod(shape) * np.dtype(dtype).itemsize >= pg.STREAM_MIN_BYTES
+    new = np.zeros if zeros else aligned_empty if streamed else np.empty
     if nchw:
         n, h, w, c = shape
         return new((n, c, h, w), dtype).transpose(0, 2, 3, 1)
