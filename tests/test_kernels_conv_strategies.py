@@ -140,7 +140,7 @@ def check_all_ops(case, fmt):
 
 @pytest.mark.parametrize("n_out", [16, 32, 48, 64, 80])
 @pytest.mark.parametrize(("k_len", "segments"), [(1, 1), (27, 1), (70, 1), (9, 3)])
-@pytest.mark.parametrize("start", ["add", "zero", "bias", "bias-streamed"])
+@pytest.mark.parametrize("start", ["add", "zero", "bias", "bias-streamed", "bias-rows", "bias-rows-streamed"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_register_tile_products_over_every_count_of_panels(n_out, k_len, segments, start, dtype):
     """``_tile_products`` against NumPy: one-panel and two-panel tiles, segments, a block of B past its start.
@@ -151,7 +151,8 @@ def test_the_register_tile_products_over_every_count_of_panels(n_out, k_len, seg
     at an offset with rows overlapping as the padded-rows read has them
     (``segments`` > 1), into a block of columns of ``out`` (``o_col``):
     the columns around it keep their values. The sums start at ``out``
-    (``add``), at zero, or at the bias; with the bias, also stored past
+    (``add``), at zero, or at the bias: a value per column, or per row
+    (``bias_rows``, the W @ X route's); with the bias, also stored past
     the caches (``stream``: rows of ``out`` 64-byte aligned from
     ``o_col``).
     """
@@ -163,22 +164,24 @@ def test_the_register_tile_products_over_every_count_of_panels(n_out, k_len, seg
     a = rng.standard_normal(a_start + (segments - 1) * seg_step + n_pix * a_row + segments * k_len + 1)
     a = a.astype(dtype)
     b = rng.standard_normal((n_out // out_w + 1, segments * k_len, out_w)).astype(dtype)
-    stream = start == "bias-streamed"
+    stream, bias_rows = start.endswith("-streamed"), start.startswith("bias-rows")
     # (any column: y's rows are written in place from a unit's first channel; streamed, whole lines)
     o_col = out_w if stream else 3
     out = aligned_empty((n_pix, o_col + n_out + out_w), dtype)
     out[...] = rng.standard_normal(out.shape)
-    bias = rng.standard_normal(n_out).astype(dtype) if start.startswith("bias") else out[0, :0]
+    bias_size = n_pix if bias_rows else n_out
+    bias = rng.standard_normal(bias_size).astype(dtype) if start.startswith("bias") else out[0, :0]
     want = out.astype(np.float64)
     if start != "add":
-        want[:, o_col:o_col + n_out] = bias if bias.size else 0
+        want[:, o_col:o_col + n_out] = (bias[:, None] if bias_rows else bias) if bias.size else 0
     for seg in range(segments):
         for k in range(seg * seg_k, seg * seg_k + k_len):
             col = a[a_start + seg * seg_step + np.arange(n_pix) * a_row + k].astype(np.float64)
             want[:, o_col:o_col + n_out] += np.outer(col, b[1:, k].reshape(-1))
     i64 = np.int64
     patch_gemm._tile_products(out, i64(o_col), i64(n_out), a, i64(a_start), i64(a_row), b, i64(out_w), i64(0),
-                              i64(k_len), start == "add", i64(segments), i64(seg_step), i64(seg_k), bias, stream)
+                              i64(k_len), start == "add", i64(segments), i64(seg_step), i64(seg_k), bias, bias_rows,
+                              stream)
     np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-4)
 
 

@@ -5,7 +5,8 @@ stores the register tiles that go to y itself (not through a unit's
 buffer) with ``_numba.stream_tile``, when y's rows are 64-byte aligned:
 fresh results are (``_fast._memory.aligned_empty``), an ``out=`` array
 may not be, and then the tiles are stored as usual. Those tiles start
-their sums at the bias. Checked here: the intrinsic itself, the aligned
+their sums at the bias (for the NCHW 1x1 route, W @ X, a bias per row of
+a tile). Checked here: the intrinsic itself, the aligned
 allocation, and every route that writes tiles into y with a result that
 large, against the reference, with fresh, aligned and misaligned results,
 one and two panels a tile, and a reduction longer than one chunk (only
@@ -67,7 +68,11 @@ CASES = [
     # 1x1 over x in place (MobileNet's pointwise layers), its last pixels through the buffer.
     pytest.param((4, 57, 55, 32, 96, 1, 0), id="1x1-in-x"),
     # A reduction of two chunks (K = 600): the first pass stores as usual, the last streams.
+    # (NCHW: W @ X, 1x1 over whole planes, each of 4096 pixels, whole lines: its tiles stream.)
     pytest.param((4, 64, 64, 600, 96, 1, 0), id="1x1-two-chunks"),
+    # NCHW, W @ X: the tiles' sums start at a bias per row (an output channel);
+    # C_out = 37 tiles and 4 rows, which go through the buffer with theirs.
+    pytest.param((2, 64, 64, 24, 300, 1, 0), id="1x1-bias-rows"),
 ]
 
 

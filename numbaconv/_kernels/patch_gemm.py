@@ -75,7 +75,11 @@ one row kept in L2. 2 threads, fresh processes alternated, 6 pairs,
 streamed / as usual: 2x224x224x3 -> 64 3x3 0.64, 1x1 8x112x112x32 -> 64
 0.70, 8x56x56x256 -> 64 0.92, 8x56x56x64 -> 64 0.96, 8x28x28x128 -> 512
 0.92; the ResNet-50 bottleneck 8x56x56x256 -> 64 -> 64 (3x3) -> 256, the
-next layer reading the streamed result, 0.89.
+next layer reading the streamed result, 0.89. The W @ X route's tiles
+(NCHW 1x1) start at a bias per row and stream alike, where a plane is
+whole lines: 8x56x56x64 -> 256 0.86, 8x112x112x32 -> 64 0.83,
+8x28x28x128 -> 512 0.87, 8x56x56x256 -> 64 0.94 (its bias pass, which
+read y back, is gone too: 8x14x14x256 -> 1024, 1.6 MB, 0.98).
 
 The K axis is walked in chunks of K_CHUNK values, so that a tile's patch
 rows stay in L1 and the block's patches in L2 while the channel blocks
@@ -168,7 +172,8 @@ def _gather_patch(dst, x, n, ih0, iw0, k_h, k_w, dh, dw):
 
 
 @kernel(parallel=False)
-def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, k0, k1, add, segments, seg_step, seg_k, bias, stream):
+def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, k0, k1, add, segments, seg_step, seg_k, bias,
+                   bias_rows, stream):
     """out[p, o_col + q] (+)= sum(A_s[p, k] * B[k, q_b + q] for s < segments, for k0 + s * seg_k <= k < k1 + s * seg_k).
 
     ``a`` is flat, its rows ``a_row`` apart: segment s reads ``A_s[p, k]
@@ -188,7 +193,8 @@ def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, k0, k1, add, se
     unsigned columns, when loading it cost as much as 16 steps of k: one
     core, 258 x 64 x 64 products, 68 GFLOP/s loading, 81 starting at
     zero.) ``bias`` holds a value per column of ``out`` from ``o_col``
-    (a slice of the layer's bias, or none).
+    (a slice of the layer's bias, or none), or with ``bias_rows`` a value
+    per row of ``out`` (the W @ X route's bias, one per output channel).
 
     ``stream``: the tiles are stored past the caches (``stream_tile``;
     every row of ``out`` 64-byte aligned at ``o_col``, the tiles' columns
@@ -207,7 +213,8 @@ def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, k0, k1, add, se
     """
     n_pix = out.shape[0]
     step = np.uint64(a_row)
-    with_bias = bias.size > 0
+    with_bias = bias.size > 0 and not bias_rows  # (a value per column; per row: row_bias)
+    row_bias = bias.size > 0 and bias_rows
     q0 = 0
     while q0 < n_out:
         panel = b[(q_b + q0) // OUT]
@@ -227,11 +234,13 @@ def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, k0, k1, add, se
                 for r in range(PIX):
                     row_out = out[p + r]
                     for q in range(OUT):
-                        acc[r, q] = row_out[c0 + np.uint64(q)] if add else (bias_1[q] if with_bias else 0)
+                        acc[r, q] = (row_out[c0 + np.uint64(q)] if add else bias_1[q] if with_bias
+                                     else bias[p + r] if row_bias else 0)
                 for r in range(PIX):
                     row_out = out[p + r]
                     for q in range(OUT):
-                        acc2[r, q] = row_out[c2 + np.uint64(q)] if add else (bias_2[q] if with_bias else 0)
+                        acc2[r, q] = (row_out[c2 + np.uint64(q)] if add else bias_2[q] if with_bias
+                                      else bias[p + r] if row_bias else 0)
                 for seg in range(segments):
                     kb = k0 + seg * seg_k
                     rows, rows2 = panel[kb:kb + k1 - k0], panel2[kb:kb + k1 - k0]
@@ -274,7 +283,8 @@ def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, k0, k1, add, se
             for r in range(PIX):
                 row_out = out[p + r]
                 for q in range(OUT):
-                    acc[r, q] = row_out[c0 + np.uint64(q)] if add else (bias_1[q] if with_bias else 0)
+                    acc[r, q] = (row_out[c0 + np.uint64(q)] if add else bias_1[q] if with_bias
+                                     else bias[p + r] if row_bias else 0)
             for seg in range(segments):
                 # A view of the panel starting at k0 and unsigned offsets
                 # into a: a possibly negative index keeps Numba's
@@ -460,8 +470,8 @@ def _unit_products(y, b, base, n_direct, out, a, a_start, a_row, wk, q_b, co0, s
 
     The unit's first ``n_direct`` pixels go to y itself (from ``base``,
     pixels ``y.w_step`` apart, each a run of channels), their sums started
-    at the bias (the W @ X route's bias, one a row, is added once they are
-    in); the rest to the buffer ``out``. A as ``_tile_products``, over
+    at the bias (the W @ X route's, one a row of Y[n], its pixels here);
+    the rest to the buffer ``out``. A as ``_tile_products``, over
     ``segments`` segments of ``seg_len`` values of K, ``seg_step`` apart in
     ``a`` (kernel rows read in place), or one segment of gathered patches.
     With ``stream`` (a result larger than the caches,
@@ -472,9 +482,9 @@ def _unit_products(y, b, base, n_direct, out, a, a_start, a_row, wk, q_b, co0, s
     direct_out = y.data[base:base + n_direct * y.w_step].reshape(n_direct, y.w_step)
     out_w = y.w
     no_bias = b[:0]
-    direct_bias = no_bias if w_at_x else b[co0:co0 + n_out]
+    direct_bias = b[oh0 * out_w:oh0 * out_w + n_direct] if w_at_x else b[co0:co0 + n_out]
     size = y.data.itemsize
-    stream = (stream and not w_at_x and (y.w_step * size) % 64 == 0
+    stream = (stream and (y.w_step * size) % 64 == 0
               and (direct_out.ctypes.data + co0 * size) % 64 == 0)
     # Tiles go in runs that share their range of kernel rows: gathered
     # patches skip the kernel rows that fall on padding for every pixel
@@ -497,13 +507,14 @@ def _unit_products(y, b, base, n_direct, out, a, a_start, a_row, wk, q_b, co0, s
         # (the tiles' first column: y's co0, or the buffer's 0)
         direct = p0 < n_direct
         tiles, col = (direct_out[p0:p1], co0) if direct else (out[p0 - n_direct:p1 - n_direct], np.int64(0))
-        bias = direct_bias if direct else no_bias  # (the buffer's bias is added by _store)
+        # (The buffer's bias is added by _store. W @ X: a value per pixel of the tiles.)
+        bias = (direct_bias[p0:p1] if w_at_x else direct_bias) if direct else no_bias
         k_lo, k_hi = (kh_lo * run, kh_hi * run) if segments == 1 else (0, seg_len)
         if k_lo >= k_hi:  # no tap inside x: the bias alone
             for pix in range(p1 - p0):
                 row = tiles[pix, col:col + n_out]
                 for q in range(n_out):
-                    row[q] = bias[q] if q < bias.size else 0
+                    row[q] = (bias[pix] if w_at_x else bias[q]) if bias.size else 0
         # A segment is a kernel row (read in place) or the whole patch
         # (gathered), walked in chunks of at most K_CHUNK values; every
         # segment's chunk sums in the tile's registers (see _tile_products).
@@ -514,14 +525,9 @@ def _unit_products(y, b, base, n_direct, out, a, a_start, a_row, wk, q_b, co0, s
         # 1.05, LeNet's 64x12x12x6 -> 16 5x5 1.07, 8x28x28x256 -> 256 1.02.)
         for c0 in range(k_lo, k_hi, K_CHUNK):
             _tile_products(tiles, col, n_out, a, a_start + p0 * a_row, a_row, wk, q_b, c0, min(c0 + K_CHUNK, k_hi),
-                           c0 > k_lo, segments, seg_step, seg_len, bias, direct and stream and c0 + K_CHUNK >= k_hi)
+                           c0 > k_lo, segments, seg_step, seg_len, bias, w_at_x,
+                           direct and stream and c0 + K_CHUNK >= k_hi)
         t = t_end
-    if w_at_x:  # (a slice, indexed from 0: Numba's wraparound check on co0 + q keeps a loop scalar)
-        for pix in range(n_direct):
-            row = direct_out[pix, co0:co0 + n_out]
-            b_p = b[oh0 * y.w + pix]
-            for q in range(n_out):
-                row[q] += b_p
 
 
 @kernel(parallel=False)
@@ -588,7 +594,7 @@ def _unit_across_images(x, wk, b, y, n0, pos0, positions, co0, n_out, k_h, k_w, 
             for c0 in range(k0, k1, K_CHUNK):
                 # (No literal 0 or False: a second compile of the tile.)
                 _tile_products(tiles, np.int64(0), n_out, flat, a_start, a_row, wk, co0, c0, min(c0 + K_CHUNK, k1),
-                               c0 > k0, h_hi - h_lo, seg_step, run, b[:0], c0 < 0)
+                               c0 > k0, h_hi - h_lo, seg_step, run, b[:0], c0 < 0, c0 < 0)
         i = i_end
     n_valid = min(n_out, y.c - co0)
     bias = b[co0:co0 + n_valid]
@@ -1103,12 +1109,13 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, col_blo
                     # A piece of rows of image n: panel rows p on are its pixels.
                     _tile_products(a_in_place, c0, n_cols, x.data, n * x.n_step + k0 * x.c_step + oh0 * grid_w - p,
                                    x.c_step, b_panels, zero, p, p + rows * grid_w, add or p > 0, one, zero, zero,
-                                   no_bias, cached)
+                                   no_bias, cached, cached)
                 p += rows * grid_w
                 r += rows
             if g0 > k0 and plane <= chunk_pixels:
                 # Whole images, one per segment of plane pixels.
                 _tile_products(a_in_place, c0, n_cols, x.data, n_first * x.n_step + k0 * x.c_step, x.c_step,
-                               b_panels, zero, zero, plane, add, p // plane, x.n_step - plane, plane, no_bias, cached)
+                               b_panels, zero, zero, plane, add, p // plane, x.n_step - plane, plane, no_bias, cached,
+                               cached)
             _tile_products(out[g0 - k0:], c0, n_cols, at.reshape(-1), zero, at.shape[1], b_panels, zero, zero, p,
-                           add, one, zero, zero, no_bias, cached)
+                           add, one, zero, zero, no_bias, cached, cached)
