@@ -60,6 +60,12 @@ WIDE_CASES = [
     # multiple of PIX (gathered patches, or padded rows row by row), ...
     (8, 12, 12, 20, 32, (3, 3), 1, 1, 1),
     (8, 12, 11, 600, 16, (1, 1), 1, 0, 1),  # ... over two chunks of the reduction (x read in place)
+    # ... or padded rows in place (16 channels, OW not a multiple of PIX or below it): a tile's
+    # pixels past a row's outputs land on the next row's first ones, stored again after (the seed's
+    # layer, narrower; 2 of 15 pixels a row past the outputs; 4 of 10) ...
+    (4, 28, 13, 3, 16, (3, 3), 1, 1, 1),
+    (2, 24, 6, 3, 16, (5, 5), 1, 2, 1),
+    (2, 30, 5, 3, 16, (7, 7), 1, 3, 1),  # ... but not 6 of 11: past the next row, the buffer
     # Gathered tiles skip the kernel rows on padding: whole tiles with no tap inside x, ...
     (2, 4, 9, 16, 16, (3, 3), 1, 5, 1),
     (9, 6, 7, 8, 32, (5, 3), (2, 1), (4, 1), (2, 1)),  # ... strided and dilated rows
@@ -181,8 +187,44 @@ def test_the_register_tile_products_over_every_count_of_panels(n_out, k_len, seg
     i64 = np.int64
     patch_gemm._tile_products(out, i64(o_col), i64(n_out), a, i64(a_start), i64(a_row), b, i64(out_w), i64(0),
                               i64(k_len), start == "add", i64(segments), i64(seg_step), i64(seg_k), bias, bias_rows,
-                              stream)
+                              stream, i64(0), i64(n_pix), i64(1), i64(0))
     np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("out_w, skip, p_first", [(8, 3, 0), (8, 3, 5), (5, 5, 13), (13, 2, 28)])
+@pytest.mark.parametrize("n_out", [16, 48])
+def test_the_register_tile_maps_padded_rows_onto_rows_of_outputs(out_w, skip, p_first, n_out):
+    """``_tile_products`` with ``skip``: pixel g of rows of ``pitch = OW + skip`` goes to row g - skip * (g // pitch).
+
+    The pixels past a row's OW outputs land on the next row's first
+    ones; each real pixel stores its row after them, so every row that a
+    real pixel owns holds that pixel's sums, and no row outside the
+    pixels' span is touched. Tiles start mid-row (``p_first``), wrap
+    within a tile, and (5 past OW = 5) carry as much padding as outputs.
+    """
+    rng = np.random.default_rng(out_w + skip + p_first + n_out)
+    pix, out_wid = patch_gemm.PIX, patch_gemm.OUT
+    pitch, k_len, n_pix = out_w + skip, 27, 4 * pix
+    a = rng.standard_normal((p_first + n_pix) * k_len).astype(np.float32)
+    b = rng.standard_normal((n_out // out_wid, k_len, out_wid)).astype(np.float32)
+    bias = rng.standard_normal(n_out).astype(np.float32)
+    rows = (p_first + n_pix - 1) // pitch * out_w + pitch  # y's rows from pixel 0's, past the last one's
+    out = np.full((rows, n_out + 3), np.nan, np.float32)
+    i64 = np.int64
+    patch_gemm._tile_products(out, i64(0), i64(n_out), a, i64(p_first * k_len), i64(k_len), b, i64(0), i64(0),
+                              i64(k_len), False, i64(1), i64(0), i64(0), bias, False, False, i64(p_first),
+                              i64(n_pix), i64(pitch), i64(skip))
+    panels = np.concatenate(list(b), axis=1)  # (K, n_out)
+    sums = a.reshape(-1, k_len)[p_first:].astype(np.float64) @ panels + bias
+    g = np.arange(p_first, p_first + n_pix)
+    real = g % pitch < out_w
+    target = g - skip * (g // pitch)
+    np.testing.assert_allclose(out[target[real], :n_out], sums[real], rtol=1e-5, atol=1e-4)
+    # The rows the padding pixels land on belong to later pixels (stored after them) or lie past the last.
+    assert set(target[~real]) <= set(target[real]) | set(range(target[real].max() + 1, rows))
+    touched = np.zeros(rows, bool)
+    touched[target] = True
+    assert np.isnan(out[~touched]).all() and np.isnan(out[:, n_out:]).all()
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -173,7 +173,7 @@ def _gather_patch(dst, x, n, ih0, iw0, k_h, k_w, dh, dw):
 
 @kernel(parallel=False)
 def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, k0, k1, add, segments, seg_step, seg_k, bias,
-                   bias_rows, stream):
+                   bias_rows, stream, p_first, n_pix, pitch, skip):
     """out[p, o_col + q] (+)= sum(A_s[p, k] * B[k, q_b + q] for s < segments, for k0 + s * seg_k <= k < k1 + s * seg_k).
 
     ``a`` is flat, its rows ``a_row`` apart: segment s reads ``A_s[p, k]
@@ -200,7 +200,17 @@ def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, k0, k1, add, se
     every row of ``out`` 64-byte aligned at ``o_col``, the tiles' columns
     whole lines).
 
-    ``out`` is C-contiguous, its rows (pixels) a multiple of PIX; the
+    The tiles are ``n_pix`` pixels (a multiple of PIX), pixel i stored
+    in row ``g - skip * (g // pitch)`` of ``out``, ``g = p_first + i``:
+    with ``skip`` 0, row p_first + i; else the padded rows' pixels (rows
+    of ``pitch`` pixels, each with ``skip`` past the outputs) land in
+    y's rows of ``pitch - skip`` (``_unit_products``). A pixel past a
+    row's outputs so lands on the next row's first (``skip`` at most the
+    row's outputs), before that one's own value: right only when a single
+    pass stores both (not ``add``), and not with ``stream`` (``pitch`` at
+    least PIX: a tile wraps once at most).
+
+    ``out`` is C-contiguous; the
     tiles write its columns ``o_col`` to ``o_col + n_out`` (``n_out`` a
     multiple of OUT: all of a buffer's, or a unit's block of the rows of
     y written in place). A holds every row of ``out``, tile padding
@@ -211,7 +221,6 @@ def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, k0, k1, add, se
     C-contiguous arrays: a block of ``b`` is passed as its offset, because a
     sliced view would be a second array type, compiled to strided loads.
     """
-    n_pix = out.shape[0]
     step = np.uint64(a_row)
     with_bias = bias.size > 0 and not bias_rows  # (a value per column; per row: row_bias)
     row_bias = bias.size > 0 and bias_rows
@@ -232,12 +241,12 @@ def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, k0, k1, add, se
                 acc2 = register_tile(out, PIX, OUT)
                 xs = register_tile(out, 1, PIX)[0]
                 for r in range(PIX):
-                    row_out = out[p + r]
+                    row_out = out[p_first + p + r if add else 0]  # (unmapped: add never maps)
                     for q in range(OUT):
                         acc[r, q] = (row_out[c0 + np.uint64(q)] if add else bias_1[q] if with_bias
                                      else bias[p + r] if row_bias else 0)
                 for r in range(PIX):
-                    row_out = out[p + r]
+                    row_out = out[p_first + p + r if add else 0]
                     for q in range(OUT):
                         acc2[r, q] = (row_out[c2 + np.uint64(q)] if add else bias_2[q] if with_bias
                                       else bias[p + r] if row_bias else 0)
@@ -260,15 +269,16 @@ def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, k0, k1, add, se
                             for r in range(PIX):
                                 acc2[r, q] += xs[r] * v
                 if stream:
-                    stream_tile(out, p, c0, acc, PIX, OUT)
-                    stream_tile(out, p, c2, acc2, PIX, OUT)
+                    stream_tile(out, p_first + p, c0, acc, PIX, OUT)
+                    stream_tile(out, p_first + p, c2, acc2, PIX, OUT)
                 else:
+                    row0, cut = _tile_rows(p_first + p, pitch, skip)
                     for r in range(PIX):
-                        row_out = out[p + r]
+                        row_out = out[_out_row(row0, r, cut, skip)]
                         for q in range(OUT):
                             row_out[c0 + np.uint64(q)] = acc[r, q]
                     for r in range(PIX):
-                        row_out = out[p + r]
+                        row_out = out[_out_row(row0, r, cut, skip)]
                         for q in range(OUT):
                             row_out[c2 + np.uint64(q)] = acc2[r, q]
             q0 += 2 * OUT
@@ -281,7 +291,7 @@ def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, k0, k1, add, se
             # 96 scalar stores below, about 180 cycles a tile (30% of the
             # products at K = 64).
             for r in range(PIX):
-                row_out = out[p + r]
+                row_out = out[p_first + p + r if add else 0]
                 for q in range(OUT):
                     acc[r, q] = (row_out[c0 + np.uint64(q)] if add else bias_1[q] if with_bias
                                      else bias[p + r] if row_bias else 0)
@@ -309,15 +319,31 @@ def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, k0, k1, add, se
                         for r in range(PIX):
                             acc[r, q] += xs[r] * v
             if stream:
-                stream_tile(out, p, c0, acc, PIX, OUT)
+                stream_tile(out, p_first + p, c0, acc, PIX, OUT)
             else:
                 # One row per loop: stores to all PIX rows in one loop would need
                 # more runtime alias checks than LLVM allows, and stay scalar.
+                row0, cut = _tile_rows(p_first + p, pitch, skip)
                 for r in range(PIX):
-                    row_out = out[p + r]
+                    row_out = out[_out_row(row0, r, cut, skip)]
                     for q in range(OUT):
                         row_out[c0 + np.uint64(q)] = acc[r, q]
         q0 += OUT
+
+
+@register_jitable
+def _tile_rows(g, pitch, skip):
+    """(row0, cut) of the tile from pixel g (``_tile_products``): its rows from cut on are the next padded row's."""
+    if skip == 0:
+        return g, PIX
+    wraps = g // pitch
+    return g - skip * wraps, (wraps + 1) * pitch - g
+
+
+@register_jitable
+def _out_row(row0, r, cut, skip):
+    """The row of ``out`` of a tile's row r (``_tile_products``): row0 + r, less skip from row ``cut`` on."""
+    return row0 + r - (skip if r >= cut else 0)
 
 
 @kernel
@@ -444,11 +470,23 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
             parts, part_rows = rows, PIX if n_direct < y.w else 0
             out = np.empty((rows * part_rows, n_out), wk.dtype)
             # The buffer's rows r * PIX on are row r's pixels from n_direct on.
-            store_pitch, store_first, store_col0 = PIX, np.int64(0), n_direct
+            store_pitch, store_first, store_col0, skip = PIX, np.int64(0), n_direct, np.int64(0)
         else:
-            in_place = (whole_rows and pitch == y.w and y.h_step == y.w * y.w_step
+            # Padded rows in place too, when a single pass over K stores the
+            # tiles: a tile's pixels past a row's outputs are stored on the
+            # next row's first ones, before their own values (_tile_products).
+            # 2 threads, fresh processes alternated, 5 pairs, against the
+            # buffer: the seed's 128x28x28x3 -> 16 3x3 (32 pixels a row for
+            # 30 row by row, a tenth more products) 0.88-0.90, at batch 1
+            # 0.97.
+            # (At most OW past a row's outputs, which then land within the
+            # next row: a unit's last rows would put them in the next unit's.)
+            mapped = by_rows and PIX <= pitch <= 2 * y.w and run <= K_CHUNK
+            in_place = (whole_rows and (pitch == y.w or mapped) and y.h_step == y.w * y.w_step
                         and (w_at_x or rows * y.w >= IN_PLACE_MIN_PIXELS))
-            n_direct = (rows * y.w) // PIX * PIX if in_place else 0
+            # (the unit's pixels before its last row's last output, in whole tiles)
+            n_direct = ((rows - 1) * pitch + y.w) // PIX * PIX if in_place else 0
+            skip = pitch - y.w if in_place else np.int64(0)
             out = np.empty((a_rows - n_direct, n_out), wk.dtype)
             parts, part_rows = 1, out.shape[0]
             store_pitch, store_first, store_col0 = pitch, n_direct, np.int64(0)
@@ -459,19 +497,23 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
         for part in range(parts):
             _unit_products(y, b, base + part * y.h_step, n_direct, out[part * part_rows:(part + 1) * part_rows],
                            a, a_start + part * pitch * a_row, a_row, panels, q_b, co0, segments, seg_len, seg_step, run,
-                           every, rows * y.w, oh0, sh, dh, pt, x.h, k_h, w_at_x, stream)
+                           every, rows * y.w, oh0, sh, dh, pt, x.h, k_h, w_at_x, stream, skip)
         _store(y, out, b, n, oh0, rows, store_pitch, co0, w_at_x, store_first, store_col0)
 
 
 @kernel(parallel=False)
 def _unit_products(y, b, base, n_direct, out, a, a_start, a_row, wk, q_b, co0, segments, seg_len, seg_step, run,
-                   every, n_pix, oh0, sh, dh, pt, in_h, k_h, w_at_x, stream):
+                   every, n_pix, oh0, sh, dh, pt, in_h, k_h, w_at_x, stream, skip):
     """One work unit's products in ``conv2d_patch_gemm``: A @ wk's out.shape[1] columns from q_b, to y's from co0.
 
     The unit's first ``n_direct`` pixels go to y itself (from ``base``,
     pixels ``y.w_step`` apart, each a run of channels), their sums started
     at the bias (the W @ X route's, one a row of Y[n], its pixels here);
-    the rest to the buffer ``out``. A as ``_tile_products``, over
+    the rest to the buffer ``out``. With ``skip``, the unit's pixels
+    are padded rows' (``OW + skip`` a row, the last ``skip`` no outputs),
+    and the direct tiles store them into y's rows of OW as
+    ``_tile_products`` maps them (a single pass over K, never streamed).
+    A as ``_tile_products``, over
     ``segments`` segments of ``seg_len`` values of K, ``seg_step`` apart in
     ``a`` (kernel rows read in place), or one segment of gathered patches.
     With ``stream`` (a result larger than the caches,
@@ -479,12 +521,14 @@ def _unit_products(y, b, base, n_direct, out, a, a_start, a_row, wk, q_b, co0, s
     caches, when y's rows are 64-byte aligned (module docstring).
     """
     n_out = out.shape[1]
-    direct_out = y.data[base:base + n_direct * y.w_step].reshape(n_direct, y.w_step)
     out_w = y.w
+    pitch = out_w + skip
+    n_rows = n_pix if skip > 0 else n_direct  # (rows of y the direct tiles store into: all the unit's, mapped)
+    direct_out = y.data[base:base + n_rows * y.w_step].reshape(n_rows, y.w_step)
     no_bias = b[:0]
     direct_bias = b[oh0 * out_w:oh0 * out_w + n_direct] if w_at_x else b[co0:co0 + n_out]
     size = y.data.itemsize
-    stream = (stream and (y.w_step * size) % 64 == 0
+    stream = (stream and skip == 0 and (y.w_step * size) % 64 == 0
               and (direct_out.ctypes.data + co0 * size) % 64 == 0)
     # Tiles go in runs that share their range of kernel rows: gathered
     # patches skip the kernel rows that fall on padding for every pixel
@@ -506,15 +550,16 @@ def _unit_products(y, b, base, n_direct, out, a, a_start, a_row, wk, q_b, co0, s
         p0, p1 = t * PIX, t_end * PIX
         # (the tiles' first column: y's co0, or the buffer's 0)
         direct = p0 < n_direct
-        tiles, col = (direct_out[p0:p1], co0) if direct else (out[p0 - n_direct:p1 - n_direct], np.int64(0))
+        tiles, col, first = ((direct_out, co0, p0) if direct
+                             else (out[p0 - n_direct:p1 - n_direct], np.int64(0), np.int64(0)))
         # (The buffer's bias is added by _store. W @ X: a value per pixel of the tiles.)
         bias = (direct_bias[p0:p1] if w_at_x else direct_bias) if direct else no_bias
         k_lo, k_hi = (kh_lo * run, kh_hi * run) if segments == 1 else (0, seg_len)
         if k_lo >= k_hi:  # no tap inside x: the bias alone
-            for pix in range(p1 - p0):
-                row = tiles[pix, col:col + n_out]
+            for pix in range(first, first + p1 - p0):
+                row = tiles[pix - skip * (pix // pitch) if direct else pix, col:col + n_out]
                 for q in range(n_out):
-                    row[q] = (bias[pix] if w_at_x else bias[q]) if bias.size else 0
+                    row[q] = (bias[pix - first] if w_at_x else bias[q]) if bias.size else 0
         # A segment is a kernel row (read in place) or the whole patch
         # (gathered), walked in chunks of at most K_CHUNK values; every
         # segment's chunk sums in the tile's registers (see _tile_products).
@@ -526,7 +571,8 @@ def _unit_products(y, b, base, n_direct, out, a, a_start, a_row, wk, q_b, co0, s
         for c0 in range(k_lo, k_hi, K_CHUNK):
             _tile_products(tiles, col, n_out, a, a_start + p0 * a_row, a_row, wk, q_b, c0, min(c0 + K_CHUNK, k_hi),
                            c0 > k_lo, segments, seg_step, seg_len, bias, w_at_x,
-                           direct and stream and c0 + K_CHUNK >= k_hi)
+                           direct and stream and c0 + K_CHUNK >= k_hi, first, p1 - p0, pitch,
+                           skip if direct else np.int64(0))
         t = t_end
 
 
@@ -594,7 +640,8 @@ def _unit_across_images(x, wk, b, y, n0, pos0, positions, co0, n_out, k_h, k_w, 
             for c0 in range(k0, k1, K_CHUNK):
                 # (No literal 0 or False: a second compile of the tile.)
                 _tile_products(tiles, np.int64(0), n_out, flat, a_start, a_row, wk, co0, c0, min(c0 + K_CHUNK, k1),
-                               c0 > k0, h_hi - h_lo, seg_step, run, b[:0], c0 < 0, c0 < 0)
+                               c0 > k0, h_hi - h_lo, seg_step, run, b[:0], c0 < 0, c0 < 0, np.int64(0), tiles.shape[0],
+                               np.int64(1), np.int64(0))
         i = i_end
     n_valid = min(n_out, y.c - co0)
     bias = b[co0:co0 + n_valid]
@@ -1109,13 +1156,13 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, col_blo
                     # A piece of rows of image n: panel rows p on are its pixels.
                     _tile_products(a_in_place, c0, n_cols, x.data, n * x.n_step + k0 * x.c_step + oh0 * grid_w - p,
                                    x.c_step, b_panels, zero, p, p + rows * grid_w, add or p > 0, one, zero, zero,
-                                   no_bias, cached, cached)
+                                   no_bias, cached, cached, zero, a_in_place.shape[0], one, zero)
                 p += rows * grid_w
                 r += rows
             if g0 > k0 and plane <= chunk_pixels:
                 # Whole images, one per segment of plane pixels.
                 _tile_products(a_in_place, c0, n_cols, x.data, n_first * x.n_step + k0 * x.c_step, x.c_step,
                                b_panels, zero, zero, plane, add, p // plane, x.n_step - plane, plane, no_bias, cached,
-                               cached)
+                               cached, zero, a_in_place.shape[0], one, zero)
             _tile_products(out[g0 - k0:], c0, n_cols, at.reshape(-1), zero, at.shape[1], b_panels, zero, zero, p,
-                           add, one, zero, zero, no_bias, cached, cached)
+                           add, one, zero, zero, no_bias, cached, cached, zero, out.shape[0] - (g0 - k0), one, zero)
