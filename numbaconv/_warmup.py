@@ -39,7 +39,9 @@ def _conv_step(c_in, c_out, backward):
     patch GEMM (the reduction of the forward pass and the filter gradient is
     144 long, that of the input gradient 288 or 432, all into >= 16
     channels over few pixels), its forward passes into 32 reading padded
-    rows of x (``_plan.padded_rows``: 16 columns).
+    rows of x (``_plan.padded_rows``: 16 columns); and a forward into 80
+    channels over 4x4 pixels, whose filter is read in place
+    (``_plan.filters_in_place``).
     """
     def step(nc, dtype):
         x = np.ones((1, 4, 16, c_in), dtype)
@@ -53,6 +55,10 @@ def _conv_step(c_in, c_out, backward):
                 nc.conv2d_transpose_backward(xl, y, wl, padding=1, data_format=layout)
             else:
                 nc.conv2d_transpose(y, wl, np.ones(c_in, dtype), padding=1, data_format=layout)
+                # 16 pixels into 80 channels: the filter read in place (NCHW: W @ patches).
+                wide = np.ones((3, 3, c_in, 80), dtype)
+                nc.conv2d(xl[:, :4, :4] if layout == "NHWC" else xl[:, :, :4, :4],
+                          _oihw(wide) if layout == "NCHW" else wide, padding=1, data_format=layout)
     return step
 
 

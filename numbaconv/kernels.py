@@ -128,6 +128,9 @@ from ._kernels.dots import conv2d_dots as _conv2d_dots
 from ._kernels.dots import conv2d_transpose_dots as _transpose_dots
 from ._kernels.filter_taps import conv2d_backward_filter_taps as _filter_taps
 from ._kernels.normalization import local_response_norm as _local_response_norm
+from ._kernels.patch_gemm import OUT as _OUT
+from ._kernels.patch_gemm import WK_HWIO as _WK_HWIO
+from ._kernels.patch_gemm import WK_PANELS as _WK_PANELS
 from ._kernels.patch_gemm import conv2d_backward_filter_patch_gemm as _filter_patch_gemm
 from ._kernels.patch_gemm import conv2d_patch_gemm as _conv2d_patch_gemm
 from ._kernels.patch_gemm import pack_filters as _pack_filters
@@ -154,6 +157,7 @@ from ._plan import dw_planes_plan as _dw_planes_plan
 from ._plan import dw_swapped as _dw_swapped
 from ._plan import dw_taps_plan as _dw_taps_plan
 from ._plan import dw_winograd_plan as _dw_winograd_plan
+from ._plan import filters_in_place as _filters_in_place
 from ._plan import forward_by_patches as _forward_by_patches
 from ._plan import padded_channels as _padded_channels
 from ._plan import padded_rows as _padded_rows
@@ -299,12 +303,20 @@ def _forward(x, w, b, y, taps_h, taps_w, swap, sh, sw, dh, dw, pt, pl):
         pitch = y.w + (k_w - 1) * dw // sw
         _conv2d_nhwc(_image(x), hwio, b, y, _rows_per_block(y.n, y.h, pitch), sh, sw, dh, dw, pt, pl)
         return
-    wk = np.empty(_panels_shape(k_h * k_w * n_in, y.c), w.dtype)
-    _pack_filters(w.reshape(-1), steps, taps_h, taps_w, swap, y.c, wk)
     c_pad = _padded_channels(y.c)
     padded_rows = _padded_rows(k_h, k_w, sh, sw, dh, dw, y.w, c_pad)
     x_img, y, across, rows, outs = _patch_grid(_image(x), y, k_h, k_w, sh, sw, dh, dw, pt, pl, c_pad)
-    _conv2d_patch_gemm(x_img, wk, b, y, k_h, k_w, rows, outs, sh, sw, dh, dw, pt, pl, False, padded_rows, across)
+    # In place: the forward's own filter, every tap in order (an input-gradient phase swaps it).
+    in_place = (not swap and k_h == kh_ and k_w == kw_ and taps_h[0] == 0 and taps_w[0] == 0
+                and _filters_in_place(y.n, y.h, y.w, y.c, across, rows, False))
+    if in_place:
+        wk = w.reshape(k_h * k_w * n_in, y.c // _OUT, _OUT)
+    else:
+        wk = np.empty(_panels_shape(k_h * k_w * n_in, y.c), w.dtype)
+        _pack_filters(w.reshape(-1), steps, taps_h, taps_w, swap, y.c, wk)
+    layout = np.int64(_WK_HWIO if in_place else _WK_PANELS)  # (no literal: one compile)
+    _conv2d_patch_gemm(x_img, wk, b, y, k_h, k_w, rows, outs, sh, sw, dh, dw, pt, pl, False, padded_rows, across,
+                       layout)
 
 
 @kernel(parallel=False)

@@ -67,6 +67,16 @@ def filters_to_format(w, fmt):
     return w if fmt == "NHWC" else np.ascontiguousarray(w.transpose(3, 2, 0, 1))
 
 
+def random_layer(n, h, w, ci, co, k, s, p, d, dtype):
+    """(x, w, b, the three in float64, the reference's float64 forward) of a random layer: ``k`` is (kh, kw)."""
+    rng = np.random.default_rng(n * h * w * ci * co)
+    x = rng.standard_normal((n, h, w, ci)).astype(dtype)
+    wt = rng.standard_normal(k + (ci, co)).astype(dtype)
+    b = rng.standard_normal(co).astype(dtype)
+    wide = [a.astype(np.float64) for a in (x, wt, b)]
+    return x, wt, b, wide, ref.conv2d(*wide, stride=s, padding=p, dilation=d)
+
+
 def tolerance(dtype, length):
     """assert_allclose's atol for a sum of ``length`` products of O(1) numbers.
 

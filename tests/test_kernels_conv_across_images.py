@@ -18,7 +18,7 @@ from numbaconv import _plan as plan
 from numbaconv._fast import convolution as fast_convolution
 from numbaconv._kernels import patch_gemm
 
-from test_kernels_conv import FORMATS, filters_to_format, to_format, tolerance
+from test_kernels_conv import FORMATS, filters_to_format, random_layer, to_format, tolerance
 
 PIX = patch_gemm.PIX
 
@@ -48,7 +48,7 @@ class Across:
         kernel = patch_gemm.conv2d_patch_gemm
 
         def call(*args):
-            self.flags.append(args[-1])
+            self.flags.append(args[-2])  # (..., padded_rows, across_images, w_in_place)
             return kernel(*args)
         monkeypatch.setattr(patch_gemm, "conv2d_patch_gemm", call)
 
@@ -58,12 +58,8 @@ class Across:
 @pytest.mark.parametrize("case", CASES)
 def test_across_images_matches_the_reference(case, dtype, fmt, monkeypatch):
     n, h, w, ci, co, k, s, p, d = case
-    rng = np.random.default_rng(n * h * w * ci * co)
-    x = rng.standard_normal((n, h, w, ci)).astype(dtype)
-    wt = rng.standard_normal(k + (ci, co)).astype(dtype)
-    b = rng.standard_normal(co).astype(dtype)
-    wide = [a.astype(np.float64) for a in (x, wt, b)]
-    want = ref.conv2d(*wide, stride=s, padding=p, dilation=d)
+    x, wt, b, wide, want = random_layer(n, h, w, ci, co, k, s, p, d, dtype)
+    rng = np.random.default_rng(n * h * w * ci * co + 1)
     dy = rng.standard_normal(want.shape)
     X, W, DY = to_format(x, fmt), filters_to_format(wt, fmt), to_format(dy.astype(dtype), fmt)
     across = Across(monkeypatch)

@@ -148,7 +148,8 @@ def check_all_ops(case, fmt):
 @pytest.mark.parametrize(("k_len", "segments"), [(1, 1), (27, 1), (70, 1), (9, 3)])
 @pytest.mark.parametrize("start", ["add", "zero", "bias", "bias-streamed", "bias-rows", "bias-rows-streamed"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_the_register_tile_products_over_every_count_of_panels(n_out, k_len, segments, start, dtype):
+@pytest.mark.parametrize("k_major", [False, True], ids=["panels", "k-major"])
+def test_the_register_tile_products_over_every_count_of_panels(n_out, k_len, segments, start, dtype, k_major):
     """``_tile_products`` against NumPy: one-panel and two-panel tiles, segments, a block of B past its start.
 
     Every count of 16-channel panels from 1 to 5 (two-panel tiles and a
@@ -160,7 +161,8 @@ def test_the_register_tile_products_over_every_count_of_panels(n_out, k_len, seg
     (``add``), at zero, or at the bias: a value per column, or per row
     (``bias_rows``, the W @ X route's); with the bias, also stored past
     the caches (``stream``: rows of ``out`` 64-byte aligned from
-    ``o_col``).
+    ``o_col``). B in panels, or k-major (an HWIO filter read in place:
+    ``b[k, j, i]``).
     """
     rng = np.random.default_rng(n_out + k_len)
     pix, out_w = patch_gemm.PIX, patch_gemm.OUT
@@ -185,9 +187,10 @@ def test_the_register_tile_products_over_every_count_of_panels(n_out, k_len, seg
             col = a[a_start + seg * seg_step + np.arange(n_pix) * a_row + k].astype(np.float64)
             want[:, o_col:o_col + n_out] += np.outer(col, b[1:, k].reshape(-1))
     i64 = np.int64
-    patch_gemm._tile_products(out, i64(o_col), i64(n_out), a, i64(a_start), i64(a_row), b, i64(out_w), i64(0),
-                              i64(k_len), start == "add", i64(segments), i64(seg_step), i64(seg_k), bias, bias_rows,
-                              stream, i64(0), i64(n_pix), i64(1), i64(0))
+    b_read = np.ascontiguousarray(b.transpose(1, 0, 2)) if k_major else b
+    patch_gemm._tile_products(out, i64(o_col), i64(n_out), a, i64(a_start), i64(a_row), b_read, i64(out_w), k_major,
+                              i64(0), i64(k_len), start == "add", i64(segments), i64(seg_step), i64(seg_k), bias,
+                              bias_rows, stream, i64(0), i64(n_pix), i64(1), i64(0))
     np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-4)
 
 
@@ -211,8 +214,8 @@ def test_the_register_tile_maps_padded_rows_onto_rows_of_outputs(out_w, skip, p_
     rows = (p_first + n_pix - 1) // pitch * out_w + pitch  # y's rows from pixel 0's, past the last one's
     out = np.full((rows, n_out + 3), np.nan, np.float32)
     i64 = np.int64
-    patch_gemm._tile_products(out, i64(0), i64(n_out), a, i64(p_first * k_len), i64(k_len), b, i64(0), i64(0),
-                              i64(k_len), False, i64(1), i64(0), i64(0), bias, False, False, i64(p_first),
+    patch_gemm._tile_products(out, i64(0), i64(n_out), a, i64(p_first * k_len), i64(k_len), b, i64(0), False,
+                              i64(0), i64(k_len), False, i64(1), i64(0), i64(0), bias, False, False, i64(p_first),
                               i64(n_pix), i64(pitch), i64(skip))
     panels = np.concatenate(list(b), axis=1)  # (K, n_out)
     sums = a.reshape(-1, k_len)[p_first:].astype(np.float64) @ panels + bias
@@ -386,7 +389,7 @@ def test_the_padded_rows_rule_at_its_boundaries(n, h, w, c_in, c_out, k, padding
 
     def record(x, wk, b, y, k_h, k_w, rows, outs, sh, sw, dh, dw, *args):
         # What the kernel reads by rows (each unit padding its rows of x itself).
-        seen.append(args[-2] and sh == sw == dh == dw == 1)  # (padded_rows, across_images)
+        seen.append(args[-3] and sh == sw == dh == dw == 1)  # (padded_rows, across_images, w_in_place)
         return kernel(x, wk, b, y, k_h, k_w, rows, outs, sh, sw, dh, dw, *args)
 
     monkeypatch.setattr(patch_gemm, "conv2d_patch_gemm", record)

@@ -58,7 +58,7 @@ def test_no_cache_location_falls_back_to_uncached_kernels():
 # Every entry kernel the drivers call, by module.
 ENTRY_KERNELS = {
     "convolution": ["conv2d_nhwc", "conv2d_backward_filter_nhwc", "bias_backward_rows"],
-    "patch_gemm": ["conv2d_patch_gemm", "pack_filters", "conv2d_backward_filter_patch_gemm"],
+    "patch_gemm": ["conv2d_patch_gemm", "pack_filters", "pack_patch_columns", "conv2d_backward_filter_patch_gemm"],
     "filter_taps": ["conv2d_backward_filter_taps"],
     "patches": ["im2col_nhwc", "col2im_nhwc"],
     "pooling": ["max_pool2d_nhwc", "scatter_at_argmax", "avg_pool2d_nhwc"],
@@ -111,6 +111,9 @@ def test_one_compiled_variant_per_kernel_and_dtype_whatever_the_input_flags():
                     run(np.ascontiguousarray(xv.transpose(0, 3, 1, 2)), wv.transpose(3, 2, 0, 1),
                         "NCHW")
                     run(xv.transpose(0, 3, 1, 2), wv.transpose(3, 2, 0, 1), "NCHW")
+                    if c_out == 32:  # batch 1: the filter read in place (NHWC), W @ patches (NCHW)
+                        run(xv[:1], wv, "NHWC")
+                        run(xv[:1].transpose(0, 3, 1, 2), wv.transpose(3, 2, 0, 1), "NCHW")
         counts = {}
         for module in ("convolution", "patch_gemm", "filter_taps", "patches", "pooling", "normalization"):
             mod = importlib.import_module(f"numbaconv._kernels.{module}")

@@ -6,6 +6,8 @@ a kernel sees is C-contiguous and writable, whatever the caller passed
 (read-only, Fortran-ordered, strided views): one compiled variant per kernel
 and dtype.
 """
+import math
+
 import numpy as np
 
 
@@ -34,7 +36,7 @@ def aligned_empty(shape, dtype):
     64-byte lines (``_kernels.patch_gemm.STREAM_MIN_BYTES``).
     """
     dtype = np.dtype(dtype)
-    size = int(np.prod(shape)) * dtype.itemsize
+    size = math.prod(shape) * dtype.itemsize
     buffer = np.empty(size + 64, np.uint8)
     start = -buffer.ctypes.data % 64
     return buffer[start:start + size].view(dtype).reshape(shape)

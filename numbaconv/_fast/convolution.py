@@ -138,6 +138,9 @@ class _Route(NamedTuple):
     across: bool  # patches: tiles of PIX images at one output position (plan.across_images)
     rows: int  # patches: rows (merged rows, positions) per work unit; planes: rows per block
     outs: int  # patches: channels per work unit
+    # patches: read the filter in place, not packed (plan.filters_in_place): an
+    # HWIO one as k-major rows; an NCHW caller's OIHW one as the rows of W @ patches.
+    w_in_place: bool = False
 
 
 @plan.kept
@@ -173,7 +176,11 @@ def _route(kernel_size, stride, dilation, pad, x_shape, y_geometry, nchw, taps_h
         # from an NHWC copy (plan.NCHW_GATHER_MIN_IN); tiles across images
         # read NHWC memory in place, a copy for NCHW callers.
         x_nchw = nchw and not across and ((padded_rows and kh * kw > 1) or c_in >= plan.NCHW_GATHER_MIN_IN)
-        return _Route("patches", winograd, *taps, padded_rows, x_nchw, merged, across, rows, outs)
+        n_run, h_run, w_run = (1, n * h * w // pg.PIX, pg.PIX) if merged else (n, h, w)  # (the Image run over)
+        # (W @ patches: Y[0] a (C_out, OH * OW) matrix.)
+        in_place = (plan.filters_in_place(n_run, h_run, w_run, c, across, rows, nchw)
+                    and (not nchw or (w_step == 1 and h_step == w and c_step == h * w)))
+        return _Route("patches", winograd, *taps, padded_rows, x_nchw, merged, across, rows, outs, in_place)
     pitch = w + (kw - 1) * dw // sw
     return _Route("planes", winograd, *taps, False, False, False, False, plan.rows_per_block(n, h, pitch), 0)
 
@@ -200,12 +207,18 @@ def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None
     if route.strategy == "nchw_1x1":
         _forward_1x1_nchw(x, w, b, y_img, swap)
     elif route.strategy == "patches":
-        wk = _packed(w, nchw, route.taps_h, route.taps_w, swap)
+        # In place: the forward's own filter (an input-gradient phase swaps it, or takes some of its taps).
+        in_place = route.w_in_place and taps is None and not swap
+        if in_place and nchw:
+            _w_at_patches(x, w, b, y_img, kernel_size, stride, dilation, pad)
+            return
+        wk = (contiguous(w).reshape(-1, w.shape[3] // pg.OUT, pg.OUT) if in_place
+              else _packed(w, nchw, route.taps_h, route.taps_w, swap))
         x_img = image(x, route.x_nchw)
         if route.merged:
             x_img, y_img = k.merged_images(x_img, pg.PIX), k.merged_images(y_img, pg.PIX)
         direct(pg.conv2d_patch_gemm, x.dtype, x_img, wk, b, y_img, kh, kw, route.rows, route.outs, sh, sw, dh, dw,
-               pt, pl, False, route.padded_rows, route.across)
+               pt, pl, False, route.padded_rows, route.across, pg.WK_HWIO if in_place else pg.WK_PANELS)
     else:
         direct(k.conv2d_nhwc, x.dtype, image(x, nchw), _hwio(w, taps, taps_h, taps_w, swap), b, y_img, route.rows,
                sh, sw, dh, dw, pt, pl)
@@ -289,7 +302,36 @@ def _forward_1x1_nchw(x, w, b, y_img, swap):
     y_rows = k.Image(y_img.data, n, 1, c_out, pixels, y_img.n_step, c_out * pixels, pixels, 1)
     rows, outs = plan.nchw_1x1_units(n, plan.padded_channels(pixels))
     direct(pg.conv2d_patch_gemm, x.dtype, a_img, planes, b, y_rows, 1, 1, rows, outs, 1, 1, 1, 1, 0, 0, True, True,
-           False)
+           False, pg.WK_COLUMNS)
+
+
+def _w_at_patches(x, w, b, y_img, kernel_size, stride, dilation, pad):
+    """A batch-1 NCHW layer as Y = W @ patches (+ b), its OIHW filter read in place (``plan.filters_in_place``).
+
+    An OIHW filter's output channels are C_in * KH * KW apart, so the
+    NHWC route's in-place read (k-major rows of C_out values) does not
+    apply to it; but each of its rows is one output channel's K values in
+    (ci, kh, kw) order. So the patch GEMM runs with the roles swapped, as
+    the 1x1 W @ X route does: the filter is its "patches" operand, read in
+    place, and the image's patches, packed once into panels of 16 pixels
+    (``pack_patch_columns``: K x OH * OW values, a tenth of the filter's
+    on a 7x7 plane of 512 channels), its "filter" operand, which every
+    unit reads. A unit is a block of output channels (whole register
+    tiles), every pixel; Y[0] is a (C_out, OH * OW) matrix of its rows.
+    """
+    (kh, kw), (sh, sw), (dh, dw), (pt, pl) = kernel_size, stride, dilation, pad
+    c_out, pixels = y_img.c, y_img.h * y_img.w
+    k_len = kh * kw * x.shape[3]
+    rows = contiguous(w.transpose(3, 2, 0, 1)).reshape(-1)  # (C_out, K)
+    units = math.gcd(c_out // pg.PIX, plan.MIN_UNITS)
+    per = c_out // units  # output channels a unit
+    a_img = k.Image(rows, 1, units, per, k_len, 0, per * k_len, k_len, 1)
+    panels = np.empty(plan.panels_shape(k_len, pixels), x.dtype)
+    direct(pg.pack_patch_columns, x.dtype, image(x, True), panels, 0, y_img.h, y_img.w, kh, kw, sh, sw, dh, dw, pt,
+           pl)
+    y_rows = k.Image(y_img.data, 1, units, per, pixels, y_img.n_step, per * pixels, pixels, 1)
+    direct(pg.conv2d_patch_gemm, x.dtype, a_img, panels, b, y_rows, 1, 1, 1, panels.shape[0] * pg.OUT, 1, 1, 1, 1, 0,
+           0, True, True, False, pg.WK_PANELS)
 
 
 # A window that covers the whole input (one output pixel, nothing padded

@@ -60,6 +60,29 @@ and columns, so the products skip every tap on padding and read x's NHWC
 memory in place, a kernel row's taps one run per image
 (``_unit_across_images``).
 
+Where one block of rows holds every output pixel (batch 1 on small
+planes: ``numbaconv._plan.filters_in_place``), each filter value is used
+by one unit only, and packing the filter read and wrote every value once
+more (batch-1 1x7x7x512 -> 512 3x3, 2 threads: 1.6-1.7 ms, or 3.0 for
+minutes at a time when this VM's second vCPU adds little, against 1.2
+for the products alone; one thread 3.3). There the products read the
+filter in place instead. An HWIO
+filter is (K, C_out) memory: ``_tile_products`` reads its rows of OUT
+channels k-major (``b_k_major``; C_out a multiple of OUT), C_out apart
+for each k (WK_HWIO). An NCHW caller's OIHW filter holds an output
+channel's K values in one run, in (ci, kh, kw) order: the call runs as
+Y = W @ patches with the roles of pixels and channels swapped (as the
+W @ X route), the filter's rows its A operand, read in place, and the
+image's patches packed into panels of 16 pixels its B operand
+(``pack_patch_columns``), where they are no more values than the filter.
+2 threads, fresh processes alternated, 4-5 pairs, against the packed
+filter (the time with the new ``_tile_products`` indexing, which is the
+same on packed panels: 8x28x28x128 -> 128 1x1 1.03, the seed 0.98,
+8x14x14x256 -> 256 3x3 0.96): NHWC 1x7x7x512 -> 512 3x3 0.74-0.83,
+1x14x14x256 -> 256 0.91-0.93, 1x7x7x512 -> 2048 1x1 0.65-0.78,
+1x4x4x256 -> 256 0.44, 1x8x8x64 -> 128 0.60-0.69; NCHW 0.67, 0.81, 0.64,
+0.70 and 0.92.
+
 Results of ``STREAM_MIN_BYTES`` or more (4 MB: twice this machine's L2
 in all) are written past the caches: the tiles that go to y itself
 store their last pass with the nontemporal hint (``_numba.stream_tile``),
@@ -111,6 +134,10 @@ ROW_DIRECT_MIN_OUT = 32  # padded-rows units into this many channels sum into y 
 SPLIT_MAX_BLOCK = 1 << 17  # filter values per pass (512 KB of float32) for tiles to skip padding rows
 PACK_ROWS = 16  # filter rows packed per work unit
 STREAM_MIN_BYTES = 1 << 22  # results of this size on: tiles into y stored past the caches (module docstring)
+# conv2d_patch_gemm's ``wk`` (its B operand): packed panels (P, K, OUT); an
+# HWIO filter read in place (K, C_out / OUT, OUT); or the W @ X route's
+# X[n] (N, K, columns), each unit packing its block of columns.
+WK_PANELS, WK_HWIO, WK_COLUMNS = 0, 1, 2
 # W @ X (conv2d_patch_gemm's w_at_x): register tiles per run over a panel
 # of columns. The rows are Y[n]'s channels, a plane apart in memory, so a
 # run stores into as many pages per panel as it has rows; a run of one
@@ -172,8 +199,8 @@ def _gather_patch(dst, x, n, ih0, iw0, k_h, k_w, dh, dw):
 
 
 @kernel(parallel=False)
-def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, k0, k1, add, segments, seg_step, seg_k, bias,
-                   bias_rows, stream, p_first, n_pix, pitch, skip):
+def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, b_k_major, k0, k1, add, segments, seg_step, seg_k,
+                   bias, bias_rows, stream, p_first, n_pix, pitch, skip):
     """out[p, o_col + q] (+)= sum(A_s[p, k] * B[k, q_b + q] for s < segments, for k0 + s * seg_k <= k < k1 + s * seg_k).
 
     ``a`` is flat, its rows ``a_row`` apart: segment s reads ``A_s[p, k]
@@ -220,13 +247,19 @@ def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, k0, k1, add, se
     contiguous run; ``q_b`` is a multiple of OUT. All three are
     C-contiguous arrays: a block of ``b`` is passed as its offset, because a
     sliced view would be a second array type, compiled to strided loads.
+    With ``b_k_major``, ``b[k, j, i] = B[k, j * OUT + i]`` instead: an HWIO
+    filter read in place (``conv2d_patch_gemm``'s WK_HWIO), a
+    tile's OUT columns then one row of ``b`` apart for each k.
     """
     step = np.uint64(a_row)
     with_bias = bias.size > 0 and not bias_rows  # (a value per column; per row: row_bias)
     row_bias = bias.size > 0 and bias_rows
+    # Row k of panel j is b[j, k], or b[k, j] (k-major): b[j * j0 + k * k0_, j * j1 + k * k1_].
+    one, none = np.uint64(1), np.uint64(0)
+    k_on_0, k_on_1 = (one, none) if b_k_major else (none, one)
     q0 = 0
     while q0 < n_out:
-        panel = b[(q_b + q0) // OUT]
+        j = np.uint64((q_b + q0) // OUT)
         c0 = np.uint64(o_col + q0)
         bias_1, bias_2 = bias[q0:q0 + OUT], bias[q0 + OUT:q0 + 2 * OUT]  # (empty without a bias)
         if PANELS == 2 and out.itemsize == 4 and q0 + 2 * OUT <= n_out:
@@ -234,7 +267,6 @@ def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, k0, k1, add, se
             # written out twice over the same broadcasts. (Written as one
             # (PIX, 2 * OUT) tile, its loads and stores stayed scalar: K =
             # 27 at 124 GFLOP/s against 234.)
-            panel2 = b[(q_b + q0) // OUT + 1]
             c2 = c0 + np.uint64(OUT)
             for p in range(0, n_pix, PIX):
                 acc = register_tile(out, PIX, OUT)
@@ -252,18 +284,20 @@ def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, k0, k1, add, se
                                       else bias[p + r] if row_bias else 0)
                 for seg in range(segments):
                     kb = k0 + seg * seg_k
-                    rows, rows2 = panel[kb:kb + k1 - k0], panel2[kb:kb + k1 - k0]
+                    i0 = j * k_on_1 + np.uint64(kb) * k_on_0
+                    i1 = j * k_on_0 + np.uint64(kb) * k_on_1
                     s0 = np.uint64(a_start + seg * seg_step + p * a_row + kb)
                     for k in range(k1 - k0):
                         off = s0 + np.uint64(k)
                         for r in range(PIX):
                             xs[r] = a[off + np.uint64(r) * step]
-                        row = rows[k]
+                        u0, u1 = i0 + np.uint64(k) * k_on_0, i1 + np.uint64(k) * k_on_1
+                        row = b[u0, u1]
                         for q in range(OUT):
                             v = row[q]
                             for r in range(PIX):
                                 acc[r, q] += xs[r] * v
-                        row = rows2[k]
+                        row = b[u0 + k_on_1, u1 + k_on_0]
                         for q in range(OUT):
                             v = row[q]
                             for r in range(PIX):
@@ -296,16 +330,17 @@ def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, k0, k1, add, se
                     acc[r, q] = (row_out[c0 + np.uint64(q)] if add else bias_1[q] if with_bias
                                      else bias[p + r] if row_bias else 0)
             for seg in range(segments):
-                # A view of the panel starting at k0 and unsigned offsets
-                # into a: a possibly negative index keeps Numba's
+                # Unsigned rows of B and offsets into a: a possibly
+                # negative index keeps Numba's
                 # wraparound branch in the loop, and with it a store of
                 # every accumulator to the stack per iteration (measured 60
                 # vs 100 GFLOP/s).
                 kb = k0 + seg * seg_k
-                rows = panel[kb:kb + k1 - k0]
+                i0 = j * k_on_1 + np.uint64(kb) * k_on_0
+                i1 = j * k_on_0 + np.uint64(kb) * k_on_1
                 s0 = np.uint64(a_start + seg * seg_step + p * a_row + kb)
                 for k in range(k1 - k0):
-                    row = rows[k]
+                    row = b[i0 + np.uint64(k) * k_on_0, i1 + np.uint64(k) * k_on_1]
                     # The PIX values of a's column k, then the update with
                     # the loop over rows innermost: LLVM unrolls that loop
                     # and vectorizes the one over q, as if the rows were
@@ -348,12 +383,12 @@ def _out_row(row0, r, cut, skip):
 
 @kernel
 def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw, dh, dw, pt, pl,
-                      w_at_x, padded_rows, across_images):
+                      w_at_x, padded_rows, across_images, wk_layout):
     """y[n, oh, ow, co] = b[co] + sum(patch(n, oh, ow)[k] * wk[k, co] for k < K).
 
     ``x`` and ``y`` are Images; ``wk`` is the (K, round_up(C_out, OUT))
-    filter matrix in panels (module docstring), zero past C_out; patches as
-    ``_gather_patches``.
+    filter matrix in panels (module docstring), zero past C_out
+    (``wk_layout`` WK_PANELS); patches as ``_gather_patches``.
 
     ``w_at_x``: an NCHW 1x1 layer computed as Y[n] = W @ X[n] (+ b), the
     roles of pixels and channels swapped (``numbaconv._fast.convolution``).
@@ -362,7 +397,9 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
     each; b[oh * OW + ow] replaces b[co] (a bias per row of Y[n]); and
     ``wk`` holds not packed filters but the X[n] themselves, (N, C_in, H
     * W), each unit packing its block of columns of X[n] into panels
-    (``_pack_columns``).
+    (``_pack_columns``; WK_COLUMNS), or (WK_PANELS) the columns of one
+    image already in panels: an NCHW batch-1 layer as W @ patches, x the
+    OIHW filter's rows and ``wk`` the patches (``pack_patch_columns``).
 
     One prange
     iteration owns the output rows ``oh0 <= oh < oh0 + rows_per_unit`` of
@@ -384,13 +421,22 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
     filter over NHWC memory (``x.w == OW``) reads x itself, with no copy
     and no waste.
 
+    With WK_HWIO, ``wk`` is the HWIO filter itself, read in place
+    as (K, C_out / OUT, OUT) (``_tile_products``' ``b_k_major``; C_out a
+    multiple of OUT): for calls whose units each own all the pixels
+    (``numbaconv._plan.filters_in_place``), which read each filter value
+    once, where packing it would read and write it once more.
+
     With ``across_images`` (never with ``padded_rows``), ``rows_per_unit``
     counts output positions instead: a unit owns PIX images (from image
     ``PIX * i``) at that many consecutive positions ``oh * OW + ow``, a
     register tile being one position in its PIX images
     (``_unit_across_images``).
     """
-    k_len, c_pad = wk.shape[1], round_up(wk.shape[2], OUT) if w_at_x else wk.shape[0] * OUT
+    k_major = wk_layout == WK_HWIO
+    k_len = wk.shape[0] if k_major else wk.shape[1]
+    c_pad = (round_up(wk.shape[2], OUT) if wk_layout == WK_COLUMNS else wk.shape[1] * OUT if k_major
+             else wk.shape[0] * OUT)
     row_blocks = (y.h + rows_per_unit - 1) // rows_per_unit
     images = y.n
     if across_images:  # blocks of rows_per_unit output positions, PIX images a unit
@@ -438,7 +484,7 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
             _gather_patches(patches, x, n, oh0, rows * y.w, y.w, k_h, k_w, sh, sw, dh, dw, pt, pl)
             a, a_start, a_row, pitch = patches.reshape(-1), np.int64(0), k_len, y.w
             segments, seg_len, seg_step = 1, k_len, 0
-        panels, q_b = (_pack_columns(wk[n], co0, n_out), np.int64(0)) if w_at_x else (wk, co0)
+        panels, q_b = (_pack_columns(wk[n], co0, n_out), np.int64(0)) if wk_layout == WK_COLUMNS else (wk, co0)
         # In place: when the unit owns whole NHWC output rows with every
         # channel (C_out a multiple of OUT, and no columns past OW), its
         # block of y is a C-contiguous (pixels, C_out) matrix: the products
@@ -496,15 +542,17 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
         base = n * y.n_step + oh0 * y.h_step
         for part in range(parts):
             _unit_products(y, b, base + part * y.h_step, n_direct, out[part * part_rows:(part + 1) * part_rows],
-                           a, a_start + part * pitch * a_row, a_row, panels, q_b, co0, segments, seg_len, seg_step, run,
-                           every, rows * y.w, oh0, sh, dh, pt, x.h, k_h, w_at_x, stream, skip)
+                           a, a_start + part * pitch * a_row, a_row, panels, q_b, k_major, co0, segments, seg_len,
+                           seg_step, run, every, rows * y.w, oh0, sh, dh, pt, x.h, k_h, w_at_x, stream, skip)
         _store(y, out, b, n, oh0, rows, store_pitch, co0, w_at_x, store_first, store_col0)
 
 
 @kernel(parallel=False)
-def _unit_products(y, b, base, n_direct, out, a, a_start, a_row, wk, q_b, co0, segments, seg_len, seg_step, run,
-                   every, n_pix, oh0, sh, dh, pt, in_h, k_h, w_at_x, stream, skip):
+def _unit_products(y, b, base, n_direct, out, a, a_start, a_row, wk, q_b, k_major, co0, segments, seg_len, seg_step,
+                   run, every, n_pix, oh0, sh, dh, pt, in_h, k_h, w_at_x, stream, skip):
     """One work unit's products in ``conv2d_patch_gemm``: A @ wk's out.shape[1] columns from q_b, to y's from co0.
+
+    ``wk`` in panels, or (``k_major``) an HWIO filter read in place, as ``_tile_products`` takes them.
 
     The unit's first ``n_direct`` pixels go to y itself (from ``base``,
     pixels ``y.w_step`` apart, each a run of channels), their sums started
@@ -569,8 +617,8 @@ def _unit_products(y, b, base, n_direct, out, a, a_start, a_row, wk, q_b, co0, s
         # 8x112x112x32 -> 64 and 8x56x56x64 -> 256 1.19, 8x56x56x64 -> 64
         # 1.05, LeNet's 64x12x12x6 -> 16 5x5 1.07, 8x28x28x256 -> 256 1.02.)
         for c0 in range(k_lo, k_hi, K_CHUNK):
-            _tile_products(tiles, col, n_out, a, a_start + p0 * a_row, a_row, wk, q_b, c0, min(c0 + K_CHUNK, k_hi),
-                           c0 > k_lo, segments, seg_step, seg_len, bias, w_at_x,
+            _tile_products(tiles, col, n_out, a, a_start + p0 * a_row, a_row, wk, q_b, k_major, c0,
+                           min(c0 + K_CHUNK, k_hi), c0 > k_lo, segments, seg_step, seg_len, bias, w_at_x,
                            direct and stream and c0 + K_CHUNK >= k_hi, first, p1 - p0, pitch,
                            skip if direct else np.int64(0))
         t = t_end
@@ -639,9 +687,9 @@ def _unit_across_images(x, wk, b, y, n0, pos0, positions, co0, n_out, k_h, k_w, 
         else:
             for c0 in range(k0, k1, K_CHUNK):
                 # (No literal 0 or False: a second compile of the tile.)
-                _tile_products(tiles, np.int64(0), n_out, flat, a_start, a_row, wk, co0, c0, min(c0 + K_CHUNK, k1),
-                               c0 > k0, h_hi - h_lo, seg_step, run, b[:0], c0 < 0, c0 < 0, np.int64(0), tiles.shape[0],
-                               np.int64(1), np.int64(0))
+                _tile_products(tiles, np.int64(0), n_out, flat, a_start, a_row, wk, co0, c0 < 0, c0,
+                               min(c0 + K_CHUNK, k1), c0 > k0, h_hi - h_lo, seg_step, run, b[:0], c0 < 0, c0 < 0,
+                               np.int64(0), tiles.shape[0], np.int64(1), np.int64(0))
         i = i_end
     n_valid = min(n_out, y.c - co0)
     bias = b[co0:co0 + n_valid]
@@ -669,6 +717,60 @@ def _position_taps(pos, out_w, in_h, in_w, k_h, k_w, sh, sw, dh, dw, pt, pl):
     h_lo, h_hi = taps_inside(oh, oh, sh, dh, pt, in_h, k_h)
     w_lo, w_hi = taps_inside(ow, ow, sw, dw, pl, in_w, k_w)
     return h_lo, h_hi, w_lo, w_hi
+
+
+@kernel
+def pack_patch_columns(x, panels, n, out_h, out_w, k_h, k_w, sh, sw, dh, dw, pt, pl):
+    """panels[p // OUT, k, p % OUT] = patch(n, p // out_w, p % out_w)[k], entries k in (ci, kh, kw) order.
+
+    Image n's patches as the columns of a (K, OH * OW) matrix in panels,
+    the B operand of ``conv2d_patch_gemm``'s W @ patches (the entries in
+    an OIHW filter's order); zero on padding and past the pixels. One
+    prange iteration per input channel. For a kernel tap, an output row's
+    pixels are one run of x's row (strided by sw), stored as at most a
+    run per panel they fall in: value by value, with the pixel's panel
+    and lane found each time, the pack took 1 ns a value on one core
+    (1x14x14x256 3x3: 0.5 ms, a third of the products' time).
+    """
+    flat = panels.reshape(-1)
+    panel_step = np.uint64(panels.shape[1] * OUT)
+    n_pix = out_h * out_w
+    step = np.uint64(sw * x.w_step)
+    for ci in prange(x.c):
+        for kh in range(k_h):
+            for kw in range(k_w):
+                at = np.uint64(((ci * k_h + kh) * k_w + kw) * OUT)  # row k of panel 0
+                off = kw * dw - pl  # iw = ow * sw + off
+                ow_lo = min(out_w, (-off + sw - 1) // sw) if off < 0 else 0
+                ow_hi = max(ow_lo, min(out_w, (x.w - 1 - off) // sw + 1))
+                for oh in range(out_h + 1):
+                    # Pixels [p0, p1) of the row, the run [q0, q1) of them inside x;
+                    # the row past the last: the panels' padding pixels.
+                    ih = oh * sh - pt + kh * dh
+                    p0, p1 = (oh * out_w, oh * out_w + out_w) if oh < out_h else (n_pix, panels.shape[0] * OUT)
+                    q0, q1 = (p0 + ow_lo, p0 + ow_hi) if oh < out_h and 0 <= ih < x.h else (p1, p1)
+                    src = np.uint64(n * x.n_step + ih * x.h_step + ci * x.c_step + (ow_lo * sw + off) * x.w_step
+                                    if q0 < q1 else 0)
+                    q = p0
+                    while q < p1:
+                        # The pixels q.. of one panel: zeros before q0, x's values up to q1, zeros after.
+                        end = min(p1, (q // OUT + 1) * OUT)
+                        dst = np.uint64(q // OUT) * panel_step + at + np.uint64(q % OUT)
+                        a, b = min(max(q0, q), end), min(max(q1, q), end)
+                        for t in range(a - q):
+                            flat[dst + np.uint64(t)] = 0
+                        run = np.uint64(a - q)
+                        if b > a:  # (a panel wholly before q0 has a < q0)
+                            first = src + np.uint64(a - q0) * step
+                            if step == 1:  # (a constant step: vector copies)
+                                for t in range(b - a):
+                                    flat[dst + run + np.uint64(t)] = x.data[first + np.uint64(t)]
+                            else:
+                                for t in range(b - a):
+                                    flat[dst + run + np.uint64(t)] = x.data[first + np.uint64(t) * step]
+                        for t in range(b - q, end - q):
+                            flat[dst + np.uint64(t)] = 0
+                        q = end
 
 
 @kernel(parallel=False)
@@ -1129,7 +1231,7 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, col_blo
         # argument type of its own, i.e. a second compile of the helper (the
         # forward kernel calls them with ints).
         zero, one = np.int64(0), np.int64(1)
-        no_bias, cached = x.data[:0], zero > 0  # (sums from zero, stores into the caches: a bool that is no literal)
+        no_bias, cached = x.data[:0], zero > 0  # (sums from zero, B in panels, stores into the caches: no literal)
         r_first = r
         if r == r_end:
             out[:, c0:c0 + n_cols] = 0
@@ -1155,14 +1257,14 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, col_blo
                 if g0 > k0 and plane > chunk_pixels:
                     # A piece of rows of image n: panel rows p on are its pixels.
                     _tile_products(a_in_place, c0, n_cols, x.data, n * x.n_step + k0 * x.c_step + oh0 * grid_w - p,
-                                   x.c_step, b_panels, zero, p, p + rows * grid_w, add or p > 0, one, zero, zero,
-                                   no_bias, cached, cached, zero, a_in_place.shape[0], one, zero)
+                                   x.c_step, b_panels, zero, cached, p, p + rows * grid_w, add or p > 0, one, zero,
+                                   zero, no_bias, cached, cached, zero, a_in_place.shape[0], one, zero)
                 p += rows * grid_w
                 r += rows
             if g0 > k0 and plane <= chunk_pixels:
                 # Whole images, one per segment of plane pixels.
                 _tile_products(a_in_place, c0, n_cols, x.data, n_first * x.n_step + k0 * x.c_step, x.c_step,
-                               b_panels, zero, zero, plane, add, p // plane, x.n_step - plane, plane, no_bias, cached,
-                               cached, zero, a_in_place.shape[0], one, zero)
-            _tile_products(out[g0 - k0:], c0, n_cols, at.reshape(-1), zero, at.shape[1], b_panels, zero, zero, p,
-                           add, one, zero, zero, no_bias, cached, cached, zero, out.shape[0] - (g0 - k0), one, zero)
+                               b_panels, zero, cached, zero, plane, add, p // plane, x.n_step - plane, plane, no_bias,
+                               cached, cached, zero, a_in_place.shape[0], one, zero)
+            _tile_products(out[g0 - k0:], c0, n_cols, at.reshape(-1), zero, at.shape[1], b_panels, zero, cached, zero,
+                           p, add, one, zero, zero, no_bias, cached, cached, zero, out.shape[0] - (g0 - k0), one, zero)
