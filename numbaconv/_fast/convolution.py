@@ -322,7 +322,7 @@ def _w_at_patches(x, w, b, y_img, kernel_size, stride, dilation, pad):
     (kh, kw), (sh, sw), (dh, dw), (pt, pl) = kernel_size, stride, dilation, pad
     c_out, pixels = y_img.c, y_img.h * y_img.w
     k_len = kh * kw * x.shape[3]
-    rows = contiguous(w.transpose(3, 2, 0, 1)).reshape(-1)  # (C_out, K)
+    rows = _filter_memory(w, True)[0]  # OIHW: (C_out, K)
     units = math.gcd(c_out // pg.PIX, plan.MIN_UNITS)
     per = c_out // units  # output channels a unit
     a_img = k.Image(rows, 1, units, per, k_len, 0, per * k_len, k_len, 1)
