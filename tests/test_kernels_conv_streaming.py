@@ -1,6 +1,7 @@
 """Results past the caches: the patch GEMM's tiles into y stored with the nontemporal hint.
 
-A forward call whose result holds ``patch_gemm.STREAM_MIN_BYTES`` or more
+A forward call whose result holds ``patch_gemm.STREAM_MIN_BYTES`` or more,
+with x, filters and result ``patch_gemm.STREAM_MIN_FOOTPRINT`` together,
 stores the register tiles that go to y itself (not through a unit's
 buffer) with ``_numba.stream_tile``, when y's rows are 64-byte aligned:
 fresh results are (``_fast._memory.aligned_empty``), an ``out=`` array
@@ -59,26 +60,36 @@ def test_aligned_empty(shape, dtype):
     assert a.sum() == np.prod(shape)
 
 
-# (n, h, w, c_in, c_out, k, padding): results of STREAM_MIN_BYTES in float32 or more.
+# (n, h, w, c_in, c_out, k, padding): calls that stream in float32 too (patch_gemm.streams).
 CASES = [
     # Padded rows, tiles into y row by row (VGG's first layer, narrower): two panels a tile.
-    pytest.param((2, 64, 64, 3, 256, 3, 1), id="3x3-rows"),
+    pytest.param((3, 64, 64, 3, 256, 3, 1), id="3x3-rows"),
     # An odd number of panels: the last tile of each pixel is one panel; OW not a multiple of PIX.
-    pytest.param((2, 60, 61, 3, 272, 3, 1), id="3x3-rows-odd-panels"),
+    pytest.param((4, 60, 61, 3, 272, 3, 1), id="3x3-rows-odd-panels"),
     # 1x1 over x in place (MobileNet's pointwise layers), its last pixels through the buffer.
-    pytest.param((4, 57, 55, 32, 96, 1, 0), id="1x1-in-x"),
+    pytest.param((8, 57, 55, 32, 96, 1, 0), id="1x1-in-x"),
     # A reduction of two chunks (K = 600): the first pass stores as usual, the last streams.
     # (NCHW: W @ X, 1x1 over whole planes, each of 4096 pixels, whole lines: its tiles stream.)
     pytest.param((4, 64, 64, 600, 96, 1, 0), id="1x1-two-chunks"),
     # NCHW, W @ X: the tiles' sums start at a bias per row (an output channel);
     # C_out = 37 tiles and 4 rows, which go through the buffer with theirs.
-    pytest.param((2, 64, 64, 24, 300, 1, 0), id="1x1-bias-rows"),
+    pytest.param((3, 64, 64, 24, 300, 1, 0), id="1x1-bias-rows"),
 ]
 
 
-def _result_bytes(case, dtype):
-    n, h, w, _, c_out, k, p = case
-    return n * (h + 2 * p - k + 1) * (w + 2 * p - k + 1) * c_out * np.dtype(dtype).itemsize
+def _streams(case, dtype):
+    """Whether the call streams by ``patch_gemm.streams``, its filter operand left out (so: at least)."""
+    n, h, w, c_in, c_out, k, p = case
+    return patch_gemm.streams(n * h * w * c_in, 0, n * (h + 2 * p - k + 1) * (w + 2 * p - k + 1) * c_out,
+                              np.dtype(dtype).itemsize)
+
+
+def test_calls_whose_data_stay_cached_do_not_stream():
+    # The seed's 128x28x28x3 -> 16 3x3: a 6.4 MB result, 7.6 MB in all (module docstring of patch_gemm).
+    seed = (128, 28, 28, 3, 16, 3, 1)
+    assert not _streams(seed, np.float32)
+    assert _streams(seed, np.float64)  # 15.2 MB
+    assert not patch_gemm.streams(1 << 30, 0, patch_gemm.STREAM_MIN_BYTES // 4 - 1, 4)  # x alone large
 
 
 @pytest.mark.parametrize("where", ["fresh", "out-aligned", "out-misaligned"])
@@ -87,7 +98,7 @@ def _result_bytes(case, dtype):
 @pytest.mark.parametrize("case", CASES)
 def test_large_results_match_the_reference(case, dtype, fmt, where):
     n, h, w, c_in, c_out, k, p = case
-    assert _result_bytes(case, dtype) >= patch_gemm.STREAM_MIN_BYTES  # the case streams its tiles
+    assert _streams(case, dtype)  # the case streams its tiles
     rng = np.random.default_rng(7)
     x = rng.standard_normal((n, h, w, c_in)).astype(dtype)
     wt = rng.standard_normal((k, k, c_in, c_out)).astype(dtype)

@@ -84,7 +84,8 @@ same on packed panels: 8x28x28x128 -> 128 1x1 1.03, the seed 0.98,
 0.70 and 0.92.
 
 Results of ``STREAM_MIN_BYTES`` or more (4 MB: twice this machine's L2
-in all) are written past the caches: the tiles that go to y itself
+in all), in calls whose x, filters and result hold ``STREAM_MIN_FOOTPRINT``
+or more together (12 MB), are written past the caches: the tiles that go to y itself
 store their last pass with the nontemporal hint (``_numba.stream_tile``),
 so the lines go to memory whole, without first being read into the
 cache, and without evicting the operands; their sums start at the bias,
@@ -103,6 +104,16 @@ next layer reading the streamed result, 0.89. The W @ X route's tiles
 whole lines: 8x56x56x64 -> 256 0.86, 8x112x112x32 -> 64 0.83,
 8x28x28x128 -> 512 0.87, 8x56x56x256 -> 64 0.94 (its bias pass, which
 read y back, is gone too: 8x14x14x256 -> 1024, 1.6 MB, 0.98).
+
+Smaller calls keep y in the caches: the last-level cache (32 MB on the
+project's machines, shared with the VM's neighbours) holds their whole
+working set, so the next call, or the next layer, finds y there, and
+stores into lines already cached cost no memory traffic. One Zen3
+core (AVX2), fresh processes alternated, 3 pairs, streamed / as usual
+(medians): the seed's 128x28x28x3 -> 16 (6.4 MB of y, 7.6 MB in all,
+tiles into y row by row) 1.29-1.51; 8x56x56x64 -> 64 1x1 (12.8 MB in
+all) 0.87-1.02, 8x28x28x128 -> 512 1x1 (16 MB) 0.92-1.16, and
+8x112x112x32 -> 64 1x1 (38.5 MB) 0.76-0.94.
 
 The K axis is walked in chunks of K_CHUNK values, so that a tile's patch
 rows stay in L1 and the block's patches in L2 while the channel blocks
@@ -133,7 +144,8 @@ IN_PLACE_MIN_PIXELS = 128  # a unit's pixels, at the least, for its products to 
 ROW_DIRECT_MIN_OUT = 32  # padded-rows units into this many channels sum into y row by row, whatever OW
 SPLIT_MAX_BLOCK = 1 << 17  # filter values per pass (512 KB of float32) for tiles to skip padding rows
 PACK_ROWS = 16  # filter rows packed per work unit
-STREAM_MIN_BYTES = 1 << 22  # results of this size on: tiles into y stored past the caches (module docstring)
+STREAM_MIN_BYTES = 1 << 22  # results of this size on: tiles into y stored past the caches (module docstring),
+STREAM_MIN_FOOTPRINT = 12 << 20  # in calls whose x, filters and result hold this many bytes together
 # conv2d_patch_gemm's ``wk`` (its B operand): packed panels (P, K, OUT); an
 # HWIO filter read in place (K, C_out / OUT, OUT); or the W @ X route's
 # X[n] (N, K, columns), each unit packing its block of columns.
@@ -367,6 +379,18 @@ def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, b_k_major, k0, 
 
 
 @register_jitable
+def streams(x_size, wk_size, y_size, itemsize):
+    """Whether ``conv2d_patch_gemm`` stores its tiles into y past the caches, by its operands' sizes (module docstring).
+
+    A large result (``STREAM_MIN_BYTES``) of a call whose x, filter
+    operand and result together (``STREAM_MIN_FOOTPRINT``) would not stay
+    in the last-level cache.
+    """
+    return (y_size * itemsize >= STREAM_MIN_BYTES
+            and (x_size + wk_size + y_size) * itemsize >= STREAM_MIN_FOOTPRINT)
+
+
+@register_jitable
 def _tile_rows(g, pitch, skip):
     """(row0, cut) of the tile from pixel g (``_tile_products``): its rows from cut on are the next padded row's."""
     if skip == 0:
@@ -450,7 +474,7 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
     cols = y.w + k_w - 1  # pixels per row of a unit's padded block
     run = k_w * x.c  # one kernel row of a patch
     rows_inside = pt <= 0 and (y.h - 1) * sh - pt + (k_h - 1) * dh < x.h  # no kernel row reads padding
-    stream = y.data.size * y.data.itemsize >= STREAM_MIN_BYTES
+    stream = streams(x.data.size, wk.size, y.data.size, y.data.itemsize)
     for unit in prange(images * row_blocks * out_blocks):
         u = np.int64(unit)
         ob = u % out_blocks
