@@ -523,8 +523,15 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
         whole_rows = (y.c_step == 1 and co0 + n_out <= y.c
                       and (w_at_x or (co0 == 0 and n_out == y.c and y.w_step == y.c)))
         every = by_rows or rows_inside or min(k_len, K_CHUNK) * n_out > SPLIT_MAX_BLOCK
+        # Padded rows mapped onto y's rows (the else branch below).
+        # (At most OW past a row's outputs, which then land within the
+        # next row: a unit's last rows would put them in the next unit's.)
+        mapped = by_rows and PIX <= pitch <= 2 * y.w and run <= K_CHUNK
+        in_place = (whole_rows and (pitch == y.w or mapped) and y.h_step == y.w * y.w_step
+                    and (w_at_x or rows * y.w >= IN_PLACE_MIN_PIXELS))
         if (whole_rows and pitch != y.w and y.w >= PIX
-                and (round_up(y.w, PIX) <= pitch or n_out >= ROW_DIRECT_MIN_OUT)):
+                and (round_up(y.w, PIX) < pitch or n_out >= ROW_DIRECT_MIN_OUT
+                     or (round_up(y.w, PIX) == pitch and not in_place))):
             # Row by row: the padded rows' columns past OW are not outputs,
             # so each output row's first OW // PIX * PIX pixels are tiles
             # into y itself, and its last OW % PIX pixels one tile through
@@ -535,7 +542,12 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
             # through the buffer: 2x224x224x3 -> 64 0.79, 2x112x112x3 -> 64
             # 0.89, 8x56x56x3 -> 16 0.89, 4x60x60x3 -> 64 0.95, 8x28x28x3
             # -> 64 0.98-1.01; the seed's 32x28x28x3 -> 16, 32 pixels a row
-            # for 30: 1.20, so it keeps the buffer).
+            # for 30: 1.20, so it keeps the buffer). Where it computes as
+            # many pixels as the padded rows (round_up(OW, PIX) = OW + KW -
+            # 1), the units whose tiles map onto y's rows take those instead,
+            # with no buffer, no store pass and one call of the products
+            # (the seed's layer, 5-pixel tiles, one Zen3 core, fresh
+            # processes alternated, 4 pairs, mapped / row by row: 0.50-0.86).
             n_direct = y.w // PIX * PIX
             parts, part_rows = rows, PIX if n_direct < y.w else 0
             out = np.empty((rows * part_rows, n_out), wk.dtype)
@@ -549,11 +561,6 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
             # buffer: the seed's 128x28x28x3 -> 16 3x3 (32 pixels a row for
             # 30 row by row, a tenth more products) 0.88-0.90, at batch 1
             # 0.97.
-            # (At most OW past a row's outputs, which then land within the
-            # next row: a unit's last rows would put them in the next unit's.)
-            mapped = by_rows and PIX <= pitch <= 2 * y.w and run <= K_CHUNK
-            in_place = (whole_rows and (pitch == y.w or mapped) and y.h_step == y.w * y.w_step
-                        and (w_at_x or rows * y.w >= IN_PLACE_MIN_PIXELS))
             # (the unit's pixels before its last row's last output, in whole tiles)
             n_direct = ((rows - 1) * pitch + y.w) // PIX * PIX if in_place else 0
             skip = pitch - y.w if in_place else np.int64(0)
