@@ -66,6 +66,9 @@ WIDE_CASES = [
     (4, 28, 13, 3, 16, (3, 3), 1, 1, 1),
     (2, 24, 6, 3, 16, (5, 5), 1, 2, 1),
     (2, 30, 5, 3, 16, (7, 7), 1, 3, 1),  # ... but not 6 of 11: past the next row, the buffer
+    # ... and where row by row would compute as many pixels as the padded rows (round_up(OW, PIX)
+    # = OW + KW - 1, on this machine's tiles), the last unit of each image too short to map: row by row
+    (3, 29, 3 * patch_gemm.PIX - 2, 3, 16, (3, 3), 1, 1, 1),
     # Gathered tiles skip the kernel rows on padding: whole tiles with no tap inside x, ...
     (2, 4, 9, 16, 16, (3, 3), 1, 5, 1),
     (9, 6, 7, 8, 32, (5, 3), (2, 1), (4, 1), (2, 1)),  # ... strided and dilated rows
