@@ -32,7 +32,7 @@ from numba import prange
 
 from .._numba import FASTMATH, kernel, register_tile, wide_register_file
 from .convolution import Image
-from .patch_gemm import OUT, PANELS, _gather_panels
+from .patch_gemm import OUT, PANELS, _gather_panels, outputs_inside
 
 # Input channels (rows of the register tile) per tile: 6 with AVX-512's 32
 # vector registers, 5 with AVX2's 16, where 6 rows of two-register sums
@@ -194,8 +194,7 @@ def conv2d_backward_filter_taps(x, dy, partial, k_h, k_w, chunk_rows, sh, sw, dh
                 top = kh * dh - pt  # ih = oh * sh + top
                 for kw in range(k_w):
                     left = kw * dw - pl  # iw = ow * sw + left
-                    ow_lo = min(out_w, -(left // sw)) if left < 0 else 0  # ceil(-left / sw)
-                    ow_hi = max(ow_lo, min(out_w, (x.w - 1 - left) // sw + 1))
+                    ow_lo, ow_hi = outputs_inside(left, sw, x.w, out_w)
                     if ow_lo == ow_hi:
                         continue
                     t_row = (kh * k_w + kw) * c_tap

@@ -772,8 +772,7 @@ def pack_patch_columns(x, panels, n, out_h, out_w, k_h, k_w, sh, sw, dh, dw, pt,
             for kw in range(k_w):
                 at = np.uint64(((ci * k_h + kh) * k_w + kw) * OUT)  # row k of panel 0
                 off = kw * dw - pl  # iw = ow * sw + off
-                ow_lo = min(out_w, (-off + sw - 1) // sw) if off < 0 else 0
-                ow_hi = max(ow_lo, min(out_w, (x.w - 1 - off) // sw + 1))
+                ow_lo, ow_hi = outputs_inside(off, sw, x.w, out_w)
                 for oh in range(out_h + 1):
                     # Pixels [p0, p1) of the row, the run [q0, q1) of them inside x;
                     # the row past the last: the panels' padding pixels.
@@ -856,6 +855,18 @@ def taps_inside(o_first, o_last, s, d, p, size, k):
     lo = max(0, -((o_last * s - p) // d))  # ceil((p - o * s) / d)
     hi = min(k, -((o_first * s - p - size) // d))  # ceil((size + p - o * s) / d)
     return lo, max(lo, hi)
+
+
+@register_jitable
+def outputs_inside(off, s, size, n_out):
+    """(lo, hi): the outputs lo <= o < hi of ``n_out`` whose input ``o * s + off`` lies inside an axis of ``size``.
+
+    (A kernel tap's run of outputs along w: ``off`` is the tap's offset,
+    ``kw * dw - pl``.) The inputs rise with o, so the outputs inside are
+    one run, empty (lo = hi) when none is.
+    """
+    lo = min(n_out, (-off + s - 1) // s) if off < 0 else 0  # ceil(-off / s)
+    return lo, max(lo, min(n_out, (size - 1 - off) // s + 1))
 
 
 @kernel(parallel=False)
@@ -1083,8 +1094,7 @@ def _gather_transposed(at, x, n, oh0, rows, out_w, p0, k0, k1, k_h, k_w, sh, sw,
         ci = k - (kh * k_w + kw) * c_in
         run = min(k1 - k, c_in - ci) if channels_inside else 1
         off = kw * dw - pl  # iw = ow * sw + off
-        ow_lo = min(out_w, (-off + sw - 1) // sw) if off < 0 else 0
-        ow_hi = max(ow_lo, min(out_w, (x.w - 1 - off) // sw + 1))
+        ow_lo, ow_hi = outputs_inside(off, sw, x.w, out_w)
         for r in range(rows):
             dst = np.uint64(p0 + r * out_w)
             ih = (oh0 + r) * sh - pt + kh * dh
@@ -1160,8 +1170,7 @@ def _gather_patch_panels(panels, x, n, oh0, rows, out_w, p0, c0, c1, k_h, k_w, s
         kh = (c - ci * k_h * k_w) // k_w
         kw = c - (ci * k_h + kh) * k_w
         off = kw * dw - pl  # iw = ow * sw + off
-        ow_lo = min(out_w, (-off + sw - 1) // sw) if off < 0 else 0
-        ow_hi = max(ow_lo, min(out_w, (x.w - 1 - off) // sw + 1))
+        ow_lo, ow_hi = outputs_inside(off, sw, x.w, out_w)
         for r in range(rows):
             dst = p0 + r * out_w
             ih = (oh0 + r) * sh - pt + kh * dh
