@@ -68,6 +68,7 @@ PATCH_MIN_IN_SHORT = 6
 PATCH_MIN_WORK_SHORT = 1152
 DW_PATCH_MIN_OUT = 32  # filter gradient: C_out below this stays with the planes (see dw_by_patches)
 DW_PATCH_MIN_OUT_1X1 = 64  # filter gradient, 1x1 filters: the patch GEMM on any grid from this C_out on
+DW_STRIDED_MIN_IN = 32  # filter gradient, strided: the patch GEMM on any grid from this C_in on (see dw_by_patches)
 DW_MIN_K_BLOCK = 128  # filter gradient: rows of K per patch-GEMM work unit, at the least (dw_patches_plan)
 DW_SWAP_RATIO = 4  # filter gradient, 1x1: pixels * (C_in - C_out) per C_in * C_out to compute dw^T (dw_swapped)
 DW_SWAP_NCHW_MIN_FILTER = 1 << 16  # ... and for NCHW callers, filter values from which it always does
@@ -610,12 +611,24 @@ def dw_by_patches(n, oh, ow, kh, kw, sh, sw, dw, c_in, c_out):
     8x112x112x32 -> 64 0.61, 1x56x56x64 -> 64 0.89, 8x28x28x128 -> 128
     0.69; before, when it gathered one of them transposed, planes /
     patches was 0.47-0.61).
+
+    Strided filters from DW_STRIDED_MIN_IN input channels go to the patch
+    GEMM on any grid too: the plane kernel fills a plane per stride phase
+    and reduces each tap over one of them. One Zen3 core, 3 alternated
+    processes, patches / planes time (medians), 3x3 stride 2: NHWC
+    8x56x56x64 -> 128 (ResNet-18's downsampling layer, grid 28 rows of 29)
+    0.49-0.63, 8x56x56x128 -> 128 0.63-1.00, 2x112x112x64 -> 64
+    0.59-0.73, 8x56x56x32 -> 64 0.58-0.90; NCHW 8x56x56x64 -> 128
+    0.66-0.80, 2x112x112x64 -> 64 0.79-0.85. (The first layers, 3 input
+    channels, 7x7 stride 2 and 11x11 stride 4, measured no clear
+    difference, and stay.)
     """
     if kh == 1 and kw == 1 and c_in >= PATCH_MIN_K_1X1 and c_out >= DW_PATCH_MIN_OUT_1X1:
         return True
     if kh * kw * c_in < PATCH_MIN_K or c_out < DW_PATCH_MIN_OUT:
         return False
-    return dw_planes_short(n, oh, ow, kw, sw, dw) or kh * kw < sh * sw
+    return (dw_planes_short(n, oh, ow, kw, sw, dw) or kh * kw < sh * sw
+            or (sh * sw > 1 and c_in >= DW_STRIDED_MIN_IN))
 
 
 @register_jitable

@@ -410,8 +410,8 @@ def test_the_padded_rows_rule_at_its_boundaries(n, h, w, c_in, c_out, k, padding
 
 # (n, h, w, c_in, c_out, k, stride, expected): the filter gradient goes to patches when
 # K >= 64, C_out >= 32 and the plane kernel's work unit (rows_per_block * pitch grid
-# positions) is under 256, or the filter has fewer taps than stride phases; 1x1 filters
-# from 32 channels into 64 always.
+# positions) is under 256, or the filter has fewer taps than stride phases, or is strided from
+# 32 input channels; 1x1 filters from 32 channels into 64 always.
 DW_BOUNDARY = [
     (8, 15, 15, 8, 32, 3, 1, "patches"),  # K = 72; 8 images: a unit is a plane, 15 * 17 = 255
     (8, 16, 14, 8, 32, 3, 1, "planes"),  # 16 * 16 = 256
@@ -424,6 +424,8 @@ DW_BOUNDARY = [
     (8, 40, 40, 32, 64, 1, 1, "patches"),  # 1x1 from 32 channels into 64: any grid
     (8, 40, 40, 31, 64, 1, 1, "planes"),  # K = 31
     (8, 40, 40, 16, 32, 2, 2, "planes"),  # 2x2 stride 2: 4 taps for 4 phases, grid 20 * 20
+    (8, 40, 40, 32, 32, 3, 2, "patches"),  # strided, from 32 input channels: any grid
+    (8, 40, 40, 31, 32, 3, 2, "planes"),  # 31
 ]
 
 
