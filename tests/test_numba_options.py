@@ -102,8 +102,8 @@ def test_one_compiled_variant_per_kernel_and_dtype_whatever_the_input_flags():
 
         for dtype in (np.float32, np.float64):
             # Narrow layers (the plane kernels) and wide ones (the patch GEMM; into 32
-            # channels the filter gradient by taps, into 48 by the patch GEMM).
-            for c_in, c_out in ((3, 2), (16, 32), (16, 48)):
+            # channels the filter gradient by taps, into 80 by the patch GEMM).
+            for c_in, c_out in ((3, 2), (16, 32), (16, 80)):
                 x = np.arange(2 * 5 * 6 * c_in, dtype=dtype).reshape(2, 5, 6, c_in) / 50
                 w = np.linspace(-1, 1, 3 * 3 * c_in * c_out, dtype=dtype).reshape(3, 3, c_in, c_out)
                 for xv, wv in zip(variants(x), variants(w)):
@@ -111,7 +111,9 @@ def test_one_compiled_variant_per_kernel_and_dtype_whatever_the_input_flags():
                     run(np.ascontiguousarray(xv.transpose(0, 3, 1, 2)), wv.transpose(3, 2, 0, 1),
                         "NCHW")
                     run(xv.transpose(0, 3, 1, 2), wv.transpose(3, 2, 0, 1), "NCHW")
-                    if c_out == 32:  # batch 1: the filter read in place (NHWC), W @ patches (NCHW)
+                    # Batch 1: the filter read in place (NHWC), W @ patches (NCHW): 80 channels
+                    # are whole panels and whole register tiles of either height (PIX 5 or 8).
+                    if c_out == 80:
                         run(xv[:1], wv, "NHWC")
                         run(xv[:1].transpose(0, 3, 1, 2), wv.transpose(3, 2, 0, 1), "NCHW")
         counts = {}
