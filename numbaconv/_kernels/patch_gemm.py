@@ -117,8 +117,13 @@ all) 0.87-1.02, 8x28x28x128 -> 512 1x1 (16 MB) 0.92-1.16, and
 
 The K axis is walked in chunks of K_CHUNK values, so that a tile's patch
 rows stay in L1 and the block's patches in L2 while the channel blocks
-stream past. Gathered tiles whose pixels all read padding for some kernel
-rows skip those rows of K (``_tile_kernel_rows``). A unit that owns whole
+stream past. (Shorter chunks, or runs of tiles cut so that a chunk of
+their A rows holds at most 32-128 KB, measured no faster: one Zen3 core,
+1x1 8x14x14x1024 -> 256, which runs at 67-70 GFLOP/s where 768 input
+channels run at 81 and PyTorch at 84: K_CHUNK 128 / 192 / 256 / 512,
+fastest calls 12.4 / 12.2 / 11.9-12.2 / 11.5-11.8 ms; runs cut at 16 /
+32 / 64 / 128 KB or whole, 11.2-12.3 ms alike.) Gathered tiles whose
+pixels all read padding for some kernel rows skip those rows of K (``_tile_kernel_rows``). A unit that owns whole
 NHWC output rows of every channel sums its products into y itself, with
 the bias (over padded rows, row by row); other units go through a buffer
 and ``_store``.
