@@ -21,6 +21,7 @@ import numbaconv.reference as ref
 from numbaconv import _plan as plan
 from numbaconv._kernels import convolution, filter_taps, patch_gemm, winograd
 
+from numbaconv._fast.convolution import image
 from test_kernels_conv import FORMATS, filters_to_format, to_format, tolerance
 
 # (n, h, w, c_in, c_out, padding)
@@ -121,6 +122,38 @@ def test_winograd_matches_the_reference(case, dtype, fmt, forced, monkeypatch):
                                    atol=atol, rtol=0)
     assert calls.counts["direct"] == 0
 
+
+
+@pytest.mark.parametrize("value", [None, np.inf])
+def test_the_kernel_stores_into_any_memory_order(value):
+    """The NCHW store (``_store_rows``) into a result whose rows are not runs of memory: (N, C, W, H) order.
+
+    The public API hands it NCHW memory only (w step 1); the kernel takes
+    any Image, and counts the non-finite outputs it stores there too.
+    """
+    rng = np.random.default_rng(11)
+    n, h, w, c_in, c_out = 2, 9, 11, 24, 20  # odd planes: tiles that hang over the last row and column
+    x = rng.standard_normal((n, h, w, c_in)).astype(np.float32)
+    wt = rng.standard_normal((3, 3, c_in, c_out)).astype(np.float32)
+    b = rng.standard_normal(c_out).astype(np.float32)
+    if value is not None:
+        x[1, 4, 5, 6] = value
+    u = np.zeros((16,) + plan.panels_shape(c_in, c_out), np.float32)
+    taps = np.arange(3, dtype=np.int64)
+    steps = (3 * c_in * c_out, c_in * c_out, c_out, 1)
+    winograd.transform_filters(wt.reshape(-1), steps, taps, taps, False, c_out, u)
+    memory = np.full((n, c_out, w, h), 7.0, np.float32)  # [n, c, w, h]
+    y = convolution.Image(memory.reshape(-1), n, h, w, c_out, c_out * w * h, 1, h, w * h)
+    rows, cols, outs, units = plan.winograd_units(n, h, w, plan.padded_channels(c_out))
+    bad = np.zeros(units, np.int64)
+    winograd.conv2d_winograd(image(x, False), u, b, y, rows, cols, outs, 1, 1, bad)
+    got = memory.transpose(0, 3, 2, 1)  # [n, h, w, c]
+    want = ref.conv2d(x.astype(np.float64), wt.astype(np.float64), b.astype(np.float64), padding=1)
+    if value is None:
+        assert bad.sum() == 0
+        np.testing.assert_allclose(got, want, atol=tolerance(np.float32, 9 * c_in), rtol=0)
+    else:  # (the driver then recomputes the call directly)
+        assert bad.sum() == np.count_nonzero(~np.isfinite(got)) > 0
 
 # (kernel, stride, dilation, c_in, c_out, (n, h, w) of x, winograd?)
 MIN_IN, MIN_OUT = plan.WINOGRAD_MIN_IN, plan.WINOGRAD_MIN_OUT

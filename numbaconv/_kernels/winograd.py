@@ -40,17 +40,21 @@ runtime alias checks stay within its limit) and its set-up is paid once
 per row, not per tile (measured: per-tile loops took a third of the
 time at 64 channels).
 
-NCHW memory is read and written in place, transposed on the way (the
-block fill gathers a pixel's channels, ``_store_rows`` writes y's rows a
-channel at a time): one Zen3 core, 32x56x56x64 -> 64, NCHW / NHWC time
-1.18-1.24. The products by rows, M^T = U^T V^T (a register tile over 16
+NCHW memory is read and written in place, transposed on the way: the
+block fill gathers a pixel's channels, and ``_store_rows`` scatters each
+tile's channels into scratch rows, then copies y's rows out as runs. One
+Zen3 core, 32x56x56x64 -> 64, NCHW / NHWC time 1.11-1.13 (2 threads
+1.10-1.16), 1.17-1.23 when that store wrote y's rows a channel at a
+time. The products by rows, M^T = U^T V^T (a register tile over 16
 tiles, so that the fill copies x's rows and the store writes y's rows
-from runs, never across channels), measured no faster: 1.22-1.24 on one
-core, 32.4-32.9 ms against 31.6-31.8 at 2 threads. Its rows of tiles
-carry a place no output reads (cols + 1 per row, so that one transform
-runs over all channels and tiles) and its products 8% more columns; its
-fill, runs of 29 values from rows of x a plane apart, took 6 ms (its
-448 units alone), and its store 5-9 ms, where NHWC's took 2-4.
+from runs, never across channels), measured no faster than the latter:
+1.22-1.24 on one core, 32.4-32.9 ms against 31.6-31.8 at 2 threads. Its
+rows of tiles carry a place no output reads (cols + 1 per row, so that
+one transform runs over all channels and tiles) and its products 8%
+more columns; its fill, runs of 29 values from rows of x a plane apart,
+took 6 ms (its 448 units alone), and its store 5-9 ms, where NHWC's
+took 2-4. (A fill by channels, each row of x a run and the block's
+writes a pixel apart, took 67-70 ms in all against 59-61.)
 """
 import numpy as np
 from numba import prange
@@ -301,23 +305,42 @@ def _store_rows(y, m, t0, cols, n, oh, ow0, co0, bias):
     """One row of tiles' outputs into y of NCHW memory; returns how many are not finite.
 
     y[n, oh + k // 2, ow0 + 2 * t + k % 2, co0 + q] = m[4 + k, t0 + t, q] +
-    bias[q] for t < cols: channel by channel, each output row one run of
-    memory. (Pixel by pixel, each pixel's C values a plane apart, as
-    ``_store_pixel`` has them: 2x224x224x64 -> 64 on 2 threads took 29.1
-    ms, against 11.4 into NHWC memory; channel by channel 12.5.)
+    bias[q] for t < cols. In two steps: the row of tiles' outputs into
+    scratch as y's rows hold them (each tile's channels, one run of ``m``,
+    scattered into the rows of its 2 x 2 outputs), then each channel's
+    two output rows copied out as runs. (Pixel by pixel, each pixel's C
+    values a plane apart, as ``_store_pixel`` has them: 2x224x224x64 ->
+    64 on 2 threads took 29.1 ms, against 11.4 into NHWC memory; channel
+    by channel, each output two columns apart, 12.5; on 56 x 56 planes
+    that store took 9 of the 62 ms of 32x56x56x64 -> 64 on one core.)
     """
     bad = 0
     inf = m.dtype.type(np.inf)
+    n_ch = bias.size
+    rows = np.empty((2, n_ch, 2 * cols), m.dtype)  # [output row, channel, column]
+    for t in range(cols):
+        for k in range(4):
+            src, dst = m[4 + k, t0 + t], rows[k // 2]
+            col = 2 * t + k % 2
+            for q in range(n_ch):
+                dst[q, col] = src[q] + bias[q]
+    width = min(2 * cols, y.w - ow0)
     w_step = np.uint64(y.w_step)
-    for q in range(bias.size):
+    for q in range(n_ch):
         for kr in range(min(2, y.h - oh)):
-            base = np.uint64(n * y.n_step + (oh + kr) * y.h_step + (co0 + q) * y.c_step)
-            for kc in range(2):
-                e = 4 + 2 * kr + kc
-                for t in range(min(cols, (y.w - ow0 - kc + 1) // 2)):
-                    value = m[e, t0 + t, q] + bias[q]
-                    y.data[base + np.uint64(ow0 + 2 * t + kc) * w_step] = value
+            start = n * y.n_step + (oh + kr) * y.h_step + (co0 + q) * y.c_step + ow0 * y.w_step
+            src = rows[kr, q]
+            if y.w_step == 1:  # a run of memory
+                dst = y.data[start:start + width]
+                for i in range(width):
+                    value = src[i]
+                    dst[i] = value
                     bad += not abs(value) < inf
+                continue
+            for i in range(width):
+                value = src[i]
+                y.data[np.uint64(start) + np.uint64(i) * w_step] = value
+                bad += not abs(value) < inf
     return bad
 
 
