@@ -59,6 +59,12 @@ def inputs(case, dtype, seed=0):
     return x, wt, b, dy
 
 
+# Without the JIT (the coverage run) the kernels' arithmetic is NumPy
+# scalars', which warn on inf - inf and on overflow; compiled, they do not.
+NO_JIT_WARNINGS = pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning",
+                                             "ignore:overflow:RuntimeWarning")
+
+
 @pytest.fixture
 def forced(monkeypatch):
     """Winograd on every 3x3 stride-1 undilated call, whatever its channels and size."""
@@ -124,6 +130,7 @@ def test_winograd_matches_the_reference(case, dtype, fmt, forced, monkeypatch):
 
 
 
+@NO_JIT_WARNINGS
 @pytest.mark.parametrize("value", [None, np.inf])
 def test_the_kernel_stores_into_any_memory_order(value):
     """The NCHW store (``_store_rows``) into a result whose rows are not runs of memory: (N, C, W, H) order.
@@ -196,12 +203,6 @@ def test_the_rule(k, s, d, c_in, c_out, size, expected, monkeypatch):
     enough = (y.shape[0] * y.shape[1] * y.shape[2] >= plan.WINOGRAD_DW_MIN_PIXELS
               and min(y.shape[1], y.shape[2]) >= plan.WINOGRAD_MIN_PLANE)
     assert calls.counts["winograd_dw"] == (expected and enough)
-
-
-# Without the JIT (the coverage run) the kernels' arithmetic is NumPy
-# scalars', which warn on inf - inf and on overflow; compiled, they do not.
-NO_JIT_WARNINGS = pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning",
-                                             "ignore:overflow:RuntimeWarning")
 
 
 @NO_JIT_WARNINGS
