@@ -10,6 +10,10 @@ import math
 
 import numpy as np
 
+from .. import _plan as plan
+from .._kernels import convolution as kernels
+from .._numba import direct
+
 
 def contiguous(a):
     """``a`` as a C-contiguous, writable array (a copy only when it is not one already).
@@ -18,6 +22,25 @@ def contiguous(a):
     compile every kernel a second time.
     """
     return np.ascontiguousarray(a) if a.flags.writeable else np.array(a, order="C")
+
+
+def channels_last(a):
+    """An NHWC-indexed array as C-contiguous NHWC memory (``contiguous``), for the kernels that read channels last.
+
+    NCHW memory of few channels (``_plan.PIXELS_COPY_MAX_IN``: an NCHW
+    caller's image, or cs231n's pools on 3 channels) is copied by a kernel,
+    ``planes_to_pixels``: NumPy's transposing copy writes a pixel's few
+    channels at a time. 2 threads: 100x3x32x32 0.18 ms against 0.92 for
+    NumPy's copy, 8x3x224x224 0.66 against 3.19; from 32 channels on
+    NumPy's is as fast or faster.
+    """
+    n, h, w, c = a.shape
+    if not a.flags.c_contiguous and c <= plan.PIXELS_COPY_MAX_IN and a.transpose(0, 3, 1, 2).flags.c_contiguous:
+        nhwc = np.empty(a.shape, a.dtype)
+        direct(kernels.planes_to_pixels, a.dtype, contiguous(a.transpose(0, 3, 1, 2)).reshape(n, c, h * w),
+               nhwc.reshape(n, h * w, c))
+        return nhwc
+    return contiguous(a)
 
 
 def nchw_planes(a):

@@ -23,7 +23,7 @@ from .._kernels import patch_gemm as pg
 from .._kernels import winograd as wg
 from .._numba import direct
 from .._validate import Geometry
-from ._memory import aligned_empty, contiguous, deliver, result
+from ._memory import aligned_empty, channels_last, contiguous, deliver, result
 
 
 def image(a, nchw):
@@ -38,13 +38,7 @@ def image(a, nchw):
         n, h, w, c = a.shape
         return k.Image(flat, n, h, w, c, c * h * w, w, 1, h * w)
     n, h, w, c = a.shape
-    if not a.flags.c_contiguous and c <= plan.PIXELS_COPY_MAX_IN and a.transpose(0, 3, 1, 2).flags.c_contiguous:
-        # NCHW memory of few channels, copied to NHWC memory by a kernel (k.planes_to_pixels).
-        nhwc = np.empty(a.shape, a.dtype)
-        direct(k.planes_to_pixels, a.dtype, contiguous(a.transpose(0, 3, 1, 2)).reshape(n, c, h * w),
-               nhwc.reshape(n, h * w, c))
-        a = nhwc
-    a = contiguous(a)
+    a = channels_last(a)
     return k.Image(a.reshape(-1), n, h, w, c, h * w * c, w * c, c, 1)
 
 

@@ -13,7 +13,7 @@ vectors the kernels run along are contiguous.
 import numpy as np
 
 from .._kernels import depthwise as k
-from ._memory import contiguous
+from ._memory import channels_last, contiguous
 
 # Partial sums of the filter gradient: at most this many row ranges. The
 # count depends on the shape only (never on the thread count), so the result
@@ -28,7 +28,7 @@ def _taps(w):
 
 def _repeated(x, multiplier):
     """x in NHWC memory with every channel repeated ``multiplier`` times in place."""
-    x = contiguous(x)
+    x = channels_last(x)
     return x if multiplier == 1 else np.repeat(x, multiplier, axis=3)
 
 
@@ -69,7 +69,7 @@ def conv2d_transpose(x, w, b, g, groups, nchw):
     dx = np.empty((n, g.h, g.w, c_out), x.dtype)
     # With M > 1 the bias is added once per input channel, after the sum over m.
     kernel_bias = _bias(b if multiplier == 1 else None, c_out, x.dtype)
-    k.depthwise_conv2d_nhwc(contiguous(x), _taps(w), kernel_bias, dx,
+    k.depthwise_conv2d_nhwc(channels_last(x), _taps(w), kernel_bias, dx,
                             _backward_taps(g.h, g.kh, g.sh, g.dh, g.pt, x.shape[1]),
                             _backward_taps(g.w, g.kw, g.sw, g.dw, g.pl, x.shape[2]))
     if multiplier == 1:

@@ -6,11 +6,11 @@ transposed back by the public layer.
 """
 
 from .._kernels import patches as k
-from ._memory import contiguous, deliver, result
+from ._memory import channels_last, contiguous, deliver, result
 
 
 def im2col(x, g, nchw, out=None):
-    x = contiguous(x)
+    x = channels_last(x)
     n, c = x.shape[0], x.shape[3]
     cols = result(out, (n * g.oh * g.ow, g.kh * g.kw * c), x.dtype)
     k.im2col_nhwc(x, cols, g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl)

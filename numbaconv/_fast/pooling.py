@@ -4,7 +4,9 @@ The cores receive NHWC-indexed arrays and the caller's layout (``nchw``). The
 forward kernels vectorize over channels, so the forward drivers copy NCHW
 input to NHWC (measured on (128, 16, 28, 28) float32, one thread: a
 channels-first forward kernel, one channel per inner loop, took 11.4 ms
-against 2.1 ms for this copy, the NHWC kernel and the copies back). The
+against 2.1 ms for this copy, the NHWC kernel and the copies back), by a
+kernel where there are few channels (``_memory.channels_last``: cs231n's
+100x3x32x32 pool forward, 2 threads, 1.40-1.69 ms against 1.82-2.30). The
 average-pooling backward is a gather that vectorizes over channels too, so
 it takes the same copy. The argmax scatter (max pooling's backward,
 max_unpool2d) does not vectorize in either layout, so it runs
@@ -18,7 +20,7 @@ import numpy as np
 
 from .. import _geometry
 from .._kernels import pooling as kernels
-from ._memory import contiguous, deliver, nchw_planes, result
+from ._memory import channels_last, contiguous, deliver, nchw_planes, result
 
 # max_pool2d's argmax argument: empty, so the kernel tracks no argmax.
 _NO_ARGMAX = np.empty((0, 0, 0, 0), np.int64)
@@ -28,7 +30,7 @@ _NO_ARGMAX = np.empty((0, 0, 0, 0), np.int64)
 
 def max_pool2d_argmax(x, g, nchw, out=None):
     """(y, argmax) of shape (N, OH, OW, C); argmax is int64, flat h * W + w. NHWC in either layout."""
-    x = contiguous(x)
+    x = channels_last(x)
     shape = (x.shape[0], g.oh, g.ow, x.shape[3])
     y_out, argmax_out = (None, None) if out is None else out
     y, argmax = result(y_out, shape, x.dtype), result(argmax_out, shape, np.int64)
@@ -38,7 +40,7 @@ def max_pool2d_argmax(x, g, nchw, out=None):
 
 def max_pool2d(x, g, nchw, out=None):
     """y of shape (N, OH, OW, C). NHWC in either layout."""
-    x = contiguous(x)
+    x = channels_last(x)
     y = result(out, (x.shape[0], g.oh, g.ow, x.shape[3]), x.dtype)
     kernels.max_pool2d_nhwc(x, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, x.dtype.type(1), y,
                             _NO_ARGMAX)
@@ -87,14 +89,14 @@ def _readers(axis, size):
 
 
 def _average(x, rows, cols, out):
-    x = contiguous(x)
+    x = channels_last(x)
     y = result(out, (x.shape[0], rows[0].size, cols[0].size, x.shape[3]), x.dtype)
     kernels.avg_pool2d_nhwc(x, *rows, *cols, False, y)
     return deliver(y, out)
 
 
 def _average_backward(dy, rows, cols, h, w, out):
-    dy = contiguous(dy)
+    dy = channels_last(dy)
     dx = result(out, (dy.shape[0], h, w, dy.shape[3]), dy.dtype)
     kernels.avg_pool2d_nhwc(dy, *_readers(rows, h), *_readers(cols, w), True, dx)
     return deliver(dx, out)
