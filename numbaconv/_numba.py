@@ -512,12 +512,17 @@ def _register_tile(like, rows, cols):
 
 def _stream_tile_uncompiled(dst, row, col, tile, rows, cols):
     """What :func:`stream_tile` does, as NumPy (``NUMBA_DISABLE_JIT=1``)."""
+    if dst.ndim == 1:  # flat memory: one row, from element row + col
+        dst[row + col:row + col + cols] = tile[0, :cols]
+        return
     dst[row:row + rows, col:col + cols] = tile[:rows, :cols]
 
 
 @intrinsic
 def _stream_tile(typingctx, dst, row, col, tile, rows, cols):
     """dst[row + r, col:col + cols] = tile[r, :cols] for r < rows (``rows`` and ``cols`` literals), past the caches.
+
+    A flat (1-d) ``dst`` takes one row, from its element ``row + col``.
 
     Straight-line code: a vector store of each row with LLVM's
     nontemporal hint (``movntps``: the line goes to memory whole, neither

@@ -3,7 +3,9 @@
 A forward call whose result holds ``patch_gemm.STREAM_MIN_BYTES`` or more,
 with x, filters and result ``patch_gemm.STREAM_MIN_FOOTPRINT`` together,
 stores the register tiles that go to y itself (not through a unit's
-buffer) with ``_numba.stream_tile``, when y's rows are 64-byte aligned:
+buffer) with ``_numba.stream_tile``, when y's rows are 64-byte aligned
+(and a unit's buffer, into NCHW memory, its runs of OUT pixels of a
+channel where the planes' rows are whole lines):
 fresh results are (``_fast._memory.aligned_empty``), an ``out=`` array
 may not be, and then the tiles are stored as usual. Those tiles start
 their sums at the bias (for the NCHW 1x1 route, W @ X, a bias per row of
@@ -49,6 +51,26 @@ def test_stream_tile_writes_the_tile_and_nothing_else(dtype):
     np.testing.assert_array_equal(dst, expected)
 
 
+@numba.njit
+def _write_line(dst, col):
+    """A tile of one row, OUT values 7 + q, streamed to the flat dst from element ``col``."""
+    tile = register_tile(dst, 1, OUT)
+    for q in range(OUT):
+        tile[0, q] = 7 + q
+    stream_tile(dst, 0, col, tile, 1, OUT)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda t: t.__name__)
+def test_stream_tile_writes_a_run_of_flat_memory(dtype):
+    """A 1-d dst (the NCHW store's runs of OUT pixels, ``patch_gemm._store``): one row, from element col."""
+    dst = aligned_empty((4 * OUT,), dtype)
+    dst[...] = -1
+    _write_line(dst, np.uint64(2 * OUT))
+    expected = np.full(4 * OUT, -1, dtype)
+    expected[2 * OUT:3 * OUT] = 7 + np.arange(OUT)
+    np.testing.assert_array_equal(dst, expected)
+
+
 @pytest.mark.parametrize("shape", [(0,), (1,), (3, 5), (2, 224, 224, 3), (1 << 20,)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda t: t.__name__)
 def test_aligned_empty(shape, dtype):
@@ -74,6 +96,9 @@ CASES = [
     # NCHW, W @ X: the tiles' sums start at a bias per row (an output channel);
     # C_out = 37 tiles and 4 rows, which go through the buffer with theirs.
     pytest.param((3, 64, 64, 24, 300, 1, 0), id="1x1-bias-rows"),
+    # Gathered patches through the units' buffers (ResNet's first layer's class): into NCHW memory
+    # whose rows are whole lines (OW = 96), the buffer's runs of OUT pixels of a channel stream.
+    pytest.param((2, 96, 96, 3, 192, 5, 2), id="5x5-buffer-lines"),
 ]
 
 

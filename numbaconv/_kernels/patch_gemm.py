@@ -103,7 +103,12 @@ next layer reading the streamed result, 0.89. The W @ X route's tiles
 (NCHW 1x1) start at a bias per row and stream alike, where a plane is
 whole lines: 8x56x56x64 -> 256 0.86, 8x112x112x32 -> 64 0.83,
 8x28x28x128 -> 512 0.87, 8x56x56x256 -> 64 0.94 (its bias pass, which
-read y back, is gone too: 8x14x14x256 -> 1024, 1.6 MB, 0.98).
+read y back, is gone too: 8x14x14x256 -> 1024, 1.6 MB, 0.98). Units
+that store into NCHW memory through their buffer (``_store``) stream its
+runs of OUT pixels of a channel where the planes' rows are whole lines
+(ResNet's first layer, 8x224x224x3 -> 64 7x7 stride 2 into 112 x 112
+planes, one Zen3 core, 3 alternated pairs: fastest calls 28.4-28.8 ms
+against 31.2-31.6, medians 0.73-0.96).
 
 Smaller calls keep y in the caches: the last-level cache (32 MB on the
 project's machines, shared with the VM's neighbours) holds their whole
@@ -426,7 +431,11 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
     each; b[oh * OW + ow] replaces b[co] (a bias per row of Y[n]); and
     ``wk`` holds not packed filters but the X[n] themselves, (N, C_in, H
     * W), each unit packing its block of columns of X[n] into panels
-    (``_pack_columns``; WK_COLUMNS), or (WK_PANELS) the columns of one
+    (``_pack_columns``; WK_COLUMNS: reading X[n]'s rows in place instead,
+    k-major as an HWIO filter, where the plane is whole panels, measured
+    slower: 8x56x56x64 -> 64, 3 alternated pairs, fastest calls on one
+    Zen3 core 3.75-4.29 ms against 3.43-3.80, on 2 threads 1.92-2.24
+    against 1.57-1.71), or (WK_PANELS) the columns of one
     image already in panels: an NCHW batch-1 layer as W @ patches, x the
     OIHW filter's rows and ``wk`` the patches (``pack_patch_columns``).
 
@@ -580,7 +589,7 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
             _unit_products(y, b, base + part * y.h_step, n_direct, out[part * part_rows:(part + 1) * part_rows],
                            a, a_start + part * pitch * a_row, a_row, panels, q_b, k_major, co0, segments, seg_len,
                            seg_step, run, every, rows * y.w, oh0, sh, dh, pt, x.h, k_h, w_at_x, stream, skip)
-        _store(y, out, b, n, oh0, rows, store_pitch, co0, w_at_x, store_first, store_col0)
+        _store(y, out, b, n, oh0, rows, store_pitch, co0, w_at_x, store_first, store_col0, stream)
 
 
 @kernel(parallel=False)
@@ -904,7 +913,7 @@ def _fill_rows(block, x, n, ih0, n_rows, cols, pl):
 
 
 @kernel(parallel=False)
-def _store(y, out, b, n, oh0, rows, pitch, co0, bias_per_pixel, first, col0):
+def _store(y, out, b, n, oh0, rows, pitch, co0, bias_per_pixel, first, col0, stream):
     """y[n, oh0 + r, ow, co0 + q] = out[r * pitch + ow - col0 - first, q] + b[co0 + q] for r < rows, col0 <= ow < OW.
 
     Only the pixels from ``r * pitch + ow - col0 = first`` on (``out``
@@ -914,6 +923,10 @@ def _store(y, out, b, n, oh0, rows, pitch, co0, bias_per_pixel, first, col0):
 
     (+ b[(oh0 + r) * OW + ow] instead when ``bias_per_pixel``, which only
     the W @ X route sets, always with y's channel step 1.)
+
+    ``stream``: the call's result is stored past the caches
+    (:func:`streams`); into NCHW memory, the runs of OUT pixels of a
+    channel that are whole 64-byte lines are (``stream_tile``).
 
     A function of its own: stores through an Image's ``data`` written
     inline in a prange body were lost (Numba 0.68's parfor lowering).
@@ -948,13 +961,26 @@ def _store(y, out, b, n, oh0, rows, pitch, co0, bias_per_pixel, first, col0):
     # for NCHW results, 6.5 now, 5.2 for NHWC ones. On planes of 7 x 7 to
     # 28 x 28 the two measured the same.)
     step = np.uint64(y.c_step)
+    # Runs of OUT pixels along rows of y's planes (w_step 1) are whole lines
+    # where the planes' rows are and y starts on one: those go past the
+    # caches with ``stream``, as the tiles into NHWC memory do.
+    size = y.data.itemsize
+    lines = (stream and y.w_step == 1 and (y.h_step * size) % 64 == 0 and (y.c_step * size) % 64 == 0
+             and (y.data.ctypes.data + base * size) % 64 == 0)
+    line = register_tile(out, 1, OUT)
     for r in range(rows):
         row = np.uint64(base + r * y.h_step)
         for w0 in range(max(col0, first - r * pitch + col0), y.w, OUT):
             src = out[r * pitch + w0 - col0 - first:]
             dst = row + np.uint64(w0 * y.w_step)
+            whole = lines and w0 % OUT == 0 and w0 + OUT <= y.w
             for q in range(n_out):
                 run = dst + np.uint64(q) * step
+                if whole:
+                    for i in range(OUT):
+                        line[0, i] = src[i, q] + bias[q]
+                    stream_tile(y.data, 0, run, line, 1, OUT)
+                    continue
                 for i in range(min(OUT, y.w - w0)):
                     y.data[run + np.uint64(i * y.w_step)] = src[i, q] + bias[q]
 
