@@ -66,6 +66,15 @@ PATCH_MIN_K_SHORT = 27
 PATCH_MIN_OUT_SHORT = 48
 PATCH_MIN_IN_SHORT = 6
 PATCH_MIN_WORK_SHORT = 1152
+# NCHW results take the short reductions' rules (short_by_patches,
+# by_padded_rows) from this K on: their units store through a buffer, a
+# plane per channel (_kernels.patch_gemm._store), which the longer
+# reductions repay. One Zen3 core, 3 alternated rounds, patches / planes by
+# the fastest call: 5x5x8 -> 16 (32x28x28) 0.77, 3x3x16 -> 16 (8x56x56)
+# 0.80, LeNet's 5x5x6 -> 16 (64x12x12) 0.84, 3x3x8 -> 16 (8x56x56) 0.91,
+# 5x5x3 -> 32 (8x32x32) 1.02, 3x3x6 -> 24 (16x28x28) 1.35, 3x3x3 -> 32 or
+# 64 (32x32x32, VGG's 2x224x224) 1.2-1.35.
+NCHW_SHORT_MIN_K = 128
 DW_PATCH_MIN_OUT = 32  # filter gradient: C_out below this stays with the planes (see dw_by_patches)
 DW_PATCH_MIN_OUT_1X1 = 64  # filter gradient, 1x1 filters: the patch GEMM on any grid from this C_out on
 DW_STRIDED_MIN_IN = 32  # filter gradient, strided: the patch GEMM on any grid from this C_in on (see dw_by_patches)
@@ -231,8 +240,8 @@ def short_by_patches(k_len, n_out, taps):
 
     Into PATCH_MIN_OUT_SHORT channels or more, or from PATCH_MIN_IN_SHORT
     input channels with K * C_out >= PATCH_MIN_WORK_SHORT. NCHW results
-    stay with the planes: the patch GEMM stores them a value per plane
-    (see ``_kernels.patch_gemm._store``).
+    below K = NCHW_SHORT_MIN_K stay with the planes: the patch GEMM stores
+    them a plane per channel (see ``_kernels.patch_gemm._store``).
 
     Filters of several taps: the planes keep what the patch GEMM pads
     (C_out to whole 16-channel tiles) or gathers in short runs (3 input
@@ -258,15 +267,16 @@ def forward_by_patches(kh, kw, sh, sw, dh, dw, c_in, n_out, oh, ow, nchw):
     The one rule both drivers (``numbaconv._fast.convolution`` and the
     njit ``numbaconv.kernels``) apply: :func:`by_patches`, geometries the
     planes cannot hold (:func:`planes_fit`), and for NHWC results
-    :func:`short_by_patches` and :func:`by_padded_rows`. (NCHW results of
-    VGG's first layer, 2x224x224x3 -> 64, 2 threads: 2.4 ms on the planes,
-    2.65 by patches stored a row at a time.)
+    :func:`short_by_patches` and :func:`by_padded_rows`, for NCHW results
+    only from K = NCHW_SHORT_MIN_K on. (NCHW results of VGG's first layer,
+    2x224x224x3 -> 64, 2 threads: 2.4 ms on the planes, 2.65 by patches
+    stored a row at a time.)
     """
     k_len = kh * kw * c_in
     if by_patches(k_len, n_out, kh * kw) or not planes_fit(kh, kw, sh, sw, dh, dw):
         return True
-    return not nchw and (short_by_patches(k_len, n_out, kh * kw)
-                         or by_padded_rows(kh, kw, sh, sw, dh, dw, c_in, n_out, ow))
+    return ((not nchw or k_len >= NCHW_SHORT_MIN_K)
+            and (short_by_patches(k_len, n_out, kh * kw) or by_padded_rows(kh, kw, sh, sw, dh, dw, c_in, n_out, ow)))
 
 
 @register_jitable
