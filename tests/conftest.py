@@ -61,3 +61,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.nodeid in listed:
             item.add_marker(pytest.mark.jit_only)
+
+
+@pytest.fixture
+def planes_to_pixels_calls(monkeypatch):
+    """The source shapes of the test's planes_to_pixels calls (NCHW memory copied to NHWC memory by that kernel)."""
+    from numbaconv._kernels import convolution
+    seen = []
+    kernel = convolution.planes_to_pixels
+
+    def call(src, dst):
+        seen.append(src.shape)
+        return kernel(src, dst)
+    monkeypatch.setattr(convolution, "planes_to_pixels", call)
+    return seen

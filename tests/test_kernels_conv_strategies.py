@@ -972,22 +972,15 @@ def test_packed_filters_are_the_same_from_oihw_and_hwio_memory(kh, kw, c_in, c_o
     assert not got[:, n_out:].any()
 
 
-def test_an_nchw_input_of_few_channels_is_copied_by_the_kernel(monkeypatch):
+def test_an_nchw_input_of_few_channels_is_copied_by_the_kernel(planes_to_pixels_calls):
     """ResNet's first layer shape class, NCHW: x of 3 channels goes to NHWC memory through planes_to_pixels."""
-    seen = []
-    kernel = plane_kernels.planes_to_pixels
-
-    def call(src, dst):
-        seen.append(src.shape)
-        return kernel(src, dst)
-    monkeypatch.setattr(plane_kernels, "planes_to_pixels", call)
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 23, 21, 3)).astype(np.float32)
     wt = rng.standard_normal((7, 7, 3, 64)).astype(np.float32)
     got = fast.conv2d(to_format(x, "NCHW"), filters_to_format(wt, "NCHW"), stride=2, padding=3, data_format="NCHW")
     want = ref.conv2d(x.astype(np.float64), wt.astype(np.float64), stride=2, padding=3)
     np.testing.assert_allclose(got, to_format(want, "NCHW"), atol=tolerance(np.float32, 147), rtol=0)
-    assert seen == [(2, 3, 23 * 21)]
+    assert planes_to_pixels_calls == [(2, 3, 23 * 21)]
 
 
 # (kernel, source shape, the transpose's axes): NCHW planes (N, C, P) into NHWC memory (N, P, C), in

@@ -199,18 +199,10 @@ def test_max_pool_non_contiguous_and_read_only_inputs(fmt):
 
 
 @pytest.mark.parametrize("c", [3, 8, 9])
-def test_nchw_inputs_of_few_channels_are_copied_by_the_kernel(monkeypatch, c):
+def test_nchw_inputs_of_few_channels_are_copied_by_the_kernel(planes_to_pixels_calls, c):
     """NCHW pools, average pools and im2col read NHWC memory: x of at most PIXELS_COPY_MAX_IN channels is
     copied there by planes_to_pixels (its blocks of pixels and a ragged last one), wider x by NumPy."""
     from numbaconv import _plan
-    from numbaconv._kernels import convolution as conv_kernels
-    seen = []
-    kernel = conv_kernels.planes_to_pixels
-
-    def call(src, dst):
-        seen.append(src.shape)
-        return kernel(src, dst)
-    monkeypatch.setattr(conv_kernels, "planes_to_pixels", call)
     rng = np.random.default_rng(5)
     shape = (2, 33, 37, c)  # 1221 pixels: a whole block of PIXEL_BLOCK and a ragged one
     x = tie_heavy(rng, shape, np.float32)
@@ -221,7 +213,7 @@ def test_nchw_inputs_of_few_channels_are_copied_by_the_kernel(monkeypatch, c):
     np.testing.assert_array_equal(fast.im2col(xc, 3, padding=1, data_format="NCHW"),
                                   ref.im2col(xc, 3, padding=1, data_format="NCHW"))
     copied = c <= _plan.PIXELS_COPY_MAX_IN
-    assert seen == ([(2, c, 33 * 37)] * 4 if copied else [])
+    assert planes_to_pixels_calls == ([(2, c, 33 * 37)] * 4 if copied else [])
 
 LRN_BETAS = (0.75, 0.5, 1.0, 0.6)  # the three special-cased and a generic one
 
