@@ -215,6 +215,9 @@ def test_nchw_inputs_of_few_channels_are_copied_by_the_kernel(planes_to_pixels_c
     copied = c <= _plan.PIXELS_COPY_MAX_IN
     assert planes_to_pixels_calls == ([(2, c, 33 * 37)] * 4 if copied else [])
 
+
+# ------------------------------------------------------------------------ LRN
+
 LRN_BETAS = (0.75, 0.5, 1.0, 0.6)  # the three special-cased and a generic one
 
 
