@@ -411,6 +411,46 @@ def test_the_padded_rows_rule_at_its_boundaries(n, h, w, c_in, c_out, k, padding
     assert {"rows": [True], "gathered": [False], "planes": []}[expected] == seen
 
 
+# (n, h, w, c_in, c_out, k, stride, padding): NHWC forwards through the patch GEMM.
+ONE_PANEL = [
+    (1, 28, 28, 3, 16, 3, 1, "SAME"),  # the batch-1 seed layer: padded rows
+    (2, 9, 11, 32, 16, 3, 2, 1),  # gathered patches
+    (5, 3, 3, 64, 16, 3, 1, 1),  # tiles across images
+    (3, 7, 7, 256, 16, 1, 1, 0),  # 1x1 over merged rows
+    (2, 9, 11, 32, 32, 3, 2, 1),  # two panels: packed
+]
+
+
+@pytest.mark.parametrize("n, h, w, c_in, c_out, k, stride, padding", ONE_PANEL)
+def test_a_filter_of_one_panel_is_read_in_place(n, h, w, c_in, c_out, k, stride, padding, monkeypatch):
+    """An NHWC forward's HWIO filter of OUT channels is the packed panel itself: nothing packs it."""
+    packed, gemm = [], []
+    pack, kernel = patch_gemm.pack_filters, patch_gemm.conv2d_patch_gemm
+
+    def record_pack(*args):
+        packed.append(args[-1].shape)
+        return pack(*args)
+
+    def record_gemm(*args):
+        gemm.append(args[1].shape)
+        return kernel(*args)
+
+    monkeypatch.setattr(patch_gemm, "pack_filters", record_pack)
+    monkeypatch.setattr(patch_gemm, "conv2d_patch_gemm", record_gemm)
+    rng = np.random.default_rng(n * h + c_in)
+    x, wt, b = (rng.standard_normal(s).astype(np.float32) for s in ((n, h, w, c_in), (k, k, c_in, c_out), (c_out,)))
+    got = fast.conv2d(x, wt, b, stride=stride, padding=padding)
+    np.testing.assert_allclose(got, ref.conv2d(x.astype(np.float64), wt, b, stride=stride, padding=padding),
+                               atol=tolerance(np.float32, k * k * c_in), rtol=0)
+    assert len(gemm) == 1  # (the patch GEMM ran)
+    assert packed == ([] if c_out == patch_gemm.OUT else [(c_out // patch_gemm.OUT, k * k * c_in, patch_gemm.OUT)])
+    # An input gradient's phases swap the filter's channels: those are packed still.
+    dx = fast.conv2d_backward_input(got, wt, x.shape, stride=stride, padding=padding)
+    np.testing.assert_allclose(dx, ref.conv2d_backward_input(got.astype(np.float64), wt, x.shape, stride=stride,
+                                                             padding=padding),
+                               atol=tolerance(np.float32, k * k * c_out) * np.abs(got).max(), rtol=0)
+
+
 # (n, h, w, c_in, c_out, k, stride, expected): the filter gradient goes to patches when
 # K >= 64, C_out >= 32 and the plane kernel's work unit (rows_per_block * pitch grid
 # positions) is under 256, or the filter has fewer taps than stride phases, or is strided from

@@ -206,8 +206,15 @@ def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None
         if in_place and nchw:
             _w_at_patches(x, w, b, y_img, kernel_size, stride, dilation, pad)
             return
-        wk = (contiguous(w).reshape(-1, w.shape[3] // pg.OUT, pg.OUT) if in_place
-              else _packed(w, nchw, route.taps_h, route.taps_w, swap))
+        if in_place:
+            wk = contiguous(w).reshape(-1, w.shape[3] // pg.OUT, pg.OUT)
+        elif not nchw and taps is None and not swap and w.shape[3] == pg.OUT:
+            # One panel: a whole HWIO filter of OUT channels is already the
+            # packed (1, K, OUT) memory, which pack_filters would copy in a
+            # parallel region of its own (batch-1 seed layer: 5 us of 55).
+            wk = contiguous(w).reshape(1, -1, pg.OUT)
+        else:
+            wk = _packed(w, nchw, route.taps_h, route.taps_w, swap)
         x_img = image(x, route.x_nchw)
         if route.merged:
             x_img, y_img = k.merged_images(x_img, pg.PIX), k.merged_images(y_img, pg.PIX)
