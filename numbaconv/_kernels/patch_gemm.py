@@ -389,6 +389,13 @@ def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, b_k_major, k0, 
 
 
 @register_jitable
+def _on_lines(data, start, step):
+    """Whether every ``data[start + i * step]`` starts a 64-byte line: runs that ``stream_tile`` can store."""
+    size = data.itemsize
+    return (step * size) % 64 == 0 and (data.ctypes.data + start * size) % 64 == 0
+
+
+@register_jitable
 def streams(x_size, wk_size, y_size, itemsize):
     """Whether ``conv2d_patch_gemm`` stores its tiles into y past the caches, by its operands' sizes (module docstring).
 
@@ -620,9 +627,7 @@ def _unit_products(y, b, base, n_direct, out, a, a_start, a_row, wk, q_b, k_majo
     direct_out = y.data[base:base + n_rows * y.w_step].reshape(n_rows, y.w_step)
     no_bias = b[:0]
     direct_bias = b[oh0 * out_w:oh0 * out_w + n_direct] if w_at_x else b[co0:co0 + n_out]
-    size = y.data.itemsize
-    stream = (stream and skip == 0 and (y.w_step * size) % 64 == 0
-              and (direct_out.ctypes.data + co0 * size) % 64 == 0)
+    stream = stream and skip == 0 and _on_lines(y.data, base + co0, y.w_step)
     # Tiles go in runs that share their range of kernel rows: gathered
     # patches skip the kernel rows that fall on padding for every pixel
     # of a tile (whole rows of zeros: 7x7 pad 3 on 11 rows, 16% of the
@@ -964,9 +969,7 @@ def _store(y, out, b, n, oh0, rows, pitch, co0, bias_per_pixel, first, col0, str
     # Runs of OUT pixels along rows of y's planes (w_step 1) are whole lines
     # where the planes' rows are and y starts on one: those go past the
     # caches with ``stream``, as the tiles into NHWC memory do.
-    size = y.data.itemsize
-    lines = (stream and y.w_step == 1 and (y.h_step * size) % 64 == 0 and (y.c_step * size) % 64 == 0
-             and (y.data.ctypes.data + base * size) % 64 == 0)
+    lines = stream and y.w_step == 1 and _on_lines(y.data, base, y.h_step) and _on_lines(y.data, base, y.c_step)
     line = register_tile(out, 1, OUT)
     for r in range(rows):
         row = np.uint64(base + r * y.h_step)
