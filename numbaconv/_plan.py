@@ -109,7 +109,7 @@ PATCH_PIXELS = 256  # output pixels per work unit: the patch block stays in L2
 MERGED_MAX_PLANE = 128
 # Gathered patch-GEMM calls tile PIX images at one output position
 # (across_images) where that computes at most ACROSS_MAX_WORK of all taps,
-# or, into at most ACROSS_MAX_OUT channels, no more than all of them.
+# or, into at most ACROSS_MAX_OUT channels, ACROSS_FEW_OUT_WORK of them.
 # Measured: 2 threads, 7 interleaved rounds, float32 NHWC, across / rows of
 # pixels, forward / input gradient (the share of taps inside x in
 # brackets): 64x11x9x16 -> 32 7x7 pad 3 (0.68) 0.63 / 0.57, 16x7x7x64 ->
@@ -124,6 +124,15 @@ MERGED_MAX_PLANE = 128
 # stride 2 1.14.
 ACROSS_MAX_WORK = 0.92
 ACROSS_MAX_OUT = 64
+# Into few channels with every tap inside x, the tiles' work is all taps
+# times the images rounded up to whole tiles: LeNet's batch of 64 is 65
+# images at PIX = 5 (AVX2), a share of 1.016, which the gather costs more
+# than. 2 threads, fresh processes alternated, 3 rounds, across / rows of
+# pixels by the fastest call, 5x5 VALID (the share in brackets):
+# 64x12x12x6 -> 16 (1.016) 0.69, 64x12x12x16 -> 16 (1.016) 0.83,
+# 24x14x14x32 -> 64 (1.04) 0.90; 14x14x32 -> 32 on 19 images (1.05) 0.93,
+# 32 (1.09) 0.99, 18 (1.11) 1.02, 9 (1.11) 1.08, 16 (1.25) 1.13.
+ACROSS_FEW_OUT_WORK = 1.05
 # ... and their units' blocks of filters hold at most about this many values
 # (1 MB of float32, half an L2; across_units). 2 threads, 7 interleaved
 # rounds, this / the channel blocks of channels_per_unit alone, forward and
@@ -497,7 +506,7 @@ def across_images(kh, kw, sh, sw, dh, dw, pt, pl, n, oh, ow, h, w, c_pad):
     on padding for all of its pixels. Where the taps inside x, summed over
     the positions, times the images rounded up to whole tiles, come to at
     most ACROSS_MAX_WORK of all taps, or into at most ACROSS_MAX_OUT
-    channels no more than all taps (see the constants).
+    channels at most ACROSS_FEW_OUT_WORK of all taps (see the constants).
     """
     if n < PIX or padded_rows(kh, kw, sh, sw, dh, dw, ow, c_pad):
         return False
@@ -510,7 +519,7 @@ def across_images(kh, kw, sh, sw, dh, dw, pt, pl, n, oh, ow, h, w, c_pad):
         lo, hi = taps_inside(o, o, sw, dw, pl, w, kw)
         inside_w += hi - lo
     work, taps = inside_h * inside_w * (-(-n // PIX) * PIX), (oh * kh) * (ow * kw) * n
-    return work <= ACROSS_MAX_WORK * taps or (c_pad <= ACROSS_MAX_OUT and work <= taps)
+    return work <= ACROSS_MAX_WORK * taps or (c_pad <= ACROSS_MAX_OUT and work <= ACROSS_FEW_OUT_WORK * taps)
 
 
 @register_jitable

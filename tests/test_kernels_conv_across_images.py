@@ -30,6 +30,8 @@ CASES = [
     # A last group of PIX - 1 images: gathered, with tile padding.
     pytest.param((2 * PIX - 1, 11, 9, 16, 20, (7, 7), 1, 3, 1), id="7x7-last-group-short"),
     pytest.param((PIX, 12, 12, 16, 16, (5, 5), 1, 0, 1), id="5x5-all-inside"),  # into few channels (as LeNet's)
+    # ... on a batch one image short of whole tiles (LeNet's 64 at PIX = 5), the last tile gathered.
+    pytest.param((8 * PIX - 1, 6, 5, 6, 16, (5, 5), 1, 0, 1), id="5x5-all-inside-a-tile-short"),
     # Padding past the kernel's reach: the outer positions hold the bias alone.
     pytest.param((PIX, 3, 3, 32, 32, (5, 5), 1, 5, 1), id="5x5-pad5"),
     pytest.param((PIX, 12, 10, 16, 32, (3, 3), 1, 2, (2, 1)), id="3x3-dilated-h"),  # read in place
@@ -101,6 +103,9 @@ def taps_inside(o, k, s, p, d, size):
     (PIX, (12, 12), 6, 16, 5, 1, 0, True),  # all taps inside, into 16 channels
     (PIX, (12, 12), 16, 64, 5, 1, 0, True),  # ... into ACROSS_MAX_OUT
     (PIX, (12, 12), 16, 65, 5, 1, 0, False),  # ... into one tile more
+    # Images rounded up to whole tiles: up to ACROSS_FEW_OUT_WORK of all taps.
+    (8 * PIX - 1, (12, 12), 6, 16, 5, 1, 0, True),  # 8 / (8 - 1 / PIX): 1.026 at PIX = 5
+    (2 * PIX - 1, (12, 12), 6, 16, 5, 1, 0, False),  # 2 / (2 - 1 / PIX): 1.11 at PIX = 5
 ])
 def test_the_rule(n, hw, c_in, c_out, k, s, p, expected):
     h, w = hw
@@ -113,7 +118,7 @@ def test_the_rule(n, hw, c_in, c_out, k, s, p, expected):
               * sum(taps_inside(o, k, s, p, 1, w) for o in range(ow)))
     share = inside * -(-n // PIX) * PIX / (oh * ow * k * k * n)
     assert expected == (n >= PIX and (share <= plan.ACROSS_MAX_WORK
-                                      or (c_pad <= plan.ACROSS_MAX_OUT and share <= 1)))
+                                      or (c_pad <= plan.ACROSS_MAX_OUT and share <= plan.ACROSS_FEW_OUT_WORK)))
     x_shape, y_geometry = (n, h, w, c_in), (n, oh, ow, c_out, oh * ow * c_out, ow * c_out, c_out, 1)
     route = fast_convolution._route((k, k), (s, s), (1, 1), (p, p), x_shape, y_geometry, False,
                                     tuple(range(k)), tuple(range(k)))
