@@ -201,7 +201,8 @@ def test_max_pool_non_contiguous_and_read_only_inputs(fmt):
 @pytest.mark.parametrize("c", [3, 8, 9])
 def test_nchw_inputs_of_few_channels_are_copied_by_the_kernel(planes_to_pixels_calls, c):
     """NCHW pools, average pools and im2col read NHWC memory: x of at most PIXELS_COPY_MAX_IN channels is
-    copied there by planes_to_pixels (its blocks of pixels and a ragged last one), wider x by NumPy."""
+    copied there by planes_to_pixels (its blocks of pixels and a ragged last one), wider x by NumPy. The
+    pools of results of MIN_UNITS rows or more take x's planes as the channels of one image."""
     from numbaconv import _plan
     rng = np.random.default_rng(5)
     shape = (2, 33, 37, c)  # 1221 pixels: a whole block of PIXEL_BLOCK and a ragged one
@@ -213,7 +214,52 @@ def test_nchw_inputs_of_few_channels_are_copied_by_the_kernel(planes_to_pixels_c
     np.testing.assert_array_equal(fast.im2col(xc, 3, padding=1, data_format="NCHW"),
                                   ref.im2col(xc, 3, padding=1, data_format="NCHW"))
     copied = c <= _plan.PIXELS_COPY_MAX_IN
-    assert planes_to_pixels_calls == ([(2, c, 33 * 37)] * 4 if copied else [])
+    # (the max pools' and average pool's results have 17 and 16 rows)
+    assert planes_to_pixels_calls == ([(1, 2 * c, 33 * 37)] * 3 + [(2, c, 33 * 37)] if copied else [])
+
+
+@pytest.mark.parametrize("c", [1, 3])
+@pytest.mark.parametrize("extra", [-1, 0], ids=["below-MIN_UNITS-rows", "MIN_UNITS-rows"])
+def test_nchw_pools_of_few_channels_take_the_planes_as_channels(planes_to_pixels_calls, c, extra):
+    """An NCHW batch of few channels pools as one image of N * C channels, its planes, from MIN_UNITS result
+    rows on: every pool and average pool's gradient, fresh results and out= buffers, against the reference."""
+    from numbaconv import _plan
+    rows = _plan.MIN_UNITS + extra
+    rng = np.random.default_rng(rows + c)
+    n, h, w = 3, 2 * rows + 1, 9  # (2x2 windows, stride 2: rows result rows, the last input row unread)
+    x = in_format(with_specials(rng, (n, h, w, c), np.float32), "NCHW")
+    y_shape = (n, c, rows, 4)
+    # (fewer rows: an NHWC copy, by the same kernel where x is not NHWC memory already, c > 1)
+    merged = [(1, n * c, h * w)] if extra >= 0 else [(n, c, h * w)] if c > 1 else []
+    for name, args in (("max_pool2d", (2,)), ("avg_pool2d", (2,)), ("adaptive_avg_pool2d", ((rows, 4),))):
+        planes_to_pixels_calls.clear()
+        got = getattr(fast, name)(x, *args, data_format="NCHW")
+        want = getattr(ref, name)(x, *args, data_format="NCHW").astype(np.float32)
+        assert got.shape == y_shape and got.flags.c_contiguous
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=0, equal_nan=True)
+        buffer = np.full(y_shape, 7.0, np.float32)
+        assert getattr(fast, name)(x, *args, data_format="NCHW", out=buffer) is buffer
+        np.testing.assert_array_equal(buffer, got)
+        assert planes_to_pixels_calls == merged * 2
+    planes_to_pixels_calls.clear()
+    y, argmax = fast.max_pool2d_argmax(x, 2, data_format="NCHW")
+    y_ref, argmax_ref = ref.max_pool2d_argmax(x, 2, data_format="NCHW")
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(argmax, argmax_ref)
+    buffers = np.zeros(y_shape, np.float32), np.zeros(y_shape, np.int64)
+    fast.max_pool2d_argmax(x, 2, data_format="NCHW", out=buffers)
+    np.testing.assert_array_equal(buffers[0], y_ref)
+    np.testing.assert_array_equal(buffers[1], argmax_ref)
+    assert planes_to_pixels_calls == merged * 2
+    # The average pools' gradients: dx has h >= MIN_UNITS rows, so dy's planes go as channels.
+    dy = in_format(rng.standard_normal((n, rows, 4, c)).astype(np.float32), "NCHW")
+    planes_to_pixels_calls.clear()
+    np.testing.assert_allclose(fast.avg_pool2d_backward(dy, x.shape, 2, data_format="NCHW"),
+                               ref.avg_pool2d_backward(dy, x.shape, 2, data_format="NCHW"), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(fast.adaptive_avg_pool2d_backward(dy, x.shape, data_format="NCHW"),
+                               ref.adaptive_avg_pool2d_backward(dy, x.shape, data_format="NCHW"), rtol=1e-6,
+                               atol=1e-7)
+    assert planes_to_pixels_calls == [(1, n * c, rows * 4)] * 2
 
 
 # ------------------------------------------------------------------------ LRN
