@@ -8,7 +8,7 @@ against 2.1 ms for this copy, the NHWC kernel and the copies back), by a
 kernel where there are few channels (``_memory.channels_last``: cs231n's
 100x3x32x32 pool forward, 2 threads, 1.40-1.69 ms against 1.82-2.30); on
 planes of enough rows such a batch goes instead as one image whose
-channels are its N * C planes (:func:`_planes_as_channels`). The
+channels are its N * C planes (:func:`_kernel_input`). The
 average-pooling backward is a gather that vectorizes over channels too, so
 it takes the same copy. The argmax scatter (max pooling's backward,
 max_unpool2d) does not vectorize in either layout, so it runs
@@ -33,19 +33,22 @@ _NO_ARGMAX = np.empty((0, 0, 0, 0), np.int64)
 # ------------------------------------------------------- the kernels' inputs
 
 
-def _planes_as_channels(x, rows, nchw):
-    """(the kernel's NHWC input, whether it holds x's planes as the channels of one image).
+def _kernel_input(x, rows, nchw, out):
+    """(x as the kernel's NHWC input, the ``out`` it writes into, how its result reads as the batch's).
 
     Pooling treats every plane alike, and the kernels vectorize over
     channels: an NCHW caller's batch of few channels
     (``plan.PIXELS_COPY_MAX_IN``, in NCHW memory) becomes one image of N * C
     channels, its planes (copied by ``planes_to_pixels``), where the
     result has ``rows`` >= MIN_UNITS rows for the kernel's work units (one
-    per row of one image); :func:`_as_batch` indexes the result as the
-    batch's. cs231n's 100x3x32x32 2x2 max pool with argmax, 2 threads, one
-    process, 11 alternated rounds: 0.55 ms against 1.53 (the NHWC copy of
-    3 channels, 25 ns per output); 8x3x224x224 2.6 against 5.8, 64x1x28x28
-    0.16 against 0.41. Otherwise x in NHWC memory (``channels_last``).
+    per row of one image); the kernel then writes a fresh result (None
+    for ``out``), which the returned function indexes as (N, OH, OW, C).
+    Max pool with argmax through the public API, 2 threads, fresh
+    processes alternated, 3 pairs, against the NHWC copy (3 channels: 25
+    ns an output): cs231n's 100x3x32x32 2x2 0.53-0.79 ms against
+    1.39-1.54, 8x3x224x224 3.6-3.7 against 6.3-6.7, 64x1x28x28 0.14-0.24
+    against 0.33-0.36. Otherwise x in NHWC memory (``channels_last``),
+    ``out`` as given, the result as it is.
     """
     n, h, w, c = x.shape
     if (nchw and c <= plan.PIXELS_COPY_MAX_IN and rows >= plan.MIN_UNITS
@@ -53,13 +56,8 @@ def _planes_as_channels(x, rows, nchw):
         merged = np.empty((1, h, w, n * c), x.dtype)
         direct(copies.planes_to_pixels, x.dtype, contiguous(x.transpose(0, 3, 1, 2)).reshape(1, n * c, h * w),
                merged.reshape(1, h * w, n * c))
-        return merged, True
-    return channels_last(x), False
-
-
-def _as_batch(y, n, c):
-    """A result of one image whose channels are planes (:func:`_planes_as_channels`), indexed (N, OH, OW, C)."""
-    return y.reshape(y.shape[1], y.shape[2], n, c).transpose(2, 0, 1, 3)
+        return merged, None, lambda y: y.reshape(y.shape[1], y.shape[2], n, c).transpose(2, 0, 1, 3)
+    return channels_last(x), out, lambda y: y
 
 
 # ----------------------------------------------------------------- max pooling
@@ -67,26 +65,22 @@ def _as_batch(y, n, c):
 
 def max_pool2d_argmax(x, g, nchw, out=None):
     """(y, argmax) of shape (N, OH, OW, C); argmax is int64, flat h * W + w. NHWC in either layout."""
-    n, c = x.shape[0], x.shape[3]
-    x, planes = _planes_as_channels(x, g.oh, nchw)
+    x, into, as_batch = _kernel_input(x, g.oh, nchw, out)
     shape = (x.shape[0], g.oh, g.ow, x.shape[3])
-    y_out, argmax_out = (None, None) if out is None or planes else out
-    y, argmax = result(y_out, shape, x.dtype), result(argmax_out, shape, np.int64)
+    y_into, argmax_into = (None, None) if into is None else into
+    y, argmax = result(y_into, shape, x.dtype), result(argmax_into, shape, np.int64)
     kernels.max_pool2d_nhwc(x, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, x.dtype.type(1), y, argmax)
-    if planes:
-        y, argmax = _as_batch(y, n, c), _as_batch(argmax, n, c)
     y_out, argmax_out = (None, None) if out is None else out
-    return deliver(y, y_out), deliver(argmax, argmax_out)
+    return deliver(as_batch(y), y_out), deliver(as_batch(argmax), argmax_out)
 
 
 def max_pool2d(x, g, nchw, out=None):
     """y of shape (N, OH, OW, C). NHWC in either layout."""
-    n, c = x.shape[0], x.shape[3]
-    x, planes = _planes_as_channels(x, g.oh, nchw)
-    y = result(None if planes else out, (x.shape[0], g.oh, g.ow, x.shape[3]), x.dtype)
+    x, into, as_batch = _kernel_input(x, g.oh, nchw, out)
+    y = result(into, (x.shape[0], g.oh, g.ow, x.shape[3]), x.dtype)
     kernels.max_pool2d_nhwc(x, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, x.dtype.type(1), y,
                             _NO_ARGMAX)
-    return deliver(_as_batch(y, n, c) if planes else y, out)
+    return deliver(as_batch(y), out)
 
 
 def _scatter(values, argmax, h, w, nchw, accumulate, out):
@@ -131,19 +125,17 @@ def _readers(axis, size):
 
 
 def _average(x, rows, cols, nchw, out):
-    n, c = x.shape[0], x.shape[3]
-    x, planes = _planes_as_channels(x, rows[0].size, nchw)
-    y = result(None if planes else out, (x.shape[0], rows[0].size, cols[0].size, x.shape[3]), x.dtype)
+    x, into, as_batch = _kernel_input(x, rows[0].size, nchw, out)
+    y = result(into, (x.shape[0], rows[0].size, cols[0].size, x.shape[3]), x.dtype)
     kernels.avg_pool2d_nhwc(x, *rows, *cols, False, y)
-    return deliver(_as_batch(y, n, c) if planes else y, out)
+    return deliver(as_batch(y), out)
 
 
 def _average_backward(dy, rows, cols, h, w, nchw, out):
-    n, c = dy.shape[0], dy.shape[3]
-    dy, planes = _planes_as_channels(dy, h, nchw)
-    dx = result(None if planes else out, (dy.shape[0], h, w, dy.shape[3]), dy.dtype)
+    dy, into, as_batch = _kernel_input(dy, h, nchw, out)
+    dx = result(into, (dy.shape[0], h, w, dy.shape[3]), dy.dtype)
     kernels.avg_pool2d_nhwc(dy, *_readers(rows, h), *_readers(cols, w), True, dx)
-    return deliver(_as_batch(dx, n, c) if planes else dx, out)
+    return deliver(as_batch(dx), out)
 
 
 def _windows(g, count_include_pad, dtype):
