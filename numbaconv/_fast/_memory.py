@@ -35,13 +35,22 @@ def channels_last(a):
     channels the two were mixed (0.43-1.50), from 24 on NumPy's was the
     faster.
     """
-    n, h, w, c = a.shape
-    if not a.flags.c_contiguous and c <= plan.PIXELS_COPY_MAX_IN and a.transpose(0, 3, 1, 2).flags.c_contiguous:
-        nhwc = np.empty(a.shape, a.dtype)
-        direct(kernels.planes_to_pixels, a.dtype, contiguous(a.transpose(0, 3, 1, 2)).reshape(n, c, h * w),
-               nhwc.reshape(n, h * w, c))
-        return nhwc
+    if not a.flags.c_contiguous and few_nchw_channels(a):
+        return pixels_of(nchw_planes(a)).reshape(a.shape)
     return contiguous(a)
+
+
+def few_nchw_channels(a):
+    """Whether an NHWC-indexed array is NCHW memory of at most ``_plan.PIXELS_COPY_MAX_IN`` channels."""
+    return a.shape[3] <= plan.PIXELS_COPY_MAX_IN and a.transpose(0, 3, 1, 2).flags.c_contiguous
+
+
+def pixels_of(planes):
+    """C-contiguous (N, C, P) planes as (N, P, C) memory, copied by the ``planes_to_pixels`` kernel."""
+    n, c, p = planes.shape
+    pixels = np.empty((n, p, c), planes.dtype)
+    direct(kernels.planes_to_pixels, planes.dtype, planes, pixels)
+    return pixels
 
 
 def nchw_planes(a):

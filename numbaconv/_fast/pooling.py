@@ -22,10 +22,8 @@ import numpy as np
 
 from .. import _geometry
 from .. import _plan as plan
-from .._kernels import convolution as copies
 from .._kernels import pooling as kernels
-from .._numba import direct
-from ._memory import channels_last, contiguous, deliver, nchw_planes, result
+from ._memory import channels_last, contiguous, deliver, few_nchw_channels, nchw_planes, pixels_of, result
 
 # max_pool2d's argmax argument: empty, so the kernel tracks no argmax.
 _NO_ARGMAX = np.empty((0, 0, 0, 0), np.int64)
@@ -51,11 +49,8 @@ def _kernel_input(x, rows, nchw, out):
     ``out`` as given, the result as it is.
     """
     n, h, w, c = x.shape
-    if (nchw and c <= plan.PIXELS_COPY_MAX_IN and rows >= plan.MIN_UNITS
-            and x.transpose(0, 3, 1, 2).flags.c_contiguous):
-        merged = np.empty((1, h, w, n * c), x.dtype)
-        direct(copies.planes_to_pixels, x.dtype, contiguous(x.transpose(0, 3, 1, 2)).reshape(1, n * c, h * w),
-               merged.reshape(1, h * w, n * c))
+    if nchw and rows >= plan.MIN_UNITS and few_nchw_channels(x):
+        merged = pixels_of(nchw_planes(x).reshape(1, n * c, h * w)).reshape(1, h, w, n * c)
         return merged, None, lambda y: y.reshape(y.shape[1], y.shape[2], n, c).transpose(2, 0, 1, 3)
     return channels_last(x), out, lambda y: y
 
