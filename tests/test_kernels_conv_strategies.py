@@ -197,6 +197,30 @@ def test_the_register_tile_products_over_every_count_of_panels(n_out, k_len, seg
     np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("n_channels", [1, 2, 3, 4, 5, 6, 7])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_plane_passes_over_every_count_of_channels(n_channels, dtype):
+    """``_accumulate_taps`` against NumPy: pairs of channels, a last three of an odd count, one alone.
+
+    The planes' forward sums TAPS taps per pass over the grid for two
+    channels, or three to end an odd count (3, 5, 7), or one when it is the
+    only channel: each count's passes must write every channel's row, from
+    its own bias and weights, and nothing past ``length``. Small integers:
+    every sum is exact, whatever the order.
+    """
+    rng = np.random.default_rng(n_channels)
+    taps, length = 3 * plane_kernels.TAPS, 37
+    planes = rng.integers(-4, 5, 200).astype(dtype)
+    offset = rng.integers(0, planes.size - length, taps).astype(np.int64)
+    weight = rng.integers(-3, 4, (n_channels, taps)).astype(dtype)
+    bias = rng.integers(-9, 10, n_channels).astype(dtype)
+    acc = np.full((n_channels, length + 3), 99, dtype)  # 3 columns past length: left alone
+    rows = planes[offset[:, None] + np.arange(length)]  # (taps, length)
+    plane_kernels._accumulate_taps(acc, bias, planes, offset, weight, np.int64(taps), np.int64(length))
+    np.testing.assert_array_equal(acc[:, :length], bias[:, None] + weight @ rows)
+    np.testing.assert_array_equal(acc[:, length:], 99)
+
+
 @pytest.mark.parametrize("out_w, skip, p_first", [(8, 3, 0), (8, 3, 5), (5, 5, 13), (13, 2, 28)])
 @pytest.mark.parametrize("n_out", [16, 48])
 def test_the_register_tile_maps_padded_rows_onto_rows_of_outputs(out_w, skip, p_first, n_out):

@@ -176,17 +176,29 @@ def _accumulate_taps(acc, bias, planes, offset, weight, n_taps, length):
 
     ``n_taps`` is a multiple of TAPS. Each pass over p reads TAPS shifted
     source rows once for two output channels (the loads are shared; the sum
-    of the TAPS products stays in registers); an odd last channel gets a
-    pass of its own rather than a padded partner.
+    of the TAPS products stays in registers). An odd count of three or more
+    ends with a pass over three channels, not a pair and a single: the
+    single pass loads the same TAPS rows again, and its running sum, for 4
+    FMAs. The input gradient into an RGB image (3 channels), fresh
+    processes alternated, 3 pairs, medians of 21 rounds, triple / pair and
+    single: the seed's 128x28x28x16 -> 3 on one thread 0.56-0.69, at batch
+    1 (2 threads) 0.67-0.91 (Zen4, AVX-512); the AVX2 code on the same core
+    (NUMBA_CPU_NAME=znver3) 0.67-0.72 and 0.93-0.97.
+    One channel alone gets the single pass.
     """
     n_channels = acc.shape[0]
-    for c in range(0, n_channels - 1, 2):
+    odd = n_channels % 2
+    tail = 3 if odd and n_channels > 1 else odd  # channels after the pairs
+    # The sums start at the bias, in one loop for every channel: one loop per
+    # kind of pass was more code to compile (this helper 0.92 s cold, 0.81 s).
+    for c in range(n_channels):
         out0 = acc[c]
-        out1 = acc[c + 1]
-        bias0, bias1 = bias[c], bias[c + 1]
+        bias0 = bias[c]
         for p in range(length):
             out0[p] = bias0
-            out1[p] = bias1
+    for c in range(0, n_channels - tail, 2):
+        out0 = acc[c]
+        out1 = acc[c + 1]
         for t in range(0, n_taps, TAPS):
             src0 = planes[offset[t]:]
             src1 = planes[offset[t + 1]:]
@@ -199,18 +211,34 @@ def _accumulate_taps(acc, bias, planes, offset, weight, n_taps, length):
                 v0, v1, v2, v3 = src0[p], src1[p], src2[p], src3[p]
                 out0[p] += a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3
                 out1[p] += b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3
-    if n_channels % 2:
-        c = n_channels - 1
+    if tail == 3:
+        c = n_channels - 3
         out0 = acc[c]
-        bias0 = bias[c]
-        for p in range(length):
-            out0[p] = bias0
+        out1 = acc[c + 1]
+        out2 = acc[c + 2]
         for t in range(0, n_taps, TAPS):
             src0 = planes[offset[t]:]
             src1 = planes[offset[t + 1]:]
             src2 = planes[offset[t + 2]:]
             src3 = planes[offset[t + 3]:]
             a0, a1, a2, a3 = weight[c, t], weight[c, t + 1], weight[c, t + 2], weight[c, t + 3]
+            b0, b1 = weight[c + 1, t], weight[c + 1, t + 1]
+            b2, b3 = weight[c + 1, t + 2], weight[c + 1, t + 3]
+            e0, e1 = weight[c + 2, t], weight[c + 2, t + 1]
+            e2, e3 = weight[c + 2, t + 2], weight[c + 2, t + 3]
+            for p in range(length):
+                v0, v1, v2, v3 = src0[p], src1[p], src2[p], src3[p]
+                out0[p] += a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3
+                out1[p] += b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3
+                out2[p] += e0 * v0 + e1 * v1 + e2 * v2 + e3 * v3
+    elif tail == 1:
+        out0 = acc[0]
+        for t in range(0, n_taps, TAPS):
+            src0 = planes[offset[t]:]
+            src1 = planes[offset[t + 1]:]
+            src2 = planes[offset[t + 2]:]
+            src3 = planes[offset[t + 3]:]
+            a0, a1, a2, a3 = weight[0, t], weight[0, t + 1], weight[0, t + 2], weight[0, t + 3]
             for p in range(length):
                 out0[p] += a0 * src0[p] + a1 * src1[p] + a2 * src2[p] + a3 * src3[p]
 
