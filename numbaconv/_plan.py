@@ -50,6 +50,8 @@ from ._kernels.patch_gemm import OUT, PIX, taps_inside
 MAX_GRID = 4096
 # Work units wanted per call, so that small batches still use every thread.
 MIN_UNITS = 8
+# ... but the plane kernels' units hold at least this many multiply-adds (plane_rows).
+PLANE_UNIT_MIN_MACS = 1 << 17
 # Measured one-thread boundaries (perf/sweep.py checks them against the peers):
 PATCH_MIN_K = 64  # the patch GEMM needs a reduction of at least this many values,
 PATCH_MIN_OUT = 16  # at least one register tile's width of output channels,
@@ -221,9 +223,33 @@ DOTS_MIN_PART = 128  # filter gradient by dots: values of a kernel row per work 
 
 @register_jitable
 def rows_per_block(n, rows, pitch):
-    """Rows of the output grid per work unit of the plane kernels; depends on shapes only, not on threads."""
+    """Rows of the output grid per block of an image, for MIN_UNITS blocks over the batch; shapes only, not threads."""
     blocks_per_image = -(-MIN_UNITS // n) if n else 1
     return max(1, min(rows, MAX_GRID // pitch, -(-rows // blocks_per_image)))
+
+
+@register_jitable
+def plane_rows(n, rows, pitch, position_macs):
+    """Rows of the output grid per work unit of the plane kernels (forward and filter gradient).
+
+    :func:`rows_per_block`'s, in fewer and longer blocks where those would
+    hold under PLANE_UNIT_MIN_MACS multiply-adds each (``position_macs`` a
+    grid position: taps x output channels). A unit costs about a
+    microsecond of its own on a Zen4 core (its plane fill, its tap
+    offsets, and in the filter gradient 16 horizontal sums per tile of
+    running sums), which the MIN_UNITS split of a batch-1 image paid 7
+    times over: the seed's layer at batch 1 (1x28x28x3 -> 16, 363 k
+    multiply-adds an image), one thread, fresh processes alternated, 2
+    each, the 3rd-fastest of 21 rounds, rows a unit 4 (7 units) / 7 / 14 /
+    28: input gradient 0.038 / 0.036 / 0.034 / 0.033 ms, filter gradient
+    0.036 / 0.031 / 0.029 / 0.028; run in parallel on 2 threads, 14 rows
+    were the fastest (0.026 and 0.021). Units of 2^17 multiply-adds (about
+    8 us) give it 2 units of 14 rows. Shapes only, not threads.
+    """
+    rows_b = rows_per_block(n, rows, pitch)
+    # Units of the image worth their cost (position_macs capped: no int64 overflow in @njit code).
+    worth = max(1, rows * pitch * min(position_macs, PLANE_UNIT_MIN_MACS) // PLANE_UNIT_MIN_MACS)
+    return max(rows_b, min(rows, MAX_GRID // max(1, pitch), -(-rows // worth)))
 
 
 @register_jitable
@@ -652,9 +678,13 @@ def dw_by_patches(n, oh, ow, kh, kw, sh, sw, dw, c_in, c_out):
 
 @register_jitable
 def dw_planes_short(n, oh, ow, kw, sw, dw):
-    """Whether the plane kernel's filter-gradient work units are short grids (under DW_PATCH_MAX_LENGTH)."""
-    rows = dw_planes_plan(n, oh, ow, kw, sw, dw)[1]
-    return rows * (ow + (kw - 1) * dw // sw) < DW_PATCH_MAX_LENGTH
+    """Whether the plane kernel's filter-gradient blocks are short grids (under DW_PATCH_MAX_LENGTH).
+
+    The blocks of :func:`rows_per_block`, which the rule was measured on,
+    not :func:`plane_rows`' longer ones on small calls.
+    """
+    pitch = ow + (kw - 1) * dw // sw
+    return rows_per_block(n, oh, pitch) * pitch < DW_PATCH_MAX_LENGTH
 
 
 @register_jitable
@@ -716,14 +746,14 @@ def dw_taps_plan(n, oh, ow, kh, kw, c_in, c_out):
 
 
 @register_jitable
-def dw_planes_plan(n, oh, ow, kw, sw, dw):
-    """(parts, rows_per_block) of the plane kernel's filter gradient.
+def dw_planes_plan(n, oh, ow, kw, sw, dw, position_macs):
+    """(parts, rows_per_unit) of the plane kernel's filter gradient (:func:`plane_rows`).
 
     The parts, and so the order of every sum, follow from the shape alone:
     the result is bit-identical at any thread count.
     """
     pitch = ow + (kw - 1) * dw // sw
-    rows = rows_per_block(n, oh, pitch)
+    rows = plane_rows(n, oh, pitch, position_macs)
     return max(1, min(MAX_PARTS, n * -(-oh // rows))), rows
 
 

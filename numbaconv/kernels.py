@@ -165,8 +165,8 @@ from ._plan import panels_shape as _panels_shape
 from ._plan import phase_rows as _phase_rows
 from ._plan import phase_taps as _phase_taps
 from ._plan import phases as _phases
+from ._plan import plane_rows as _plane_rows
 from ._plan import planes_fit as _planes_fit
-from ._plan import rows_per_block as _rows_per_block
 from ._plan import winograd_units as _winograd_units
 
 _OPS = [
@@ -301,7 +301,7 @@ def _forward(x, w, b, y, taps_h, taps_w, swap, sh, sw, dh, dw, pt, pl):
     if not _forward_by_patches(k_h, k_w, sh, sw, dh, dw, n_in, y.c, y.h, y.w, False):
         hwio = _sub_filter(w, taps_h, taps_w, swap)
         pitch = y.w + (k_w - 1) * dw // sw
-        _conv2d_nhwc(_image(x), hwio, b, y, _rows_per_block(y.n, y.h, pitch), sh, sw, dh, dw, pt, pl)
+        _conv2d_nhwc(_image(x), hwio, b, y, _plane_rows(y.n, y.h, pitch, hwio.size), sh, sw, dh, dw, pt, pl)
         return
     c_pad = _padded_channels(y.c)
     padded_rows = _padded_rows(k_h, k_w, sh, sw, dh, dw, y.w, c_pad)
@@ -439,7 +439,7 @@ def conv2d_backward_filter(dy, x, dw, stride_h, stride_w, pad_top, pad_left, dil
         return
     if (not _dw_by_patches(n, oh, ow, k_h, k_w, sh, sw, dw_, c_in, c_out)
             and _planes_fit(k_h, k_w, sh, sw, dh, dw_)):
-        parts, rows = _dw_planes_plan(n, oh, ow, k_w, sw, dw_)
+        parts, rows = _dw_planes_plan(n, oh, ow, k_w, sw, dw_, k_h * k_w * c_in * c_out)
         _conv2d_backward_filter_nhwc(_image(x), _image(dy), dw, parts, rows, sh, sw, dh, dw_, pt, pl)
         return
     swapped = _dw_swapped(n, k_h, k_w, sh, sw, pt, pl, x.shape[1], x.shape[2], oh, ow, c_in, c_out, False)

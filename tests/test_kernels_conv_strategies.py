@@ -392,6 +392,58 @@ def test_the_dots_rule_at_its_boundaries(n, h, w, c_in, c_out, k, stride, dilati
     assert by_dots == ({"conv2d_transpose_dots", "conv2d_backward_filter_dots"} if expected == "dots" else set())
 
 
+# (n, h, pitch, position_macs, rows): the plane kernels' rows a unit, MIN_UNITS blocks over the batch
+# (rows_per_block) unless those would hold under PLANE_UNIT_MIN_MACS = 2^17 multiply-adds each.
+PLANE_ROWS = [
+    (1, 28, 30, 3 * 3 * 16 * 3, 14),  # the batch-1 seed's input gradient: 363 k an image, 2 units (not 7 of 4 rows)
+    (1, 28, 30, 3 * 3 * 3 * 16, 14),  # ... and its filter gradient
+    (1, 32, 32, 256, 16),  # 2^18 an image: 2 units
+    (1, 32, 32, 255, 32),  # just under: 1
+    (1, 32, 32, 128 * 8, 4),  # 2^20: the 8 blocks of MIN_UNITS
+    (1, 32, 32, 128 * 7, 5),  # 7 units' worth: blocks of 5 rows (ceil(32 / 7))
+    (2, 14, 16, 9 * 16 * 16, 5),  # 516 k an image, 3 units (4 blocks of MIN_UNITS)
+    (8, 28, 30, 27, 28),  # a batch of 8: one block an image either way
+    (1, 300, 300, 3, 13),  # the MAX_GRID cap (4096 positions) holds: 13 rows of 300
+    (1, 7, 9, 512 * 512 * 9, 1),  # wide: MIN_UNITS blocks, 1 row each
+]
+
+
+@pytest.mark.parametrize("n, h, pitch, position_macs, rows", PLANE_ROWS)
+def test_the_plane_units_hold_enough_work(n, h, pitch, position_macs, rows):
+    assert drivers.plane_rows(n, h, pitch, position_macs) == rows
+    assert drivers.plane_rows(n, h, pitch, position_macs) >= drivers.rows_per_block(n, h, pitch)
+
+
+@pytest.mark.parametrize("op", ["input", "filter"])
+def test_a_batch_1_plane_call_runs_in_units_of_enough_work(op, thread_counts, monkeypatch):
+    """The batch-1 seed's gradients on the planes: 2 units of 14 rows, the reference's answer, any thread count."""
+    seen = []
+    kernel = plane_kernels.conv2d_nhwc if op == "input" else plane_kernels.conv2d_backward_filter_nhwc
+
+    def record(*args):
+        seen.append(args[4])  # rows a unit
+        return kernel(*args)
+
+    monkeypatch.setattr(plane_kernels, kernel.__name__, record)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 28, 28, 3)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 3, 16)).astype(np.float32)
+    dy = rng.standard_normal((1, 28, 28, 16)).astype(np.float32)
+    results = []
+    for threads in thread_counts:
+        numba.set_num_threads(threads)
+        if op == "input":
+            results.append(fast.conv2d_backward_input(dy, w, x.shape, padding=1))
+        else:
+            results.append(fast.conv2d_backward_filter(dy, x, w.shape, padding=1))
+    assert set(seen) == {14}
+    want = (ref.conv2d_backward_input(dy.astype(np.float64), w.astype(np.float64), x.shape, padding=1)
+            if op == "input" else ref.conv2d_backward_filter(dy.astype(np.float64), x.astype(np.float64),
+                                                                w.shape, padding=1))
+    np.testing.assert_allclose(results[0], want, atol=tolerance(np.float32, 28 * 28), rtol=1e-5)
+    assert results[0].tobytes() == results[1].tobytes()
+
+
 # (n, h, w, c_in, c_out, k, padding, expected): stride-1 undilated calls with NHWC results go to
 # the patch GEMM's padded-rows read when K >= 27 into 16+ channels and (KW - 1) * C_out (padded
 # to 16) <= 4 * OW.

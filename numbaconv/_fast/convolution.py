@@ -176,7 +176,8 @@ def _route(kernel_size, stride, dilation, pad, x_shape, y_geometry, nchw, taps_h
                     and (not nchw or (w_step == 1 and h_step == w and c_step == h * w)))
         return _Route("patches", winograd, *taps, padded_rows, x_nchw, merged, across, rows, outs, in_place)
     pitch = w + (kw - 1) * dw // sw
-    return _Route("planes", winograd, *taps, False, False, False, False, plan.rows_per_block(n, h, pitch), 0)
+    rows = plan.plane_rows(n, h, pitch, kh * kw * c_in * c)
+    return _Route("planes", winograd, *taps, False, False, False, False, rows, 0)
 
 
 def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None, swap=False):
@@ -625,7 +626,7 @@ def _backward_filter_winograd(x, dy, g, nchw, out):
 def _backward_filter_planes(x, dy, g, nchw, out):
     n = x.shape[0]
     dw = result(out, (g.kh, g.kw, x.shape[3], dy.shape[3]), x.dtype)
-    parts, rows = plan.dw_planes_plan(n, g.oh, g.ow, g.kw, g.sw, g.dw)
+    parts, rows = plan.dw_planes_plan(n, g.oh, g.ow, g.kw, g.sw, g.dw, g.kh * g.kw * x.shape[3] * dy.shape[3])
     direct(k.conv2d_backward_filter_nhwc, x.dtype, image(x, nchw), image(dy, nchw), dw, parts, rows,
            g.sh, g.sw, g.dh, g.dw, g.pt, g.pl)
     return dw
