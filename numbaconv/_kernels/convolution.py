@@ -170,6 +170,18 @@ def _fill_planes(planes, x, n, j0, rows, sh, sw, pt, pl, pitch, plane_len):
                         (hi - lo, x.c, k_hi - k_lo))
 
 
+@kernel(parallel=False, inline=True)
+def _tap_rows(planes, offset, t):
+    """The plane rows that taps ``t`` to ``t + TAPS - 1`` read, each from its offset on."""
+    return planes[offset[t]:], planes[offset[t + 1]:], planes[offset[t + 2]:], planes[offset[t + 3]:]
+
+
+@kernel(parallel=False, inline=True)
+def _tap_weights(weight, c, t):
+    """Channel c's weights of taps ``t`` to ``t + TAPS - 1``."""
+    return weight[c, t], weight[c, t + 1], weight[c, t + 2], weight[c, t + 3]
+
+
 @kernel(parallel=False)
 def _accumulate_taps(acc, bias, planes, offset, weight, n_taps, length):
     """acc[c, p] = bias[c] + sum(weight[c, t] * planes[offset[t] + p] for t < n_taps), p < length.
@@ -200,13 +212,9 @@ def _accumulate_taps(acc, bias, planes, offset, weight, n_taps, length):
         out0 = acc[c]
         out1 = acc[c + 1]
         for t in range(0, n_taps, TAPS):
-            src0 = planes[offset[t]:]
-            src1 = planes[offset[t + 1]:]
-            src2 = planes[offset[t + 2]:]
-            src3 = planes[offset[t + 3]:]
-            a0, a1, a2, a3 = weight[c, t], weight[c, t + 1], weight[c, t + 2], weight[c, t + 3]
-            b0, b1 = weight[c + 1, t], weight[c + 1, t + 1]
-            b2, b3 = weight[c + 1, t + 2], weight[c + 1, t + 3]
+            src0, src1, src2, src3 = _tap_rows(planes, offset, t)
+            a0, a1, a2, a3 = _tap_weights(weight, c, t)
+            b0, b1, b2, b3 = _tap_weights(weight, c + 1, t)
             for p in range(length):
                 v0, v1, v2, v3 = src0[p], src1[p], src2[p], src3[p]
                 out0[p] += a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3
@@ -217,28 +225,21 @@ def _accumulate_taps(acc, bias, planes, offset, weight, n_taps, length):
         out1 = acc[c + 1]
         out2 = acc[c + 2]
         for t in range(0, n_taps, TAPS):
-            src0 = planes[offset[t]:]
-            src1 = planes[offset[t + 1]:]
-            src2 = planes[offset[t + 2]:]
-            src3 = planes[offset[t + 3]:]
-            a0, a1, a2, a3 = weight[c, t], weight[c, t + 1], weight[c, t + 2], weight[c, t + 3]
-            b0, b1 = weight[c + 1, t], weight[c + 1, t + 1]
-            b2, b3 = weight[c + 1, t + 2], weight[c + 1, t + 3]
-            e0, e1 = weight[c + 2, t], weight[c + 2, t + 1]
-            e2, e3 = weight[c + 2, t + 2], weight[c + 2, t + 3]
+            src0, src1, src2, src3 = _tap_rows(planes, offset, t)
+            a0, a1, a2, a3 = _tap_weights(weight, c, t)
+            b0, b1, b2, b3 = _tap_weights(weight, c + 1, t)
+            e0, e1, e2, e3 = _tap_weights(weight, c + 2, t)
             for p in range(length):
                 v0, v1, v2, v3 = src0[p], src1[p], src2[p], src3[p]
                 out0[p] += a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3
                 out1[p] += b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3
                 out2[p] += e0 * v0 + e1 * v1 + e2 * v2 + e3 * v3
     elif tail == 1:
-        out0 = acc[0]
+        c = n_channels - 1  # (0; not a literal 0, a type of its own to Numba and a second compile)
+        out0 = acc[c]
         for t in range(0, n_taps, TAPS):
-            src0 = planes[offset[t]:]
-            src1 = planes[offset[t + 1]:]
-            src2 = planes[offset[t + 2]:]
-            src3 = planes[offset[t + 3]:]
-            a0, a1, a2, a3 = weight[0, t], weight[0, t + 1], weight[0, t + 2], weight[0, t + 3]
+            src0, src1, src2, src3 = _tap_rows(planes, offset, t)
+            a0, a1, a2, a3 = _tap_weights(weight, c, t)
             for p in range(length):
                 out0[p] += a0 * src0[p] + a1 * src1[p] + a2 * src2[p] + a3 * src3[p]
 
@@ -256,10 +257,7 @@ def _correlate_taps(out, planes, offset, dy_planes, length):
     8 loads).
     """
     for t in range(0, out.shape[0], TAPS):
-        src0 = planes[offset[t]:]
-        src1 = planes[offset[t + 1]:]
-        src2 = planes[offset[t + 2]:]
-        src3 = planes[offset[t + 3]:]
+        src0, src1, src2, src3 = _tap_rows(planes, offset, t)
         for c in range(0, out.shape[1], CHANNELS):
             g0 = dy_planes[c]
             g1 = dy_planes[c + 1]
