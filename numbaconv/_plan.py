@@ -222,10 +222,20 @@ DOTS_MIN_PART = 128  # filter gradient by dots: values of a kernel row per work 
 
 
 @register_jitable
+def _rows_in_blocks(rows, pitch, blocks_per_image):
+    """Rows of the output grid per block, for ``blocks_per_image`` blocks of an image of ``rows`` (within MAX_GRID)."""
+    return max(1, min(rows, MAX_GRID // pitch, -(-rows // blocks_per_image)))
+
+
+@register_jitable
+def _blocks_per_image(n):
+    return -(-MIN_UNITS // n) if n else 1
+
+
+@register_jitable
 def rows_per_block(n, rows, pitch):
     """Rows of the output grid per block of an image, for MIN_UNITS blocks over the batch; shapes only, not threads."""
-    blocks_per_image = -(-MIN_UNITS // n) if n else 1
-    return max(1, min(rows, MAX_GRID // pitch, -(-rows // blocks_per_image)))
+    return _rows_in_blocks(rows, pitch, _blocks_per_image(n))
 
 
 @register_jitable
@@ -246,10 +256,9 @@ def plane_rows(n, rows, pitch, position_macs):
     were the fastest (0.026 and 0.021). Units of 2^17 multiply-adds (about
     8 us) give it 2 units of 14 rows. Shapes only, not threads.
     """
-    rows_b = rows_per_block(n, rows, pitch)
     # Units of the image worth their cost (position_macs capped: no int64 overflow in @njit code).
     worth = max(1, rows * pitch * min(position_macs, PLANE_UNIT_MIN_MACS) // PLANE_UNIT_MIN_MACS)
-    return max(rows_b, min(rows, MAX_GRID // max(1, pitch), -(-rows // worth)))
+    return _rows_in_blocks(rows, pitch, min(_blocks_per_image(n), worth))
 
 
 @register_jitable
