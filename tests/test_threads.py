@@ -110,3 +110,78 @@ def test_import_sets_a_short_openmp_spin_unless_the_user_chose():
     assert _spin_setting({}) == [_threads.OMP_SPIN_COUNT, "None"]
     assert _spin_setting({"GOMP_SPINCOUNT": "77"}) == ["77", "None"]
     assert _spin_setting({"OMP_WAIT_POLICY": "ACTIVE"}) == ["None", "ACTIVE"]
+
+
+# ------------------------------------------------------------ claimed work units
+
+
+def test_claimed_units_each_run_once(thread_counts):
+    from numbaconv._numba import claim_unit, workers
+
+    # (claims from the caller: a local array's count, read after the loop,
+    # compiled to its initial 0; the kernels never read it after.)
+    @numba.njit(parallel=True)
+    def claim_all(counts, claimed_by, claims):
+        units = counts.size
+        for worker in numba.prange(workers(units)):
+            while True:
+                unit = claim_unit(claims)
+                if unit >= units:
+                    break
+                counts[unit] += 1
+                claimed_by[unit] = worker
+
+    for threads in thread_counts:
+        numba.set_num_threads(threads)
+        for units in (0, 1, 2, 3, 7, 1000):
+            counts, claimed_by, claims = np.zeros(units, np.int64), np.full(units, -1, np.int64), np.zeros(1, np.int64)
+            claim_all(counts, claimed_by, claims)
+            assert (counts == 1).all()
+            n_workers = max(1, min(threads, units))
+            assert ((0 <= claimed_by) & (claimed_by < n_workers)).all()
+            # Each worker stops at its first claim past the units.
+            assert claims[0] == units + n_workers
+
+
+# ------------------------------------------------------------ worker placement
+
+_PLACEMENT_PROBE = """
+import os, numpy as np, numba, numbaconv
+from numbaconv import _threads
+numba.set_num_threads(2)
+x, w = np.ones((64, 28, 28, 3), np.float32), np.ones((3, 3, 3, 16), np.float32)
+for _ in range(3):
+    numbaconv.conv2d(x, w, padding=1)
+state = _threads._PLACEMENT._local
+workers = getattr(state, "workers", [])
+print(repr((_threads._PLACEMENT._enabled, getattr(state, "cpu", None),
+            sorted(os.sched_getaffinity(0)), [sorted(os.sched_getaffinity(t)) for t in workers])))
+"""
+
+
+def _placement(env):
+    env = {**{k: v for k, v in os.environ.items()
+              if k not in (_threads.PLACEMENT_SWITCH, *_threads.USER_PLACEMENT)}, **env}
+    out = subprocess.run([sys.executable, "-c", _PLACEMENT_PROBE], cwd=REPO, env=env, capture_output=True,
+                         text=True, check=True)
+    return eval(out.stdout)  # noqa: S307 - our own probe's printed literals
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
+                    reason="worker placement is for Linux machines with 2 or more CPUs")
+def test_the_worker_threads_keep_off_the_callers_cpu():
+    enabled, cpu, allowed, workers = _placement({})
+    assert enabled is True
+    assert len(workers) == 1  # two threads: the caller and one worker
+    assert cpu in allowed
+    assert workers == [sorted(set(allowed) - {cpu})]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
+                    reason="worker placement is for Linux machines with 2 or more CPUs")
+@pytest.mark.parametrize("env", [{_threads.PLACEMENT_SWITCH: "0"}, {"OMP_PROC_BIND": "false"},
+                                 {"KMP_AFFINITY": "disabled"}])
+def test_worker_placement_is_off_when_the_user_says_so(env):
+    enabled, cpu, allowed, workers = _placement(env)
+    assert enabled is False
+    assert cpu is None and workers == []

@@ -42,7 +42,7 @@ import numpy as np
 from numba import prange
 from numba.extending import register_jitable
 
-from .._numba import FASTMATH, kernel, register_tile
+from .._numba import FASTMATH, claim_unit, kernel, register_tile, workers
 
 TAPS = 4  # taps summed per pass over the grid
 CHANNELS = 4  # dy planes per pass of _correlate_taps
@@ -325,9 +325,9 @@ def conv2d_nhwc(x, w, b, y, rows_per_block, sh, sw, dh, dw, pt, pl):
     """y[n, oh, ow, co] = b[co] + sum(x[n, ih, iw, ci] * w[kh, kw, ci, co]), direct (no im2col).
 
     ``x`` and ``y`` are Images; ``ih = oh * sh - pt + kh * dh``,
-    ``iw = ow * sw - pl + kw * dw``; taps on padding add nothing. One prange
-    iteration owns one block of output rows ``y[n, oh0:oh0 + rows_per_block]``
-    and its own plane scratch.
+    ``iw = ow * sw - pl + kw * dw``; taps on padding add nothing. A work unit
+    (claimed: ``_numba.claim_unit``) is one block of output rows
+    ``y[n, oh0:oh0 + rows_per_block]``, with its own plane scratch.
     """
     k_h, k_w, c_in, c_out = w.shape
     extra_rows = (k_h - 1) * dh // sh
@@ -346,16 +346,22 @@ def conv2d_nhwc(x, w, b, y, rows_per_block, sh, sw, dh, dw, pt, pl):
         for co in range(c_out):
             weight[co, t] = w_taps[t, co]
     blocks = (y.h + rows_per_block - 1) // rows_per_block
-    for unit in prange(y.n * blocks):
-        n = np.int64(unit) // blocks
-        oh0 = (np.int64(unit) - n * blocks) * rows_per_block
-        rows = min(rows_per_block, y.h - oh0)
-        planes = np.zeros(zero_tail + length, w.dtype)
-        _fill_planes(planes, x, n, oh0, rows + extra_rows, sh, sw, pt, pl, pitch, plane_len)
-        acc = np.empty((c_out, length), w.dtype)
-        _accumulate_taps(acc, b, planes, offset, weight, offset.size, rows * pitch)
-        _copy_block(y.data, n * y.n_step + oh0 * y.h_step, (y.h_step, y.c_step, y.w_step),
-                    acc.reshape(-1), np.int64(0), (pitch, length, np.int64(1)), (rows, c_out, y.w))
+    units = y.n * blocks
+    claims = np.zeros(1, np.int64)
+    for _ in prange(workers(units)):
+        while True:
+            unit = claim_unit(claims)
+            if unit >= units:
+                break
+            n = unit // blocks
+            oh0 = (unit - n * blocks) * rows_per_block
+            rows = min(rows_per_block, y.h - oh0)
+            planes = np.zeros(zero_tail + length, w.dtype)
+            _fill_planes(planes, x, n, oh0, rows + extra_rows, sh, sw, pt, pl, pitch, plane_len)
+            acc = np.empty((c_out, length), w.dtype)
+            _accumulate_taps(acc, b, planes, offset, weight, offset.size, rows * pitch)
+            _copy_block(y.data, n * y.n_step + oh0 * y.h_step, (y.h_step, y.c_step, y.w_step),
+                        acc.reshape(-1), np.int64(0), (pitch, length, np.int64(1)), (rows, c_out, y.w))
 
 
 @kernel(full_width=False)  # (see _correlate_taps)
@@ -363,8 +369,8 @@ def conv2d_backward_filter_nhwc(x, dy, dw_out, n_parts, rows_per_block, sh, sw, 
     """dw_out[kh, kw, ci, co] = sum(x[n, ih, iw, ci] * dy[n, oh, ow, co]) over n, oh, ow.
 
     ``x`` and ``dy`` are Images. The work units (image n, block of output
-    rows) are split into n_parts contiguous ranges. One prange iteration owns
-    one range, its private partial sums and scratch; the partials are then
+    rows) are split into n_parts contiguous ranges, claimed one at a time
+    (``_numba.claim_unit``); a range owns its partial sums and scratch; the partials are then
     added in range order, so repeated calls with the same n_parts give
     bit-identical results.
     """
@@ -379,21 +385,26 @@ def conv2d_backward_filter_nhwc(x, dy, dw_out, n_parts, rows_per_block, sh, sw, 
     blocks = (dy.h + rows_per_block - 1) // rows_per_block
     units = dy.n * blocks
     partial = np.zeros((n_parts, offset.size, c_pad), dw_out.dtype)
-    for part in prange(n_parts):
-        planes = np.empty(zero_tail + length, dw_out.dtype)
-        # Only columns < OW of dy's rows are ever written: the grid columns
-        # past OW and the padding planes stay zero, so they add nothing.
-        dy_planes = np.zeros((c_pad, length), dw_out.dtype)
-        for unit in range(units * np.int64(part) // n_parts, units * (np.int64(part) + 1) // n_parts):
-            n = unit // blocks
-            oh0 = (unit - n * blocks) * rows_per_block
-            rows = min(rows_per_block, dy.h - oh0)
-            planes[:] = 0
-            _fill_planes(planes, x, n, oh0, rows + extra_rows, sh, sw, pt, pl, pitch, plane_len)
-            _copy_block(dy_planes.reshape(-1), np.int64(0), (pitch, length, np.int64(1)),
-                        dy.data, n * dy.n_step + oh0 * dy.h_step, (dy.h_step, dy.c_step, dy.w_step),
-                        (rows, c_out, dy.w))
-            _correlate_taps(partial[part], planes, offset, dy_planes, rows * pitch)
+    claims = np.zeros(1, np.int64)
+    for _ in prange(workers(n_parts)):
+        while True:
+            part = claim_unit(claims)
+            if part >= n_parts:
+                break
+            planes = np.empty(zero_tail + length, dw_out.dtype)
+            # Only columns < OW of dy's rows are ever written: the grid columns
+            # past OW and the padding planes stay zero, so they add nothing.
+            dy_planes = np.zeros((c_pad, length), dw_out.dtype)
+            for unit in range(units * part // n_parts, units * (part + 1) // n_parts):
+                n = unit // blocks
+                oh0 = (unit - n * blocks) * rows_per_block
+                rows = min(rows_per_block, dy.h - oh0)
+                planes[:] = 0
+                _fill_planes(planes, x, n, oh0, rows + extra_rows, sh, sw, pt, pl, pitch, plane_len)
+                _copy_block(dy_planes.reshape(-1), np.int64(0), (pitch, length, np.int64(1)),
+                            dy.data, n * dy.n_step + oh0 * dy.h_step, (dy.h_step, dy.c_step, dy.w_step),
+                            (rows, c_out, dy.w))
+                _correlate_taps(partial[part], planes, offset, dy_planes, rows * pitch)
     # Serial: a few thousand additions do not pay for a second parallel
     # region (each is a barrier where a descheduled thread stalls the call).
     # dw_out (C-contiguous HWIO) as (taps, C_out): row (kh * k_w + kw) * c_in

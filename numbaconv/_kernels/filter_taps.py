@@ -30,7 +30,7 @@ TAP_CHANNELS; ``numbaconv._plan.dw_by_taps`` says where it wins.
 import numpy as np
 from numba import prange
 
-from .._numba import FASTMATH, kernel, register_tile, wide_register_file
+from .._numba import FASTMATH, claim_unit, kernel, register_tile, wide_register_file, workers
 from .convolution import Image
 from .patch_gemm import OUT, PANELS, _gather_panels, outputs_inside
 
@@ -147,7 +147,7 @@ def conv2d_backward_filter_taps(x, dy, partial, k_h, k_w, chunk_rows, sh, sw, dh
     TAP_CHANNELS)``; the caller sums it over parts, in order, and drops the padding
     rows and columns. The output rows ``(n, oh)`` are split into n_parts
     contiguous ranges (a number the caller derives from the shape alone, so
-    the sums do not depend on the thread count). One prange iteration owns
+    the sums do not depend on the thread count). One claimed work unit (``_numba.claim_unit``) owns
     one range and the panels of OUT output channels a tile spans (one or
     two, see ``_tap_tile``): it zeroes its block of
     ``partial`` and, for chunks of ``chunk_rows`` output rows in order,
@@ -161,58 +161,64 @@ def conv2d_backward_filter_taps(x, dy, partial, k_h, k_w, chunk_rows, sh, sw, dh
     c_in, out_w = x.c, dy.w
     c_tap = k_pad // (k_h * k_w)  # rows of partial per tap: C_in padded to TAP_CHANNELS
     row_units = dy.n * dy.h
-    for unit in prange(n_parts * n_blocks):
-        part = np.int64(unit) // n_blocks
-        j = np.int64(unit) - part * n_blocks
-        out = partial[part]
-        co0 = j * per_unit * OUT
-        n_cols = min(per_unit, n_panels - j * per_unit) * OUT
-        # (A slice: with a loop over q < n_cols instead, the seed test's
-        # 8x16 stride-5 filter gradient, 16896 rows of partial, took 1.2x
-        # as long, one core.)
-        out[:, co0:co0 + n_cols] = 0
-        # The unit's dy channels as an Image of their own (its first
-        # channel at the data's start), for the panel gather of patch_gemm.
-        dy_j = Image(dy.data[co0 * dy.c_step:], dy.n, dy.h, dy.w, min(n_cols, dy.c - co0), dy.n_step,
-                     dy.h_step, dy.w_step, dy.c_step)
-        panel = np.zeros((n_cols // OUT, chunk_rows * out_w, OUT), partial.dtype)
-        pair = n_cols == 2 * OUT
-        panel_rows, panel_rows2 = panel[0], panel[n_cols // OUT - 1]
-        r = row_units * part // n_parts
-        r_end = row_units * (part + 1) // n_parts
-        while r < r_end:
-            rows = min(chunk_rows, r_end - r)
-            # The chunk's rows, one image's run at a time.
-            i = np.int64(0)
-            while i < rows:
-                n = (r + i) // dy.h
-                oh = r + i - n * dy.h
-                run = min(rows - i, dy.h - oh)
-                _gather_panels(panel, dy_j, n, oh, run * out_w, i * out_w, np.int64(0))
-                i += run
-            for kh in range(k_h):
-                top = kh * dh - pt  # ih = oh * sh + top
-                for kw in range(k_w):
-                    left = kw * dw - pl  # iw = ow * sw + left
-                    ow_lo, ow_hi = outputs_inside(left, sw, x.w, out_w)
-                    if ow_lo == ow_hi:
-                        continue
-                    t_row = (kh * k_w + kw) * c_tap
-                    i = np.int64(0)
-                    while i < rows:
-                        n = (r + i) // dy.h
-                        oh = r + i - n * dy.h
-                        run = min(rows - i, dy.h - oh)
-                        # The run's rows whose ih is inside x: oh_lo <= oh < oh_hi.
-                        oh_lo = max(oh, -(top // sh) if top < 0 else 0)
-                        oh_hi = min(oh + run, (x.h - 1 - top) // sh + 1)
-                        if oh_lo < oh_hi:
-                            x_start = (n * x.n_step + (oh_lo * sh + top) * x.h_step
-                                       + (ow_lo * sw + left) * x.w_step)
-                            p_start = (i + oh_lo - oh) * out_w + ow_lo
-                            for ci in range(0, c_in, TAP_CHANNELS):
-                                _tap_tile(out, t_row + ci, co0, x.data, x_start + ci * x.c_step, x.c_step,
-                                          c_in - ci, sw * x.w_step, ow_hi - ow_lo, oh_hi - oh_lo,
-                                          sh * x.h_step, panel_rows, panel_rows2, pair, p_start, out_w)
-                        i += run
-            r += rows
+    units = n_parts * n_blocks
+    claims = np.zeros(1, np.int64)
+    for _ in prange(workers(units)):
+        while True:
+            unit = claim_unit(claims)
+            if unit >= units:
+                break
+            part = unit // n_blocks
+            j = unit - part * n_blocks
+            out = partial[part]
+            co0 = j * per_unit * OUT
+            n_cols = min(per_unit, n_panels - j * per_unit) * OUT
+            # (A slice: with a loop over q < n_cols instead, the seed test's
+            # 8x16 stride-5 filter gradient, 16896 rows of partial, took 1.2x
+            # as long, one core.)
+            out[:, co0:co0 + n_cols] = 0
+            # The unit's dy channels as an Image of their own (its first
+            # channel at the data's start), for the panel gather of patch_gemm.
+            dy_j = Image(dy.data[co0 * dy.c_step:], dy.n, dy.h, dy.w, min(n_cols, dy.c - co0), dy.n_step,
+                         dy.h_step, dy.w_step, dy.c_step)
+            panel = np.zeros((n_cols // OUT, chunk_rows * out_w, OUT), partial.dtype)
+            pair = n_cols == 2 * OUT
+            panel_rows, panel_rows2 = panel[0], panel[n_cols // OUT - 1]
+            r = row_units * part // n_parts
+            r_end = row_units * (part + 1) // n_parts
+            while r < r_end:
+                rows = min(chunk_rows, r_end - r)
+                # The chunk's rows, one image's run at a time.
+                i = np.int64(0)
+                while i < rows:
+                    n = (r + i) // dy.h
+                    oh = r + i - n * dy.h
+                    run = min(rows - i, dy.h - oh)
+                    _gather_panels(panel, dy_j, n, oh, run * out_w, i * out_w, np.int64(0))
+                    i += run
+                for kh in range(k_h):
+                    top = kh * dh - pt  # ih = oh * sh + top
+                    for kw in range(k_w):
+                        left = kw * dw - pl  # iw = ow * sw + left
+                        ow_lo, ow_hi = outputs_inside(left, sw, x.w, out_w)
+                        if ow_lo == ow_hi:
+                            continue
+                        t_row = (kh * k_w + kw) * c_tap
+                        i = np.int64(0)
+                        while i < rows:
+                            n = (r + i) // dy.h
+                            oh = r + i - n * dy.h
+                            run = min(rows - i, dy.h - oh)
+                            # The run's rows whose ih is inside x: oh_lo <= oh < oh_hi.
+                            oh_lo = max(oh, -(top // sh) if top < 0 else 0)
+                            oh_hi = min(oh + run, (x.h - 1 - top) // sh + 1)
+                            if oh_lo < oh_hi:
+                                x_start = (n * x.n_step + (oh_lo * sh + top) * x.h_step
+                                           + (ow_lo * sw + left) * x.w_step)
+                                p_start = (i + oh_lo - oh) * out_w + ow_lo
+                                for ci in range(0, c_in, TAP_CHANNELS):
+                                    _tap_tile(out, t_row + ci, co0, x.data, x_start + ci * x.c_step, x.c_step,
+                                              c_in - ci, sw * x.w_step, ow_hi - ow_lo, oh_hi - oh_lo,
+                                              sh * x.h_step, panel_rows, panel_rows2, pair, p_start, out_w)
+                            i += run
+                r += rows

@@ -1,7 +1,7 @@
 """Convolution as a register-tiled matrix product over gathered patches (the "patch GEMM" strategy).
 
 For wide channels the convolution is a matrix product: output pixels x
-``K = KH * KW * C_in`` taps x ``C_out`` channels. One prange iteration owns
+``K = KH * KW * C_in`` taps x ``C_out`` channels. One claimed work unit (``_numba.claim_unit``) owns
 a block of output pixels (whole output rows of one image) and a block of
 output channels: it gathers the pixels' patches into a small buffer ``a``
 (one row of K values per pixel, in (kh, kw, ci) order, zeros on padding)
@@ -143,7 +143,7 @@ import numpy as np
 from numba import prange
 from numba.extending import register_jitable
 
-from .._numba import kernel, register_tile, stream_tile, wide_register_file
+from .._numba import claim_unit, kernel, register_tile, stream_tile, wide_register_file, workers
 from .convolution import round_up
 
 PIX = 8 if wide_register_file() else 5  # output pixels (rows of a) per register tile (module docstring)
@@ -446,10 +446,10 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
     image already in panels: an NCHW batch-1 layer as W @ patches, x the
     OIHW filter's rows and ``wk`` the patches (``pack_patch_columns``).
 
-    One prange
-    iteration owns the output rows ``oh0 <= oh < oh0 + rows_per_unit`` of
-    image n for the channels ``co0 <= co < co0 + out_per_unit`` (a multiple
-    of OUT), and its own scratch.
+    A work unit (claimed: ``_numba.claim_unit``) is the output rows
+    ``oh0 <= oh < oh0 + rows_per_unit`` of image n for the channels
+    ``co0 <= co < co0 + out_per_unit`` (a multiple of OUT), with its own
+    scratch.
 
     With ``padded_rows``, a stride-1 undilated call reads its patches in
     place from padded rows of x: each unit copies the input rows it reads
@@ -496,107 +496,112 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
     run = k_w * x.c  # one kernel row of a patch
     rows_inside = pt <= 0 and (y.h - 1) * sh - pt + (k_h - 1) * dh < x.h  # no kernel row reads padding
     stream = streams(x.data.size, wk.size, y.data.size, y.data.itemsize)
-    for unit in prange(images * row_blocks * out_blocks):
-        u = np.int64(unit)
-        ob = u % out_blocks
-        rest = u // out_blocks
-        n = rest // row_blocks
-        co0 = ob * out_per_unit
-        n_out = min(out_per_unit, c_pad - co0)
-        if across_images:
-            _unit_across_images(x, wk, b, y, n * PIX, (rest - n * row_blocks) * rows_per_unit, rows_per_unit, co0,
-                                n_out, k_h, k_w, sh, sw, dh, dw, pt, pl)
-            continue
-        oh0 = (rest - n * row_blocks) * rows_per_unit
-        rows = min(rows_per_unit, y.h - oh0)
-        start = n * x.n_step + oh0 * x.h_step
-        # By rows: the tile-padding rows past the unit's pixels read the
-        # next pixels; their products are never stored. A padded block has
-        # room for them (KW + PIX pixels past its rows); near the end of x
-        # they would read past it, and that unit copies its rows too.
-        a_rows = round_up((rows - 1) * cols + y.w, PIX)
-        if in_x and start + (a_rows - 1) * x.c + run <= x.data.size:
-            a, a_start, a_row, pitch = x.data, start, x.c, cols
-            segments, seg_len, seg_step = k_h, run, x.h_step - run
-        elif by_rows:
-            block = np.zeros(((rows + k_h - 1) * cols + k_w + PIX) * x.c, wk.dtype)
-            _fill_rows(block, x, n, oh0 - pt, rows + k_h - 1, cols, pl)
-            a, a_start, a_row, pitch = block, np.int64(0), x.c, cols
-            segments, seg_len, seg_step = k_h, run, cols * x.c - run
-        else:
-            a_rows = round_up(rows * y.w, PIX)
-            patches = np.empty((a_rows, k_len), wk.dtype)
-            _gather_patches(patches, x, n, oh0, rows * y.w, y.w, k_h, k_w, sh, sw, dh, dw, pt, pl)
-            a, a_start, a_row, pitch = patches.reshape(-1), np.int64(0), k_len, y.w
-            segments, seg_len, seg_step = 1, k_len, 0
-        panels, q_b = (_pack_columns(wk[n], co0, n_out), np.int64(0)) if wk_layout == WK_COLUMNS else (wk, co0)
-        # In place: when the unit owns whole NHWC output rows with every
-        # channel (C_out a multiple of OUT, and no columns past OW), its
-        # block of y is a C-contiguous (pixels, C_out) matrix: the products
-        # go to y itself, with the bias, and nothing is copied out. Only
-        # the last pixels past a multiple of PIX go through the buffer.
-        # (One core, alternated with the buffer for every pixel: 1x1
-        # 8x112x112x32 -> 64 0.85, 8x56x56x64 -> 256 0.97. Units of 64
-        # pixels, LeNet's 64x12x12x6 -> 16 5x5: 1.03-1.07, the second call
-        # of the products costing more than the copy saves.) The W @ X
-        # route's unit owns a block of columns of every row of Y[n] (a
-        # plane's pixels), which it writes in place the same way.
-        whole_rows = (y.c_step == 1 and co0 + n_out <= y.c
-                      and (w_at_x or (co0 == 0 and n_out == y.c and y.w_step == y.c)))
-        every = by_rows or rows_inside or min(k_len, K_CHUNK) * n_out > SPLIT_MAX_BLOCK
-        # Padded rows mapped onto y's rows (the else branch below).
-        # (At most OW past a row's outputs, which then land within the
-        # next row: a unit's last rows would put them in the next unit's.)
-        mapped = by_rows and PIX <= pitch <= 2 * y.w and run <= K_CHUNK
-        in_place = (whole_rows and (pitch == y.w or mapped) and y.h_step == y.w * y.w_step
-                    and (w_at_x or rows * y.w >= IN_PLACE_MIN_PIXELS))
-        if (whole_rows and pitch != y.w and y.w >= PIX
-                and (round_up(y.w, PIX) < pitch or n_out >= ROW_DIRECT_MIN_OUT
-                     or (round_up(y.w, PIX) == pitch and not in_place))):
-            # Row by row: the padded rows' columns past OW are not outputs,
-            # so each output row's first OW // PIX * PIX pixels are tiles
-            # into y itself, and its last OW % PIX pixels one tile through
-            # the buffer (with the columns past OW, never stored). That
-            # computes round_up(OW, PIX) pixels a row instead of OW + KW -
-            # 1: for narrow outputs it takes no more products, or the copy
-            # it saves is the larger (one core, CPU time, this / all
-            # through the buffer: 2x224x224x3 -> 64 0.79, 2x112x112x3 -> 64
-            # 0.89, 8x56x56x3 -> 16 0.89, 4x60x60x3 -> 64 0.95, 8x28x28x3
-            # -> 64 0.98-1.01; the seed's 32x28x28x3 -> 16, 32 pixels a row
-            # for 30: 1.20, so it keeps the buffer). Where it computes as
-            # many pixels as the padded rows (round_up(OW, PIX) = OW + KW -
-            # 1), the units whose tiles map onto y's rows take those instead,
-            # with no buffer, no store pass and one call of the products
-            # (the seed's layer, 5-pixel tiles, one Zen3 core, fresh
-            # processes alternated, 4 pairs, mapped / row by row: 0.50-0.86).
-            n_direct = y.w // PIX * PIX
-            parts, part_rows = rows, PIX if n_direct < y.w else 0
-            out = np.empty((rows * part_rows, n_out), wk.dtype)
-            # The buffer's rows r * PIX on are row r's pixels from n_direct on.
-            store_pitch, store_first, store_col0, skip = PIX, np.int64(0), n_direct, np.int64(0)
-        else:
-            # Padded rows in place too, when a single pass over K stores the
-            # tiles: a tile's pixels past a row's outputs are stored on the
-            # next row's first ones, before their own values (_tile_products).
-            # 2 threads, fresh processes alternated, 5 pairs, against the
-            # buffer: the seed's 128x28x28x3 -> 16 3x3 (32 pixels a row for
-            # 30 row by row, a tenth more products) 0.88-0.90, at batch 1
-            # 0.97.
-            # (the unit's pixels before its last row's last output, in whole tiles)
-            n_direct = ((rows - 1) * pitch + y.w) // PIX * PIX if in_place else 0
-            skip = pitch - y.w if in_place else np.int64(0)
-            out = np.empty((a_rows - n_direct, n_out), wk.dtype)
-            parts, part_rows = 1, out.shape[0]
-            store_pitch, store_first, store_col0 = pitch, n_direct, np.int64(0)
-        # One call site of the products for both: each site is a copy of
-        # the register tile's code for LLVM to optimize (this kernel's cold
-        # compile, float32: 5.3 s with two sites, 4.5 s with one).
-        base = n * y.n_step + oh0 * y.h_step
-        for part in range(parts):
-            _unit_products(y, b, base + part * y.h_step, n_direct, out[part * part_rows:(part + 1) * part_rows],
-                           a, a_start + part * pitch * a_row, a_row, panels, q_b, k_major, co0, segments, seg_len,
-                           seg_step, run, every, rows * y.w, oh0, sh, dh, pt, x.h, k_h, w_at_x, stream, skip)
-        _store(y, out, b, n, oh0, rows, store_pitch, co0, w_at_x, store_first, store_col0, stream)
+    units = images * row_blocks * out_blocks
+    claims = np.zeros(1, np.int64)
+    for _ in prange(workers(units)):
+        while True:
+            u = claim_unit(claims)
+            if u >= units:
+                break
+            ob = u % out_blocks
+            rest = u // out_blocks
+            n = rest // row_blocks
+            co0 = ob * out_per_unit
+            n_out = min(out_per_unit, c_pad - co0)
+            if across_images:
+                _unit_across_images(x, wk, b, y, n * PIX, (rest - n * row_blocks) * rows_per_unit, rows_per_unit, co0,
+                                    n_out, k_h, k_w, sh, sw, dh, dw, pt, pl)
+                continue
+            oh0 = (rest - n * row_blocks) * rows_per_unit
+            rows = min(rows_per_unit, y.h - oh0)
+            start = n * x.n_step + oh0 * x.h_step
+            # By rows: the tile-padding rows past the unit's pixels read the
+            # next pixels; their products are never stored. A padded block has
+            # room for them (KW + PIX pixels past its rows); near the end of x
+            # they would read past it, and that unit copies its rows too.
+            a_rows = round_up((rows - 1) * cols + y.w, PIX)
+            if in_x and start + (a_rows - 1) * x.c + run <= x.data.size:
+                a, a_start, a_row, pitch = x.data, start, x.c, cols
+                segments, seg_len, seg_step = k_h, run, x.h_step - run
+            elif by_rows:
+                block = np.zeros(((rows + k_h - 1) * cols + k_w + PIX) * x.c, wk.dtype)
+                _fill_rows(block, x, n, oh0 - pt, rows + k_h - 1, cols, pl)
+                a, a_start, a_row, pitch = block, np.int64(0), x.c, cols
+                segments, seg_len, seg_step = k_h, run, cols * x.c - run
+            else:
+                a_rows = round_up(rows * y.w, PIX)
+                patches = np.empty((a_rows, k_len), wk.dtype)
+                _gather_patches(patches, x, n, oh0, rows * y.w, y.w, k_h, k_w, sh, sw, dh, dw, pt, pl)
+                a, a_start, a_row, pitch = patches.reshape(-1), np.int64(0), k_len, y.w
+                segments, seg_len, seg_step = 1, k_len, 0
+            panels, q_b = (_pack_columns(wk[n], co0, n_out), np.int64(0)) if wk_layout == WK_COLUMNS else (wk, co0)
+            # In place: when the unit owns whole NHWC output rows with every
+            # channel (C_out a multiple of OUT, and no columns past OW), its
+            # block of y is a C-contiguous (pixels, C_out) matrix: the products
+            # go to y itself, with the bias, and nothing is copied out. Only
+            # the last pixels past a multiple of PIX go through the buffer.
+            # (One core, alternated with the buffer for every pixel: 1x1
+            # 8x112x112x32 -> 64 0.85, 8x56x56x64 -> 256 0.97. Units of 64
+            # pixels, LeNet's 64x12x12x6 -> 16 5x5: 1.03-1.07, the second call
+            # of the products costing more than the copy saves.) The W @ X
+            # route's unit owns a block of columns of every row of Y[n] (a
+            # plane's pixels), which it writes in place the same way.
+            whole_rows = (y.c_step == 1 and co0 + n_out <= y.c
+                          and (w_at_x or (co0 == 0 and n_out == y.c and y.w_step == y.c)))
+            every = by_rows or rows_inside or min(k_len, K_CHUNK) * n_out > SPLIT_MAX_BLOCK
+            # Padded rows mapped onto y's rows (the else branch below).
+            # (At most OW past a row's outputs, which then land within the
+            # next row: a unit's last rows would put them in the next unit's.)
+            mapped = by_rows and PIX <= pitch <= 2 * y.w and run <= K_CHUNK
+            in_place = (whole_rows and (pitch == y.w or mapped) and y.h_step == y.w * y.w_step
+                        and (w_at_x or rows * y.w >= IN_PLACE_MIN_PIXELS))
+            if (whole_rows and pitch != y.w and y.w >= PIX
+                    and (round_up(y.w, PIX) < pitch or n_out >= ROW_DIRECT_MIN_OUT
+                         or (round_up(y.w, PIX) == pitch and not in_place))):
+                # Row by row: the padded rows' columns past OW are not outputs,
+                # so each output row's first OW // PIX * PIX pixels are tiles
+                # into y itself, and its last OW % PIX pixels one tile through
+                # the buffer (with the columns past OW, never stored). That
+                # computes round_up(OW, PIX) pixels a row instead of OW + KW -
+                # 1: for narrow outputs it takes no more products, or the copy
+                # it saves is the larger (one core, CPU time, this / all
+                # through the buffer: 2x224x224x3 -> 64 0.79, 2x112x112x3 -> 64
+                # 0.89, 8x56x56x3 -> 16 0.89, 4x60x60x3 -> 64 0.95, 8x28x28x3
+                # -> 64 0.98-1.01; the seed's 32x28x28x3 -> 16, 32 pixels a row
+                # for 30: 1.20, so it keeps the buffer). Where it computes as
+                # many pixels as the padded rows (round_up(OW, PIX) = OW + KW -
+                # 1), the units whose tiles map onto y's rows take those instead,
+                # with no buffer, no store pass and one call of the products
+                # (the seed's layer, 5-pixel tiles, one Zen3 core, fresh
+                # processes alternated, 4 pairs, mapped / row by row: 0.50-0.86).
+                n_direct = y.w // PIX * PIX
+                parts, part_rows = rows, PIX if n_direct < y.w else 0
+                out = np.empty((rows * part_rows, n_out), wk.dtype)
+                # The buffer's rows r * PIX on are row r's pixels from n_direct on.
+                store_pitch, store_first, store_col0, skip = PIX, np.int64(0), n_direct, np.int64(0)
+            else:
+                # Padded rows in place too, when a single pass over K stores the
+                # tiles: a tile's pixels past a row's outputs are stored on the
+                # next row's first ones, before their own values (_tile_products).
+                # 2 threads, fresh processes alternated, 5 pairs, against the
+                # buffer: the seed's 128x28x28x3 -> 16 3x3 (32 pixels a row for
+                # 30 row by row, a tenth more products) 0.88-0.90, at batch 1
+                # 0.97.
+                # (the unit's pixels before its last row's last output, in whole tiles)
+                n_direct = ((rows - 1) * pitch + y.w) // PIX * PIX if in_place else 0
+                skip = pitch - y.w if in_place else np.int64(0)
+                out = np.empty((a_rows - n_direct, n_out), wk.dtype)
+                parts, part_rows = 1, out.shape[0]
+                store_pitch, store_first, store_col0 = pitch, n_direct, np.int64(0)
+            # One call site of the products for both: each site is a copy of
+            # the register tile's code for LLVM to optimize (this kernel's cold
+            # compile, float32: 5.3 s with two sites, 4.5 s with one).
+            base = n * y.n_step + oh0 * y.h_step
+            for part in range(parts):
+                _unit_products(y, b, base + part * y.h_step, n_direct, out[part * part_rows:(part + 1) * part_rows],
+                               a, a_start + part * pitch * a_row, a_row, panels, q_b, k_major, co0, segments, seg_len,
+                               seg_step, run, every, rows * y.w, oh0, sh, dh, pt, x.h, k_h, w_at_x, stream, skip)
+            _store(y, out, b, n, oh0, rows, store_pitch, co0, w_at_x, store_first, store_col0, stream)
 
 
 @kernel(parallel=False)
@@ -1229,7 +1234,7 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, col_blo
     round_up(C_out, OUT)); the caller sums it over parts, in order. The
     output rows ``(n, oh)`` are split into n_parts contiguous ranges (a
     number the caller derives from the shape alone, so the sums do not
-    depend on the thread count). One prange iteration owns one range, one
+    depend on the thread count). One claimed work unit (``_numba.claim_unit``) owns one range, one
     block of k_block rows of K and one block of col_block columns (a
     multiple of OUT): it gathers up to chunk_pixels pixels of transposed
     patches and of dy at a time and adds their product to its block of
@@ -1267,78 +1272,85 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, col_blo
     if in_place and plane <= chunk_pixels:
         per_chunk = chunk_pixels // plane * grid_h
     n_chunks = (row_units + per_chunk - 1) // per_chunk
-    for unit in prange(n_parts * k_blocks * col_blocks):
-        part = np.int64(unit) // (k_blocks * col_blocks)
-        rest = np.int64(unit) - part * k_blocks * col_blocks
-        k0 = rest // col_blocks * k_block
-        k1 = min(k0 + k_block, k_pad)
-        c0 = (rest % col_blocks) * col_block
-        n_cols = min(col_block, c_pad - c0)
-        g0 = min(k1, max(k0, full))  # rows k0..g0 read in place, g0..k1 gathered
-        out = partial[part, k0:k1]
-        # Rows OUT values longer than the chunk: a pitch of a power of two
-        # of 1 KB or more puts a tile's rows of at, and the rows the
-        # gather writes per pixel, into the same L1 sets (one core,
-        # 8x56x56x256 -> 64 1x1, blocks of 132 rows: 16.7 ms with rows of
-        # 256 pixels, 15.7 with 272).
-        at = np.empty((k1 - g0, chunk_pixels + OUT), partial.dtype)
-        # B's block of columns in panels, as _tile_products reads it; dy's
-        # channels past C_out stay zero (only the last panel has any: the
-        # others are not zeroed, 0.5 MB per unit for 512 channels).
-        # One row more than the chunk: panels chunk_pixels * 64 bytes apart
-        # (16 KB) put the rows a pixel's gather writes, one per panel, into
-        # one L1 set (one core, 8x56x56x256 pixels into 16 panels: 4.1 ->
-        # 3.5-3.7 ms of gathers; 8x28x28x512, 32 panels: 1.2-1.4 -> 1.1).
-        n_panels = n_cols // OUT
-        b_panels = np.empty((n_panels, chunk_pixels + 1, OUT), partial.dtype)
-        if not transposed and dy.c < c0 + n_cols:
-            b_panels[n_panels - 1] = 0
-        # Parts of whole chunks (the last chunk excepted): every chunk but
-        # the last of the call then holds all the pixels it can, and each
-        # chunk reloads and stores the unit's block of partial sums once.
-        # Split at any row, 6 parts made up to 6 more chunks (one core,
-        # 8x28x28x512 -> 128 as dw^T: 30 chunks instead of 25, its 132 x
-        # 512 sums reloaded each time).
-        r = min(row_units, per_chunk * (n_chunks * part // n_parts))
-        r_end = min(row_units, per_chunk * (n_chunks * (part + 1) // n_parts))
-        # Offsets go to the helpers as int64 values: a literal 0 would be an
-        # argument type of its own, i.e. a second compile of the helper (the
-        # forward kernel calls them with ints).
-        zero, one = np.int64(0), np.int64(1)
-        no_bias, cached = x.data[:0], zero > 0  # (sums from zero, B in panels, stores into the caches: no literal)
-        r_first = r
-        if r == r_end:
-            out[:, c0:c0 + n_cols] = 0
-        a_in_place = out[:g0 - k0]
-        while r < r_end:
-            # The first chunk overwrites the block of partial. (A runtime
-            # bool: a literal False would compile _tile_products twice.)
-            add = r > r_first
-            p = zero
-            n_first = r // grid_h
-            r_stop = min(r_end, r + per_chunk)
-            while r < r_stop:
-                n = r // grid_h
-                oh0 = r - n * grid_h
-                rows = min(grid_h - oh0, r_stop - r)
-                _gather_transposed(at, x, n, oh0, rows, grid_w, p, g0, k1, a_kh, a_kw,
-                                   a_sh, a_sw, dh, dw, a_pt, a_pl)
-                if transposed:
-                    _gather_patch_panels(b_panels, dy, n, oh0, rows, grid_w, p, c0, c0 + n_cols, k_h, k_w,
-                                         sh, sw, dh, dw, pt, pl)
-                else:
-                    _gather_panels(b_panels, dy, n, oh0, rows * grid_w, p, c0)
-                if g0 > k0 and plane > chunk_pixels:
-                    # A piece of rows of image n: panel rows p on are its pixels.
-                    _tile_products(a_in_place, c0, n_cols, x.data, n * x.n_step + k0 * x.c_step + oh0 * grid_w - p,
-                                   x.c_step, b_panels, zero, cached, p, p + rows * grid_w, add or p > 0, one, zero,
-                                   zero, no_bias, cached, cached, zero, a_in_place.shape[0], one, zero)
-                p += rows * grid_w
-                r += rows
-            if g0 > k0 and plane <= chunk_pixels:
-                # Whole images, one per segment of plane pixels.
-                _tile_products(a_in_place, c0, n_cols, x.data, n_first * x.n_step + k0 * x.c_step, x.c_step,
-                               b_panels, zero, cached, zero, plane, add, p // plane, x.n_step - plane, plane, no_bias,
-                               cached, cached, zero, a_in_place.shape[0], one, zero)
-            _tile_products(out[g0 - k0:], c0, n_cols, at.reshape(-1), zero, at.shape[1], b_panels, zero, cached, zero,
-                           p, add, one, zero, zero, no_bias, cached, cached, zero, out.shape[0] - (g0 - k0), one, zero)
+    units = n_parts * k_blocks * col_blocks
+    claims = np.zeros(1, np.int64)
+    for _ in prange(workers(units)):
+        while True:
+            unit = claim_unit(claims)
+            if unit >= units:
+                break
+            part = unit // (k_blocks * col_blocks)
+            rest = unit - part * k_blocks * col_blocks
+            k0 = rest // col_blocks * k_block
+            k1 = min(k0 + k_block, k_pad)
+            c0 = (rest % col_blocks) * col_block
+            n_cols = min(col_block, c_pad - c0)
+            g0 = min(k1, max(k0, full))  # rows k0..g0 read in place, g0..k1 gathered
+            out = partial[part, k0:k1]
+            # Rows OUT values longer than the chunk: a pitch of a power of two
+            # of 1 KB or more puts a tile's rows of at, and the rows the
+            # gather writes per pixel, into the same L1 sets (one core,
+            # 8x56x56x256 -> 64 1x1, blocks of 132 rows: 16.7 ms with rows of
+            # 256 pixels, 15.7 with 272).
+            at = np.empty((k1 - g0, chunk_pixels + OUT), partial.dtype)
+            # B's block of columns in panels, as _tile_products reads it; dy's
+            # channels past C_out stay zero (only the last panel has any: the
+            # others are not zeroed, 0.5 MB per unit for 512 channels).
+            # One row more than the chunk: panels chunk_pixels * 64 bytes apart
+            # (16 KB) put the rows a pixel's gather writes, one per panel, into
+            # one L1 set (one core, 8x56x56x256 pixels into 16 panels: 4.1 ->
+            # 3.5-3.7 ms of gathers; 8x28x28x512, 32 panels: 1.2-1.4 -> 1.1).
+            n_panels = n_cols // OUT
+            b_panels = np.empty((n_panels, chunk_pixels + 1, OUT), partial.dtype)
+            if not transposed and dy.c < c0 + n_cols:
+                b_panels[n_panels - 1] = 0
+            # Parts of whole chunks (the last chunk excepted): every chunk but
+            # the last of the call then holds all the pixels it can, and each
+            # chunk reloads and stores the unit's block of partial sums once.
+            # Split at any row, 6 parts made up to 6 more chunks (one core,
+            # 8x28x28x512 -> 128 as dw^T: 30 chunks instead of 25, its 132 x
+            # 512 sums reloaded each time).
+            r = min(row_units, per_chunk * (n_chunks * part // n_parts))
+            r_end = min(row_units, per_chunk * (n_chunks * (part + 1) // n_parts))
+            # Offsets go to the helpers as int64 values: a literal 0 would be an
+            # argument type of its own, i.e. a second compile of the helper (the
+            # forward kernel calls them with ints).
+            zero, one = np.int64(0), np.int64(1)
+            no_bias, cached = x.data[:0], zero > 0  # (sums from zero, B in panels, stores into the caches: no literal)
+            r_first = r
+            if r == r_end:
+                out[:, c0:c0 + n_cols] = 0
+            a_in_place = out[:g0 - k0]
+            while r < r_end:
+                # The first chunk overwrites the block of partial. (A runtime
+                # bool: a literal False would compile _tile_products twice.)
+                add = r > r_first
+                p = zero
+                n_first = r // grid_h
+                r_stop = min(r_end, r + per_chunk)
+                while r < r_stop:
+                    n = r // grid_h
+                    oh0 = r - n * grid_h
+                    rows = min(grid_h - oh0, r_stop - r)
+                    _gather_transposed(at, x, n, oh0, rows, grid_w, p, g0, k1, a_kh, a_kw,
+                                       a_sh, a_sw, dh, dw, a_pt, a_pl)
+                    if transposed:
+                        _gather_patch_panels(b_panels, dy, n, oh0, rows, grid_w, p, c0, c0 + n_cols, k_h, k_w,
+                                             sh, sw, dh, dw, pt, pl)
+                    else:
+                        _gather_panels(b_panels, dy, n, oh0, rows * grid_w, p, c0)
+                    if g0 > k0 and plane > chunk_pixels:
+                        # A piece of rows of image n: panel rows p on are its pixels.
+                        _tile_products(a_in_place, c0, n_cols, x.data, n * x.n_step + k0 * x.c_step + oh0 * grid_w - p,
+                                       x.c_step, b_panels, zero, cached, p, p + rows * grid_w, add or p > 0, one, zero,
+                                       zero, no_bias, cached, cached, zero, a_in_place.shape[0], one, zero)
+                    p += rows * grid_w
+                    r += rows
+                if g0 > k0 and plane <= chunk_pixels:
+                    # Whole images, one per segment of plane pixels.
+                    _tile_products(a_in_place, c0, n_cols, x.data, n_first * x.n_step + k0 * x.c_step, x.c_step,
+                                   b_panels, zero, cached, zero, plane, add, p // plane, x.n_step - plane, plane,
+                                   no_bias, cached, cached, zero, a_in_place.shape[0], one, zero)
+                _tile_products(out[g0 - k0:], c0, n_cols, at.reshape(-1), zero, at.shape[1], b_panels, zero, cached,
+                               zero, p, add, one, zero, zero, no_bias, cached, cached, zero, out.shape[0] - (g0 - k0),
+                               one, zero)

@@ -29,7 +29,7 @@ stores (the filter gradient's driver checks its result) and the drivers
 recompute such a call by a direct method, whose results then equal the
 reference's.
 
-One prange iteration owns a block of tiles (``tile_rows`` rows of tiles,
+One claimed work unit (``_numba.claim_unit``) owns a block of tiles (``tile_rows`` rows of tiles,
 from one image or several when planes are small, ``tile_cols`` tiles
 each) and a block of output channels; it copies the input rows the block
 reads into zero-padded scratch (so no tap needs a bounds test), transforms
@@ -59,7 +59,7 @@ writes a pixel apart, took 67-70 ms in all against 59-61.)
 import numpy as np
 from numba import prange
 
-from .._numba import kernel
+from .._numba import claim_unit, kernel, workers
 from .convolution import _copy_block, round_up
 from .patch_gemm import K_CHUNK, OUT, PIX, _tile_products
 
@@ -351,7 +351,7 @@ def conv2d_winograd(x, u, b, y, tile_rows, tile_cols, out_per_unit, pt, pl, bad)
     ``x`` and ``y`` are Images; ``u`` is the transformed filter (16,
     panels, C_in, OUT) of ``transform_filters``; ``b`` has C_out
     entries. The rows of tiles (2x2 outputs each) of all images form one
-    sequence; one prange iteration owns ``tile_rows`` consecutive ones of
+    sequence; one claimed work unit (``_numba.claim_unit``) owns ``tile_rows`` consecutive ones of
     them (from one or more images: small planes share the filters'
     passes), ``tile_cols`` tiles of each, and ``out_per_unit`` output
     channels, and writes into ``bad[unit]`` how many outputs it stored
@@ -363,51 +363,57 @@ def conv2d_winograd(x, u, b, y, tile_rows, tile_cols, out_per_unit, pt, pl, bad)
     row_blocks = (y.n * t_h + tile_rows - 1) // tile_rows
     col_blocks = (t_w + tile_cols - 1) // tile_cols
     out_blocks = (c_pad + out_per_unit - 1) // out_per_unit
-    for unit in prange(row_blocks * col_blocks * out_blocks):
-        rest = np.int64(unit)
-        ob = rest % out_blocks
-        rest //= out_blocks
-        cb = rest % col_blocks
-        g0 = (rest // col_blocks) * tile_rows  # the first row of tiles, counted over all images
-        tc0 = cb * tile_cols
-        rows, cols = min(tile_rows, y.n * t_h - g0), min(tile_cols, t_w - tc0)
-        n_tiles = rows * cols
-        co0 = ob * out_per_unit
-        n_out = min(out_per_unit, c_pad - co0)
-        tiles_pad = round_up(n_tiles, PIX)
-        v = np.empty((16, tiles_pad, c_in), u.dtype)
-        v[:, n_tiles:, :] = 0  # the register tiles' padding rows
-        v_flat = v.reshape(-1)
-        zero, one = np.int64(0), np.int64(1)  # (int64s, not literals: see _fill_dy)
-        for r in range(rows):
-            n, tr = (g0 + r) // t_h, (g0 + r) % t_h
-            # The row of tiles reads 4 padded input rows (2 shared with the next):
-            # a 4-d block per row, as in the filter gradient (one 5-d block for all
-            # rows compiled NumPy's allocation for 5-d arrays as well).
-            block = np.zeros((2, 4, cols + 1, c_in), u.dtype)
-            _fill_block(block, x, n, 2 * tr - pt, 2 * tc0 - pl, zero)
-            _transform_row(v_flat, r * cols * c_in, tiles_pad * c_in, block)
-        m = np.empty((16, tiles_pad, n_out), u.dtype)
-        for e in range(16):
-            for k0 in range(0, c_in, K_CHUNK):
-                _tile_products(m[e], zero, n_out, v_flat, e * tiles_pad * c_in, c_in, u[e], co0, k0 < 0, k0,
-                               min(k0 + K_CHUNK, c_in), k0 > 0, one, zero, zero, v_flat[:0], k0 < 0, k0 < 0, zero,
-                               tiles_pad, one, zero)
-        _untransform(m.reshape(16, tiles_pad * n_out))
-        bias = b[co0:min(co0 + n_out, y.c)]
-        bad_outputs = 0
-        for r in range(rows):
-            n, tr = (g0 + r) // t_h, (g0 + r) % t_h
-            if y.c_step != 1:
-                bad_outputs += _store_rows(y, m, r * cols, cols, n, 2 * tr, 2 * tc0, co0, bias)
-                continue
-            for tc in range(cols):
-                oh, ow = 2 * tr, 2 * (tc0 + tc)
-                for k in range(4):
-                    if oh + k // 2 < y.h and ow + k % 2 < y.w:
-                        pix = n * y.n_step + (oh + k // 2) * y.h_step + (ow + k % 2) * y.w_step + co0 * y.c_step
-                        bad_outputs += _store_pixel(y, pix, m[4 + k, r * cols + tc], bias)
-        bad[unit] = bad_outputs
+    units = row_blocks * col_blocks * out_blocks
+    claims = np.zeros(1, np.int64)
+    for _ in prange(workers(units)):
+        while True:
+            unit = claim_unit(claims)
+            if unit >= units:
+                break
+            rest = unit
+            ob = rest % out_blocks
+            rest //= out_blocks
+            cb = rest % col_blocks
+            g0 = (rest // col_blocks) * tile_rows  # the first row of tiles, counted over all images
+            tc0 = cb * tile_cols
+            rows, cols = min(tile_rows, y.n * t_h - g0), min(tile_cols, t_w - tc0)
+            n_tiles = rows * cols
+            co0 = ob * out_per_unit
+            n_out = min(out_per_unit, c_pad - co0)
+            tiles_pad = round_up(n_tiles, PIX)
+            v = np.empty((16, tiles_pad, c_in), u.dtype)
+            v[:, n_tiles:, :] = 0  # the register tiles' padding rows
+            v_flat = v.reshape(-1)
+            zero, one = np.int64(0), np.int64(1)  # (int64s, not literals: see _fill_dy)
+            for r in range(rows):
+                n, tr = (g0 + r) // t_h, (g0 + r) % t_h
+                # The row of tiles reads 4 padded input rows (2 shared with the next):
+                # a 4-d block per row, as in the filter gradient (one 5-d block for all
+                # rows compiled NumPy's allocation for 5-d arrays as well).
+                block = np.zeros((2, 4, cols + 1, c_in), u.dtype)
+                _fill_block(block, x, n, 2 * tr - pt, 2 * tc0 - pl, zero)
+                _transform_row(v_flat, r * cols * c_in, tiles_pad * c_in, block)
+            m = np.empty((16, tiles_pad, n_out), u.dtype)
+            for e in range(16):
+                for k0 in range(0, c_in, K_CHUNK):
+                    _tile_products(m[e], zero, n_out, v_flat, e * tiles_pad * c_in, c_in, u[e], co0, k0 < 0, k0,
+                                   min(k0 + K_CHUNK, c_in), k0 > 0, one, zero, zero, v_flat[:0], k0 < 0, k0 < 0, zero,
+                                   tiles_pad, one, zero)
+            _untransform(m.reshape(16, tiles_pad * n_out))
+            bias = b[co0:min(co0 + n_out, y.c)]
+            bad_outputs = 0
+            for r in range(rows):
+                n, tr = (g0 + r) // t_h, (g0 + r) % t_h
+                if y.c_step != 1:
+                    bad_outputs += _store_rows(y, m, r * cols, cols, n, 2 * tr, 2 * tc0, co0, bias)
+                    continue
+                for tc in range(cols):
+                    oh, ow = 2 * tr, 2 * (tc0 + tc)
+                    for k in range(4):
+                        if oh + k // 2 < y.h and ow + k % 2 < y.w:
+                            pix = n * y.n_step + (oh + k // 2) * y.h_step + (ow + k % 2) * y.w_step + co0 * y.c_step
+                            bad_outputs += _store_pixel(y, pix, m[4 + k, r * cols + tc], bias)
+            bad[unit] = bad_outputs
 
 
 # ------------------------------------------------------------------ filter gradient
@@ -484,7 +490,7 @@ def conv2d_backward_filter_winograd(x, dy, partial, tile_rows, tile_cols, pt, pl
     are built in the patch GEMM's panels of OUT input channels. The rows of tiles of all images (``tile_cols`` tiles
     of each, in blocks along the row when it is longer) are split into
     ``parts`` contiguous ranges by the shape alone, so the sums do not
-    depend on the thread count; one prange iteration owns one range and
+    depend on the thread count; one claimed work unit (``_numba.claim_unit``) owns one range and
     one block of output channels, and reduces ``tile_rows`` rows of tiles
     per product.
     """
@@ -493,43 +499,49 @@ def conv2d_backward_filter_winograd(x, dy, partial, tile_rows, tile_cols, pt, pl
     t_h, t_w = (dy.h + 1) // 2, (dy.w + 1) // 2
     col_blocks = (t_w + tile_cols - 1) // tile_cols
     jobs = dy.n * t_h * col_blocks  # (row of tiles, block of columns) pairs, in order
-    for unit in prange(n_parts * out_blocks):
-        part = np.int64(unit) // out_blocks
-        cb = np.int64(unit) - part * out_blocks
-        co0 = cb * block_co
-        out = partial[part, cb]
-        out[:] = 0
-        tiles = tile_rows * tile_cols
-        v = np.empty((16, panels, tiles, OUT), x.data.dtype)  # B operands: panels of 16 input channels
-        v_flat = v.reshape(-1)
-        dblock = np.empty((2, 2, block_co, tile_rows * tile_cols), x.data.dtype)
-        yt = np.empty((16, block_co, tile_rows * tile_cols), x.data.dtype)
-        yt_flat = yt.reshape(-1)
-        zero, one = np.int64(0), np.int64(1)
-        job = jobs * part // n_parts
-        job_end = jobs * (part + 1) // n_parts
-        while job < job_end:
-            dblock[:] = 0
-            t = np.int64(0)  # (a literal 0 would compile the helpers it reaches a second time)
-            for r in range(tile_rows):
-                if job + r >= job_end:
-                    break
-                g, cbk = (job + r) // col_blocks, (job + r) % col_blocks
-                n, tr = g // t_h, g % t_h
-                tc0 = cbk * tile_cols
-                cols = min(tile_cols, t_w - tc0)
-                for j in range(panels):
-                    xblock = np.zeros((2, 4, cols + 1, OUT), x.data.dtype)
-                    _fill_block(xblock, x, n, 2 * tr - pt, 2 * tc0 - pl, j * OUT)
-                    _transform_row(v_flat, (j * tiles + t) * OUT, panels * tiles * OUT, xblock)
-                _fill_dy(dblock, dy, n, 2 * tr, 2 * tc0, t, cols, co0)
-                t += cols
-            job += tile_rows
-            _transform_dy(yt, dblock)
-            for e in range(16):
-                _tile_products(out[e], zero, out.shape[2], yt_flat, e * yt[0].size, yt.shape[2], v[e], zero, t < 0,
-                               zero, t, t > 0, one, zero, zero, yt_flat[:0], t < 0, t < 0, zero, out.shape[1], one,
-                               zero)  # (t < 0: a bool that is no literal)
+    units = n_parts * out_blocks
+    claims = np.zeros(1, np.int64)
+    for _ in prange(workers(units)):
+        while True:
+            unit = claim_unit(claims)
+            if unit >= units:
+                break
+            part = unit // out_blocks
+            cb = unit - part * out_blocks
+            co0 = cb * block_co
+            out = partial[part, cb]
+            out[:] = 0
+            tiles = tile_rows * tile_cols
+            v = np.empty((16, panels, tiles, OUT), x.data.dtype)  # B operands: panels of 16 input channels
+            v_flat = v.reshape(-1)
+            dblock = np.empty((2, 2, block_co, tile_rows * tile_cols), x.data.dtype)
+            yt = np.empty((16, block_co, tile_rows * tile_cols), x.data.dtype)
+            yt_flat = yt.reshape(-1)
+            zero, one = np.int64(0), np.int64(1)
+            job = jobs * part // n_parts
+            job_end = jobs * (part + 1) // n_parts
+            while job < job_end:
+                dblock[:] = 0
+                t = np.int64(0)  # (a literal 0 would compile the helpers it reaches a second time)
+                for r in range(tile_rows):
+                    if job + r >= job_end:
+                        break
+                    g, cbk = (job + r) // col_blocks, (job + r) % col_blocks
+                    n, tr = g // t_h, g % t_h
+                    tc0 = cbk * tile_cols
+                    cols = min(tile_cols, t_w - tc0)
+                    for j in range(panels):
+                        xblock = np.zeros((2, 4, cols + 1, OUT), x.data.dtype)
+                        _fill_block(xblock, x, n, 2 * tr - pt, 2 * tc0 - pl, j * OUT)
+                        _transform_row(v_flat, (j * tiles + t) * OUT, panels * tiles * OUT, xblock)
+                    _fill_dy(dblock, dy, n, 2 * tr, 2 * tc0, t, cols, co0)
+                    t += cols
+                job += tile_rows
+                _transform_dy(yt, dblock)
+                for e in range(16):
+                    _tile_products(out[e], zero, out.shape[2], yt_flat, e * yt[0].size, yt.shape[2], v[e], zero, t < 0,
+                                   zero, t, t > 0, one, zero, zero, yt_flat[:0], t < 0, t < 0, zero, out.shape[1], one,
+                                   zero)  # (t < 0: a bool that is no literal)
 
 
 @kernel
