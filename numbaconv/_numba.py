@@ -655,10 +655,7 @@ _install_code_attributes()
 #
 #     claims = np.zeros(1, np.int64)
 #     for _ in prange(workers(units)):
-#         while True:
-#             unit = claim_unit(claims)
-#             if unit >= units:
-#                 break
+#         for unit in claimed_units(claims, units):
 #             ...                       # unit's work, as a prange iteration's
 #
 # Numba's prange hands each thread a fixed, equal share of the iterations
@@ -724,6 +721,20 @@ def _claim_unit_uncompiled(claims):
 
 # claim_unit(claims): the next unclaimed unit; the intrinsic in compiled kernels, Python uncompiled.
 claim_unit = _claim_unit_uncompiled if numba.config.DISABLE_JIT else _claim_unit
+
+
+@register_jitable
+def claimed_units(claims, units):
+    """The units below ``units`` that one worker claims, one at a time, until none is left.
+
+    (A generator: compiled, its state is a small struct in the worker's
+    loop, and the unit's work stays in the kernel's own code.)
+    """
+    while True:
+        unit = claim_unit(claims)
+        if unit >= units:
+            return
+        yield unit
 
 
 @intrinsic

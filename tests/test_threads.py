@@ -116,7 +116,7 @@ def test_import_sets_a_short_openmp_spin_unless_the_user_chose():
 
 
 def test_claimed_units_each_run_once(thread_counts):
-    from numbaconv._numba import claim_unit, workers
+    from numbaconv._numba import claimed_units, workers
 
     # (claims from the caller: a local array's count, read after the loop,
     # compiled to its initial 0; the kernels never read it after.)
@@ -124,10 +124,7 @@ def test_claimed_units_each_run_once(thread_counts):
     def claim_all(counts, claimed_by, claims):
         units = counts.size
         for worker in numba.prange(workers(units)):
-            while True:
-                unit = claim_unit(claims)
-                if unit >= units:
-                    break
+            for unit in claimed_units(claims, units):
                 counts[unit] += 1
                 claimed_by[unit] = worker
 

@@ -42,7 +42,7 @@ import numpy as np
 from numba import prange
 from numba.extending import register_jitable
 
-from .._numba import FASTMATH, claim_unit, kernel, register_tile, workers
+from .._numba import FASTMATH, claimed_units, kernel, register_tile, workers
 
 TAPS = 4  # taps summed per pass over the grid
 CHANNELS = 4  # dy planes per pass of _correlate_taps
@@ -349,10 +349,7 @@ def conv2d_nhwc(x, w, b, y, rows_per_block, sh, sw, dh, dw, pt, pl):
     units = y.n * blocks
     claims = np.zeros(1, np.int64)
     for _ in prange(workers(units)):
-        while True:
-            unit = claim_unit(claims)
-            if unit >= units:
-                break
+        for unit in claimed_units(claims, units):
             n = unit // blocks
             oh0 = (unit - n * blocks) * rows_per_block
             rows = min(rows_per_block, y.h - oh0)
@@ -387,10 +384,7 @@ def conv2d_backward_filter_nhwc(x, dy, dw_out, n_parts, rows_per_block, sh, sw, 
     partial = np.zeros((n_parts, offset.size, c_pad), dw_out.dtype)
     claims = np.zeros(1, np.int64)
     for _ in prange(workers(n_parts)):
-        while True:
-            part = claim_unit(claims)
-            if part >= n_parts:
-                break
+        for part in claimed_units(claims, n_parts):
             planes = np.empty(zero_tail + length, dw_out.dtype)
             # Only columns < OW of dy's rows are ever written: the grid columns
             # past OW and the padding planes stay zero, so they add nothing.

@@ -30,7 +30,7 @@ TAP_CHANNELS; ``numbaconv._plan.dw_by_taps`` says where it wins.
 import numpy as np
 from numba import prange
 
-from .._numba import FASTMATH, claim_unit, kernel, register_tile, wide_register_file, workers
+from .._numba import FASTMATH, claimed_units, kernel, register_tile, wide_register_file, workers
 from .convolution import Image
 from .patch_gemm import OUT, PANELS, _gather_panels, outputs_inside
 
@@ -164,10 +164,7 @@ def conv2d_backward_filter_taps(x, dy, partial, k_h, k_w, chunk_rows, sh, sw, dh
     units = n_parts * n_blocks
     claims = np.zeros(1, np.int64)
     for _ in prange(workers(units)):
-        while True:
-            unit = claim_unit(claims)
-            if unit >= units:
-                break
+        for unit in claimed_units(claims, units):
             part = unit // n_blocks
             j = unit - part * n_blocks
             out = partial[part]

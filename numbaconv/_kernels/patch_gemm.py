@@ -143,7 +143,7 @@ import numpy as np
 from numba import prange
 from numba.extending import register_jitable
 
-from .._numba import claim_unit, kernel, register_tile, stream_tile, wide_register_file, workers
+from .._numba import claimed_units, kernel, register_tile, stream_tile, wide_register_file, workers
 from .convolution import round_up
 
 PIX = 8 if wide_register_file() else 5  # output pixels (rows of a) per register tile (module docstring)
@@ -499,10 +499,7 @@ def conv2d_patch_gemm(x, wk, b, y, k_h, k_w, rows_per_unit, out_per_unit, sh, sw
     units = images * row_blocks * out_blocks
     claims = np.zeros(1, np.int64)
     for _ in prange(workers(units)):
-        while True:
-            u = claim_unit(claims)
-            if u >= units:
-                break
+        for u in claimed_units(claims, units):
             ob = u % out_blocks
             rest = u // out_blocks
             n = rest // row_blocks
@@ -1275,10 +1272,7 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, col_blo
     units = n_parts * k_blocks * col_blocks
     claims = np.zeros(1, np.int64)
     for _ in prange(workers(units)):
-        while True:
-            unit = claim_unit(claims)
-            if unit >= units:
-                break
+        for unit in claimed_units(claims, units):
             part = unit // (k_blocks * col_blocks)
             rest = unit - part * k_blocks * col_blocks
             k0 = rest // col_blocks * k_block

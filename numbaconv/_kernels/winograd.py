@@ -59,7 +59,7 @@ writes a pixel apart, took 67-70 ms in all against 59-61.)
 import numpy as np
 from numba import prange
 
-from .._numba import claim_unit, kernel, workers
+from .._numba import claimed_units, kernel, workers
 from .convolution import _copy_block, round_up
 from .patch_gemm import K_CHUNK, OUT, PIX, _tile_products
 
@@ -366,10 +366,7 @@ def conv2d_winograd(x, u, b, y, tile_rows, tile_cols, out_per_unit, pt, pl, bad)
     units = row_blocks * col_blocks * out_blocks
     claims = np.zeros(1, np.int64)
     for _ in prange(workers(units)):
-        while True:
-            unit = claim_unit(claims)
-            if unit >= units:
-                break
+        for unit in claimed_units(claims, units):
             rest = unit
             ob = rest % out_blocks
             rest //= out_blocks
@@ -502,10 +499,7 @@ def conv2d_backward_filter_winograd(x, dy, partial, tile_rows, tile_cols, pt, pl
     units = n_parts * out_blocks
     claims = np.zeros(1, np.int64)
     for _ in prange(workers(units)):
-        while True:
-            unit = claim_unit(claims)
-            if unit >= units:
-                break
+        for unit in claimed_units(claims, units):
             part = unit // out_blocks
             cb = unit - part * out_blocks
             co0 = cb * block_co
