@@ -714,7 +714,7 @@ def _claim_unit(typingctx, claims):
 
 def _claim_unit_uncompiled(claims):
     """What :func:`claim_unit` does, in Python (``NUMBA_DISABLE_JIT=1``: prange runs as range)."""
-    unit = int(claims[0])
+    unit = claims[0]  # an int64, as compiled: kernels' address arithmetic wraps as in C
     claims[0] = unit + 1
     return unit
 
