@@ -150,7 +150,11 @@ class WorkerPlacement:
         if getattr(state, "threads", 0) != threads:
             state.threads, state.cpu = threads, -1
             state.allowed = os.sched_getaffinity(0)
-            state.workers = self._worker_ids(threads)
+            try:
+                state.workers = self._worker_ids(threads)
+            except Exception:  # noqa: BLE001 - e.g. a C library without gettid: never fail the user's call
+                self._enabled = False
+                return
         if cpu == state.cpu or cpu < 0:
             return
         state.cpu = cpu
