@@ -662,16 +662,17 @@ _install_code_attributes()
 # (GNU OpenMP's static schedule; ``parallel_chunksize`` only cuts the shares
 # into chunks, handed out the same way). On a busy machine a thread that
 # lost its CPU to another process then holds half the call's work until the
-# scheduler runs it again, and the call waits for it: with one busy
-# neighbour, a 1.75 ms two-thread call of 64 equal units took a median
-# 5.7 ms with fixed shares and 1.84 ms with claimed units, quiet 1.75 for
-# both (``perf/under_load.py`` measures the kernels). A unit's result must
+# scheduler runs it again, and the call waits for it. Beside one busy
+# process, a 1.75 ms two-thread call of 64 equal units (GOMP_SPINCOUNT=3000,
+# its worker kept off the caller's CPU: ``_threads.WorkerPlacement``) took
+# a median 2.5-2.7 ms and a mean 3.8 with fixed shares, 1.8 and 2.9 with
+# claimed units (``perf/README.md`` has the kernels' figures). A unit's result must
 # not depend on which thread runs it (each unit owns its outputs and
 # scratch), so results stay bit-identical at any thread count.
 
 
 @intrinsic
-def _threads(typingctx):
+def _num_threads_compiled(typingctx):
     """The calling thread's Numba thread count, as the parfors read it.
 
     ``numba.get_num_threads()`` compiled calls the threading layer through
@@ -688,13 +689,14 @@ def _threads(typingctx):
     return types.intp(), codegen
 
 
-_thread_count = numba.get_num_threads if numba.config.DISABLE_JIT else _threads
+# The calling thread's Numba thread count, in kernels compiled or not.
+_num_threads = numba.get_num_threads if numba.config.DISABLE_JIT else _num_threads_compiled
 
 
 @register_jitable
 def workers(units):
     """Iterations of a claiming prange: one per thread, and no more than the units."""
-    return max(1, min(_thread_count(), units))
+    return max(1, min(_num_threads(), units))
 
 
 @intrinsic
