@@ -75,7 +75,9 @@ PATCH_MIN_WORK_SHORT = 1152
 # the fastest call: 5x5x8 -> 16 (32x28x28) 0.77, 3x3x16 -> 16 (8x56x56)
 # 0.80, LeNet's 5x5x6 -> 16 (64x12x12) 0.84, 3x3x8 -> 16 (8x56x56) 0.91,
 # 5x5x3 -> 32 (8x32x32) 1.02, 3x3x6 -> 24 (16x28x28) 1.35, 3x3x3 -> 32 or
-# 64 (32x32x32, VGG's 2x224x224) 1.2-1.35.
+# 64 (32x32x32, VGG's 2x224x224) 1.2-1.35. Except where those stores go past
+# the caches in whole lines (the public driver's ``_nchw_stores_stream``;
+# Zen4, 2 threads: VGG's first layer 0.77-0.80 by patches).
 NCHW_SHORT_MIN_K = 128
 DW_PATCH_MIN_OUT = 32  # filter gradient: C_out below this stays with the planes (see dw_by_patches)
 DW_PATCH_MIN_OUT_1X1 = 64  # filter gradient, 1x1 filters: the patch GEMM on any grid from this C_out on
@@ -314,7 +316,8 @@ def forward_by_patches(kh, kw, sh, sw, dh, dw, c_in, n_out, oh, ow, nchw):
     :func:`short_by_patches` and :func:`by_padded_rows`, for NCHW results
     only from K = NCHW_SHORT_MIN_K on. (NCHW results of VGG's first layer,
     2x224x224x3 -> 64, 2 threads: 2.4 ms on the planes, 2.65 by patches
-    stored a row at a time.)
+    stored a row at a time; since those stores stream, the public driver
+    asks for NHWC results' rules there: ``_fast.convolution._nchw_stores_stream``.)
     """
     k_len = kh * kw * c_in
     if by_patches(k_len, n_out, kh * kw) or not planes_fit(kh, kw, sh, sw, dh, dw):

@@ -121,7 +121,7 @@ def test_the_rule(n, hw, c_in, c_out, k, s, p, expected):
                                       or (c_pad <= plan.ACROSS_MAX_OUT and share <= plan.ACROSS_FEW_OUT_WORK)))
     x_shape, y_geometry = (n, h, w, c_in), (n, oh, ow, c_out, oh * ow * c_out, ow * c_out, c_out, 1)
     route = fast_convolution._route((k, k), (s, s), (1, 1), (p, p), x_shape, y_geometry, False,
-                                    tuple(range(k)), tuple(range(k)))
+                                    tuple(range(k)), tuple(range(k)), 4)
     if route.strategy == "patches" and not route.padded_rows:
         assert route.across == expected
 

@@ -487,6 +487,48 @@ def test_the_padded_rows_rule_at_its_boundaries(n, h, w, c_in, c_out, k, padding
     assert {"rows": [True], "gathered": [False], "planes": []}[expected] == seen
 
 
+# (w, dtype, streamed, expected): 3x3 from 3 channels into 64 (K = 27), NCHW results. Where the
+# patch GEMM would store them past the caches in whole lines (planes' rows of 64 bytes, and the
+# call large enough: here the thresholds lowered), they take the NHWC results' rule (the patch
+# GEMM, into 48+ channels); else the planes.
+NCHW_STREAMED_BOUNDARY = [
+    (16, np.float32, True, "patches"),  # rows of 64 bytes
+    (32, np.float32, True, "patches"),
+    (12, np.float32, True, "planes"),  # 48 bytes: part lines
+    (20, np.float32, True, "planes"),  # 80 bytes
+    (8, np.float64, True, "patches"),
+    (12, np.float64, True, "planes"),  # 96 bytes
+    (16, np.float32, False, "planes"),  # too small to stream
+]
+
+
+@pytest.mark.parametrize("w, dtype, streamed, expected", NCHW_STREAMED_BOUNDARY)
+def test_short_nchw_results_that_stream_go_to_the_patch_gemm(w, dtype, streamed, expected, monkeypatch):
+    from numbaconv._fast import convolution as drivers_fast
+    seen = []
+    kernel = patch_gemm.conv2d_patch_gemm
+
+    def record(x, wk, b, y, k_h, k_w, rows, outs, sh, sw, dh, dw, *args):
+        seen.append(True)
+        return kernel(x, wk, b, y, k_h, k_w, rows, outs, sh, sw, dh, dw, *args)
+
+    monkeypatch.setattr(patch_gemm, "conv2d_patch_gemm", record)
+    if streamed:
+        # (Only the rule reads these; the compiled kernel keeps its own and stores as usual.)
+        monkeypatch.setattr(patch_gemm, "STREAM_MIN_BYTES", 1 << 10)
+        monkeypatch.setattr(patch_gemm, "STREAM_MIN_FOOTPRINT", 1 << 10)
+    drivers_fast._route.cache_clear()
+    try:
+        rng = np.random.default_rng(w)
+        x, wt, b = (rng.standard_normal(s).astype(dtype) for s in ((2, 6, w, 3), (3, 3, 3, 64), (64,)))
+        want = ref.conv2d(x.astype(np.float64), wt.astype(np.float64), b.astype(np.float64), padding=1)
+        got = fast.conv2d(to_format(x, "NCHW"), filters_to_format(wt, "NCHW"), b, padding=1, data_format="NCHW")
+    finally:
+        drivers_fast._route.cache_clear()
+    np.testing.assert_allclose(got.transpose(0, 2, 3, 1), want, atol=tolerance(dtype, 27), rtol=0)
+    assert {"patches": [True], "planes": []}[expected] == seen
+
+
 # (n, h, w, c_in, c_out, k, stride, padding): NHWC forwards through the patch GEMM.
 ONE_PANEL = [
     (1, 28, 28, 3, 16, 3, 1, "SAME"),  # the batch-1 seed layer: padded rows

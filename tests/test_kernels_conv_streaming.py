@@ -99,6 +99,9 @@ CASES = [
     # Gathered patches through the units' buffers (ResNet's first layer's class): into NCHW memory
     # whose rows are whole lines (OW = 96), the buffer's runs of OUT pixels of a channel stream.
     pytest.param((2, 96, 96, 3, 192, 5, 2), id="5x5-buffer-lines"),
+    # Tiles across images (plan.across_images), into NCHW planes of whole lines: each unit's run
+    # of positions of a channel's plane streams, its whole lines (32 positions a unit).
+    pytest.param((16, 64, 64, 3, 64, 7, 3), id="7x7-across-images-lines"),
 ]
 
 

@@ -139,11 +139,11 @@ class _Route(NamedTuple):
 
 @plan.kept
 @functools.lru_cache(maxsize=1024)
-def _route(kernel_size, stride, dilation, pad, x_shape, y_geometry, nchw, taps_h, taps_w):
+def _route(kernel_size, stride, dilation, pad, x_shape, y_geometry, nchw, taps_h, taps_w, itemsize):
     """The :class:`_Route` of a forward call (or input-gradient phase): the rules of ``numbaconv._plan``.
 
     Arguments are hashable: shapes, the result Image's sizes and steps
-    (``y_geometry``), tap tuples. Kept per geometry: the rules cost 6-7 us
+    (``y_geometry``), tap tuples, the dtype's size. Kept per geometry: the rules cost 6-7 us
     of Python per call, the look-up under 1 us (a batch-1 seed layer
     forward is 60-70 us in all).
     """
@@ -154,7 +154,10 @@ def _route(kernel_size, stride, dilation, pad, x_shape, y_geometry, nchw, taps_h
     if plan.by_dots(kh, kw, sh, sw, dw, c_in, c, h, w):
         return _Route("dots", False, *taps, False, False, False, False, 0, 0)
     winograd = plan.by_winograd(kh, kw, sh, sw, dh, dw, c_in, c, n, h, w)
-    if plan.forward_by_patches(kh, kw, sh, sw, dh, dw, c_in, c, h, w, nchw):
+    # NCHW results the patch GEMM would store past the caches in whole
+    # lines take the NHWC results' rules (see _nchw_stores_stream).
+    nchw_rules = nchw and not _nchw_stores_stream(x_shape, kh * kw * c_in, y_geometry, itemsize)
+    if plan.forward_by_patches(kh, kw, sh, sw, dh, dw, c_in, c, h, w, nchw_rules):
         pixels = h * w
         if (nchw and plan.nchw_1x1_by_images(kh, kw, sh, sw, pt, pl, c_in, c, pixels)
                 and h == x_h and w == x_w
@@ -180,6 +183,26 @@ def _route(kernel_size, stride, dilation, pad, x_shape, y_geometry, nchw, taps_h
     return _Route("planes", winograd, *taps, False, False, False, False, rows, 0)
 
 
+def _nchw_stores_stream(x_shape, k_len, y_geometry, itemsize):
+    """Whether the patch GEMM would store an NCHW result past the caches, in runs of whole lines.
+
+    Its units store NCHW results through a buffer, a plane per channel
+    (``_kernels.patch_gemm._store``); short reductions (K below
+    ``plan.NCHW_SHORT_MIN_K``) stay with the planes for that, except where
+    those stores stream (``patch_gemm.streams``; planes' rows of whole
+    64-byte lines). 2 threads, fresh processes, 2 runs each, patches /
+    planes time, 3x3 from 3 channels: 2x224x224 -> 64 0.77-0.80, 8x112x112
+    -> 64 0.74-0.76, 4x112x112 -> 64 0.77-0.81, 16x112x112 -> 32 0.79,
+    32x112x112 -> 16 0.86-0.93, 4x224x224 -> 32 0.84, 8x80x80 -> 64
+    0.72-0.90; not streamed, rows of part lines: 8x120x120 -> 64 0.99-1.02,
+    64x56x56 -> 64 1.12-1.37; not streamed, too small: 32x32x32 -> 64
+    1.18-1.21, 8x56x56 -> 48 1.09-1.11.
+    """
+    n, h, w, c = y_geometry[:4]
+    return (pg.streams(math.prod(x_shape), k_len * plan.padded_channels(c), n * h * w * c, itemsize)
+            and w * itemsize % 64 == 0)
+
+
 def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None, swap=False):
     """y_img = correlation of x with w (+ b) by the strategy the shape calls for (:func:`_route`).
 
@@ -189,7 +212,8 @@ def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None
     """
     (kh, kw), (sh, sw), (dh, dw), (pt, pl) = kernel_size, stride, dilation, pad
     taps_h, taps_w = taps if taps is not None else (tuple(range(kh)), tuple(range(kw)))
-    route = _route(kernel_size, stride, dilation, pad, x.shape, tuple(y_img[1:]), nchw, taps_h, taps_w)
+    route = _route(kernel_size, stride, dilation, pad, x.shape, tuple(y_img[1:]), nchw, taps_h, taps_w,
+                   x.dtype.itemsize)
     if route.strategy == "dots":
         # The filter as (C_out, KH, KW * C_in) rows, in one copy from the taps'
         # slice (C_in and C_out swapped for an input-gradient phase); x in
