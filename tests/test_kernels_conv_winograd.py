@@ -41,6 +41,9 @@ CASES = [
     # A plane of FILL_MIN_PLANE+ pixels: NCHW data gathered FILL_CHANNELS channels at a time
     # (25: a last group of one), odd sizes, asymmetric padding.
     pytest.param((1, 91, 93, 25, 24, ((1, 0), (2, 1))), marks=pytest.mark.slow),
+    # Planes a whole number of 4 KB pages apart (32 x 32: 4 KB of float32, 8 of float64): gathered
+    # FILL_CHANNELS channels at a time too (20: a last group of 4).
+    pytest.param((1, 32, 32, 20, 24, 1), marks=pytest.mark.slow),
 ]
 
 
