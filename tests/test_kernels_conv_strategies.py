@@ -529,6 +529,55 @@ def test_short_nchw_results_that_stream_go_to_the_patch_gemm(w, dtype, streamed,
     assert {"patches": [True], "planes": []}[expected] == seen
 
 
+# (h, w, dtype, aliased): NCHW planes a whole number of 4 KB pages apart (32 x 32 float32, 32 x 16
+# float64) go to NHWC memory through planes_to_pixels (NumPy's copy and the in-place gather read
+# across channels, all in one L1 set); other planes keep NumPy's copy and the gather in place.
+ALIASED_PLANES = [
+    (32, 32, np.float32, True),
+    (32, 16, np.float64, True),
+    (30, 30, np.float32, False),
+    (16, 32, np.float64, True),
+    (16, 16, np.float32, False),  # 1 KB
+]
+
+
+@pytest.mark.parametrize("h, w, dtype, aliased", ALIASED_PLANES)
+def test_page_aliased_nchw_planes_are_copied_to_pixels_by_the_kernel(h, w, dtype, aliased, monkeypatch):
+    from numbaconv._fast import _memory
+    from numbaconv._fast import convolution as drivers_fast
+    copies = []
+    pixels_of = _memory.pixels_of
+
+    def record(planes):
+        copies.append(planes.shape)
+        return pixels_of(planes)
+
+    monkeypatch.setattr(_memory, "pixels_of", record)
+    rng = np.random.default_rng(h * w)
+    x = rng.standard_normal((2, h, w, 16)).astype(dtype)
+    nchw = to_format(x, "NCHW")
+    got = _memory.channels_last(nchw.transpose(0, 2, 3, 1))
+    assert got.flags.c_contiguous and np.array_equal(got, x)
+    assert copies == ([(2, 16, h * w)] if aliased else [])
+    # The patch GEMM's gathered patches (4x4 stride 2, 16 channels in): from that NHWC copy, not
+    # in place from the planes.
+    copies.clear()
+    seen = []
+    kernel = patch_gemm.conv2d_patch_gemm
+
+    def gemm(x_img, *args):
+        seen.append(x_img.c_step)
+        return kernel(x_img, *args)
+
+    monkeypatch.setattr(patch_gemm, "conv2d_patch_gemm", gemm)
+    drivers_fast._route.cache_clear()
+    wt, b = rng.standard_normal((4, 4, 16, 32)).astype(dtype), rng.standard_normal(32).astype(dtype)
+    y = fast.conv2d(nchw, filters_to_format(wt, "NCHW"), b, stride=2, padding=1, data_format="NCHW")
+    want = ref.conv2d(x.astype(np.float64), wt.astype(np.float64), b.astype(np.float64), stride=2, padding=1)
+    np.testing.assert_allclose(y.transpose(0, 2, 3, 1), want, atol=tolerance(dtype, 256), rtol=0)
+    assert seen == [1 if aliased else h * w]
+
+
 # (n, h, w, c_in, c_out, k, stride, padding): NHWC forwards through the patch GEMM.
 ONE_PANEL = [
     (1, 28, 28, 3, 16, 3, 1, "SAME"),  # the batch-1 seed layer: padded rows
