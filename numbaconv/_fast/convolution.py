@@ -206,12 +206,14 @@ def _nchw_stores_stream(x_shape, k_len, y_geometry, itemsize):
             and w * itemsize % 64 == 0)
 
 
-def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None, swap=False):
+def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None, swap=False, copies=None):
     """y_img = correlation of x with w (+ b) by the strategy the shape calls for (:func:`_route`).
 
     ``x`` is NHWC-indexed (a view of NCHW memory when ``nchw``). ``taps``
     (rows, cols: tuples) and ``swap`` select a sub-filter (the stride
     phases of the input gradient); ``kernel_size`` is its size.
+    ``copies``: a dict that keeps the NHWC copy of an NCHW x for the
+    calls of the same x after this one (:func:`_nhwc_image`).
     """
     (kh, kw), (sh, sw), (dh, dw), (pt, pl) = kernel_size, stride, dilation, pad
     taps_h, taps_w = taps if taps is not None else (tuple(range(kh)), tuple(range(kw)))
@@ -222,7 +224,7 @@ def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None
         # slice (C_in and C_out swapped for an input-gradient phase); x in
         # NHWC memory (a copy for NCHW callers).
         rows = _dots_rows(w[_taps_slice(taps_h), _taps_slice(taps_w)], swap)
-        direct(dots.conv2d_dots, x.dtype, image(x, False), rows, b, y_img, sh, sw, dh, pt, pl)
+        direct(dots.conv2d_dots, x.dtype, _nhwc_image(x, nchw, copies), rows, b, y_img, sh, sw, dh, pt, pl)
         return
     if route.winograd and _winograd(x, w, b, y_img, pad, nchw, route, swap):
         return
@@ -243,7 +245,7 @@ def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None
             wk = contiguous(w).reshape(1, -1, pg.OUT)
         else:
             wk = _packed(w, nchw, route.taps_h, route.taps_w, swap)
-        x_img = image(x, route.x_nchw)
+        x_img = image(x, True) if route.x_nchw else _nhwc_image(x, nchw, copies)
         if route.merged:
             x_img, y_img = k.merged_images(x_img, pg.PIX), k.merged_images(y_img, pg.PIX)
         direct(pg.conv2d_patch_gemm, x.dtype, x_img, wk, b, y_img, kh, kw, route.rows, route.outs, sh, sw, dh, dw,
@@ -251,6 +253,21 @@ def _forward(x, w, b, y_img, kernel_size, stride, dilation, pad, nchw, taps=None
     else:
         direct(k.conv2d_nhwc, x.dtype, image(x, nchw), _hwio(w, taps, taps_h, taps_w, swap), b, y_img, route.rows,
                sh, sw, dh, dw, pt, pl)
+
+
+def _nhwc_image(x, nchw, copies):
+    """``image(x, False)``: for NCHW memory a copy, made once per ``copies`` dict (None: no keeping).
+
+    The input gradient's and the transpose's stride phases are forward
+    calls on the same x: a 4x4 stride-2 layer's four phases each copied
+    an NCHW dy to NHWC memory (2 threads, 64x64x30x30 -> 128, NCHW
+    backward: 7 of its 55 ms).
+    """
+    if not nchw or copies is None:
+        return image(x, False)
+    if "nhwc" not in copies:
+        copies["nhwc"] = image(x, False)
+    return copies["nhwc"]
 
 
 def _hwio(w, taps, taps_h, taps_w, swap):
@@ -523,6 +540,7 @@ def conv2d_transpose(x, w, b, g, nchw, out=None):
     y_img = image(y, nchw)
     if unreached and not (b is None and y is not out):
         y[...] = bias
+    copies = {}  # (x's NHWC copy, made by the first phase that reads one)
     for r, j0, rows, taps_h, dil_h, shift_h, c, i0, cols, taps_w, dil_w, shift_w in phases:
         if not taps_h or not taps_w:
             continue
@@ -530,7 +548,7 @@ def conv2d_transpose(x, w, b, g, nchw, out=None):
         phase = k.Image(y_img.data[start:], n, rows, cols, c_in, y_img.n_step,
                         g.sh * y_img.h_step, g.sw * y_img.w_step, y_img.c_step)
         _forward(x, w, bias, phase, (len(taps_h), len(taps_w)), (1, 1), (dil_h, dil_w),
-                 (shift_h - j0, shift_w - i0), nchw, (taps_h, taps_w), swap=True)
+                 (shift_h - j0, shift_w - i0), nchw, (taps_h, taps_w), swap=True, copies=copies)
     return deliver(y, out)
 
 
