@@ -142,6 +142,10 @@ SWEEP = (
     _layer("unet", 1, 128, 64, 64, 3),
     _layer("unet", 1, 256, 64, 32, 3),
     _layer("unet", 1, 64, 128, 128, 3),
+    # Planes of a power of two of pixels, a whole number of 4 KB pages of float32 apart in NCHW memory:
+    _layer("cifar", 128, 32, 16, 16, 3),  # a CIFAR ResNet's first stage
+    _layer("dcgan", 64, 64, 3, 64, 4, 2, 1),  # the discriminator's first layers, on 64x64 images
+    _layer("dcgan", 64, 32, 64, 128, 4, 2, 1),
     _layer("dcgan", 64, 4, 512, 1, 4, pad=0),  # the discriminator's last layer: one output per image
 )
 # Short calls for perf/under_load.py; not in bench.py's default set, chosen by exact name.

@@ -459,6 +459,7 @@ PADDED_ROWS_BOUNDARY = [
     # NCHW results from K = NCHW_SHORT_MIN_K = 128 on (below it, the planes'):
     (2, 5, 16, 14, 16, 3, 1, "rows"),  # K = 126
     (2, 5, 16, 8, 16, 4, ((1, 2), (1, 2)), "rows"),  # K = 128
+    (2, 5, 16, 21, 16, 3, 1, "rows"),  # K = 189: NCHW rows copied 8 channels at a time, a last group of 5
 ]
 
 

@@ -154,6 +154,7 @@ IN_PLACE_MIN_PIXELS = 128  # a unit's pixels, at the least, for its products to 
 ROW_DIRECT_MIN_OUT = 32  # padded-rows units into this many channels sum into y row by row, whatever OW
 SPLIT_MAX_BLOCK = 1 << 17  # filter values per pass (512 KB of float32) for tiles to skip padding rows
 PACK_ROWS = 16  # filter rows packed per work unit
+FILL_GROUP = 8  # NCHW channels copied together into a unit's padded rows (_fill_rows)
 STREAM_MIN_BYTES = 1 << 22  # results of this size on: tiles into y stored past the caches (module docstring),
 STREAM_MIN_FOOTPRINT = 12 << 20  # in calls whose x, filters and result hold this many bytes together
 # conv2d_patch_gemm's ``wk`` (its B operand): packed panels (P, K, OUT); an
@@ -941,19 +942,25 @@ def _fill_rows(block, x, n, ih0, n_rows, cols, pl):
                 block[dst + np.uint64(v)] = data[src + np.uint64(v)]
             continue
         if x.w_step == 1:
-            # NCHW: each channel's row is a run, read along w, written C
-            # apart into the block's row (in L1). Pixel by pixel, each
-            # read went to another plane, and on planes a whole number of
-            # 4 KB pages apart (32 x 32, 64 x 64 float32) all of a
-            # pixel's channels share one set of the L1 cache. (2 threads,
-            # NCHW forward, fresh processes alternated, 3 pairs, medians:
-            # 8x64x64x16 -> 32 3x3 2.15-3.56 -> 1.90-2.12 ms, NHWC 1.5;
-            # 16x32x32x32 -> 16 5x5 2.84-2.91 -> 2.36-2.43; 8x56x56x16 ->
-            # 32 1.38-1.85 -> 1.37-1.41.)
-            for ch in range(c):
-                src_ch = src + np.uint64(ch) * c_step
+            # NCHW: FILL_GROUP channels at a time, pixel by pixel: the
+            # group's lines of its planes' row stay in L1 for every pixel
+            # of the row, whatever the planes' spacing. (All channels
+            # pixel by pixel, each read went to another plane; on planes a
+            # whole number of 4 KB pages apart, 32 x 32 or 64 x 64
+            # float32, all in one set of the L1 cache. Channel by channel
+            # along w, the writes went C apart, 4 KB for 1024 channels.)
+            # 2 threads, NCHW forward, against all channels pixel by pixel,
+            # fresh processes alternated, 2 pairs: 16x32x32x32 -> 16 5x5
+            # 2.35-2.39 ms against 2.88, 128x32x32x16 -> 16 3x3 3.93-3.98
+            # against 4.40-4.48, 8x64x64x16 -> 32 3x3 1.94-1.96 against
+            # 2.01-2.12; 8x14x14x1024 -> 256 1x1 and 8x56x56x16 -> 32 alike.
+            for g0 in range(0, c, FILL_GROUP):
+                g1 = min(c, g0 + FILL_GROUP)
                 for j in range(j1 - j0):
-                    block[dst + np.uint64(j * c + ch)] = data[src_ch + np.uint64(j)]
+                    row = src + np.uint64(j)
+                    out = dst + np.uint64(j * c)
+                    for ch in range(g0, g1):
+                        block[out + np.uint64(ch)] = data[row + np.uint64(ch) * c_step]
             continue
         for j in range(j1 - j0):
             for ch in range(c):
