@@ -543,7 +543,7 @@ def conv2d_transpose(x, w, b, g, nchw, out=None):
     y_img = image(y, nchw)
     if unreached and not (b is None and y is not out):
         y[...] = bias
-    copies = {}  # (x's NHWC copy, made by the first phase that reads one)
+    copies: dict[str, k.Image] = {}  # (x's NHWC copy, made by the first phase that reads one)
     for r, j0, rows, taps_h, dil_h, shift_h, c, i0, cols, taps_w, dil_w, shift_w in phases:
         if not taps_h or not taps_w:
             continue

@@ -58,7 +58,6 @@ writes a pixel apart, took 67-70 ms in all against 59-61.)
 """
 import numpy as np
 from numba import prange
-from numba.extending import register_jitable
 
 from .._numba import claimed_units, kernel, workers
 from .convolution import _copy_block, round_up
@@ -81,7 +80,7 @@ FILTER_BLOCK = 16  # input channels per work unit of the filter transform
 # 8 at a time costs more: 32x56x56x64 -> 64 +1.5 / +1.8 (of 22),
 # 8x28x28x128 -> 128 +0.23 / +0.40 (of 4), 8x14x14x256 -> 256 +0.24 /
 # +0.40 (of 3.8). Smaller planes a whole number of pages apart (64 x 64,
-# 32 x 32 float32: ``_page_aliased``) put a pixel's channels into one set
+# 32 x 32 float32) put a pixel's channels into one set
 # too, and go 8 at a time as well: 2 threads, Zen4, the kernel alone, NCHW
 # x / NHWC x time, 1x64x64x128 -> 128 1.43 -> 1.04, 4x64x64x128 -> 128
 # 1.48 -> 1.04, 8x32x32x256 -> 256 1.27 -> 1.03 (8x28x28x128, not
@@ -186,16 +185,6 @@ def _combine(dst, rows, first, step, coefs):
         dst[:] = 0
 
 
-@register_jitable
-def _page_aliased(x):
-    """Whether x's channel planes are a whole number of 4 KB pages apart (64 x 64 float32, 32 x 32, ...).
-
-    A pixel's channels then all fall into one set of the L1 cache, as on
-    large planes (see FILL_CHANNELS).
-    """
-    return (x.c_step * x.data.itemsize) % 4096 == 0
-
-
 @kernel(parallel=False)
 def _fill_block(block, x, n, ih0, iw0, c0):
     """block[p, r, c, ci] = x[n, ih0 + r, iw0 + 2 * c + p, c0 + ci] where inside x; the caller zeroes the rest.
@@ -210,7 +199,9 @@ def _fill_block(block, x, n, ih0, iw0, c0):
     n_ch = min(c, x.c - c0)
     # From NCHW memory, a pixel's channels are a plane apart; on large planes
     # the gather takes FILL_CHANNELS of them at a time (see the constant).
-    group = FILL_CHANNELS if x.c_step != 1 and (x.h * x.w >= FILL_MIN_PLANE or _page_aliased(x)) else n_ch
+    # (Also on planes a whole number of 4 KB pages apart: see FILL_MIN_PLANE.)
+    aliased = (x.c_step * x.data.itemsize) % 4096 == 0
+    group = FILL_CHANNELS if x.c_step != 1 and (x.h * x.w >= FILL_MIN_PLANE or aliased) else n_ch
     for p in range(2):
         # Columns c with 0 <= iw0 + 2 * c + p < x.w.
         c_lo = max(0, -((iw0 + p) // 2))
