@@ -279,6 +279,18 @@ def test_each_strategy_in_float32(case, strategy):
 # ------------------------------------------------------------------ the rule
 
 
+def recorded(monkeypatch, name, what):
+    """A list that gets ``what(*args)`` of every call of ``patch_gemm.<name>``, which still runs."""
+    seen = []
+    kernel = getattr(patch_gemm, name)
+
+    def call(*args):
+        seen.append(what(*args))
+        return kernel(*args)
+    monkeypatch.setattr(patch_gemm, name, call)
+    return seen
+
+
 class Calls:
     """Counts the calls of the direct forward kernels, the dots' transpose and the filter-gradient kernels."""
 
@@ -467,15 +479,9 @@ PADDED_ROWS_BOUNDARY = [
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_the_padded_rows_rule_at_its_boundaries(n, h, w, c_in, c_out, k, padding, expected, fmt,
                                                 monkeypatch):
-    seen = []
-    kernel = patch_gemm.conv2d_patch_gemm
-
-    def record(x, wk, b, y, k_h, k_w, rows, outs, sh, sw, dh, dw, *args):
-        # What the kernel reads by rows (each unit padding its rows of x itself).
-        seen.append(args[-3] and sh == sw == dh == dw == 1)  # (padded_rows, across_images, w_in_place)
-        return kernel(x, wk, b, y, k_h, k_w, rows, outs, sh, sw, dh, dw, *args)
-
-    monkeypatch.setattr(patch_gemm, "conv2d_patch_gemm", record)
+    # What the kernel reads by rows (each unit padding its rows of x itself): padded_rows, and stride
+    # and dilation 1 (its arguments end with padded_rows, across_images, w_in_place).
+    seen = recorded(monkeypatch, "conv2d_patch_gemm", lambda *a: a[-3] and a[8] == a[9] == a[10] == a[11] == 1)
     rng = np.random.default_rng(h * w + c_in + c_out)
     x, wt, b = (rng.standard_normal(s) for s in ((n, h, w, c_in), (k, k, c_in, c_out), (c_out,)))
     want = ref.conv2d(x, wt, b, padding=padding)
@@ -506,14 +512,7 @@ NCHW_STREAMED_BOUNDARY = [
 @pytest.mark.parametrize("w, dtype, streamed, expected", NCHW_STREAMED_BOUNDARY)
 def test_short_nchw_results_that_stream_go_to_the_patch_gemm(w, dtype, streamed, expected, monkeypatch):
     from numbaconv._fast import convolution as drivers_fast
-    seen = []
-    kernel = patch_gemm.conv2d_patch_gemm
-
-    def record(x, wk, b, y, k_h, k_w, rows, outs, sh, sw, dh, dw, *args):
-        seen.append(True)
-        return kernel(x, wk, b, y, k_h, k_w, rows, outs, sh, sw, dh, dw, *args)
-
-    monkeypatch.setattr(patch_gemm, "conv2d_patch_gemm", record)
+    seen = recorded(monkeypatch, "conv2d_patch_gemm", lambda *a: True)
     if streamed:
         # (Only the rule reads these; the compiled kernel keeps its own and stores as usual.)
         monkeypatch.setattr(patch_gemm, "STREAM_MIN_BYTES", 1 << 10)
@@ -563,14 +562,7 @@ def test_page_aliased_nchw_planes_are_copied_to_pixels_by_the_kernel(h, w, dtype
     # The patch GEMM's gathered patches (4x4 stride 2, 16 channels in): from that NHWC copy, not
     # in place from the planes.
     copies.clear()
-    seen = []
-    kernel = patch_gemm.conv2d_patch_gemm
-
-    def gemm(x_img, *args):
-        seen.append(x_img.c_step)
-        return kernel(x_img, *args)
-
-    monkeypatch.setattr(patch_gemm, "conv2d_patch_gemm", gemm)
+    seen = recorded(monkeypatch, "conv2d_patch_gemm", lambda x_img, *a: x_img.c_step)
     drivers_fast._route.cache_clear()
     wt, b = rng.standard_normal((4, 4, 16, 32)).astype(dtype), rng.standard_normal(32).astype(dtype)
     y = fast.conv2d(nchw, filters_to_format(wt, "NCHW"), b, stride=2, padding=1, data_format="NCHW")
@@ -738,13 +730,7 @@ IN_PLACE_1X1_CASES = [
 
 @pytest.mark.parametrize("n, h, w, c_in, c_out, stride, dtype", IN_PLACE_1X1_CASES)
 def test_an_nchw_1x1_filter_gradient_read_in_place(n, h, w, c_in, c_out, stride, dtype, monkeypatch):
-    planes = []
-    kernel = patch_gemm.conv2d_backward_filter_patch_gemm
-
-    def call(x, *args):
-        planes.append(x.w_step == 1 and x.h_step == x.w)
-        return kernel(x, *args)
-    monkeypatch.setattr(patch_gemm, "conv2d_backward_filter_patch_gemm", call)
+    planes = recorded(monkeypatch, "conv2d_backward_filter_patch_gemm", lambda x, *a: x.w_step == 1 and x.h_step == x.w)
     rng = np.random.default_rng(n * h * w + c_in)
     x = rng.standard_normal((n, h, w, c_in)).astype(dtype)
     wt = rng.standard_normal((1, 1, c_in, c_out)).astype(dtype)
@@ -775,13 +761,7 @@ DW_SWAP_BOUNDARY = [
 @pytest.mark.parametrize("n, h, w, c_in, c_out, stride, padding, fmt, swapped", DW_SWAP_BOUNDARY)
 def test_the_1x1_filter_gradient_as_dw_transposed_at_its_boundaries(n, h, w, c_in, c_out, stride, padding,
                                                                     fmt, swapped, monkeypatch):
-    firsts = []
-    kernel = patch_gemm.conv2d_backward_filter_patch_gemm
-
-    def call(x, *args):
-        firsts.append(x.c)
-        return kernel(x, *args)
-    monkeypatch.setattr(patch_gemm, "conv2d_backward_filter_patch_gemm", call)
+    firsts = recorded(monkeypatch, "conv2d_backward_filter_patch_gemm", lambda x, *a: x.c)
     rng = np.random.default_rng(h * w + c_in)
     x = rng.standard_normal((n, h, w, c_in)).astype(np.float32)
     wt = rng.standard_normal((1, 1, c_in, c_out)).astype(np.float32)
@@ -814,13 +794,7 @@ def test_an_nchw_filter_gradient_as_dw_transposed(n, h, w, c_in, c_out, k, strid
                                                   monkeypatch):
     for name, value in STRATEGIES["patches"].items():  # the patch GEMM for every filter gradient
         monkeypatch.setattr(drivers, name, value)
-    modes = []
-    kernel = patch_gemm.conv2d_backward_filter_patch_gemm
-
-    def call(*args):
-        modes.append(args[-1])
-        return kernel(*args)
-    monkeypatch.setattr(patch_gemm, "conv2d_backward_filter_patch_gemm", call)
+    modes = recorded(monkeypatch, "conv2d_backward_filter_patch_gemm", lambda *a: a[-1])
     rng = np.random.default_rng(h * w + c_in + c_out)
     x = rng.standard_normal((n, h, w, c_in)).astype(dtype)
     wt = rng.standard_normal(k + (c_in, c_out)).astype(dtype)
@@ -1127,9 +1101,7 @@ def test_1x1_layers_merge_their_images_where_the_rule_says(n, h, w, pad, stride,
     (The input gradient of the stride-1 layers merges too: its result is
     plain NHWC memory.)
     """
-    seen = []
-    real = patch_gemm.conv2d_patch_gemm
-    monkeypatch.setattr(patch_gemm, "conv2d_patch_gemm", lambda *a: seen.append(a[3][1:4]) or real(*a))
+    seen = recorded(monkeypatch, "conv2d_patch_gemm", lambda *a: a[3][1:4])
     rng = np.random.default_rng(n + h)
     x = rng.standard_normal((n, h, w, 32)).astype(np.float32)
     wt = rng.standard_normal((1, 1, 32, 16)).astype(np.float32)
@@ -1225,9 +1197,7 @@ def test_an_nchw_filter_gradient_lands_in_the_callers_out(fmt):
 @pytest.mark.parametrize("c_in", [drivers.NCHW_GATHER_MIN_IN - 1, drivers.NCHW_GATHER_MIN_IN])
 def test_nchw_patches_are_gathered_in_place_from_enough_channels(c_in, monkeypatch):
     """A strided NCHW call: x read as NCHW memory from NCHW_GATHER_MIN_IN channels on, else copied to NHWC."""
-    seen = []
-    real = patch_gemm.conv2d_patch_gemm
-    monkeypatch.setattr(patch_gemm, "conv2d_patch_gemm", lambda *a: seen.append(a[0].c_step) or real(*a))
+    seen = recorded(monkeypatch, "conv2d_patch_gemm", lambda *a: a[0].c_step)
     rng = np.random.default_rng(c_in)
     x = rng.standard_normal((2, 9, 11, c_in))
     w = rng.standard_normal((3, 3, c_in, 64))
@@ -1277,13 +1247,7 @@ DW_PARTS_CASES = [
 @pytest.mark.parametrize("n, h, w, c_in, c_out, stride, parts, swapped", DW_PARTS_CASES)
 def test_the_1x1_filter_gradient_in_parts(n, h, w, c_in, c_out, stride, parts, swapped, fmt, dtype,
                                           monkeypatch):
-    seen = []
-    kernel = patch_gemm.conv2d_backward_filter_patch_gemm
-
-    def call(x, dy, partial, *args):
-        seen.append((partial.shape[0], x.c))
-        return kernel(x, dy, partial, *args)
-    monkeypatch.setattr(patch_gemm, "conv2d_backward_filter_patch_gemm", call)
+    seen = recorded(monkeypatch, "conv2d_backward_filter_patch_gemm", lambda x, dy, parts, *a: (parts.shape[0], x.c))
     rng = np.random.default_rng(h * w + c_in)
     x = rng.standard_normal((n, h, w, c_in)).astype(dtype)
     wt = rng.standard_normal((1, 1, c_in, c_out)).astype(dtype)
