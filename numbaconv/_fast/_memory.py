@@ -36,26 +36,10 @@ def channels_last(a):
     faster.
     """
     if not a.flags.c_contiguous and (few_nchw_channels(a) or (
-            a.transpose(0, 3, 1, 2).flags.c_contiguous and page_aliased_planes(a.shape[1] * a.shape[2], a.itemsize))):
+            a.transpose(0, 3, 1, 2).flags.c_contiguous and kernels.page_aliased(a.shape[1] * a.shape[2], a.itemsize))):
+        # (Planes a whole number of pages apart too: NumPy's copy of those is slow, see page_aliased.)
         return pixels_of(nchw_planes(a)).reshape(a.shape)
     return contiguous(a)
-
-
-def page_aliased_planes(pixels, itemsize):
-    """Whether NCHW planes of ``pixels`` values are a whole number of 4 KB pages apart (32 x 32 float32, 64 x 64, ...).
-
-    A pixel's values in every channel then map to one set of the L1 cache,
-    which holds 8 or 12 lines of it: reading across channels, pixel by
-    pixel, misses L1 for each value. NumPy's transposing copy to NHWC
-    memory reads so (2 threads, 64x32x64x64: 20.4 ms, against 6.2 for
-    ``planes_to_pixels``, which reads each plane along its pixels;
-    64x64x32x32 12.0 against 2.2; on planes of 56 x 56, 8x64x56x56, NumPy
-    0.67, the kernel 1.12), and so does the patch GEMM's gather of patches
-    from NCHW memory (whole forward, NCHW / NHWC time: 4x4 stride 2
-    64x32x32x64 -> 128 2.0, 3x3 stride 2 64x64x64x32 -> 64 2.8, against
-    1.1 and 1.6 on planes of 30 x 30 and 62 x 62).
-    """
-    return pixels > 0 and (pixels * itemsize) % 4096 == 0
 
 
 def few_nchw_channels(a):

@@ -23,7 +23,7 @@ from .._kernels import patch_gemm as pg
 from .._kernels import winograd as wg
 from .._numba import direct
 from .._validate import Geometry
-from ._memory import aligned_empty, channels_last, contiguous, deliver, page_aliased_planes, result
+from ._memory import aligned_empty, channels_last, contiguous, deliver, result
 
 
 def image(a, nchw):
@@ -171,11 +171,11 @@ def _route(kernel_size, stride, dilation, pad, x_shape, y_geometry, nchw, taps_h
         # copies a unit at a time, from either memory; gathered patches
         # from NCHW memory in place when a pixel has enough channels, else
         # from an NHWC copy (plan.NCHW_GATHER_MIN_IN), and so when x's planes
-        # are a whole number of 4 KB pages apart (page_aliased_planes); tiles
+        # are a whole number of 4 KB pages apart (k.page_aliased); tiles
         # across images read NHWC memory in place, a copy for NCHW callers.
         x_nchw = nchw and not across and ((padded_rows and kh * kw > 1)
                                            or (c_in >= plan.NCHW_GATHER_MIN_IN
-                                               and not page_aliased_planes(x_h * x_w, itemsize)))
+                                               and not k.page_aliased(x_h * x_w, itemsize)))
         n_run, h_run, w_run = (1, n * h * w // pg.PIX, pg.PIX) if merged else (n, h, w)  # (the Image run over)
         # (W @ patches: Y[0] a (C_out, OH * OW) matrix.)
         in_place = (plan.filters_in_place(n_run, h_run, w_run, c, across, rows, nchw)

@@ -154,7 +154,7 @@ IN_PLACE_MIN_PIXELS = 128  # a unit's pixels, at the least, for its products to 
 ROW_DIRECT_MIN_OUT = 32  # padded-rows units into this many channels sum into y row by row, whatever OW
 SPLIT_MAX_BLOCK = 1 << 17  # filter values per pass (512 KB of float32) for tiles to skip padding rows
 PACK_ROWS = 16  # filter rows packed per work unit
-FILL_GROUP = 8  # NCHW channels copied together into a unit's padded rows (_fill_rows)
+FILL_CHANNELS = 8  # NCHW channels read together by the fills of padded rows (_fill_rows) and Winograd's blocks
 STREAM_MIN_BYTES = 1 << 22  # results of this size on: tiles into y stored past the caches (module docstring),
 STREAM_MIN_FOOTPRINT = 12 << 20  # in calls whose x, filters and result hold this many bytes together
 # conv2d_patch_gemm's ``wk`` (its B operand): packed panels (P, K, OUT); an
@@ -758,19 +758,17 @@ def _unit_across_images(x, wk, b, y, n0, pos0, positions, co0, n_out, k_h, k_w, 
         # NHWC 9.6-9.9.)
         lines = (stream and pos0 % OUT == 0 and _on_lines(y.data, n0 * y.n_step + co0 * y.c_step + pos0, y.c_step)
                  and _on_lines(y.data, 0, y.n_step))
+        streamed = n_pos // OUT * OUT if lines else 0  # (the run's first positions, whole lines)
         line = register_tile(out, 1, OUT)
         for j in range(n_img):
             for q in range(n_valid):
                 start = np.uint64((n0 + j) * y.n_step + (co0 + q) * y.c_step + pos0)
-                i0 = 0
-                if lines:
-                    for i0 in range(0, n_pos // OUT * OUT, OUT):
-                        for i in range(OUT):
-                            line[0, i] = out[(i0 + i) * PIX + j, q] + bias[q]
-                        stream_tile(y.data, 0, start + np.uint64(i0), line, 1, OUT)
-                    i0 = n_pos // OUT * OUT
+                for i0 in range(0, streamed, OUT):
+                    for i in range(OUT):
+                        line[0, i] = out[(i0 + i) * PIX + j, q] + bias[q]
+                    stream_tile(y.data, 0, start + np.uint64(i0), line, 1, OUT)
                 dst = y.data[start:start + np.uint64(n_pos)]
-                for i in range(i0, n_pos):
+                for i in range(streamed, n_pos):
                     dst[i] = out[i * PIX + j, q] + bias[q]
         return
     for i in range(n_pos):
@@ -942,7 +940,7 @@ def _fill_rows(block, x, n, ih0, n_rows, cols, pl):
                 block[dst + np.uint64(v)] = data[src + np.uint64(v)]
             continue
         if x.w_step == 1:
-            # NCHW: FILL_GROUP channels at a time, pixel by pixel: the
+            # NCHW: FILL_CHANNELS channels at a time, pixel by pixel: the
             # group's lines of its planes' row stay in L1 for every pixel
             # of the row, whatever the planes' spacing. (All channels
             # pixel by pixel, each read went to another plane; on planes a
@@ -954,8 +952,8 @@ def _fill_rows(block, x, n, ih0, n_rows, cols, pl):
             # 2.35-2.39 ms against 2.88, 128x32x32x16 -> 16 3x3 3.93-3.98
             # against 4.40-4.48, 8x64x64x16 -> 32 3x3 1.94-1.96 against
             # 2.01-2.12; 8x14x14x1024 -> 256 1x1 and 8x56x56x16 -> 32 alike.
-            for g0 in range(0, c, FILL_GROUP):
-                g1 = min(c, g0 + FILL_GROUP)
+            for g0 in range(0, c, FILL_CHANNELS):
+                g1 = min(c, g0 + FILL_CHANNELS)
                 for j in range(j1 - j0):
                     row = src + np.uint64(j)
                     out = dst + np.uint64(j * c)

@@ -60,8 +60,8 @@ import numpy as np
 from numba import prange
 
 from .._numba import claimed_units, kernel, workers
-from .convolution import _copy_block, round_up
-from .patch_gemm import K_CHUNK, OUT, PIX, _tile_products
+from .convolution import _copy_block, page_aliased, round_up
+from .patch_gemm import FILL_CHANNELS, K_CHUNK, OUT, PIX, _tile_products
 
 # B^T's rows as (index, sign) pairs: (B^T d)[i] = sign0 * d[index0] + sign1 * d[index1].
 _BT_INDEX = np.array([[0, 2], [1, 2], [2, 1], [1, 3]], np.int64)
@@ -85,8 +85,7 @@ FILTER_BLOCK = 16  # input channels per work unit of the filter transform
 # x / NHWC x time, 1x64x64x128 -> 128 1.43 -> 1.04, 4x64x64x128 -> 128
 # 1.48 -> 1.04, 8x32x32x256 -> 256 1.27 -> 1.03 (8x28x28x128, not
 # aliased, 1.06 both).
-FILL_MIN_PLANE = 8192
-FILL_CHANNELS = 8
+FILL_MIN_PLANE = 8192  # (FILL_CHANNELS: patch_gemm's, whose padded rows fill alike)
 # G, the filter transform: u = G g G^T.
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 _GT = np.ascontiguousarray(_G.T)  # G's columns as rows, for the filter gradient's G^T S G
@@ -200,8 +199,8 @@ def _fill_block(block, x, n, ih0, iw0, c0):
     # From NCHW memory, a pixel's channels are a plane apart; on large planes
     # the gather takes FILL_CHANNELS of them at a time (see the constant).
     # (Also on planes a whole number of 4 KB pages apart: see FILL_MIN_PLANE.)
-    aliased = (x.c_step * x.data.itemsize) % 4096 == 0
-    group = FILL_CHANNELS if x.c_step != 1 and (x.h * x.w >= FILL_MIN_PLANE or aliased) else n_ch
+    grouped = x.c_step != 1 and (x.h * x.w >= FILL_MIN_PLANE or page_aliased(x.c_step, x.data.itemsize))
+    group = FILL_CHANNELS if grouped else n_ch
     for p in range(2):
         # Columns c with 0 <= iw0 + 2 * c + p < x.w.
         c_lo = max(0, -((iw0 + p) // 2))
