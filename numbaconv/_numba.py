@@ -574,6 +574,41 @@ def _stream_tile(typingctx, dst, row, col, tile, rows, cols):
 stream_tile = _stream_tile_uncompiled if numba.config.DISABLE_JIT else _stream_tile
 
 
+def _prefetch_uncompiled(data, index):
+    """What :func:`prefetch` does uncompiled: nothing (it is a hint)."""
+
+
+@intrinsic
+def _prefetch(typingctx, data, index):
+    """Asks the CPU to bring the cache line of ``data[index]`` (a 1-d array) into its caches, and returns.
+
+    LLVM's ``llvm.prefetch`` (a read, kept in all cache levels: x86's
+    ``prefetcht0``). A hint: it never faults, so an index past the array
+    reads nothing and costs nothing but the instruction. For reads the
+    hardware prefetchers do not foresee: short runs of memory far apart
+    (``patch_gemm._pack_columns``).
+    """
+    if not (isinstance(data, types.Array) and data.ndim == 1 and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        arr = context.make_array(signature.args[0])(context, builder, args[0])
+        i64, i32 = ir.IntType(64), ir.IntType(32)
+        index = context.cast(builder, args[1], signature.args[1], types.int64)
+        offset = builder.mul(index, builder.extract_value(arr.strides, 0))  # (bytes)
+        address = builder.inttoptr(builder.add(builder.ptrtoint(arr.data, i64), offset), ir.IntType(8).as_pointer())
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [address.type, i32, i32, i32]), "llvm.prefetch.p0")
+        builder.call(fn, [address, i32(0), i32(3), i32(1)])  # read, keep in every level, data
+        return context.get_dummy_value()
+
+    return types.void(data, index), codegen
+
+
+# prefetch(data, index): the intrinsic in compiled kernels, a no-op uncompiled.
+prefetch = _prefetch_uncompiled if numba.config.DISABLE_JIT else _prefetch
+
+
 # A string attribute, which llvmlite's attribute set does not list: added
 # to the set as it is, and printed as it is into the function's definition.
 _PREFER_512_BIT = '"prefer-vector-width"="512"'

@@ -27,6 +27,7 @@ import numbaconv as fast
 import numbaconv.reference as ref
 from numbaconv import _plan as drivers
 from numbaconv._fast._memory import aligned_empty
+from numbaconv._numba import prefetch
 from numbaconv._kernels import convolution as plane_kernels
 from numbaconv._kernels import dots
 from numbaconv._kernels import filter_taps
@@ -962,6 +963,38 @@ def test_the_w_at_x_units(n, c_pad):
     assert n * blocks >= min(drivers.MIN_UNITS, n * c_pad // patch_gemm.OUT)
     if c_pad % (drivers.MIN_UNITS * patch_gemm.OUT) == 0 and c_pad <= drivers.MIN_UNITS * drivers.NCHW_1X1_UNIT_PIXELS:
         assert n * blocks % drivers.MIN_UNITS == 0  # equal shares for 1, 2, 4 or 8 threads
+
+
+# (rows, columns, col0, n_cols): X[n]'s rows in and past whole blocks of COLUMN_PACK_ROWS (the
+# prefetches of the last block clamped to the last row), panels whole, partly past m and wholly past it.
+@pytest.mark.parametrize("rows, columns, col0, n_cols", [
+    (1, 40, 0, 48), (7, 32, 16, 16), (8, 64, 0, 64), (9, 50, 16, 48), (17, 100, 32, 96), (33, 16, 0, 32)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda t: t.__name__)
+def test_the_w_at_x_pack_copies_every_column_in_panels(rows, columns, col0, n_cols, dtype):
+    """``_pack_columns``: panels[j, k, i] = m[k, col0 + j * OUT + i], zero past m's columns."""
+    out = patch_gemm.OUT
+    m = np.arange(rows * columns, dtype=dtype).reshape(rows, columns) + 1
+    padded = np.zeros((rows, col0 + n_cols), dtype)
+    padded[:, :columns] = m
+    expected = padded[:, col0:].reshape(rows, n_cols // out, out).transpose(1, 0, 2)
+    np.testing.assert_array_equal(patch_gemm._pack_columns(m, col0, n_cols), expected)
+
+
+@numba.njit
+def _prefetched_sum(a, indices):
+    """sum(a), after a prefetch of a[i] for each i of ``indices`` (inside a, and past its end)."""
+    for i in indices:
+        prefetch(a, i)
+    return a.sum()
+
+
+def test_a_prefetch_is_only_a_hint():
+    """Past the array, or in another's memory, a prefetch neither faults nor changes anything."""
+    a = np.arange(100, dtype=np.float32)
+    before = a.copy()
+    assert _prefetched_sum(a, np.array([0, 50, 99, 100, 1 << 20, -(1 << 40)], np.int64)) == before.sum()
+    np.testing.assert_array_equal(a, before)
+    assert _prefetched_sum(a[::3], np.array([0, 33, 34], np.int64)) == before[::3].sum()  # a strided view
 
 
 @pytest.mark.parametrize("case, expected", [
