@@ -341,9 +341,15 @@ def _forward_1x1_nchw(x, w, b, y_img, swap):
     # W as (C_out, C_in) (W^T for the input gradient), its rows padded to
     # whole register tiles: the kernel then reads it in place, the same
     # matrix for every image.
-    matrix = w[0, 0] if swap else w[0, 0].T
     a = np.zeros((-(-c_out // pg.PIX) * pg.PIX, c_in), x.dtype)
-    a[:c_out] = matrix
+    if swap:
+        # W^T of the OIHW filter: a transposing copy by the kernel that turns
+        # filter gradients into OIHW memory (NumPy's took 0.80 ms for 256 x
+        # 1024 float32 values, 3.0 for 512 x 2048, on 2 threads).
+        oihw = contiguous(w.transpose(3, 2, 0, 1)).reshape(1, c_in, c_out)
+        direct(k.filters_to_oihw, x.dtype, oihw, a[:c_out].reshape(c_out, c_in, 1))
+    else:
+        a[:c_out] = w[0, 0].T
     a_img = k.Image(a.reshape(-1), n, 1, c_out, c_in, 0, c_out * c_in, c_in, 1)
     planes = contiguous(x.transpose(0, 3, 1, 2)).reshape(n, c_in, pixels)
     # Y as N images of one row of C_out "pixels" (the channels) with H * W
