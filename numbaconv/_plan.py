@@ -167,6 +167,19 @@ WINOGRAD_DW_MIN_PIXELS = 512  # the filter gradient, more (256 channels: 2 x 14 
 # 8x14x14 256 -> 1024 0.84-0.89 / 1.03-1.08.
 NCHW_1X1_MAX_FILTER = 1 << 18
 NCHW_1X1_MIN_PIXELS = 256
+# ... or planes of this many pixels from MIN_UNITS images on (a unit then
+# holds a whole image's 208 columns; fewer images split them, and each unit
+# reads the filter for fewer pixels). Measured once the pack prefetched
+# (_kernels.patch_gemm._pack_columns) and the input gradient's W^T became a
+# kernel's copy: 2 threads, fresh processes, 2 runs each, 9 rounds, NCHW
+# time NHWC route -> W @ X (ms), forward / input gradient: 8x14x14 1024 ->
+# 256 7.2, 5.8 -> 5.0, 4.8 / 5.5, 5.3 -> 4.8, 4.9; 256 -> 1024 6.8, 5.4 ->
+# 5.2, 4.5 / 5.7, 7.2 -> 5.0, 5.1; 512 -> 512 5.1, 5.3 -> 4.6, 4.7 / 6.6,
+# 5.2 -> 5.9, 5.9; 32x14x14 256 -> 256 7.0, 6.4 -> 5.1, 4.8 / 6.7, 6.4 ->
+# 5.0, 4.9; but 2x14x14 512 -> 512 1.3, 1.8 -> 1.7, 1.3 / 1.6, 2.1 -> 2.3,
+# 2.2 (units of 64 columns), and on 7 x 7 planes (49 pixels) 8 images lost
+# as well (2048 -> 512 5.9 -> 6.6, 512 -> 2048 5.7 -> 7.2).
+NCHW_1X1_BATCH_MIN_PIXELS = 196
 # Pixels per work unit of that route, about: the unit packs C_in x this
 # many values of X[n] (one core, CPU time, NCHW / NHWC forward time,
 # units of 256 / 512 / 1024 / whole planes, with runs of one register
@@ -406,16 +419,18 @@ def dw_by_winograd(kh, kw, sh, sw, dh, dw, n_in, n_out, n, oh, ow):
             and n * oh * ow >= WINOGRAD_DW_MIN_PIXELS and min(oh, ow) >= WINOGRAD_MIN_PLANE)
 
 
-def nchw_1x1_by_images(kh, kw, sh, sw, pt, pl, n_in, n_out, pixels):
-    """Whether an NCHW forward call (or input-gradient phase) on the patch GEMM runs as W @ X.
+def nchw_1x1_by_images(kh, kw, sh, sw, pt, pl, n_in, n_out, pixels, n):
+    """Whether an NCHW forward call (or input-gradient phase) of ``n`` images on the patch GEMM runs as W @ X.
 
     A 1x1 stride-1 unpadded filter, small enough for the L2 cache (it is
     read once per work unit), on planes of enough pixels (the panels are
-    16 pixels wide, and a unit is a block of one image's pixels). The
-    bounds were measured: see NCHW_1X1_MAX_FILTER.
+    16 pixels wide, and a unit is a block of one image's pixels), fewer
+    from MIN_UNITS images on. The bounds were measured: see
+    NCHW_1X1_MAX_FILTER.
     """
     return (kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0
-            and n_in * n_out <= NCHW_1X1_MAX_FILTER and pixels >= NCHW_1X1_MIN_PIXELS)
+            and n_in * n_out <= NCHW_1X1_MAX_FILTER
+            and (pixels >= NCHW_1X1_MIN_PIXELS or (n >= MIN_UNITS and pixels >= NCHW_1X1_BATCH_MIN_PIXELS)))
 
 
 @register_jitable

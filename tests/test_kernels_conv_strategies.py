@@ -895,7 +895,7 @@ def test_every_output_is_bit_identical_at_1_and_2_threads(case, thread_counts):
 # place as the patches (a unit whose tile padding would run past x gathers
 # instead), and NCHW callers' forward pass and input gradient run as
 # W @ X (plan.nchw_1x1_by_images: filters of at most 2**18 values, planes
-# of at least 256 pixels), with the bias per row, in units of a block of
+# of at least 256 pixels, or 196 from 8 images on), with the bias per row, in units of a block of
 # each image's pixels (plan.nchw_1x1_units).
 
 ONE_BY_ONE_CASES = [
@@ -913,6 +913,9 @@ ONE_BY_ONE_CASES = [
     # 3x3 stride 2: an input-gradient phase of one tap is a 1x1 stride-1 layer of 529
     # pixels, stored into a phase of dx: not plain NCHW memory, so not W @ X
     (1, 46, 46, 16, 40, (3, 3), 2, 1, 1),
+    # 14 x 14 planes (196 pixels, 208 columns a unit): W @ X from MIN_UNITS images, not from 7
+    (8, 14, 14, 40, 48, (1, 1), 1, 0, 1),
+    (7, 14, 14, 40, 48, (1, 1), 1, 0, 1),
 ]
 
 
@@ -920,7 +923,7 @@ ONE_BY_ONE_CASES = [
 # passes skip them).
 SLOW_LAST = [*ONE_BY_ONE_CASES[:5], pytest.param(ONE_BY_ONE_CASES[5], marks=pytest.mark.slow),
              ONE_BY_ONE_CASES[6], pytest.param(ONE_BY_ONE_CASES[7], marks=pytest.mark.slow),
-             ONE_BY_ONE_CASES[8]]
+             *ONE_BY_ONE_CASES[8:]]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -942,14 +945,17 @@ def test_1x1_layers_in_float32_nchw(case):
         np.testing.assert_allclose(g, e, atol=tolerance(np.float32, reduction(case)), rtol=0)
 
 
-@pytest.mark.parametrize("pixels, filter_values, expected", [
-    (552, 35 * 40, True), (256, 48 * 13, True), (255, 32 * 33, False), (576, 520 * 510, False),
-    (576, 512 * 512, True)])
-def test_the_nchw_1x1_rule(pixels, filter_values, expected):
-    assert drivers.nchw_1x1_by_images(1, 1, 1, 1, 0, 0, 1, filter_values, pixels) is expected
-    assert not drivers.nchw_1x1_by_images(1, 1, 2, 1, 0, 0, 1, filter_values, pixels)  # stride
-    assert not drivers.nchw_1x1_by_images(1, 1, 1, 1, 0, 1, 1, filter_values, pixels)  # padding
-    assert not drivers.nchw_1x1_by_images(3, 3, 1, 1, 0, 0, 1, filter_values, pixels)
+@pytest.mark.parametrize("pixels, filter_values, n, expected", [
+    (552, 35 * 40, 1, True), (256, 48 * 13, 1, True), (255, 32 * 33, 1, False), (576, 520 * 510, 1, False),
+    (576, 512 * 512, 1, True),
+    # 14 x 14 planes from MIN_UNITS images on; not fewer images, nor smaller planes
+    (196, 1024 * 256, 8, True), (196, 256 * 256, 32, True), (196, 512 * 512, 7, False), (195, 256, 8, False),
+    (196, 520 * 510, 8, False)])
+def test_the_nchw_1x1_rule(pixels, filter_values, n, expected):
+    assert drivers.nchw_1x1_by_images(1, 1, 1, 1, 0, 0, 1, filter_values, pixels, n) is expected
+    assert not drivers.nchw_1x1_by_images(1, 1, 2, 1, 0, 0, 1, filter_values, pixels, n)  # stride
+    assert not drivers.nchw_1x1_by_images(1, 1, 1, 1, 0, 1, 1, filter_values, pixels, n)  # padding
+    assert not drivers.nchw_1x1_by_images(3, 3, 1, 1, 0, 0, 1, filter_values, pixels, n)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 12, 16, 32])
@@ -999,7 +1005,8 @@ def test_a_prefetch_is_only_a_hint():
 
 @pytest.mark.parametrize("case, expected", [
     (ONE_BY_ONE_CASES[2], 2), (ONE_BY_ONE_CASES[3], 1), (ONE_BY_ONE_CASES[4], 0),
-    pytest.param(ONE_BY_ONE_CASES[5], 0, marks=pytest.mark.slow), (ONE_BY_ONE_CASES[6], 1)],
+    pytest.param(ONE_BY_ONE_CASES[5], 0, marks=pytest.mark.slow), (ONE_BY_ONE_CASES[6], 1),
+    (ONE_BY_ONE_CASES[9], 2), (ONE_BY_ONE_CASES[10], 0)],
     ids=lambda v: case_id(v) if isinstance(v, tuple) else str(v))
 def test_nchw_1x1_layers_take_w_at_x_where_the_rule_says(case, expected, monkeypatch):
     """conv2d_backward: the input gradient takes it too when its reduction (C_out) is long enough."""

@@ -159,7 +159,7 @@ def _route(kernel_size, stride, dilation, pad, x_shape, y_geometry, nchw, taps_h
     nchw_rules = nchw and not (sh == sw == 1 and _nchw_stores_stream(x_shape, kh * kw * c_in, y_geometry, itemsize))
     if plan.forward_by_patches(kh, kw, sh, sw, dh, dw, c_in, c, h, w, nchw_rules):
         pixels = h * w
-        if (nchw and plan.nchw_1x1_by_images(kh, kw, sh, sw, pt, pl, c_in, c, pixels)
+        if (nchw and plan.nchw_1x1_by_images(kh, kw, sh, sw, pt, pl, c_in, c, pixels, n)
                 and h == x_h and w == x_w
                 and w_step == 1 and h_step == w and c_step == pixels and n_step == c * pixels):
             return _Route("nchw_1x1", winograd, *taps, False, False, False, False, 0, 0)
@@ -437,7 +437,7 @@ def _filter_from_pixel(w, shape, nchw):
     return w.reshape(shape)
 
 
-def _strided_1x1_by_images(g, c_in, c_out, nchw):
+def _strided_1x1_by_images(g, n, c_in, c_out, nchw):
     """Whether an NCHW forward call is a strided 1x1 layer run as W @ X over x's strided pixels (:func:`conv2d`).
 
     Unpadded, every pixel it reads inside x, from STRIDED_1X1_MIN_IN input
@@ -452,7 +452,7 @@ def _strided_1x1_by_images(g, c_in, c_out, nchw):
     return (nchw and g.kh == 1 and g.kw == 1 and g.sh * g.sw > 1 and g.pt == 0 and g.pl == 0
             and c_in >= plan.STRIDED_1X1_MIN_IN and (g.oh - 1) * g.sh < g.h and (g.ow - 1) * g.sw < g.w
             and plan.forward_by_patches(1, 1, 1, 1, 1, 1, c_in, c_out, g.oh, g.ow, True)
-            and plan.nchw_1x1_by_images(1, 1, 1, 1, 0, 0, c_in, c_out, g.oh * g.ow))
+            and plan.nchw_1x1_by_images(1, 1, 1, 1, 0, 0, c_in, c_out, g.oh * g.ow, n))
 
 
 def _strided_pixels(x, g):
@@ -467,7 +467,7 @@ def _strided_pixels(x, g):
 def conv2d(x, w, b, g, nchw, out=None):
     if _whole_window(g):
         return conv2d(_as_pixel(x, nchw), _filter_as_pixel(w, nchw), b, _ONE_PIXEL, nchw, out)
-    if _strided_1x1_by_images(g, x.shape[3], w.shape[3], nchw):
+    if _strided_1x1_by_images(g, x.shape[0], x.shape[3], w.shape[3], nchw):
         stride_one = Geometry(g.oh, g.ow, g.oh, g.ow, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, (1, 1), (1, 1))
         return conv2d(_strided_pixels(x, g), w, b, stride_one, nchw, out)
     n, c_out = x.shape[0], w.shape[3]
