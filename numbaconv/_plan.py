@@ -195,7 +195,7 @@ NCHW_1X1_UNIT_PIXELS = 512
 # stride 2 14.1 / 13.6; 8x112x112x16 -> 32 3x3 stride 2 1.69 / 1.31; but
 # 8x224x224x3 -> 64 7x7 stride 2 8.0 / 10.4.
 NCHW_GATHER_MIN_IN = 16
-STRIDED_1X1_MIN_IN = 128  # NCHW strided 1x1 layers from this many input channels: W @ X over x's strided pixels
+STRIDED_1X1_MIN_IN = 32  # NCHW strided 1x1 layers from this many input channels: W @ X over x's strided pixels
 PIXELS_COPY_MAX_IN = 8  # NCHW x of at most this many channels: copied to NHWC memory by a kernel, not NumPy
 # Stride-1 patch-GEMM calls read padded rows of x in place while (KW - 1)
 # * C_out (padded) <= this * OW (plan.padded_rows). Measured (one core, CPU

@@ -811,11 +811,13 @@ def test_an_nchw_filter_gradient_as_dw_transposed(n, h, w, c_in, c_out, k, strid
 # (n, h, w, c_in, c_out, stride, subsampled): NCHW strided 1x1 forward calls run as W @ X over x's
 # strided pixels from STRIDED_1X1_MIN_IN input channels, on output planes W @ X takes (256+ pixels).
 STRIDED_1X1_CASES = [
-    (2, 33, 32, 128, 40, 2, True),  # 17 x 16 outputs, the last row from x's last
+    (2, 33, 32, 32, 40, 2, True),  # 17 x 16 outputs, the last row from x's last
     (1, 48, 50, 130, 16, (3, 2), True),  # 16 x 25
-    (2, 33, 32, 127, 40, 2, False),  # one input channel fewer
+    (2, 33, 32, 31, 40, 2, False),  # one input channel fewer
     (1, 31, 32, 128, 40, 2, True),  # 16 x 16 = 256 outputs ...
     (1, 29, 32, 128, 40, 2, False),  # ... 15 x 16 = 240
+    (8, 27, 28, 48, 24, 2, True),  # 14 x 14 = 196 outputs of 8 images (plan.NCHW_1X1_BATCH_MIN_PIXELS) ...
+    (7, 27, 28, 48, 24, 2, False),  # ... of 7
 ]
 
 

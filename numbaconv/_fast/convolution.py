@@ -447,7 +447,15 @@ def _strided_1x1_by_images(g, n, c_in, c_out, nchw):
     512 1.60 -> 1.26, -> 128 2.05 -> 1.82, 2x112x112x128 -> 256 2.05 ->
     1.45, 1x56x56x256 -> 512 1.40 -> 1.19, 8x40x40x128 -> 256 1.80 ->
     1.42; from 64 channels mixed (8x56x56x64 -> 128 1.91 -> 1.68, 2x112x112x64
-    -> 128 1.50 -> 1.71).
+    -> 128 1.50 -> 1.71). Once the W @ X pack prefetched its rows
+    (``_kernels.patch_gemm._pack_columns``), from 32 channels: fresh
+    processes alternated, 3 pairs, 11 calls each, NCHW time before -> with
+    this (ms), stride 2: 8x112x112x32 -> 64 4.0-4.4 -> 1.7-1.8 (NHWC 1.0),
+    8x28x28x32 -> 64 0.28 -> 0.12, 4x64x64x48 -> 96 0.67-0.97 -> 0.32-0.43,
+    4x56x56x64 -> 128 0.44 -> 0.39, 2x112x112x64 -> 128 0.94-0.99 ->
+    0.77-1.18 (two of three pairs faster); from 16 or 24 channels (the
+    planes take those, at the NHWC time) no faster: 8x112x112x16 -> 32
+    0.73-0.92 -> 0.74-1.06.
     """
     return (nchw and g.kh == 1 and g.kw == 1 and g.sh * g.sw > 1 and g.pt == 0 and g.pl == 0
             and c_in >= plan.STRIDED_1X1_MIN_IN and (g.oh - 1) * g.sh < g.h and (g.ow - 1) * g.sw < g.w
