@@ -165,6 +165,42 @@ def test_the_kernel_stores_into_any_memory_order(value):
     else:  # (the driver then recomputes the call directly)
         assert bad.sum() == np.count_nonzero(~np.isfinite(got)) > 0
 
+
+# (n, c, h, w, cols, t0, oh, ow0, co0, channels): a row of tiles stored by _store_rows into NCHW
+# memory: runs of STORE_RUN pixels of STORE_RUN channels as transposed blocks, the rest by scratch
+# (the channels past the blocks', the tiles after them, tiles past the plane's last row and column).
+STORE_ROWS = [
+    (2, 40, 9, 37, 19, 3, 8, 0, 0, 40),  # 2 blocks, 3 tiles after (the last hangs over), 8 channels past; one row
+    (1, 16, 4, 32, 16, 0, 2, 0, 0, 16),  # blocks only
+    (1, 48, 5, 20, 10, 1, 4, 0, 8, 33),  # channels from 8: 2 blocks of 16 and one past; one block, 2 tiles after
+    (2, 64, 3, 64, 12, 0, 0, 40, 0, 64),  # from column 40: one block, then 4 tiles by scratch
+    (1, 17, 2, 15, 8, 0, 0, 0, 0, 17),  # narrower than a block: all by scratch
+    (1, 32, 6, 49, 25, 2, 4, 0, 0, 32),  # 3 blocks, then a tile whose odd column is past the plane
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda t: t.__name__)
+@pytest.mark.parametrize("n, c, h, w, cols, t0, oh, ow0, co0, channels", STORE_ROWS)
+def test_the_nchw_store_of_a_row_of_tiles(n, c, h, w, cols, t0, oh, ow0, co0, channels, dtype):
+    """y[n, co0 + q, oh + k // 2, ow0 + 2 t + k % 2] = m[4 + k, t0 + t, q] + bias[q] inside y, nothing else; and the
+    count of stored values that are not finite."""
+    rng = np.random.default_rng(c * w + cols)
+    m = rng.standard_normal((16, t0 + cols + 8, 64)).astype(dtype)
+    m[5, t0 + 1, 3], m[4, t0 + 2, 0], m[7, t0 + cols - 1, channels - 1] = np.inf, np.nan, -np.inf
+    bias = rng.standard_normal(channels).astype(dtype)
+    got = np.full((n, c, h, w), -7, dtype)
+    img = convolution.Image(got.reshape(-1), n, h, w, c, c * h * w, w, 1, h * w)
+    bad = winograd._store_rows(img, m, t0, cols, n - 1, oh, ow0, co0, bias)
+    want = np.full((n, c, h, w), -7, dtype)
+    for t in range(cols):
+        for k in range(4):
+            r, col = oh + k // 2, ow0 + 2 * t + k % 2
+            if r < h and col < w:
+                want[n - 1, co0:co0 + channels, r, col] = m[4 + k, t0 + t, :channels] + bias
+    np.testing.assert_array_equal(got, want)  # (NaN where NaN)
+    stored = want[n - 1, co0:co0 + channels, oh:oh + 2, ow0:ow0 + 2 * cols]
+    assert bad == np.count_nonzero(~np.isfinite(stored)) > 0
+
 # (kernel, stride, dilation, c_in, c_out, (n, h, w) of x, winograd?)
 MIN_IN, MIN_OUT = plan.WINOGRAD_MIN_IN, plan.WINOGRAD_MIN_OUT
 RULE = [

@@ -59,7 +59,7 @@ writes a pixel apart, took 67-70 ms in all against 59-61.)
 import numpy as np
 from numba import prange
 
-from .._numba import claimed_units, kernel, workers
+from .._numba import claimed_units, kernel, store_transposed, workers
 from .convolution import _copy_block, page_aliased, round_up
 from .patch_gemm import FILL_CHANNELS, K_CHUNK, OUT, PIX, _tile_products
 
@@ -85,6 +85,7 @@ FILTER_BLOCK = 16  # input channels per work unit of the filter transform
 # x / NHWC x time, 1x64x64x128 -> 128 1.43 -> 1.04, 4x64x64x128 -> 128
 # 1.48 -> 1.04, 8x32x32x256 -> 256 1.27 -> 1.03 (8x28x28x128, not
 # aliased, 1.06 both).
+STORE_RUN = OUT  # pixels and channels a block of the NCHW store (_store_rows)
 FILL_MIN_PLANE = 8192  # (FILL_CHANNELS: patch_gemm's, whose padded rows fill alike)
 # G, the filter transform: u = G g G^T.
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
@@ -316,39 +317,65 @@ def _store_rows(y, m, t0, cols, n, oh, ow0, co0, bias):
     """One row of tiles' outputs into y of NCHW memory; returns how many are not finite.
 
     y[n, oh + k // 2, ow0 + 2 * t + k % 2, co0 + q] = m[4 + k, t0 + t, q] +
-    bias[q] for t < cols. In two steps: the row of tiles' outputs into
+    bias[q] for t < cols. Runs of STORE_RUN pixels of STORE_RUN channels
+    at a time (y's rows in runs of memory): blocks of m transposed in
+    registers (``_numba.store_transposed``, which also counts the
+    non-finite values). The rest (narrower planes, the last
+    pixels of a row, the last channels) in two steps: the outputs into
     scratch as y's rows hold them (each tile's channels, one run of ``m``,
     scattered into the rows of its 2 x 2 outputs), then each channel's
     two output rows copied out as runs. (Pixel by pixel, each pixel's C
     values a plane apart, as ``_store_pixel`` has them: 2x224x224x64 ->
     64 on 2 threads took 29.1 ms, against 11.4 into NHWC memory; channel
     by channel, each output two columns apart, 12.5; on 56 x 56 planes
-    that store took 9 of the 62 ms of 32x56x56x64 -> 64 on one core.)
+    that store took 9 of the 62 ms of 32x56x56x64 -> 64 on one core.
+    All by scratch, against blocks where a row holds two or more: one
+    core, the store alone, 2x112x112 -> 128 3.0 ms against 1.48 (into NHWC
+    memory 1.21), 8x56x56 -> 64 1.60 against 1.36 (0.78); the kernel,
+    NCHW / NHWC time, 2 threads, fresh processes, 2 pairs: 2x112x112x64 ->
+    128 1.20 -> 1.08, 8x56x56x64 -> 64 1.17 -> 1.07-1.09, 8x28x28x128 ->
+    128 1.14-1.16 both, 8x14x14x256 -> 256 1.00-1.05 both.)
     """
     bad = 0
     inf = m.dtype.type(np.inf)
     n_ch = bias.size
+    width = min(2 * cols, y.w - ow0)
+    q_end = n_ch // STORE_RUN * STORE_RUN
+    # (From two blocks a row on: 28-wide planes, one block and 12 pixels by scratch, took 1.04x all by scratch.)
+    blocks = width // STORE_RUN if y.w_step == 1 and q_end > 0 and width >= 2 * STORE_RUN else 0
+    half = STORE_RUN // 2  # tiles a block
+    for kr in range(min(2, y.h - oh)):
+        even, odd = m[4 + 2 * kr], m[5 + 2 * kr]
+        start = n * y.n_step + (oh + kr) * y.h_step + co0 * y.c_step + ow0
+        for blk in range(blocks):
+            for q0 in range(0, q_end, STORE_RUN):
+                bad += store_transposed(y.data, start + q0 * y.c_step + blk * STORE_RUN, y.c_step, even, odd,
+                                        t0 + blk * half, q0, bias, q0, STORE_RUN)
+    # By scratch: the channels from q_end of the blocks' tiles, every channel of the tiles after them.
+    done = blocks * half  # tiles whose channels below q_end the blocks stored
     rows = np.empty((2, n_ch, 2 * cols), m.dtype)  # [output row, channel, column]
     for t in range(cols):
+        q_lo = q_end if t < done else 0
+        part_bias = bias[q_lo:]
         for k in range(4):
-            src, dst = m[4 + k, t0 + t], rows[k // 2]
+            src, dst = m[4 + k, t0 + t, q_lo:n_ch], rows[k // 2, q_lo:]
             col = 2 * t + k % 2
-            for q in range(n_ch):
-                dst[q, col] = src[q] + bias[q]
-    width = min(2 * cols, y.w - ow0)
+            for q in range(src.size):
+                dst[q, col] = src[q] + part_bias[q]
     w_step = np.uint64(y.w_step)
     for q in range(n_ch):
+        first = 2 * done if q < q_end else 0
         for kr in range(min(2, y.h - oh)):
-            start = n * y.n_step + (oh + kr) * y.h_step + (co0 + q) * y.c_step + ow0 * y.w_step
-            src = rows[kr, q]
+            start = n * y.n_step + (oh + kr) * y.h_step + (co0 + q) * y.c_step + (ow0 + first) * y.w_step
+            src = rows[kr, q, first:width]
             if y.w_step == 1:  # a run of memory
-                dst = y.data[start:start + width]
-                for i in range(width):
+                dst = y.data[start:start + src.size]
+                for i in range(src.size):
                     value = src[i]
                     dst[i] = value
                     bad += not abs(value) < inf
                 continue
-            for i in range(width):
+            for i in range(src.size):
                 value = src[i]
                 y.data[np.uint64(start) + np.uint64(i) * w_step] = value
                 bad += not abs(value) < inf
