@@ -510,6 +510,11 @@ def _register_tile(like, rows, cols):
     return impl
 
 
+def _byte_address(builder, arr, offset):
+    """The address of ``arr``'s data plus ``offset`` bytes, as an i64 (the intrinsics' loads and stores)."""
+    return builder.add(builder.ptrtoint(arr.data, ir.IntType(64)), offset)
+
+
 def _stream_tile_uncompiled(dst, row, col, tile, rows, cols):
     """What :func:`stream_tile` does, as NumPy (``NUMBA_DISABLE_JIT=1``)."""
     if dst.ndim == 1:  # flat memory: one row, from element row + col
@@ -554,8 +559,7 @@ def _stream_tile(typingctx, dst, row, col, tile, rows, cols):
         row, col = (context.cast(builder, v, t, types.int64)
                     for v, t in zip(args[1:3], signature.args[1:3], strict=True))
         item = ir.Constant(i64, context.get_abi_sizeof(elem))
-        first = builder.add(builder.ptrtoint(dst_arr.data, i64),
-                            builder.add(builder.mul(row, pitch), builder.mul(col, item)))
+        first = _byte_address(builder, dst_arr, builder.add(builder.mul(row, pitch), builder.mul(col, item)))
         nontemporal = builder.module.add_metadata([ir.IntType(32)(1)])
         for r in range(n_rows):
             value = ir.Constant(vector, ir.Undefined)
@@ -593,10 +597,10 @@ def _prefetch(typingctx, data, index):
 
     def codegen(context, builder, signature, args):
         arr = context.make_array(signature.args[0])(context, builder, args[0])
-        i64, i32 = ir.IntType(64), ir.IntType(32)
+        i32 = ir.IntType(32)
         index = context.cast(builder, args[1], signature.args[1], types.int64)
         offset = builder.mul(index, builder.extract_value(arr.strides, 0))  # (bytes)
-        address = builder.inttoptr(builder.add(builder.ptrtoint(arr.data, i64), offset), ir.IntType(8).as_pointer())
+        address = builder.inttoptr(_byte_address(builder, arr, offset), ir.IntType(8).as_pointer())
         fn = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VoidType(), [address.type, i32, i32, i32]), "llvm.prefetch.p0")
         builder.call(fn, [address, i32(0), i32(3), i32(1)])  # read, keep in every level, data
@@ -664,8 +668,7 @@ def _store_transposed(typingctx, dst, start, step, even, odd, row0, col0, bias, 
                                        for k in (1, 2, 5, 6, 8))
 
         def load(arr, offset):
-            address = builder.add(builder.ptrtoint(arr.data, i64), offset)
-            return builder.load(builder.inttoptr(address, vector.as_pointer()), align=4)
+            return builder.load(builder.inttoptr(_byte_address(builder, arr, offset), vector.as_pointer()), align=4)
 
         bias = load(bias_arr, builder.mul(b0, item))
         counts = ir.VectorType(i32, n)
@@ -692,7 +695,7 @@ def _store_transposed(typingctx, dst, start, step, even, odd, row0, col0, bias, 
                     a, b = rows[i], rows[i + s]
                     rows[i], rows[i + s] = builder.shuffle_vector(a, b, low), builder.shuffle_vector(a, b, high)
             s //= 2
-        first = builder.add(builder.ptrtoint(dst_arr.data, i64), builder.mul(start, item))
+        first = _byte_address(builder, dst_arr, builder.mul(start, item))
         stride = builder.mul(step, item)
         for j in range(n):
             target = builder.add(first, builder.mul(ir.Constant(i64, j), stride))
