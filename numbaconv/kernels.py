@@ -133,6 +133,7 @@ from ._kernels.patch_gemm import WK_HWIO as _WK_HWIO
 from ._kernels.patch_gemm import WK_PANELS as _WK_PANELS
 from ._kernels.patch_gemm import conv2d_backward_filter_patch_gemm as _filter_patch_gemm
 from ._kernels.patch_gemm import conv2d_patch_gemm as _conv2d_patch_gemm
+from ._kernels.patch_gemm import filter_gradient_rows as _filter_gradient_rows
 from ._kernels.patch_gemm import pack_filters as _pack_filters
 from ._kernels.patches import col2im_nhwc as _col2im_nhwc
 from ._kernels.patches import im2col_nhwc as _im2col_nhwc
@@ -452,13 +453,16 @@ def conv2d_backward_filter(dy, x, dw, stride_h, stride_w, pad_top, pad_left, dil
                         img.c_step)
         # (int64 values: literals could type the call apart, a compile of its own.)
         one, zero = np.int64(1), np.int64(0)
-        _filter_patch_gemm(_image(dy), pixels, partial, one, one, k_block, c_pad, chunk, one, one, one, one,
-                           zero, zero, False)
+        dy_img = _image(dy)
+        _filter_patch_gemm(dy_img, pixels, partial, one, one, k_block, c_pad, chunk, one, one, one, one,
+                           zero, zero, False, _filter_gradient_rows(dy_img, pixels, True))
     else:
         k_pad, c_pad, parts, k_block, chunk = _dw_patches_plan(n, oh, ow, k_h, k_w, c_in, c_out)
         partial = np.empty((parts, k_pad, c_pad), dw.dtype)
-        _filter_patch_gemm(_image(x), _image(dy), partial, k_h, k_w, k_block, c_pad, chunk,
-                           sh, sw, dh, dw_, pt, pl, False)
+        x_img, dy_img = _image(x), _image(dy)
+        one_by_one = k_h == 1 and k_w == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0
+        _filter_patch_gemm(x_img, dy_img, partial, k_h, k_w, k_block, c_pad, chunk,
+                           sh, sw, dh, dw_, pt, pl, False, _filter_gradient_rows(x_img, dy_img, one_by_one))
     for k in range(k_len):
         for co in range(c_out):
             flat[k, co] = _sum_parts(partial, co, k) if swapped else _sum_parts(partial, k, co)

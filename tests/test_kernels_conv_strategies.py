@@ -154,6 +154,19 @@ def check_all_ops(case, fmt):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("k_major", [False, True], ids=["panels", "k-major"])
 def test_the_register_tile_products_over_every_count_of_panels(n_out, k_len, segments, start, dtype, k_major):
+    check_tile_products(n_out, k_len, segments, start, dtype, k_major, a_columns=False)
+
+
+@pytest.mark.parametrize("n_out", [16, 48, 64])
+@pytest.mark.parametrize(("k_len", "segments"), [(70, 1), (9, 3)])
+@pytest.mark.parametrize("start", ["add", "zero"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k_major", [False, True], ids=["panels", "k-major"])
+def test_the_register_tile_products_of_a_read_by_columns(n_out, k_len, segments, start, dtype, k_major):
+    check_tile_products(n_out, k_len, segments, start, dtype, k_major, a_columns=True)
+
+
+def check_tile_products(n_out, k_len, segments, start, dtype, k_major, a_columns):
     """``_tile_products`` against NumPy: one-panel and two-panel tiles, segments, a block of B past its start.
 
     Every count of 16-channel panels from 1 to 5 (two-panel tiles and a
@@ -166,14 +179,16 @@ def test_the_register_tile_products_over_every_count_of_panels(n_out, k_len, seg
     (``bias_rows``, the W @ X route's); with the bias, also stored past
     the caches (``stream``: rows of ``out`` 64-byte aligned from
     ``o_col``). B in panels, or k-major (an HWIO filter read in place:
-    ``b[k, j, i]``).
+    ``b[k, j, i]``). A's values along a row one apart, or (``a_columns``,
+    the NHWC 1x1 filter gradient's x read in place) its rows one apart and
+    its columns ``a_k``.
     """
     rng = np.random.default_rng(n_out + k_len)
     pix, out_w = patch_gemm.PIX, patch_gemm.OUT
     n_pix = 3 * pix
-    a_row, a_start, seg_step = k_len + 5, 7, 11
+    a_row, a_k, a_start, seg_step = (1, n_pix + 2, 7, 11) if a_columns else (k_len + 5, 1, 7, 11)
     seg_k = k_len if segments > 1 else 0
-    a = rng.standard_normal(a_start + (segments - 1) * seg_step + n_pix * a_row + segments * k_len + 1)
+    a = rng.standard_normal(a_start + (segments - 1) * seg_step + n_pix * a_row + segments * k_len * a_k + 1)
     a = a.astype(dtype)
     b = rng.standard_normal((n_out // out_w + 1, segments * k_len, out_w)).astype(dtype)
     stream, bias_rows = start.endswith("-streamed"), start.startswith("bias-rows")
@@ -188,11 +203,12 @@ def test_the_register_tile_products_over_every_count_of_panels(n_out, k_len, seg
         want[:, o_col:o_col + n_out] = (bias[:, None] if bias_rows else bias) if bias.size else 0
     for seg in range(segments):
         for k in range(seg * seg_k, seg * seg_k + k_len):
-            col = a[a_start + seg * seg_step + np.arange(n_pix) * a_row + k].astype(np.float64)
+            col = a[a_start + seg * seg_step + np.arange(n_pix) * a_row + k * a_k].astype(np.float64)
             want[:, o_col:o_col + n_out] += np.outer(col, b[1:, k].reshape(-1))
     i64 = np.int64
     b_read = np.ascontiguousarray(b.transpose(1, 0, 2)) if k_major else b
-    patch_gemm._tile_products(out, i64(o_col), i64(n_out), a, i64(a_start), i64(a_row), b_read, i64(out_w), k_major,
+    patch_gemm._tile_products(out, i64(o_col), i64(n_out), a, i64(a_start), i64(a_row), i64(a_k), b_read, i64(out_w),
+                              k_major,
                               i64(0), i64(k_len), start == "add", i64(segments), i64(seg_step), i64(seg_k), bias,
                               bias_rows, stream, i64(0), i64(n_pix), i64(1), i64(0))
     np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-4)
@@ -242,7 +258,7 @@ def test_the_register_tile_maps_padded_rows_onto_rows_of_outputs(out_w, skip, p_
     rows = (p_first + n_pix - 1) // pitch * out_w + pitch  # y's rows from pixel 0's, past the last one's
     out = np.full((rows, n_out + 3), np.nan, np.float32)
     i64 = np.int64
-    patch_gemm._tile_products(out, i64(0), i64(n_out), a, i64(p_first * k_len), i64(k_len), b, i64(0), False,
+    patch_gemm._tile_products(out, i64(0), i64(n_out), a, i64(p_first * k_len), i64(k_len), i64(1), b, i64(0), False,
                               i64(0), i64(k_len), False, i64(1), i64(0), i64(0), bias, False, False, i64(p_first),
                               i64(n_pix), i64(pitch), i64(skip))
     panels = np.concatenate(list(b), axis=1)  # (K, n_out)
@@ -744,6 +760,70 @@ def test_an_nchw_1x1_filter_gradient_read_in_place(n, h, w, c_in, c_out, stride,
     assert planes == [True]  # one call, its A operand in channel planes
 
 
+# (n, h, w, c_in, c_out, dtype, in_place): NHWC 1x1 filter gradients whose x and dy the patch GEMM
+# reads in place (patch_gemm.rows_in_place_1x1: x's pixels as A's columns, whole tiles of PIX
+# channels; dy's pixels as k-major rows of B, whole panels, no wider than x's or 4 panels), else
+# gathered. Channels that are multiples of 40 make whole tiles for PIX 5 and 8 alike.
+ROWS_IN_PLACE_CASES = [
+    (2, 12, 10, 80, 80, np.float32, True),
+    (3, 7, 9, 80, 48, np.float32, True),  # dy narrower than x
+    (2, 16, 16, 40, 64, np.float32, True),  # dy wider than x, within 4 panels
+    (2, 64, 48, 80, 80, np.float32, True),  # 6144 pixels: parts, each of several chunks
+    (1, 5, 3, 120, 32, np.float32, True),  # 15 pixels: one short chunk
+    (2, 9, 30, 80, 64, np.float64, True),  # float64: one-panel tiles
+    (1, 32, 32, 64, 40, np.float32, True),  # dw^T (dy the A operand, x the B operand)
+    (2, 12, 10, 40, 80, np.float32, False),  # dy wider than x and 4 panels: gathered
+    (2, 12, 10, 36, 64, np.float32, False),  # C_in in no whole tiles: gathered
+    (2, 12, 10, 80, 40, np.float32, False),  # C_out in no whole panels: gathered
+]
+
+
+@pytest.mark.parametrize("n, h, w, c_in, c_out, dtype, in_place", ROWS_IN_PLACE_CASES)
+def test_an_nhwc_1x1_filter_gradient_read_in_place(n, h, w, c_in, c_out, dtype, in_place, monkeypatch):
+    if c_in % patch_gemm.PIX and c_out % patch_gemm.PIX and in_place:
+        pytest.fail("a case that reads in place needs whole tiles of PIX channels")
+    rows = recorded(monkeypatch, "conv2d_backward_filter_patch_gemm", lambda *args: args[-1].shape[0] > 0)
+    rng = np.random.default_rng(n * h * w + c_in + c_out)
+    x = rng.standard_normal((n, h, w, c_in)).astype(dtype)
+    wt = rng.standard_normal((1, 1, c_in, c_out)).astype(dtype)
+    dy = rng.standard_normal((n, h, w, c_out)).astype(dtype)
+    want = ref.conv2d_backward(dy.astype(np.float64), x.astype(np.float64), wt.astype(np.float64))[1]
+    got = fast.conv2d_backward_filter(dy, x, wt.shape)
+    np.testing.assert_allclose(got, want, atol=tolerance(dtype, n * h * w), rtol=0)
+    assert rows == [in_place]
+
+
+def test_an_nhwc_1x1_filter_gradient_read_in_place_is_bit_identical_at_1_and_2_threads(thread_counts, monkeypatch):
+    """6144 pixels in parts (ROWS_IN_PLACE_CASES[3]): each part's chunks in order, whatever thread runs it."""
+    rows = recorded(monkeypatch, "conv2d_backward_filter_patch_gemm",
+                    lambda x, dy, partial, *a: (partial.shape[0], a[-1].shape[0] > 0))
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 64, 48, 80)).astype(np.float32)
+    dy = rng.standard_normal((2, 64, 48, 80)).astype(np.float32)
+    results = []
+    for threads in thread_counts:
+        numba.set_num_threads(threads)
+        results.append(fast.conv2d_backward_filter(dy, x, (1, 1, 80, 80)))
+    assert results[0].tobytes() == results[1].tobytes()
+    assert rows[0][0] > 1 and rows[0][1]  # parts, read in place
+
+
+def test_only_pixels_in_one_run_are_read_in_place():
+    """rows_in_place_1x1 on Images: contiguous NHWC memory only, exactly the image's values."""
+    def img(data, n, h, w, c, w_step=None):
+        w_step = w_step or c
+        return plane_kernels.Image(data, n, h, w, c, h * w * w_step, w * w_step, w_step, 1)
+    x, dy = np.zeros(2 * 3 * 4 * 80, np.float32), np.zeros(2 * 3 * 4 * 64, np.float32)
+    assert patch_gemm.rows_in_place_1x1(img(x, 2, 3, 4, 80), img(dy, 2, 3, 4, 64), True)
+    assert not patch_gemm.rows_in_place_1x1(img(x, 2, 3, 4, 80), img(dy, 2, 3, 4, 64), False)
+    assert not patch_gemm.rows_in_place_1x1(img(np.zeros(x.size + 80, np.float32), 2, 3, 4, 80),
+                                            img(dy, 2, 3, 4, 64), True)  # a buffer past the image
+    assert not patch_gemm.rows_in_place_1x1(img(x, 1, 3, 4, 40, w_step=80), img(dy[:768], 1, 3, 4, 64),
+                                            True)  # every other run of 40 channels
+    nchw = plane_kernels.Image(x, 2, 3, 4, 80, 960, 4, 1, 12)
+    assert not patch_gemm.rows_in_place_1x1(nchw, img(dy, 2, 3, 4, 64), True)
+
+
 # (n, h, w, c_in, c_out, stride, padding, format, swapped): a 1x1 filter gradient is computed
 # as dw^T = dy^T @ x when no patch reaches padding and, NHWC, while P * (C_in - C_out) >=
 # DW_SWAP_RATIO * C_in * C_out; NCHW when C_in < C_out.
@@ -795,7 +875,7 @@ def test_an_nchw_filter_gradient_as_dw_transposed(n, h, w, c_in, c_out, k, strid
                                                   monkeypatch):
     for name, value in STRATEGIES["patches"].items():  # the patch GEMM for every filter gradient
         monkeypatch.setattr(drivers, name, value)
-    modes = recorded(monkeypatch, "conv2d_backward_filter_patch_gemm", lambda *a: a[-1])
+    modes = recorded(monkeypatch, "conv2d_backward_filter_patch_gemm", lambda *a: a[-2])  # transposed
     rng = np.random.default_rng(h * w + c_in + c_out)
     x = rng.standard_normal((n, h, w, c_in)).astype(dtype)
     wt = rng.standard_normal(k + (c_in, c_out)).astype(dtype)

@@ -223,12 +223,15 @@ def _gather_patch(dst, x, n, ih0, iw0, k_h, k_w, dh, dw):
 
 
 @kernel(parallel=False)
-def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, b_k_major, k0, k1, add, segments, seg_step, seg_k,
-                   bias, bias_rows, stream, p_first, n_pix, pitch, skip):
+def _tile_products(out, o_col, n_out, a, a_start, a_row, a_k, b, q_b, b_k_major, k0, k1, add, segments, seg_step,
+                   seg_k, bias, bias_rows, stream, p_first, n_pix, pitch, skip):
     """out[p, o_col + q] (+)= sum(A_s[p, k] * B[k, q_b + q] for s < segments, for k0 + s * seg_k <= k < k1 + s * seg_k).
 
-    ``a`` is flat, its rows ``a_row`` apart: segment s reads ``A_s[p, k]
-    = a[a_start + s * seg_step + p * a_row + k]``. A (pixels, K) block of
+    ``a`` is flat, its rows ``a_row`` apart and its columns ``a_k``:
+    segment s reads ``A_s[p, k] = a[a_start + s * seg_step + p * a_row + k
+    * a_k]``. Every caller but one has ``a_k`` 1; the filter gradient of
+    NHWC 1x1 layers reads x's pixels as A's columns (``a_row`` 1, ``a_k``
+    C_in: ``conv2d_backward_filter_patch_gemm``). A (pixels, K) block of
     gathered patches is one segment with ``a_row = K``; rows may also
     overlap: the padded-rows forward reads padded rows of x in place, its
     pixels a few channels apart, a kernel row per segment (``seg_k`` its
@@ -276,6 +279,7 @@ def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, b_k_major, k0, 
     tile's OUT columns then one row of ``b`` apart for each k.
     """
     step = np.uint64(a_row)
+    k_step = np.uint64(a_k)
     with_bias = bias.size > 0 and not bias_rows  # (a value per column; per row: row_bias)
     row_bias = bias.size > 0 and bias_rows
     # Row k of panel j is b[j, k], or b[k, j] (k-major): b[j * j0 + k * k0_, j * j1 + k * k1_].
@@ -310,9 +314,9 @@ def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, b_k_major, k0, 
                     kb = k0 + seg * seg_k
                     i0 = j * k_on_1 + np.uint64(kb) * k_on_0
                     i1 = j * k_on_0 + np.uint64(kb) * k_on_1
-                    s0 = np.uint64(a_start + seg * seg_step + p * a_row + kb)
+                    s0 = np.uint64(a_start + seg * seg_step + p * a_row + kb * a_k)
                     for k in range(k1 - k0):
-                        off = s0 + np.uint64(k)
+                        off = s0 + np.uint64(k) * k_step
                         for r in range(PIX):
                             xs[r] = a[off + np.uint64(r) * step]
                         u0, u1 = i0 + np.uint64(k) * k_on_0, i1 + np.uint64(k) * k_on_1
@@ -362,7 +366,7 @@ def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, b_k_major, k0, 
                 kb = k0 + seg * seg_k
                 i0 = j * k_on_1 + np.uint64(kb) * k_on_0
                 i1 = j * k_on_0 + np.uint64(kb) * k_on_1
-                s0 = np.uint64(a_start + seg * seg_step + p * a_row + kb)
+                s0 = np.uint64(a_start + seg * seg_step + p * a_row + kb * a_k)
                 for k in range(k1 - k0):
                     row = b[i0 + np.uint64(k) * k_on_0, i1 + np.uint64(k) * k_on_1]
                     # The PIX values of a's column k, then the update with
@@ -370,7 +374,7 @@ def _tile_products(out, o_col, n_out, a, a_start, a_row, b, q_b, b_k_major, k0, 
                     # and vectorizes the one over q, as if the rows were
                     # written out (same speed at 6 rows). With the rows
                     # outermost, the update stayed scalar (12 GFLOP/s).
-                    off = s0 + np.uint64(k)
+                    off = s0 + np.uint64(k) * k_step
                     for r in range(PIX):
                         xs[r] = a[off + np.uint64(r) * step]
                     for q in range(OUT):
@@ -671,7 +675,7 @@ def _unit_products(y, b, base, n_direct, out, a, a_start, a_row, wk, q_b, k_majo
         # 8x112x112x32 -> 64 and 8x56x56x64 -> 256 1.19, 8x56x56x64 -> 64
         # 1.05, LeNet's 64x12x12x6 -> 16 5x5 1.07, 8x28x28x256 -> 256 1.02.)
         for c0 in range(k_lo, k_hi, K_CHUNK):
-            _tile_products(tiles, col, n_out, a, a_start + p0 * a_row, a_row, wk, q_b, k_major, c0,
+            _tile_products(tiles, col, n_out, a, a_start + p0 * a_row, a_row, np.int64(1), wk, q_b, k_major, c0,
                            min(c0 + K_CHUNK, k_hi), c0 > k_lo, segments, seg_step, seg_len, bias, w_at_x,
                            direct and stream and c0 + K_CHUNK >= k_hi, first, p1 - p0, pitch,
                            skip if direct else np.int64(0))
@@ -741,7 +745,7 @@ def _unit_across_images(x, wk, b, y, n0, pos0, positions, co0, n_out, k_h, k_w, 
         else:
             for c0 in range(k0, k1, K_CHUNK):
                 # (No literal 0 or False: a second compile of the tile.)
-                _tile_products(tiles, np.int64(0), n_out, flat, a_start, a_row, wk, co0, c0 < 0, c0,
+                _tile_products(tiles, np.int64(0), n_out, flat, a_start, a_row, np.int64(1), wk, co0, c0 < 0, c0,
                                min(c0 + K_CHUNK, k1), c0 > k0, h_hi - h_lo, seg_step, run, b[:0], c0 < 0, c0 < 0,
                                np.int64(0), tiles.shape[0], np.int64(1), np.int64(0))
         i = i_end
@@ -1282,9 +1286,41 @@ def _gather_patch_panels(panels, x, n, oh0, rows, out_w, p0, c0, c1, k_h, k_w, s
                 panel[dst + ow_lo + j, i] = data[src + np.uint64(j) * step]
 
 
+@register_jitable
+def filter_gradient_rows(x, dy, one_by_one):
+    """``conv2d_backward_filter_patch_gemm``'s ``dy_rows``: dy as (pixels, C_out / OUT, OUT), or empty.
+
+    Not empty where the kernel reads x's and dy's pixels in place
+    (:func:`rows_in_place_1x1`). Computed by the caller: as the kernel's
+    own code, the test and the reshape cost 0.7 s of its cold compile.
+    """
+    if rows_in_place_1x1(x, dy, one_by_one):
+        return dy.data.reshape((dy.n * dy.h * dy.w, dy.c // OUT, OUT))
+    return np.empty((0, 1, OUT), dy.data.dtype)
+
+
+@register_jitable
+def rows_in_place_1x1(x, dy, one_by_one):
+    """Whether ``conv2d_backward_filter_patch_gemm`` reads x's and dy's pixels in place (the kernel's comment).
+
+    ``one_by_one``: a 1x1, stride-1, unpadded filter gradient (not transposed).
+    """
+    return (one_by_one and x.h == dy.h and x.w == dy.w
+            and x.c % PIX == 0 and _pixel_rows(x) and x.data.size == x.n * x.n_step
+            and dy.c % OUT == 0 and _pixel_rows(dy) and dy.data.size == dy.n * dy.n_step
+            and dy.c <= max(x.c, 4 * OUT))
+
+
+@register_jitable
+def _pixel_rows(img):
+    """Whether an Image's pixels are one run of rows of C values each, image after image (NHWC, contiguous)."""
+    return (img.c_step == 1 and img.w_step == img.c and img.h_step == img.w * img.c
+            and img.n_step == img.h * img.h_step)
+
+
 @kernel
 def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, col_block, chunk_pixels,
-                                      sh, sw, dh, dw, pt, pl, transposed):
+                                      sh, sw, dh, dw, pt, pl, transposed, dy_rows):
     """partial[part, k, co] = sum(patch(n, oh, ow)[k] * dy[n, oh, ow, co]) over the part's pixels.
 
     ``x`` and ``dy`` are Images; ``partial`` is (n_parts, round_up(K, PIX),
@@ -1303,6 +1339,10 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, col_blo
     channel planes A's rows read in place (below), and ``dy`` is the input,
     whose patches go to the panels of B (``_gather_patch_panels``);
     ``partial`` is (n_parts, round_up(C_out, PIX), round_up(K, OUT)).
+
+    ``dy_rows``: dy's pixels as (pixels, C_out / OUT, OUT) k-major rows,
+    for a 1x1 filter gradient that reads both operands in place (below),
+    else empty (:func:`filter_gradient_rows`).
     """
     n_parts, k_pad, c_pad = partial.shape
     k_blocks = (k_pad + k_block - 1) // k_block
@@ -1323,6 +1363,19 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, col_blo
     in_place = (a_kh == 1 and a_kw == 1 and a_sh == 1 and a_sw == 1 and a_pt == 0 and a_pl == 0
                 and x.w_step == 1 and x.h_step == x.w and x.h == grid_h and x.w == grid_w)
     full = x.c // PIX * PIX if in_place else 0
+    # A 1x1 stride-1 reduction over NHWC memory, both operands' pixels
+    # contiguous across images, reads both in place: A = x's pixels as its
+    # columns (``_tile_products``' ``a_k``: C_in apart), B = dy's pixels as
+    # k-major rows (dy's channels whole panels of OUT). No gather: the
+    # transposed one wrote each value of x to a row of its own, and dy's
+    # panels were a copy of dy. Only where dy's rows are no longer than
+    # x's (or 64 values): longer ones, read in place, lost to the panels'
+    # copy (one process per commit, 2 runs, NHWC dw time in place /
+    # gathered: 8x56x56 64 -> 64 0.66-0.79, 8x112x112 32 -> 64 0.55-0.63,
+    # 8x56x56 128 -> 128 0.84-0.93, 8x28x28 256 -> 256 0.87-0.94, 8x7x7
+    # 2048 -> 512 0.96-0.98, but 64 -> 256 1.07, 128 -> 512 1.09-1.16,
+    # 256 -> 1024 1.04-1.10, and as dw^T 256 -> 64 1.20-1.25).
+    rows_in_place = dy_rows.shape[0] > 0  # (dy_rows: see filter_gradient_rows)
     # Chunks of whole images where an image fits in one (their products are
     # then one call, an image per segment), else of rows of one image.
     per_chunk = chunk_pixels // grid_w if grid_w else 1
@@ -1341,23 +1394,6 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, col_blo
             n_cols = min(col_block, c_pad - c0)
             g0 = min(k1, max(k0, full))  # rows k0..g0 read in place, g0..k1 gathered
             out = partial[part, k0:k1]
-            # Rows OUT values longer than the chunk: a pitch of a power of two
-            # of 1 KB or more puts a tile's rows of at, and the rows the
-            # gather writes per pixel, into the same L1 sets (one core,
-            # 8x56x56x256 -> 64 1x1, blocks of 132 rows: 16.7 ms with rows of
-            # 256 pixels, 15.7 with 272).
-            at = np.empty((k1 - g0, chunk_pixels + OUT), partial.dtype)
-            # B's block of columns in panels, as _tile_products reads it; dy's
-            # channels past C_out stay zero (only the last panel has any: the
-            # others are not zeroed, 0.5 MB per unit for 512 channels).
-            # One row more than the chunk: panels chunk_pixels * 64 bytes apart
-            # (16 KB) put the rows a pixel's gather writes, one per panel, into
-            # one L1 set (one core, 8x56x56x256 pixels into 16 panels: 4.1 ->
-            # 3.5-3.7 ms of gathers; 8x28x28x512, 32 panels: 1.2-1.4 -> 1.1).
-            n_panels = n_cols // OUT
-            b_panels = np.empty((n_panels, chunk_pixels + 1, OUT), partial.dtype)
-            if not transposed and dy.c < c0 + n_cols:
-                b_panels[n_panels - 1] = 0
             # Parts of whole chunks (the last chunk excepted): every chunk but
             # the last of the call then holds all the pixels it can, and each
             # chunk reloads and stores the unit's block of partial sums once.
@@ -1366,6 +1402,23 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, col_blo
             # 512 sums reloaded each time).
             r = min(row_units, per_chunk * (n_chunks * part // n_parts))
             r_end = min(row_units, per_chunk * (n_chunks * (part + 1) // n_parts))
+            # Rows OUT values longer than the chunk: a pitch of a power of two
+            # of 1 KB or more puts a tile's rows of at, and the rows the
+            # gather writes per pixel, into the same L1 sets (one core,
+            # 8x56x56x256 -> 64 1x1, blocks of 132 rows: 16.7 ms with rows of
+            # 256 pixels, 15.7 with 272).
+            at = np.empty((0 if rows_in_place else k1 - g0, chunk_pixels + OUT), partial.dtype)
+            # B's block of columns in panels, as _tile_products reads it; dy's
+            # channels past C_out stay zero (only the last panel has any: the
+            # others are not zeroed, 0.5 MB per unit for 512 channels).
+            # One row more than the chunk: panels chunk_pixels * 64 bytes apart
+            # (16 KB) put the rows a pixel's gather writes, one per panel, into
+            # one L1 set (one core, 8x56x56x256 pixels into 16 panels: 4.1 ->
+            # 3.5-3.7 ms of gathers; 8x28x28x512, 32 panels: 1.2-1.4 -> 1.1).
+            n_panels = n_cols // OUT
+            b_panels = np.empty((n_panels, 0 if rows_in_place else chunk_pixels + 1, OUT), partial.dtype)
+            if not transposed and not rows_in_place and dy.c < c0 + n_cols:
+                b_panels[n_panels - 1] = 0
             # Offsets go to the helpers as int64 values: a literal 0 would be an
             # argument type of its own, i.e. a second compile of the helper (the
             # forward kernel calls them with ints).
@@ -1382,6 +1435,10 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, col_blo
                 p = zero
                 n_first = r // grid_h
                 r_stop = min(r_end, r + per_chunk)
+                p_first = r * grid_w  # (the chunk's first pixel, counting from x's first)
+                if rows_in_place:  # (nothing to gather)
+                    p += (r_stop - r) * grid_w
+                    r = r_stop
                 while r < r_stop:
                     n = r // grid_h
                     oh0 = r - n * grid_h
@@ -1396,15 +1453,22 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, col_blo
                     if g0 > k0 and plane > chunk_pixels:
                         # A piece of rows of image n: panel rows p on are its pixels.
                         _tile_products(a_in_place, c0, n_cols, x.data, n * x.n_step + k0 * x.c_step + oh0 * grid_w - p,
-                                       x.c_step, b_panels, zero, cached, p, p + rows * grid_w, add or p > 0, one, zero,
-                                       zero, no_bias, cached, cached, zero, a_in_place.shape[0], one, zero)
+                                       x.c_step, one, b_panels, zero, cached, p, p + rows * grid_w, add or p > 0, one,
+                                       zero, zero, no_bias, cached, cached, zero, a_in_place.shape[0], one, zero)
                     p += rows * grid_w
                     r += rows
                 if g0 > k0 and plane <= chunk_pixels:
                     # Whole images, one per segment of plane pixels.
-                    _tile_products(a_in_place, c0, n_cols, x.data, n_first * x.n_step + k0 * x.c_step, x.c_step,
+                    _tile_products(a_in_place, c0, n_cols, x.data, n_first * x.n_step + k0 * x.c_step, x.c_step, one,
                                    b_panels, zero, cached, zero, plane, add, p // plane, x.n_step - plane, plane,
                                    no_bias, cached, cached, zero, a_in_place.shape[0], one, zero)
-                _tile_products(out[g0 - k0:], c0, n_cols, at.reshape(-1), zero, at.shape[1], b_panels, zero, cached,
-                               zero, p, add, one, zero, zero, no_bias, cached, cached, zero, out.shape[0] - (g0 - k0),
-                               one, zero)
+                # The gathered rows of A, or all of them read in place (one call site:
+                # a second one compiled the products again, +0.9 s of cold compile).
+                if rows_in_place:
+                    a, a_start, a_row, a_k = x.data, k0 * x.c_step, x.c_step, x.w_step  # (pixel k: x.data[k * C])
+                    b, q_b, k_major, b_k0 = dy_rows, c0, zero < one, p_first
+                else:
+                    a, a_start, a_row, a_k = at.reshape(-1), zero, at.shape[1], one
+                    b, q_b, k_major, b_k0 = b_panels, zero, cached, zero
+                _tile_products(out[g0 - k0:], c0, n_cols, a, a_start, a_row, a_k, b, q_b, k_major, b_k0, b_k0 + p, add,
+                               one, zero, zero, no_bias, cached, cached, zero, out.shape[0] - (g0 - k0), one, zero)

@@ -431,7 +431,7 @@ def conv2d_winograd(x, u, b, y, tile_rows, tile_cols, out_per_unit, pt, pl, bad)
             m = np.empty((16, tiles_pad, n_out), u.dtype)
             for e in range(16):
                 for k0 in range(0, c_in, K_CHUNK):
-                    _tile_products(m[e], zero, n_out, v_flat, e * tiles_pad * c_in, c_in, u[e], co0, k0 < 0, k0,
+                    _tile_products(m[e], zero, n_out, v_flat, e * tiles_pad * c_in, c_in, one, u[e], co0, k0 < 0, k0,
                                    min(k0 + K_CHUNK, c_in), k0 > 0, one, zero, zero, v_flat[:0], k0 < 0, k0 < 0, zero,
                                    tiles_pad, one, zero)
             _untransform(m.reshape(16, tiles_pad * n_out))
@@ -571,9 +571,9 @@ def conv2d_backward_filter_winograd(x, dy, partial, tile_rows, tile_cols, pt, pl
                 job += tile_rows
                 _transform_dy(yt, dblock)
                 for e in range(16):
-                    _tile_products(out[e], zero, out.shape[2], yt_flat, e * yt[0].size, yt.shape[2], v[e], zero, t < 0,
-                                   zero, t, t > 0, one, zero, zero, yt_flat[:0], t < 0, t < 0, zero, out.shape[1], one,
-                                   zero)  # (t < 0: a bool that is no literal)
+                    _tile_products(out[e], zero, out.shape[2], yt_flat, e * yt[0].size, yt.shape[2], one, v[e], zero,
+                                   t < 0, zero, t, t > 0, one, zero, zero, yt_flat[:0], t < 0, t < 0, zero,
+                                   out.shape[1], one, zero)  # (t < 0: a bool that is no literal)
 
 
 @kernel
