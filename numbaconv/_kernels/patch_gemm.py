@@ -1394,14 +1394,6 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, col_blo
             n_cols = min(col_block, c_pad - c0)
             g0 = min(k1, max(k0, full))  # rows k0..g0 read in place, g0..k1 gathered
             out = partial[part, k0:k1]
-            # Parts of whole chunks (the last chunk excepted): every chunk but
-            # the last of the call then holds all the pixels it can, and each
-            # chunk reloads and stores the unit's block of partial sums once.
-            # Split at any row, 6 parts made up to 6 more chunks (one core,
-            # 8x28x28x512 -> 128 as dw^T: 30 chunks instead of 25, its 132 x
-            # 512 sums reloaded each time).
-            r = min(row_units, per_chunk * (n_chunks * part // n_parts))
-            r_end = min(row_units, per_chunk * (n_chunks * (part + 1) // n_parts))
             # Rows OUT values longer than the chunk: a pitch of a power of two
             # of 1 KB or more puts a tile's rows of at, and the rows the
             # gather writes per pixel, into the same L1 sets (one core,
@@ -1419,6 +1411,14 @@ def conv2d_backward_filter_patch_gemm(x, dy, partial, k_h, k_w, k_block, col_blo
             b_panels = np.empty((n_panels, 0 if rows_in_place else chunk_pixels + 1, OUT), partial.dtype)
             if not transposed and not rows_in_place and dy.c < c0 + n_cols:
                 b_panels[n_panels - 1] = 0
+            # Parts of whole chunks (the last chunk excepted): every chunk but
+            # the last of the call then holds all the pixels it can, and each
+            # chunk reloads and stores the unit's block of partial sums once.
+            # Split at any row, 6 parts made up to 6 more chunks (one core,
+            # 8x28x28x512 -> 128 as dw^T: 30 chunks instead of 25, its 132 x
+            # 512 sums reloaded each time).
+            r = min(row_units, per_chunk * (n_chunks * part // n_parts))
+            r_end = min(row_units, per_chunk * (n_chunks * (part + 1) // n_parts))
             # Offsets go to the helpers as int64 values: a literal 0 would be an
             # argument type of its own, i.e. a second compile of the helper (the
             # forward kernel calls them with ints).
