@@ -85,6 +85,7 @@ DW_STRIDED_MIN_IN = 32  # filter gradient, strided: the patch GEMM on any grid f
 DW_MIN_K_BLOCK = 128  # filter gradient: rows of K per patch-GEMM work unit, at the least (dw_patches_plan)
 DW_SWAP_RATIO = 4  # filter gradient, 1x1: pixels * (C_in - C_out) per C_in * C_out to compute dw^T (dw_swapped)
 DW_SWAP_NCHW_MIN_FILTER = 1 << 16  # ... and for NCHW callers, filter values from which it always does
+DW_SWAP_ROWS_MAX_IN = 4 * OUT  # ... and for NHWC ones, 1x1 stride 1, from at most this C_in into more C_out
 DW_PATCH_MAX_LENGTH = 256  # filter gradient: plane-kernel work units shorter than this go to the patch GEMM
 # The filter gradient by taps (dw_by_taps): input channels from TAPS_MIN_IN
 # to TAPS_MAX_IN (from TAPS_MIN_IN_SHORT on the plane kernel's short grids);
@@ -885,11 +886,24 @@ def dw_swapped(n, kh, kw, sh, sw, pt, pl, h, w, oh, ow, c_in, c_out, nchw):
     and the columns in blocks, ``dw_transposed_plan``, swapping at 2**16 /
     2**17 values: 8x28x28x256 -> 256 4.00 / 4.60 ms, 384 -> 192 4.70 /
     5.15, 512 -> 128 4.66 / 4.64.)
+
+    Where the patch GEMM reads both operands in place (NHWC, stride 1:
+    ``_kernels.patch_gemm.rows_in_place_1x1``, B's rows no wider than A's
+    or 4 panels), an NHWC caller also swaps from at most
+    DW_SWAP_ROWS_MAX_IN input channels into more output channels: x is
+    then B, 4 panels at most. (2 threads, NHWC, filter gradient, swapped /
+    not, 2 runs: 8x56x56 64 -> 256 0.86-0.87, 8x56x56 64 -> 128 0.81,
+    8x28x28 64 -> 256 0.81-0.83, 8x14x14 64 -> 256 0.46, 2x112x112 64 ->
+    128 0.78-0.81, 8x56x56 48 -> 192 0.86-0.88, 8x56x56 32 -> 128
+    0.73-0.76; but from 128 channels no faster: 128 -> 512 1.03-1.07,
+    256 -> 1024 0.98-1.00, 8x7x7 512 -> 2048 1.6.)
     """
     if kh != 1 or kw != 1 or pt != 0 or pl != 0 or (oh - 1) * sh >= h or (ow - 1) * sw >= w:
         return False
     if nchw:
         return c_in < c_out or c_in * c_out >= DW_SWAP_NCHW_MIN_FILTER
+    if sh == 1 and sw == 1 and c_in <= DW_SWAP_ROWS_MAX_IN < c_out and c_out % PIX == 0 and c_in % OUT == 0:
+        return True  # (both read in place, x the narrower B: see the docstring)
     return n * oh * ow * (c_in - c_out) >= DW_SWAP_RATIO * c_in * c_out
 
 

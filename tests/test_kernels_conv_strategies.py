@@ -826,13 +826,18 @@ def test_only_pixels_in_one_run_are_read_in_place():
 
 # (n, h, w, c_in, c_out, stride, padding, format, swapped): a 1x1 filter gradient is computed
 # as dw^T = dy^T @ x when no patch reaches padding and, NHWC, while P * (C_in - C_out) >=
-# DW_SWAP_RATIO * C_in * C_out; NCHW when C_in < C_out.
+# DW_SWAP_RATIO * C_in * C_out, or at stride 1 from C_in <= DW_SWAP_ROWS_MAX_IN into more
+# C_out (whole tiles and panels: both read in place); NCHW when C_in < C_out.
 DW_SWAP_BOUNDARY = [
     (1, 16, 16, 64, 32, 1, 0, "NHWC", True),  # 256 pixels * 32 = 4 * 64 * 32
     (1, 15, 17, 64, 32, 1, 0, "NHWC", False),  # 255 pixels
     (2, 32, 31, 64, 32, 2, 0, "NHWC", True),  # stride 2: 16 x 16 pixels of x
     (2, 32, 32, 128, 64, 1, 1, "NHWC", False),  # padding
     (1, 16, 16, 32, 64, 1, 0, "NHWC", False),  # C_in < C_out
+    (1, 16, 16, 64, 80, 1, 0, "NHWC", True),  # C_in <= DW_SWAP_ROWS_MAX_IN < C_out: dw^T, both read in place
+    (1, 16, 16, 64, 68, 1, 0, "NHWC", False),  # ... but C_out in no whole tiles of PIX (5 or 8)
+    (1, 16, 16, 80, 160, 1, 0, "NHWC", False),  # ... or C_in past DW_SWAP_ROWS_MAX_IN
+    (2, 32, 32, 64, 80, 2, 0, "NHWC", False),  # ... or strided
     (1, 9, 7, 64, 96, 1, 0, "NCHW", True),
     (2, 10, 9, 64, 96, 3, 0, "NCHW", True),  # stride 3
     (1, 16, 16, 64, 32, 1, 0, "NCHW", False),
