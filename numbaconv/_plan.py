@@ -44,7 +44,7 @@ import numpy as np
 from numba.extending import register_jitable
 
 from ._kernels.filter_taps import TAP_CHANNELS
-from ._kernels.patch_gemm import OUT, PIX, taps_inside
+from ._kernels.patch_gemm import OUT, PIX, rows_fit, taps_inside
 
 # Grid positions per work unit: the plane scratch of a unit stays cache-sized.
 MAX_GRID = 4096
@@ -888,7 +888,7 @@ def dw_swapped(n, kh, kw, sh, sw, pt, pl, h, w, oh, ow, c_in, c_out, nchw):
     5.15, 512 -> 128 4.66 / 4.64.)
 
     Where the patch GEMM reads both operands in place (NHWC, stride 1:
-    ``_kernels.patch_gemm.rows_in_place_1x1``, B's rows no wider than A's
+    ``_kernels.patch_gemm.rows_fit``, B's rows no wider than A's
     or 4 panels), an NHWC caller also swaps from at most
     DW_SWAP_ROWS_MAX_IN input channels into more output channels: x is
     then B, 4 panels at most. (2 threads, NHWC, filter gradient, swapped /
@@ -902,7 +902,7 @@ def dw_swapped(n, kh, kw, sh, sw, pt, pl, h, w, oh, ow, c_in, c_out, nchw):
         return False
     if nchw:
         return c_in < c_out or c_in * c_out >= DW_SWAP_NCHW_MIN_FILTER
-    if sh == 1 and sw == 1 and c_in <= DW_SWAP_ROWS_MAX_IN < c_out and c_out % PIX == 0 and c_in % OUT == 0:
+    if sh == 1 and sw == 1 and c_in <= DW_SWAP_ROWS_MAX_IN < c_out and rows_fit(c_out, c_in):
         return True  # (both read in place, x the narrower B: see the docstring)
     return n * oh * ow * (c_in - c_out) >= DW_SWAP_RATIO * c_in * c_out
 

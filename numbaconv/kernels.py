@@ -454,15 +454,16 @@ def conv2d_backward_filter(dy, x, dw, stride_h, stride_w, pad_top, pad_left, dil
         # (int64 values: literals could type the call apart, a compile of its own.)
         one, zero = np.int64(1), np.int64(0)
         dy_img = _image(dy)
+        rows = _filter_gradient_rows(dy_img, pixels, one, one, one, one, zero, zero, False)
         _filter_patch_gemm(dy_img, pixels, partial, one, one, k_block, c_pad, chunk, one, one, one, one,
-                           zero, zero, False, _filter_gradient_rows(dy_img, pixels, True))
+                           zero, zero, False, rows)
     else:
         k_pad, c_pad, parts, k_block, chunk = _dw_patches_plan(n, oh, ow, k_h, k_w, c_in, c_out)
         partial = np.empty((parts, k_pad, c_pad), dw.dtype)
         x_img, dy_img = _image(x), _image(dy)
-        one_by_one = k_h == 1 and k_w == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0
+        rows = _filter_gradient_rows(x_img, dy_img, k_h, k_w, sh, sw, pt, pl, False)
         _filter_patch_gemm(x_img, dy_img, partial, k_h, k_w, k_block, c_pad, chunk,
-                           sh, sw, dh, dw_, pt, pl, False, _filter_gradient_rows(x_img, dy_img, one_by_one))
+                           sh, sw, dh, dw_, pt, pl, False, rows)
     for k in range(k_len):
         for co in range(c_out):
             flat[k, co] = _sum_parts(partial, co, k) if swapped else _sum_parts(partial, k, co)

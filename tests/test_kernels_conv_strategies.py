@@ -761,7 +761,7 @@ def test_an_nchw_1x1_filter_gradient_read_in_place(n, h, w, c_in, c_out, stride,
 
 
 # (n, h, w, c_in, c_out, dtype, in_place): NHWC 1x1 filter gradients whose x and dy the patch GEMM
-# reads in place (patch_gemm.rows_in_place_1x1: x's pixels as A's columns, whole tiles of PIX
+# reads in place (patch_gemm.filter_gradient_rows: x's pixels as A's columns, whole tiles of PIX
 # channels; dy's pixels as k-major rows of B, whole panels, no wider than x's or 4 panels), else
 # gathered. Channels that are multiples of 40 make whole tiles for PIX 5 and 8 alike.
 ROWS_IN_PLACE_CASES = [
@@ -809,19 +809,23 @@ def test_an_nhwc_1x1_filter_gradient_read_in_place_is_bit_identical_at_1_and_2_t
 
 
 def test_only_pixels_in_one_run_are_read_in_place():
-    """rows_in_place_1x1 on Images: contiguous NHWC memory only, exactly the image's values."""
+    """filter_gradient_rows on Images: contiguous NHWC memory only, exactly the image's values."""
+    def in_place(x, dy, one_by_one):
+        k = 1 if one_by_one else 3
+        return patch_gemm.filter_gradient_rows(x, dy, k, k, 1, 1, 0, 0, False).shape[0] > 0
+
     def img(data, n, h, w, c, w_step=None):
         w_step = w_step or c
         return plane_kernels.Image(data, n, h, w, c, h * w * w_step, w * w_step, w_step, 1)
     x, dy = np.zeros(2 * 3 * 4 * 80, np.float32), np.zeros(2 * 3 * 4 * 64, np.float32)
-    assert patch_gemm.rows_in_place_1x1(img(x, 2, 3, 4, 80), img(dy, 2, 3, 4, 64), True)
-    assert not patch_gemm.rows_in_place_1x1(img(x, 2, 3, 4, 80), img(dy, 2, 3, 4, 64), False)
-    assert not patch_gemm.rows_in_place_1x1(img(np.zeros(x.size + 80, np.float32), 2, 3, 4, 80),
+    assert in_place(img(x, 2, 3, 4, 80), img(dy, 2, 3, 4, 64), True)
+    assert not in_place(img(x, 2, 3, 4, 80), img(dy, 2, 3, 4, 64), False)
+    assert not in_place(img(np.zeros(x.size + 80, np.float32), 2, 3, 4, 80),
                                             img(dy, 2, 3, 4, 64), True)  # a buffer past the image
-    assert not patch_gemm.rows_in_place_1x1(img(x, 1, 3, 4, 40, w_step=80), img(dy[:768], 1, 3, 4, 64),
+    assert not in_place(img(x, 1, 3, 4, 40, w_step=80), img(dy[:768], 1, 3, 4, 64),
                                             True)  # every other run of 40 channels
     nchw = plane_kernels.Image(x, 2, 3, 4, 80, 960, 4, 1, 12)
-    assert not patch_gemm.rows_in_place_1x1(nchw, img(dy, 2, 3, 4, 64), True)
+    assert not in_place(nchw, img(dy, 2, 3, 4, 64), True)
 
 
 # (n, h, w, c_in, c_out, stride, padding, format, swapped): a 1x1 filter gradient is computed

@@ -722,8 +722,9 @@ def _backward_filter_patches(x, dy, g, nchw):
         pixels = k.Image(x_img.data, n, g.oh, g.ow, c_in, x_img.n_step, g.sh * x_img.h_step,
                          g.sw * x_img.w_step, x_img.c_step)
         dy_img = image(dy, nchw)
+        rows = pg.filter_gradient_rows(dy_img, pixels, 1, 1, 1, 1, 0, 0, False)
         direct(pg.conv2d_backward_filter_patch_gemm, x.dtype, dy_img, pixels, partial, 1, 1, k_block,
-               col_block, chunk, 1, 1, 1, 1, 0, 0, False, pg.filter_gradient_rows(dy_img, pixels, True))
+               col_block, chunk, 1, 1, 1, 1, 0, 0, False, rows)
         dw = partial[0] if parts == 1 else partial.sum(axis=0)
         hwio = dw[:c_out, :c_in].T.reshape(1, 1, c_in, c_out)
         # NCHW callers get OIHW filters: dw^T's own layout, with no transpose.
@@ -740,7 +741,7 @@ def _backward_filter_patches(x, dy, g, nchw):
         k_pad, c_pad, parts, k_block, col_block, chunk = plan.dw_transposed_plan(n, g.oh, g.ow, c_out, k_len)
         partial = np.empty((parts, k_pad, c_pad), x.dtype)
         dy_img, x_img = image(dy, True), image(x, True)
-        no_rows = pg.filter_gradient_rows(dy_img, x_img, False)  # (empty: transposed)
+        no_rows = pg.filter_gradient_rows(dy_img, x_img, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, True)  # (empty)
         direct(pg.conv2d_backward_filter_patch_gemm, x.dtype, dy_img, x_img, partial, g.kh, g.kw, k_block,
                col_block, chunk, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, True, no_rows)
         dwt = partial[0] if parts == 1 else partial.sum(axis=0)
@@ -751,9 +752,9 @@ def _backward_filter_patches(x, dy, g, nchw):
         chunk = plan.dw_in_place_chunk(n * g.oh * g.ow, g.ow, c_pad)  # x's planes read in place
     partial = np.empty((parts, k_pad, c_pad), x.dtype)
     x_img, dy_img = image(x, nchw), image(dy, nchw)
-    one_by_one = g.kh == g.kw == g.sh == g.sw == 1 and g.pt == g.pl == 0
+    rows = pg.filter_gradient_rows(x_img, dy_img, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, False)
     direct(pg.conv2d_backward_filter_patch_gemm, x.dtype, x_img, dy_img, partial, g.kh, g.kw, k_block, c_pad, chunk,
-           g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, False, pg.filter_gradient_rows(x_img, dy_img, one_by_one))
+           g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, False, rows)
     dw = partial[0] if parts == 1 else partial.sum(axis=0)
     return np.ascontiguousarray(dw[:k_len, :c_out]).reshape(g.kh, g.kw, c_in, c_out)
 

@@ -1287,28 +1287,31 @@ def _gather_patch_panels(panels, x, n, oh0, rows, out_w, p0, c0, c1, k_h, k_w, s
 
 
 @register_jitable
-def filter_gradient_rows(x, dy, one_by_one):
-    """``conv2d_backward_filter_patch_gemm``'s ``dy_rows``: dy as (pixels, C_out / OUT, OUT), or empty.
+def filter_gradient_rows(x, dy, k_h, k_w, sh, sw, pt, pl, transposed):
+    """``conv2d_backward_filter_patch_gemm``'s ``dy_rows`` for its arguments: dy as (pixels, C_out / OUT, OUT) or empty.
 
-    Not empty where the kernel reads x's and dy's pixels in place
-    (:func:`rows_in_place_1x1`). Computed by the caller: as the kernel's
-    own code, the test and the reshape cost 0.7 s of its cold compile.
+    Not empty where the kernel reads x's and dy's pixels in place: a 1x1,
+    stride-1, unpadded filter gradient, not transposed, of contiguous NHWC
+    x and dy with channels that :func:`rows_fit`. Computed by the caller:
+    as the kernel's own code, the test and the reshape cost 0.7 s of its
+    cold compile.
     """
-    if rows_in_place_1x1(x, dy, one_by_one):
+    if (k_h == 1 and k_w == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0 and not transposed
+            and x.h == dy.h and x.w == dy.w and rows_fit(x.c, dy.c)
+            and _pixel_rows(x) and x.data.size == x.n * x.n_step
+            and _pixel_rows(dy) and dy.data.size == dy.n * dy.n_step):
         return dy.data.reshape((dy.n * dy.h * dy.w, dy.c // OUT, OUT))
     return np.empty((0, 1, OUT), dy.data.dtype)
 
 
 @register_jitable
-def rows_in_place_1x1(x, dy, one_by_one):
-    """Whether ``conv2d_backward_filter_patch_gemm`` reads x's and dy's pixels in place (the kernel's comment).
+def rows_fit(a_channels, b_channels):
+    """Whether a filter gradient's pixels of these channels can be A's columns and B's k-major rows.
 
-    ``one_by_one``: a 1x1, stride-1, unpadded filter gradient (not transposed).
+    A's in whole tiles of PIX, B's in whole panels of OUT and no wider
+    than A's or 4 panels (the kernel's comment; ``plan.dw_swapped``).
     """
-    return (one_by_one and x.h == dy.h and x.w == dy.w
-            and x.c % PIX == 0 and _pixel_rows(x) and x.data.size == x.n * x.n_step
-            and dy.c % OUT == 0 and _pixel_rows(dy) and dy.data.size == dy.n * dy.n_step
-            and dy.c <= max(x.c, 4 * OUT))
+    return a_channels % PIX == 0 and b_channels % OUT == 0 and b_channels <= max(a_channels, 4 * OUT)
 
 
 @register_jitable
